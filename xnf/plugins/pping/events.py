@@ -38,8 +38,9 @@ REASONS = (
     REASON_TIMEOUT,
 )
 
-#: Which end of the reported flow sent the packet that triggered a flow event.
-TRIGGERED_BY = ("src", "dest")
+#: Which end of the reported flow sent the packet that triggered a flow event;
+#: timeouts are found by the periodic clean-up (ePPing's wording).
+TRIGGERED_BY = ("src", "dest", "garbage collection")
 
 
 def _one_of(allowed):
@@ -93,10 +94,15 @@ class RttEvent:
 
 @attrs.frozen(slots=True)
 class FlowEvent:
-    """A flow opening or closing.
+    """A flow direction opening or closing.
 
-    ``flow`` is oriented like RTT events (the packet that triggered the event is seen
-    from the reply side); ``triggered_by`` says which end of ``flow`` sent it.
+    Orientation follows ePPing's output: an *opening* names the direction that was
+    opened (``flow.src`` sent its first tracked packet, the reply came back from
+    ``dest``); a *closing* caused by a FIN/RST names the packet's reverse tuple (so the
+    sender is ``dest``), except the second direction closed by an RST, which is the
+    packet's own tuple (sender ``src``); a timeout names the reverse of the expired
+    direction, like an RTT event. ``triggered_by`` says which end of ``flow`` sent the
+    packet, or ``"garbage collection"`` for timeouts.
     """
 
     timestamp_ns: int
