@@ -1,0 +1,133 @@
+"""Typed errors: every failure names the problem and, where one exists, the fix.
+
+The CLI prints ``str(error)`` as one line; the API lets callers catch by class.
+"""
+import errno as _errno
+import os
+
+
+class XnfError(Exception):
+    """Base of every error xnf raises on purpose."""
+
+    hint = ""
+
+    def __init__(self, message, hint=None):
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+    def __str__(self):
+        msg = super().__str__()
+        return f"{msg} ({self.hint})" if self.hint else msg
+
+
+class BPFError(XnfError, OSError):
+    """A bpf(2) command failed; ``errno`` is the kernel's answer."""
+
+    def __init__(self, command, err, message=None, hint=None):
+        self.command = command
+        self.errno = err
+        self.strerror = os.strerror(err)
+        text = message or f"{command}: {os.strerror(err)} [{_errno.errorcode.get(err, err)}]"
+        XnfError.__init__(self, text, hint if hint is not None else _hint_for(command, err))
+
+
+class VerifierError(BPFError):
+    """The verifier rejected a program; ``log`` is its whole log."""
+
+    tail_lines = 12
+
+    def __init__(self, program, err, log):
+        self.program = program
+        self.log = log
+        lines = [line for line in log.rstrip().splitlines() if line.strip()]
+        self.log_tail = lines[-self.tail_lines:]
+        short = lines[-1] if lines else os.strerror(err)
+        super().__init__("BPF_PROG_LOAD", err,
+                         f"program {program!r} rejected by the verifier: {short}",
+                         hint="see .log for the whole verifier log")
+
+    def describe(self):
+        """The message followed by the relevant tail of the log."""
+        return str(self) + "\n" + "\n".join("  " + line for line in self.log_tail)
+
+
+class NotSupportedError(XnfError):
+    """The running kernel lacks a feature; names it and the first kernel that has it."""
+
+    def __init__(self, feature, minimum_version=None, hint=None):
+        self.feature = feature
+        self.minimum_version = minimum_version
+        msg = f"the kernel does not support {feature}"
+        if minimum_version:
+            msg += f" (needs Linux {minimum_version} or newer)"
+        super().__init__(msg, hint)
+
+
+class ELFError(XnfError):
+    """The file is not a BPF ELF object xnf can read."""
+
+
+class SectionError(ELFError):
+    """A program section name that maps to no known program type."""
+
+
+class BTFError(XnfError):
+    """BTF that is malformed or uses something xnf does not handle."""
+
+
+class LicenseError(XnfError):
+    """A GPL-only helper used by an object without a GPL-compatible license."""
+
+
+class MapIncompatibleError(XnfError):
+    """A pinned map exists but does not match the spec; xnf never replaces it silently."""
+
+
+class PinError(XnfError):
+    """bpffs cannot be found or mounted, or a pin path is unusable."""
+
+
+class LinkError(XnfError):
+    """Relocation or bpf-to-bpf linking failed (missing symbol, unsupported relocation)."""
+
+
+class AttachError(XnfError):
+    """Attaching or detaching a program failed; nothing was left attached."""
+
+
+class InterfaceNotFoundError(AttachError):
+    """The named network interface does not exist (in the given namespace)."""
+
+    def __init__(self, ifname, netns=None):
+        self.ifname = ifname
+        self.netns = netns
+        where = f" in network namespace {netns!r}" if netns else ""
+        super().__init__(f"no network interface named {ifname!r}{where}",
+                         "check the name with `ip link`" + (f" -n {netns}" if netns else ""))
+
+
+class ModeNotSupportedError(AttachError):
+    """The interface cannot run a program in the requested mode."""
+
+
+class PluginError(XnfError):
+    """A plugin (network function, scheduler, driver profile) is missing or broken."""
+
+
+class ConfigError(XnfError):
+    """Options that are invalid or contradict each other."""
+
+
+def _hint_for(command, err):
+    if err == _errno.EPERM:
+        return "run as root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN are needed)"
+    if err == _errno.ENOSYS:
+        return "the kernel was built without CONFIG_BPF_SYSCALL"
+    if err == _errno.E2BIG:
+        return "the kernel is older than this attribute layout; a field set here is unknown to it"
+    if err == _errno.EFAULT and command == "BPF_PROG_LOAD":
+        return "this looks like a verifier bug; report it with the log"
+    if err == _errno.ENOSPC and command.startswith("BPF_MAP"):
+        return "the map is full; raise max_entries"
+    return ""
