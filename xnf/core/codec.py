@@ -1,0 +1,258 @@
+"""Codecs between map keys/values and Python objects, built from BTF.
+
+Integers become ``int``, enums ``int``, ``char[N]`` ``bytes``, other arrays ``list``,
+structs and unions :class:`Struct` objects with attribute access. ``bytes`` of the right
+size are always accepted when encoding. Structs made only of byte-aligned integers are
+coded with one precompiled :class:`struct.Struct`, which keeps map access fast.
+"""
+import struct
+
+from xnf.core import btf as B
+from xnf.core.errors import BTFError, ConfigError
+
+
+class Struct:
+    """A decoded C struct: fields as attributes, comparable, convertible with ``dict()``."""
+
+    __slots__ = ("_fields", "__dict__")
+
+    def __init__(self, fields=(), **values):
+        self._fields = tuple(fields) or tuple(values)
+        self.__dict__.update(values)
+
+    def __iter__(self):
+        return ((f, getattr(self, f)) for f in self._fields)
+
+    def keys(self):
+        return self._fields
+
+    def __getitem__(self, name):
+        return getattr(self, name)
+
+    def __eq__(self, other):
+        if isinstance(other, Struct):
+            return dict(self) == dict(other)
+        if isinstance(other, dict):
+            return dict(self) == other
+        return NotImplemented
+
+    def __repr__(self):
+        return "Struct(" + ", ".join(f"{k}={v!r}" for k, v in self) + ")"
+
+
+class Codec:
+    size = 0
+
+    def decode(self, raw):
+        raise NotImplementedError
+
+    def encode(self, value):
+        raise NotImplementedError
+
+    def _check_bytes(self, value):
+        if len(value) != self.size:
+            raise ConfigError(f"expected {self.size} bytes, got {len(value)}")
+        return bytes(value)
+
+
+class RawCodec(Codec):
+    """No type information: bytes in, bytes out (ints accepted little-endian)."""
+
+    def __init__(self, size):
+        self.size = size
+
+    def decode(self, raw):
+        return bytes(raw)
+
+    def encode(self, value):
+        if isinstance(value, int) and self.size in (1, 2, 4, 8):
+            return value.to_bytes(self.size, "little", signed=value < 0)
+        return self._check_bytes(value)
+
+
+class IntCodec(Codec):
+    _FORMATS = {1: "b", 2: "h", 4: "i", 8: "q"}
+
+    def __init__(self, size, signed):
+        self.size = size
+        self.signed = signed
+        fmt = self._FORMATS.get(size)
+        self._struct = struct.Struct("<" + (fmt if signed else fmt.upper())) if fmt else None
+
+    @property
+    def format(self):
+        return self._struct.format[1:] if self._struct else None
+
+    def decode(self, raw):
+        if self._struct:
+            return self._struct.unpack(raw)[0]
+        return int.from_bytes(raw, "little", signed=self.signed)
+
+    def encode(self, value):
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return self._check_bytes(value)
+        try:
+            if self._struct:
+                return self._struct.pack(value)
+            return int(value).to_bytes(self.size, "little", signed=self.signed)
+        except (struct.error, OverflowError):
+            raise ConfigError(f"{value!r} does not fit a {'signed' if self.signed else 'unsigned'} "
+                              f"{self.size * 8}-bit integer") from None
+
+
+class FloatCodec(Codec):
+    def __init__(self, size):
+        self.size = size
+        self._struct = struct.Struct("<d" if size == 8 else "<f")
+
+    def decode(self, raw):
+        return self._struct.unpack(raw)[0]
+
+    def encode(self, value):
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return self._check_bytes(value)
+        return self._struct.pack(value)
+
+
+class CharArrayCodec(Codec):
+    def __init__(self, size):
+        self.size = size
+
+    def decode(self, raw):
+        return bytes(raw)
+
+    def encode(self, value):
+        if isinstance(value, str):
+            value = value.encode()
+        value = bytes(value)
+        if len(value) > self.size:
+            raise ConfigError(f"{len(value)} bytes do not fit char[{self.size}]")
+        return value.ljust(self.size, b"\0")
+
+
+class ArrayCodec(Codec):
+    def __init__(self, elem, count):
+        self.elem = elem
+        self.count = count
+        self.size = elem.size * count
+
+    def decode(self, raw):
+        es = self.elem.size
+        return [self.elem.decode(raw[i * es:(i + 1) * es]) for i in range(self.count)]
+
+    def encode(self, value):
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return self._check_bytes(value)
+        value = list(value)
+        if len(value) > self.count:
+            raise ConfigError(f"{len(value)} elements do not fit an array of {self.count}")
+        out = b"".join(self.elem.encode(v) for v in value)
+        return out.ljust(self.size, b"\0")
+
+
+class StructCodec(Codec):
+    """Struct or union: members at bit offsets, bitfields included."""
+
+    def __init__(self, size, members, union=False):
+        self.size = size
+        self.members = members  # [(name, codec, bit_offset, bitfield_size)]
+        self.union = union
+        self.names = tuple(m[0] for m in members)
+        self._fast = None if union else self._compile()
+
+    def _compile(self):
+        fmt, pos = "<", 0
+        for _name, codec, bit_off, bf in self.members:
+            if bf or bit_off % 8 or not isinstance(codec, IntCodec) or not codec.format:
+                return None
+            off = bit_off // 8
+            if off < pos:
+                return None
+            fmt += "x" * (off - pos) + codec.format
+            pos = off + codec.size
+        fmt += "x" * (self.size - pos)
+        s = struct.Struct(fmt)
+        return s if s.size == self.size else None
+
+    def decode(self, raw):
+        if self._fast is not None:
+            return Struct(self.names, **dict(zip(self.names, self._fast.unpack(raw))))
+        values = {}
+        for name, codec, bit_off, bf in self.members:
+            if bf:
+                whole = int.from_bytes(raw, "little")
+                v = (whole >> bit_off) & ((1 << bf) - 1)
+                if isinstance(codec, IntCodec) and codec.signed and v >> (bf - 1):
+                    v -= 1 << bf
+                values[name] = v
+            else:
+                off = bit_off // 8
+                values[name] = codec.decode(raw[off:off + codec.size])
+        return Struct(self.names, **values)
+
+    def encode(self, value):
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return self._check_bytes(value)
+        get = value.get if isinstance(value, dict) else (lambda k, d=None: getattr(value, k, d))
+        if self._fast is not None and not isinstance(value, dict):
+            try:
+                return self._fast.pack(*(get(n, 0) for n in self.names))
+            except struct.error:
+                pass  # fall through for a precise error message
+        unknown = set(value) - set(self.names) if isinstance(value, dict) else set()
+        if unknown:
+            raise ConfigError(f"unknown field(s) {sorted(unknown)}; the struct has {list(self.names)}")
+        buf = bytearray(self.size)
+        for name, codec, bit_off, bf in self.members:
+            v = get(name, None)
+            if v is None:
+                continue
+            if self.union and not isinstance(value, dict):
+                continue
+            if bf:
+                whole = int.from_bytes(buf, "little")
+                mask = ((1 << bf) - 1) << bit_off
+                whole = (whole & ~mask) | ((int(v) << bit_off) & mask)
+                buf[:] = whole.to_bytes(self.size, "little")
+            else:
+                off = bit_off // 8
+                buf[off:off + codec.size] = codec.encode(v)
+        return bytes(buf)
+
+
+def codec_for(btf, type_id, size=None):
+    """A codec for BTF type ``type_id``; without BTF (``btf is None``) a raw one of ``size``."""
+    if btf is None or not type_id:
+        return _int_or_raw(size)
+    type_id, t = btf.resolve(type_id)
+    k = t.kind
+    if k == B.KIND_INT:
+        return IntCodec(t.size, bool(t.int_encoding & B.INT_SIGNED))
+    if k in (B.KIND_ENUM, B.KIND_ENUM64):
+        return IntCodec(t.size, t.kind_flag)
+    if k == B.KIND_PTR:
+        return IntCodec(8, False)
+    if k == B.KIND_FLOAT:
+        return FloatCodec(t.size)
+    if k == B.KIND_ARRAY:
+        elem_id, _, count = t.array
+        _, et = btf.resolve(elem_id)
+        if et.kind == B.KIND_INT and et.size == 1 and (et.int_encoding & B.INT_CHAR or not et.int_encoding & B.INT_SIGNED):
+            return CharArrayCodec(count)
+        return ArrayCodec(codec_for(btf, elem_id), count)
+    if k in (B.KIND_STRUCT, B.KIND_UNION):
+        members = [(name or f"_anon{i}", codec_for(btf, mtype), bit_off, bf)
+                   for i, (name, mtype, bit_off, bf) in enumerate(t.members)]
+        return StructCodec(t.size, members, union=(k == B.KIND_UNION))
+    if k == B.KIND_VAR:
+        return codec_for(btf, t.type)
+    if k == B.KIND_DATASEC:
+        members = [(btf[v].name, codec_for(btf, btf[v].type), off * 8, 0) for v, off, _s in t.members]
+        return StructCodec(t.size, members)
+    raise BTFError(f"cannot build a codec for BTF {t.kind_name} {t.name!r}")
+
+
+def _int_or_raw(size):
+    if size in (1, 2, 4, 8):
+        return IntCodec(size, False)
+    return RawCodec(size or 0)
