@@ -235,7 +235,7 @@ class _Reader:
                 _, ptr = btf.resolve(arr.array[0])
                 inner_id, inner_t = btf.resolve(ptr.type)
                 if inner_t.kind == B.KIND_STRUCT and inner_t.members and m.type != u.BPF_MAP_TYPE_PROG_ARRAY:
-                    m.inner = self._parse_map_def(name + ".inner", inner_id)
+                    m.inner = self._parse_map_def(name + ".inner", inner_id)[0]
             else:
                 raise BTFError(f"{self.path}: map {name!r} has unknown attribute {mname!r}")
         if m.type in (u.BPF_MAP_TYPE_ARRAY_OF_MAPS, u.BPF_MAP_TYPE_HASH_OF_MAPS, u.BPF_MAP_TYPE_PROG_ARRAY):

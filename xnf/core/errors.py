@@ -17,7 +17,7 @@ class XnfError(Exception):
             self.hint = hint
 
     def __str__(self):
-        msg = super().__str__()
+        msg = str(self.args[0]) if self.args else ""
         return f"{msg} ({self.hint})" if self.hint else msg
 
 
@@ -25,11 +25,11 @@ class BPFError(XnfError, OSError):
     """A bpf(2) command failed; ``errno`` is the kernel's answer."""
 
     def __init__(self, command, err, message=None, hint=None):
-        self.command = command
-        self.errno = err
-        self.strerror = os.strerror(err)
         text = message or f"{command}: {os.strerror(err)} [{_errno.errorcode.get(err, err)}]"
         XnfError.__init__(self, text, hint if hint is not None else _hint_for(command, err))
+        self.command = command
+        self.errno = err  # after __init__: OSError.__init__ resets it
+        self.strerror = os.strerror(err)
 
 
 class VerifierError(BPFError):
@@ -42,7 +42,8 @@ class VerifierError(BPFError):
         self.log = log
         lines = [line for line in log.rstrip().splitlines() if line.strip()]
         self.log_tail = lines[-self.tail_lines:]
-        short = lines[-1] if lines else os.strerror(err)
+        reasons = [line for line in lines if not line.startswith(("processed ", "verification time", "stack depth"))]
+        short = "; ".join(reasons[-2:]) if reasons else os.strerror(err)
         super().__init__("BPF_PROG_LOAD", err,
                          f"program {program!r} rejected by the verifier: {short}",
                          hint="see .log for the whole verifier log")
@@ -50,6 +51,17 @@ class VerifierError(BPFError):
     def describe(self):
         """The message followed by the relevant tail of the log."""
         return str(self) + "\n" + "\n".join("  " + line for line in self.log_tail)
+
+
+class LicenseError(VerifierError):
+    """A GPL-only helper used by an object without a GPL-compatible license."""
+
+    def __init__(self, program, err, log, license):
+        super().__init__(program, err, log)
+        self.license = license
+        XnfError.__init__(self, f"program {program!r} calls a GPL-only helper but the object's license is "
+                                f"{license or 'missing'!r}",
+                          'add char LICENSE[] SEC("license") = "GPL"; to the source')
 
 
 class NotSupportedError(XnfError):
@@ -76,8 +88,6 @@ class BTFError(XnfError):
     """BTF that is malformed or uses something xnf does not handle."""
 
 
-class LicenseError(XnfError):
-    """A GPL-only helper used by an object without a GPL-compatible license."""
 
 
 class MapIncompatibleError(XnfError):
@@ -121,6 +131,8 @@ class ConfigError(XnfError):
 
 def _hint_for(command, err):
     if err == _errno.EPERM:
+        if os.geteuid() == 0:
+            return "the kernel refused this for the process: an LSM, lockdown, or a missing capability"
         return "run as root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN are needed)"
     if err == _errno.ENOSYS:
         return "the kernel was built without CONFIG_BPF_SYSCALL"

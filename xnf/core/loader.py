@@ -1,0 +1,478 @@
+"""Loading an :class:`ObjectSpec` into the kernel, in libbpf's phases, with rollback.
+
+``prepare`` (checks, kconfig values, attach targets) -> ``load_btf`` -> ``create_maps``
+(inner templates first, pinned maps reused when compatible, global data written and
+``.rodata`` frozen) -> ``load_programs`` (references resolved to fds, verifier log on
+rejection) -> ``init_contents`` (prog arrays, map-in-map slots). Any failure closes every
+fd created so far and removes every pin this load made, then re-raises.
+"""
+import ctypes
+import errno
+import os
+import re
+import struct
+
+import attrs
+
+from xnf.core import btf as B
+from xnf.core import insn as I
+from xnf.core import sections, syscall, uapi
+from xnf.core.errors import (BPFError, ConfigError, LicenseError, MapIncompatibleError, NotSupportedError,
+                             VerifierError, XnfError)
+from xnf.core.fd import FD
+from xnf.core.maps import Map, possible_cpus
+from xnf.core.spec import PIN_BY_NAME, ObjectSpec
+
+LOG_SIZE_START = 1 << 20
+LOG_SIZE_MAX = (1 << 30) - 1
+_COMPAT_FIELDS = ("type", "key_size", "value_size", "max_entries", "flags")
+
+
+@attrs.frozen
+class TestRunResult:
+    retval: int
+    data: bytes
+    duration_ns: int
+    ctx: bytes = b""
+
+
+class Program:
+    """A loaded program that owns its fd."""
+
+    def __init__(self, fd, name, type, spec=None, pinned_at=None):
+        self.fd = fd if isinstance(fd, FD) else FD(fd)
+        self.name = name
+        self.type = type
+        self.spec = spec
+        self.pinned_at = pinned_at
+
+    @classmethod
+    def from_fd(cls, fd, pinned_at=None):
+        from xnf.core.info import prog_info
+
+        fd = fd if isinstance(fd, FD) else FD(fd)
+        info = prog_info(fd)
+        return cls(fd, info.name, info.type, pinned_at=pinned_at)
+
+    @classmethod
+    def from_id(cls, prog_id):
+        return cls.from_fd(syscall.fd_by_id("prog", prog_id))
+
+    @classmethod
+    def from_pin(cls, path):
+        from xnf.core.pin import open_pinned
+
+        return cls.from_fd(open_pinned(path, "prog"), pinned_at=path)
+
+    def info(self):
+        from xnf.core.info import prog_info
+
+        return prog_info(self.fd)
+
+    @property
+    def id(self):
+        return self.info().id
+
+    @property
+    def tag(self):
+        return self.info().tag
+
+    def test_run(self, data=b"", repeat=1, ctx=None, data_out_size=None, ctx_out_size=0, flags=0, cpu=0):
+        """Run the program once (or ``repeat`` times) on ``data`` with BPF_PROG_TEST_RUN."""
+        if data_out_size is None:
+            data_out_size = len(data) + 256 if data else 0
+        retval, out, ctx_out, duration = syscall.prog_test_run(
+            int(self.fd), data, data_out_size, repeat, ctx, ctx_out_size or (len(ctx) if ctx else 0), flags, cpu)
+        return TestRunResult(retval, out, duration, ctx_out)
+
+    def pin(self, path):
+        from xnf.core.pin import pin_object
+
+        pin_object(self.fd, path)
+        self.pinned_at = path
+
+    def close(self):
+        self.fd.close()
+
+    def __repr__(self):
+        return f"Program({self.name!r}, type={uapi.PROG_TYPE_NAMES.get(self.type, self.type)})"
+
+
+class Collection:
+    """The live objects of one loaded spec. Closing it releases every fd (pins stay)."""
+
+    def __init__(self, spec, programs, maps):
+        self.spec = spec
+        self.programs = programs
+        self.maps = maps
+
+    def close(self):
+        for obj in list(self.programs.values()) + list(self.maps.values()):
+            obj.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"Collection(programs={list(self.programs)}, maps={list(self.maps)})"
+
+
+def load_collection(path_or_spec, programs=None, pin_root=None, log_level=0):
+    """Load every map and program (or only ``programs``, by name) of an object or spec."""
+    if isinstance(path_or_spec, ObjectSpec):
+        spec = path_or_spec
+    else:
+        from xnf.core.elf import load_spec
+
+        spec = load_spec(os.fspath(path_or_spec))
+    if pin_root:
+        spec.pin_root = pin_root
+    return Loader(spec, programs, log_level).load()
+
+
+class Loader:
+    def __init__(self, spec, programs=None, log_level=0):
+        self.spec = spec
+        wanted = list(spec.programs) if programs is None else list(programs)
+        unknown = [p for p in wanted if p not in spec.programs]
+        if unknown:
+            raise ConfigError(f"{spec.path} has no program(s) {unknown}; it has {sorted(spec.programs)}")
+        self.wanted = wanted
+        self.log_level = log_level
+        self.btf_fd = None
+        self.maps = {}
+        self.programs = {}
+        self.new_pins = []
+
+    def load(self):
+        try:
+            self.prepare()
+            self.load_btf()
+            self.create_maps()
+            self.load_programs()
+            self.init_contents()
+        except BaseException:
+            self.rollback()
+            raise
+        finally:
+            if self.btf_fd is not None:
+                self.btf_fd.close()
+        return Collection(self.spec, self.programs, self.maps)
+
+    def rollback(self):
+        for obj in list(self.programs.values()) + list(self.maps.values()):
+            obj.close()
+        for path in self.new_pins:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        self.programs, self.maps = {}, {}
+
+    # --- prepare -------------------------------------------------------------------
+
+    def prepare(self):
+        for name in self.wanted:
+            p = self.spec.programs[name]
+            if p.core_relos:
+                raise NotSupportedError(f"CO-RE relocations (program {name!r} has {len(p.core_relos)})",
+                                        hint="xnf does not apply CO-RE yet: avoid BPF_CORE_READ and "
+                                             "preserve_access_index, or use kernel UAPI headers")
+            if p.target_kind == sections.TARGET_STRUCT_OPS:
+                raise NotSupportedError(f"struct_ops programs ({name!r})", hint="struct_ops maps come in a later release")
+            if p.target_kind == sections.TARGET_PROG and not p.attach_prog_fd:
+                raise ConfigError(f"freplace program {name!r} needs a target",
+                                  "set spec.programs[name].attach_prog_fd to the fd of the program it replaces")
+            if p.target_kind in (sections.TARGET_KFUNC, sections.TARGET_ITER, sections.TARGET_TP_BTF) \
+                    and not p.attach_btf_id:
+                p.attach_btf_id = _vmlinux_target(p)
+        if self.spec.kconfig:
+            _fill_kconfig(self.spec)
+
+    # --- BTF -----------------------------------------------------------------------
+
+    def load_btf(self):
+        if self.spec.btf is None:
+            return
+        raw = self.spec.btf.encode()
+        try:
+            self.btf_fd, _ = syscall.btf_load(raw)
+        except BPFError as e:
+            if e.errno == errno.EPERM:
+                raise
+            # Like libbpf, go on without BTF: maps and programs load, only less typed.
+            self.btf_fd = None
+
+    # --- maps ----------------------------------------------------------------------
+
+    def create_maps(self):
+        specs = self.spec.maps
+        # map-in-map outers last: their initial slots refer to other maps
+        order = sorted(specs, key=lambda n: specs[n].type in (uapi.BPF_MAP_TYPE_ARRAY_OF_MAPS,
+                                                              uapi.BPF_MAP_TYPE_HASH_OF_MAPS))
+        for name in order:
+            self.maps[name] = self._create_map(specs[name])
+
+    def _pin_path(self, m):
+        if m.pin_path and os.path.isabs(m.pin_path):
+            return m.pin_path
+        if m.pinning == PIN_BY_NAME or m.pin_path:
+            return os.path.join(self.spec.pin_root, m.pin_path or m.name)
+        return None
+
+    def _create_map(self, m):
+        path = self._pin_path(m)
+        if path is not None:
+            from xnf.core.pin import ensure_bpffs
+
+            ensure_bpffs(self.spec.pin_root if path.startswith(self.spec.pin_root) else os.path.dirname(path))
+            if os.path.exists(path):
+                return self._reuse_pinned(m, path)
+        max_entries = m.max_entries
+        if m.type == uapi.BPF_MAP_TYPE_PERF_EVENT_ARRAY and not max_entries:
+            max_entries = possible_cpus()
+        inner_fd = None
+        try:
+            if m.inner is not None:
+                inner_fd = self._raw_create(m.inner, m.inner.max_entries)
+            fd = self._raw_create(m, max_entries, inner_fd)
+        finally:
+            if inner_fd is not None:
+                inner_fd.close()
+        live = Map(fd, m.name, m.type, m.key_size, m.value_size, max_entries, m.flags,
+                   self.spec.btf if (m.btf_key_type_id or m.btf_value_type_id) else None,
+                   m.btf_key_type_id, m.btf_value_type_id)
+        self.maps[m.name] = live  # owned by the loader from here on, for rollback
+        if m.is_data:
+            live.update(0, bytes(m.data))
+            if m.freeze:
+                live.freeze()
+        if path is not None:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            live.pin(path)
+            self.new_pins.append(path)
+        return live
+
+    def _raw_create(self, m, max_entries, inner_fd=None):
+        name = _kernel_name(self.spec, m)
+        args = dict(flags=m.flags, name=name, inner_map_fd=int(inner_fd) if inner_fd is not None else 0,
+                    numa_node=m.numa_node, ifindex=m.ifindex, map_extra=m.map_extra)
+        if self.btf_fd is not None and (m.btf_key_type_id or m.btf_value_type_id) and not m.ifindex:
+            try:
+                return syscall.map_create(m.type, m.key_size, m.value_size, max_entries,
+                                          btf_fd=int(self.btf_fd), btf_key_type_id=m.btf_key_type_id,
+                                          btf_value_type_id=m.btf_value_type_id, **args)
+            except BPFError as e:
+                if e.errno in (errno.EPERM, errno.ENOMEM, errno.E2BIG):
+                    raise _map_error(m, e) from None
+                # libbpf retries without BTF too: some map types reject BTF value types
+        try:
+            return syscall.map_create(m.type, m.key_size, m.value_size, max_entries, **args)
+        except BPFError as e:
+            raise _map_error(m, e) from None
+
+    def _reuse_pinned(self, m, path):
+        live = Map.from_pin(path)
+        self.maps[m.name] = live
+        want = {"type": m.type, "key_size": m.key_size, "value_size": m.value_size,
+                "max_entries": m.max_entries or live.max_entries, "flags": m.flags}
+        diff = [f"{k} {getattr(live, k)} != {v}" for k, v in want.items() if getattr(live, k) != v]
+        if diff:
+            raise MapIncompatibleError(
+                f"map {m.name!r} pinned at {path} does not match the object ({', '.join(diff)})",
+                f"remove the old pin (rm {path}) or change the map's pinning")
+        live.name = m.name
+        return live
+
+    # --- programs ------------------------------------------------------------------
+
+    def load_programs(self):
+        for name in self.wanted:
+            self.programs[name] = self._load_program(self.spec.programs[name])
+
+    def _resolve(self, p):
+        out = []
+        for ins in p.instructions:
+            ref = ins.reference
+            if ref is not None:
+                kind = ref[0]
+                ins = I.Instruction(ins.code, ins.dst, ins.src, ins.off, ins.imm)
+                if kind == "map":
+                    live = self.maps.get(ref[1])
+                    if live is None:
+                        raise XnfError(f"program {p.name!r} refers to map {ref[1]!r}, which is not in the object")
+                    ins.src, ins.imm = I.BPF_PSEUDO_MAP_FD, int(live.fd)
+                elif kind == "data":
+                    live = self.maps[ref[1]]
+                    ins.src, ins.imm = I.BPF_PSEUDO_MAP_VALUE, int(live.fd) | (ref[2] << 32)
+            out.append(ins)
+        return I.encode(out)
+
+    def _load_program(self, p):
+        code = self._resolve(p)
+        insns = ctypes.create_string_buffer(code, len(code))
+        lic = ctypes.create_string_buffer((p.license or "").encode())
+        attr = syscall.ProgLoadAttr(
+            prog_type=p.type, insn_cnt=len(code) // 8, insns=ctypes.addressof(insns),
+            license=ctypes.addressof(lic), kern_version=p.kern_version, prog_flags=p.flags,
+            prog_name=_sanitize(p.name)[:15].encode(), prog_ifindex=p.ifindex,
+            expected_attach_type=p.expected_attach_type, attach_btf_id=p.attach_btf_id,
+            attach_prog_fd=p.attach_prog_fd)
+        if self.btf_fd is not None and p.func_info:
+            fi = b"".join(struct.pack("<II", r.insn_off, r.type_id) for r in p.func_info)
+            li = b"".join(struct.pack("<IIII", r.insn_off, r.file_off, r.line_off, (r.line << 10) | r.col)
+                          for r in p.line_info)
+            fib = ctypes.create_string_buffer(fi, len(fi))
+            lib = ctypes.create_string_buffer(li, max(len(li), 1))
+            attr.keep(fib, lib)
+            attr.prog_btf_fd = int(self.btf_fd)
+            attr.func_info_rec_size, attr.func_info, attr.func_info_cnt = 8, ctypes.addressof(fib), len(p.func_info)
+            if p.line_info:
+                attr.line_info_rec_size, attr.line_info = 16, ctypes.addressof(lib)
+                attr.line_info_cnt = len(p.line_info)
+        if self.log_level:
+            return Program(self._load_with_log(p, attr, self.log_level), p.name, p.type, p)
+        try:
+            return Program(syscall.prog_load(attr), p.name, p.type, p)
+        except BPFError as e:
+            first_error = e  # reload with a log to say why
+        try:
+            return Program(self._load_with_log(p, attr, 1), p.name, p.type, p)
+        except VerifierError:
+            raise
+        except BPFError:
+            first_error.args = (f"cannot load program {p.name!r} ({p.section}): {first_error.args[0]}",)
+            raise first_error from None
+
+    def _load_with_log(self, p, attr, level):
+        size = LOG_SIZE_START
+        while True:
+            log = ctypes.create_string_buffer(size)
+            attr.log_level, attr.log_size, attr.log_buf = level, size, ctypes.addressof(log)
+            try:
+                fd = syscall.prog_load(attr)
+                return fd
+            except BPFError as e:
+                text = log.value.decode(errors="replace")
+                if e.errno == errno.ENOSPC and size < LOG_SIZE_MAX:
+                    size = min(max(size * 4, attr.log_true_size), LOG_SIZE_MAX)
+                    continue
+                if not text:
+                    raise
+                if "GPL" in text and "non-GPL" in text:
+                    raise LicenseError(p.name, e.errno, text, p.license) from None
+                raise VerifierError(p.name, e.errno, text) from None
+            finally:
+                attr.log_level, attr.log_size, attr.log_buf = 0, 0, 0
+
+    # --- initial contents ----------------------------------------------------------
+
+    def init_contents(self):
+        for name, m in self.spec.maps.items():
+            if not m.contents:
+                continue
+            live = self.maps[name]
+            if live.pinned_at and live.pinned_at not in self.new_pins:
+                continue  # a reused pin keeps its contents
+            for key, value in m.contents:
+                if m.type == uapi.BPF_MAP_TYPE_PROG_ARRAY:
+                    target = self.programs.get(value)
+                    if target is None:
+                        continue  # that program was not selected for loading
+                elif m.type in (uapi.BPF_MAP_TYPE_ARRAY_OF_MAPS, uapi.BPF_MAP_TYPE_HASH_OF_MAPS):
+                    target = self.maps.get(value)
+                    if target is None:
+                        raise XnfError(f"map {name!r} slot {key} refers to unknown map {value!r}")
+                else:
+                    live[key] = value
+                    continue
+                live.update(key, int(target.fd).to_bytes(4, "little"))
+
+
+def _map_error(m, e):
+    if e.errno == errno.EINVAL:
+        return BPFError("BPF_MAP_CREATE", e.errno,
+                        f"cannot create map {m.name!r} ({m.type_name}, key {m.key_size} B, value {m.value_size} B, "
+                        f"{m.max_entries} entries, flags {m.flags:#x}): {e.strerror}",
+                        "the kernel rejects this combination; check the map definition")
+    e.args = (f"cannot create map {m.name!r}: {e.args[0]}",)
+    return e
+
+
+def _sanitize(name):
+    return re.sub(r"[^A-Za-z0-9_.]", "_", name)
+
+
+def _kernel_name(spec, m):
+    """Kernel map names: 15 characters; data maps are named like libbpf's (object prefix + section)."""
+    if m.is_data:
+        prefix = _sanitize(os.path.basename(spec.path).split(".")[0])[:max(0, 15 - len(m.section))][:8]
+        return _sanitize(prefix + m.section)[:15].encode()
+    return _sanitize(m.name)[:15].encode()
+
+
+def _vmlinux_target(p):
+    vmlinux = B.load_vmlinux()
+    if p.target_kind == sections.TARGET_ITER:
+        name, kind = "bpf_iter_" + p.attach_to, B.KIND_FUNC
+    elif p.target_kind == sections.TARGET_TP_BTF:
+        name, kind = "btf_trace_" + p.attach_to, B.KIND_TYPEDEF
+    else:
+        name, kind = p.attach_to, B.KIND_FUNC
+    type_id = vmlinux.find(name, kind)
+    if type_id is None:
+        raise NotSupportedError(f"attach target {name!r} of program {p.name!r} (not in the kernel's BTF)")
+    return type_id
+
+
+def _kernel_config():
+    import gzip
+
+    release = os.uname().release
+    for path, opener in (("/proc/config.gz", gzip.open), (f"/boot/config-{release}", open)):
+        try:
+            with opener(path, "rt") as f:
+                text = f.read()
+        except OSError:
+            continue
+        conf = {}
+        for line in text.splitlines():
+            if line.startswith("CONFIG_") and "=" in line:
+                k, _, v = line.partition("=")
+                conf[k] = v
+        return conf
+    return None
+
+
+def _fill_kconfig(spec):
+    """Values of ``__kconfig`` externs: LINUX_KERNEL_VERSION and CONFIG_* of the running kernel."""
+    data = spec.maps[".kconfig"].data
+    conf = None
+    for name, (off, size, type_id) in spec.kconfig.items():
+        if name == "LINUX_KERNEL_VERSION":
+            nums = [int(x) for x in re.findall(r"\d+", os.uname().release)[:3]] + [0, 0, 0]
+            value = (nums[0] << 16) | (nums[1] << 8) | min(nums[2], 255)
+        elif name.startswith("CONFIG_"):
+            if conf is None:
+                conf = _kernel_config()
+                if conf is None:
+                    raise NotSupportedError("reading the kernel configuration for __kconfig externs",
+                                            hint="needs /proc/config.gz (CONFIG_IKCONFIG_PROC) or /boot/config-$(uname -r)")
+            raw = conf.get(name)
+            _, t = spec.btf.resolve(type_id)
+            if t.kind == B.KIND_ARRAY:
+                text = (raw or '""').strip('"').encode()
+                data[off:off + size] = text[:size - 1].ljust(size, b"\0")
+                continue
+            value = {"y": 1, "m": 2, "n": 0, None: 0}.get(raw)
+            if value is None:
+                try:
+                    value = int(raw, 0)
+                except ValueError:
+                    raise ConfigError(f"__kconfig {name}={raw!r} does not fit an integer extern") from None
+        else:
+            raise NotSupportedError(f"__kconfig extern {name!r} (only LINUX_KERNEL_VERSION and CONFIG_*)")
+        data[off:off + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")

@@ -1,0 +1,319 @@
+"""A live BPF map as a Python mapping, with keys and values coded from BTF.
+
+Single-element operations reuse one key buffer, one value buffer and one prepared
+``bpf_attr`` per map, so each costs one syscall and one (de)serialisation.
+"""
+import ctypes
+import threading
+
+from xnf.core import syscall, uapi
+from xnf.core.codec import codec_for
+from xnf.core.errors import BPFError, XnfError
+from xnf.core.fd import FD
+
+_PERCPU = {uapi.BPF_MAP_TYPE_PERCPU_ARRAY, uapi.BPF_MAP_TYPE_PERCPU_HASH,
+           uapi.BPF_MAP_TYPE_LRU_PERCPU_HASH, uapi.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE}
+_ARRAYS = {uapi.BPF_MAP_TYPE_ARRAY, uapi.BPF_MAP_TYPE_PERCPU_ARRAY, uapi.BPF_MAP_TYPE_PROG_ARRAY,
+           uapi.BPF_MAP_TYPE_ARRAY_OF_MAPS, uapi.BPF_MAP_TYPE_PERF_EVENT_ARRAY, uapi.BPF_MAP_TYPE_CGROUP_ARRAY}
+_NO_VALUE_READ = {uapi.BPF_MAP_TYPE_PROG_ARRAY, uapi.BPF_MAP_TYPE_ARRAY_OF_MAPS,
+                  uapi.BPF_MAP_TYPE_HASH_OF_MAPS, uapi.BPF_MAP_TYPE_PERF_EVENT_ARRAY}
+ENOENT = 2
+
+
+def possible_cpus():
+    """Number of possible CPUs: per-CPU values have one slot for each."""
+    global _POSSIBLE
+    if _POSSIBLE is None:
+        with open("/sys/devices/system/cpu/possible") as f:
+            n = 0
+            for part in f.read().strip().split(","):
+                lo, _, hi = part.partition("-")
+                n = max(n, int(hi or lo) + 1)
+        _POSSIBLE = n
+    return _POSSIBLE
+
+
+_POSSIBLE = None
+
+
+class Map:
+    """A map that owns its fd. Dict-like; per-CPU maps give a list of values, one per CPU."""
+
+    def __init__(self, fd, name, type, key_size, value_size, max_entries, flags=0, btf=None,
+                 btf_key_type_id=0, btf_value_type_id=0, pinned_at=None):
+        self.fd = fd if isinstance(fd, FD) else FD(fd)
+        self.name = name
+        self.type = type
+        self.key_size = key_size
+        self.value_size = value_size
+        self.max_entries = max_entries
+        self.flags = flags
+        self.pinned_at = pinned_at
+        self.percpu = type in _PERCPU
+        self.key_codec = codec_for(btf, btf_key_type_id, key_size)
+        self.value_codec = codec_for(btf, btf_value_type_id, value_size)
+        self._stride = (value_size + 7) & ~7
+        self._value_len = self._stride * possible_cpus() if self.percpu else value_size
+        self._kbuf = ctypes.create_string_buffer(max(key_size, 1))
+        self._nbuf = ctypes.create_string_buffer(max(key_size, 1))
+        self._vbuf = ctypes.create_string_buffer(max(self._value_len, 1))
+        self._attr = syscall.MapElemAttr(key=ctypes.addressof(self._kbuf), value=ctypes.addressof(self._vbuf))
+        self._lock = threading.Lock()
+
+    # --- constructors --------------------------------------------------------------
+
+    @classmethod
+    def from_fd(cls, fd, name=None, pinned_at=None):
+        """Wrap an fd we own (from a pin or an id), with BTF types from the kernel when it has them."""
+        from xnf.core.info import map_info
+
+        fd = fd if isinstance(fd, FD) else FD(fd)
+        info = map_info(fd)
+        btf = btf_by_id(info.btf_id) if info.btf_id else None
+        return cls(fd, name or info.name, info.type, info.key_size, info.value_size, info.max_entries,
+                   info.flags, btf, info.btf_key_type_id, info.btf_value_type_id, pinned_at)
+
+    @classmethod
+    def from_id(cls, map_id):
+        return cls.from_fd(syscall.fd_by_id("map", map_id))
+
+    @classmethod
+    def from_pin(cls, path):
+        from xnf.core.pin import open_pinned
+
+        return cls.from_fd(open_pinned(path, "map"), pinned_at=path)
+
+    # --- coding --------------------------------------------------------------------
+
+    def _set_key(self, key, buf):
+        raw = key if isinstance(key, (bytes, bytearray)) and len(key) == self.key_size else self.key_codec.encode(key)
+        ctypes.memmove(buf, raw, self.key_size)
+
+    def _encode_value(self, value):
+        if isinstance(value, (bytes, bytearray)) and len(value) == self._value_len:
+            return bytes(value)
+        if self.percpu:
+            values = list(value) if isinstance(value, (list, tuple)) else [value] * possible_cpus()
+            if len(values) != possible_cpus():
+                raise XnfError(f"map {self.name!r} is per-CPU: give {possible_cpus()} values, one per possible CPU")
+            return b"".join(self.value_codec.encode(v).ljust(self._stride, b"\0") for v in values)
+        return self.value_codec.encode(value)
+
+    def _decode_value(self, raw):
+        if self.percpu:
+            s, n = self._stride, self.value_size
+            return [self.value_codec.decode(raw[i * s:i * s + n]) for i in range(possible_cpus())]
+        return self.value_codec.decode(raw)
+
+    # --- single elements -------------------------------------------------------------
+
+    def _op(self, cmd, flags=0):
+        self._attr.map_fd = int(self.fd)
+        self._attr.flags = flags
+        syscall.bpf(cmd, self._attr)
+
+    def lookup_raw(self, key):
+        """Value bytes for ``key``, or None when absent."""
+        with self._lock:
+            self._set_key(key, self._kbuf)
+            try:
+                self._op(syscall.BPF_MAP_LOOKUP_ELEM)
+            except BPFError as e:
+                if e.errno == ENOENT:
+                    return None
+                raise
+            return self._vbuf.raw[:self._value_len]
+
+    def __getitem__(self, key):
+        raw = self.lookup_raw(key)
+        if raw is None:
+            raise KeyError(key)
+        if self.type in _NO_VALUE_READ:
+            return int.from_bytes(raw[:4], "little")
+        return self._decode_value(raw)
+
+    def get(self, key, default=None):
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def update(self, key, value, flags=syscall.BPF_ANY):
+        raw = self._encode_value(value)
+        with self._lock:
+            self._set_key(key, self._kbuf)
+            ctypes.memmove(self._vbuf, raw, len(raw))
+            self._op(syscall.BPF_MAP_UPDATE_ELEM, flags)
+
+    def __setitem__(self, key, value):
+        if hasattr(value, "fd") and self.type in (uapi.BPF_MAP_TYPE_PROG_ARRAY, uapi.BPF_MAP_TYPE_ARRAY_OF_MAPS,
+                                                   uapi.BPF_MAP_TYPE_HASH_OF_MAPS):
+            value = int(value.fd).to_bytes(4, "little")
+        self.update(key, value)
+
+    def __delitem__(self, key):
+        with self._lock:
+            self._set_key(key, self._kbuf)
+            try:
+                self._op(syscall.BPF_MAP_DELETE_ELEM)
+            except BPFError as e:
+                if e.errno == ENOENT:
+                    raise KeyError(key) from None
+                raise
+
+    def pop(self, key, *default):
+        """Look up and delete in one step where the kernel supports it."""
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            if default:
+                return default[0]
+            raise KeyError(key)
+        del self[key]
+        return value
+
+    def __contains__(self, key):
+        return self.lookup_raw(key) is not None
+
+    # --- iteration -------------------------------------------------------------------
+
+    def _raw_keys(self):
+        if self.type in _ARRAYS:
+            for i in range(self.max_entries):
+                yield i.to_bytes(self.key_size, "little")
+            return
+        first = True
+        while True:
+            try:
+                with self._lock:
+                    syscall.map_get_next_key(int(self.fd), None if first else self._kbuf, self._nbuf)
+                    raw = self._nbuf.raw[:self.key_size]
+                    ctypes.memmove(self._kbuf, raw, self.key_size)
+            except BPFError as e:
+                if e.errno == ENOENT:
+                    return
+                raise
+            first = False
+            yield raw
+
+    def keys(self):
+        return (self.key_codec.decode(k) for k in self._raw_keys())
+
+    __iter__ = keys
+
+    def items(self):
+        for k in self._raw_keys():
+            raw = self.lookup_raw(k)
+            if raw is not None:
+                yield self.key_codec.decode(k), self._decode_value(raw) if self.type not in _NO_VALUE_READ \
+                    else int.from_bytes(raw[:4], "little")
+
+    def values(self):
+        return (v for _, v in self.items())
+
+    def __len__(self):
+        return sum(1 for _ in self._raw_keys())
+
+    def clear(self):
+        """Remove every element; array elements (which cannot be deleted) are zeroed."""
+        if self.type in _ARRAYS:
+            zero = bytes(self._value_len)
+            for k in self._raw_keys():
+                self.update(k, zero)
+            return
+        for k in list(self._raw_keys()):
+            try:
+                del self[k]
+            except KeyError:
+                pass
+
+    # --- batches ---------------------------------------------------------------------
+
+    def lookup_batch(self, chunk=4096):
+        """All (key, value) pairs through BPF_MAP_LOOKUP_BATCH, ``chunk`` elements per call."""
+        return [(self.key_codec.decode(k), self._decode_value(v)) for k, v in self.lookup_batch_raw(chunk)]
+
+    def lookup_batch_raw(self, chunk=4096):
+        """Like :meth:`lookup_batch`, with keys and values as bytes (the fastest way to read a map)."""
+        ks, vs = self.key_size, self._value_len
+        keys = ctypes.create_string_buffer(ks * chunk)
+        values = ctypes.create_string_buffer(vs * chunk)
+        tok_size = max(ks, 8)
+        in_tok, out_tok = ctypes.create_string_buffer(tok_size), ctypes.create_string_buffer(tok_size)
+        out, first = [], True
+        while True:
+            n, done = syscall.map_batch(syscall.BPF_MAP_LOOKUP_BATCH, int(self.fd), None if first else in_tok,
+                                        out_tok, keys, values, chunk)
+            kraw, vraw = keys.raw, values.raw
+            out.extend((kraw[i * ks:(i + 1) * ks], vraw[i * vs:(i + 1) * vs]) for i in range(n))
+            if done:
+                return out
+            ctypes.memmove(in_tok, out_tok, tok_size)
+            first = False
+
+    def update_batch(self, items, flags=0):
+        """Write many (key, value) pairs with one BPF_MAP_UPDATE_BATCH call."""
+        items = list(items.items() if hasattr(items, "items") else items)
+        if not items:
+            return 0
+        kraw = b"".join(self.key_codec.encode(k) if not isinstance(k, (bytes, bytearray)) else bytes(k)
+                        for k, _ in items)
+        vraw = b"".join(self._encode_value(v) for _, v in items)
+        keys = ctypes.create_string_buffer(kraw, len(kraw))
+        values = ctypes.create_string_buffer(vraw, len(vraw))
+        n, _ = syscall.map_batch(syscall.BPF_MAP_UPDATE_BATCH, int(self.fd), None, None, keys, values,
+                                 len(items), flags)
+        return n
+
+    # --- lifetime --------------------------------------------------------------------
+
+    def freeze(self):
+        syscall.map_freeze(int(self.fd))
+
+    def pin(self, path):
+        from xnf.core.pin import pin_object
+
+        pin_object(self.fd, path)
+        self.pinned_at = path
+
+    @property
+    def id(self):
+        from xnf.core.info import map_info
+
+        return map_info(self.fd).id
+
+    def close(self):
+        self.fd.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return (f"Map({self.name!r}, type={uapi.MAP_TYPE_NAMES.get(self.type, self.type)}, "
+                f"key_size={self.key_size}, value_size={self.value_size}, max_entries={self.max_entries})")
+
+
+_MISSING = object()
+
+
+class _btf_info(ctypes.Structure):
+    _fields_ = [("btf", ctypes.c_uint64), ("btf_size", ctypes.c_uint32), ("id", ctypes.c_uint32),
+                ("name", ctypes.c_uint64), ("name_len", ctypes.c_uint32), ("kernel_btf", ctypes.c_uint32)]
+
+
+def btf_by_id(btf_id):
+    """The BTF object the kernel holds under ``btf_id``, parsed (for decoding pinned maps)."""
+    from xnf.core import btf as B
+
+    fd = syscall.fd_by_id("btf", btf_id)
+    try:
+        info = _btf_info()
+        syscall.obj_get_info_by_fd(int(fd), info)
+        buf = ctypes.create_string_buffer(info.btf_size)
+        info = _btf_info(btf=ctypes.addressof(buf), btf_size=info.btf_size)
+        syscall.obj_get_info_by_fd(int(fd), info)
+        return B.parse(buf.raw)
+    finally:
+        fd.close()
