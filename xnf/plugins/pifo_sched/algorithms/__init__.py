@@ -1,0 +1,1 @@
+"""The schedulers shipped with xnf, one module each, registered in ``xnf.schedulers``."""

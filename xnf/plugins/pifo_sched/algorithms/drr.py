@@ -1,0 +1,56 @@
+"""Deficit round robin written as a PIFO: the rank of a packet is its round."""
+from xnf.plugins.pifo_sched.pifo import BucketedPifo
+from xnf.plugins.pifo_sched.scheduler import Scheduler, check_weights, weight_of
+
+
+class _Credit:
+    __slots__ = ("round", "credit")
+
+    def __init__(self):
+        self.round = -1
+        self.credit = 0
+
+
+class Drr(Scheduler):
+    """Deficit round robin: per round a flow sends at most quantum x weight + one packet."""
+
+    defaults = {"quantum": 1500, "weights": None}
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        check_weights(self.config["weights"])
+        check_weights([self.config["quantum"]], "quantum")
+        self.pifo = BucketedPifo(1 << 16)
+        self.round = 0
+        self.flows = {}
+
+    def __len__(self):
+        return len(self.pifo)
+
+    def quantum_of(self, flow):
+        return self.config["quantum"] * weight_of(self.config["weights"], flow)
+
+    def enqueue(self, pkt, now):
+        if self.full():
+            self.drop(pkt, now, "overflow")
+            return False
+        state = self.flows.get(pkt.flow)
+        if state is None:
+            state = self.flows[pkt.flow] = _Credit()
+        quantum = self.quantum_of(pkt.flow)
+        if state.round < self.round:  # idle flows keep no deficit from past rounds
+            state.round = self.round
+            state.credit = quantum
+        while pkt.size > state.credit:
+            state.round += 1
+            state.credit += quantum
+        state.credit -= pkt.size
+        pkt.rank = state.round
+        self.pifo.enqueue(pkt, state.round)
+        return True
+
+    def dequeue(self, now):
+        if not self.pifo:
+            return None
+        self.round, pkt = self.pifo.dequeue()
+        return pkt

@@ -1,0 +1,31 @@
+"""The element the schedulers queue: one packet with what ranking functions may read."""
+
+
+class Packet:
+    """A packet in the reference runtime; times are integer nanoseconds.
+
+    ``flow`` identifies the flow, ``cls`` its class (for hierarchies), ``priority`` a
+    strict-priority band, ``rank`` an input rank (SP-PIFO) or the rank a scheduler gave
+    it, ``slack`` a deadline budget (LSTF), ``remaining`` the bytes left in its flow
+    including this packet (SRPT), ``tstamp`` an earliest departure time (EDT).
+    """
+
+    __slots__ = ("flow", "size", "arrival", "seq", "cls", "priority", "rank", "slack",
+                 "remaining", "tstamp", "enqueued")
+
+    def __init__(self, flow, size, arrival=0, seq=0, cls=None, priority=0, rank=None,
+                 slack=None, remaining=None, tstamp=None):
+        self.flow = flow
+        self.size = size
+        self.arrival = arrival
+        self.seq = seq
+        self.cls = cls
+        self.priority = priority
+        self.rank = rank
+        self.slack = slack
+        self.remaining = remaining
+        self.tstamp = tstamp
+        self.enqueued = arrival
+
+    def __repr__(self):
+        return f"Packet(flow={self.flow!r}, seq={self.seq}, size={self.size}, rank={self.rank})"

@@ -1,0 +1,195 @@
+"""PIFO queues: the bucketed PIFO of the BPF PIFO-map design, and an ideal one.
+
+:class:`BucketedPifo` keeps one FIFO bucket per rank over a bounded window of
+``rank_range`` ranks (a power of two) and finds the first non-empty bucket through a
+tree of 64-bit bitmaps, so enqueue and dequeue cost O(log64 range), independent of the
+number of queued elements. Two windows (primary and secondary) rotate so ranks that
+keep growing, such as timestamps, stay in order over any span: a rank may be at most
+one window ahead of the primary window. Ranks below the primary window raise
+:class:`RankRangeError`; more than ``capacity`` elements raise :class:`QueueFullError`.
+
+:class:`IdealPifo` is the reference: a stable sort by (rank, arrival) on a heap.
+"""
+import heapq
+from collections import deque
+
+from xnf.plugins.pifo_sched.errors import QueueEmptyError, QueueFullError, RankRangeError
+
+DEFAULT_RANGE = 1 << 16
+DEFAULT_CAPACITY = 1 << 20
+
+
+class _Window:
+    """``range`` FIFO buckets for ranks ``base .. base+range-1`` and their bitmap tree."""
+
+    __slots__ = ("base", "buckets", "levels", "count")
+
+    def __init__(self, rank_range, base):
+        self.base = base
+        self.buckets = {}  # index -> deque, created on first use so large ranges cost nothing
+        self.levels = []  # levels[0]: one bit per bucket; levels[-1]: a single word
+        words = rank_range
+        while True:
+            words = (words + 63) >> 6
+            self.levels.append([0] * words)
+            if words == 1:
+                break
+        self.count = 0
+
+    def push(self, index, item):
+        bucket = self.buckets.get(index)
+        if bucket is None:
+            bucket = self.buckets[index] = deque()
+        if not bucket:
+            for level in self.levels:
+                word = index >> 6
+                old = level[word]
+                level[word] = old | (1 << (index & 63))
+                if old:
+                    break
+                index = word
+        bucket.append(item)
+        self.count += 1
+
+    def first(self):
+        """Index of the first non-empty bucket (the window must not be empty)."""
+        index = 0
+        for level in reversed(self.levels):
+            word = level[index]
+            index = (index << 6) | ((word & -word).bit_length() - 1)
+        return index
+
+    def pop(self):
+        index = self.first()
+        bucket = self.buckets[index]
+        item = bucket.popleft()
+        self.count -= 1
+        if not bucket:
+            i = index
+            for level in self.levels:
+                word = i >> 6
+                level[word] &= ~(1 << (i & 63))
+                if level[word]:
+                    break
+                i = word
+        return self.base + index, item
+
+
+class BucketedPifo:
+    """Push-in first-out queue over a bounded, rotating rank window (see module doc)."""
+
+    def __init__(self, rank_range=DEFAULT_RANGE, capacity=DEFAULT_CAPACITY):
+        if not isinstance(rank_range, int) or rank_range < 2 or rank_range & (rank_range - 1):
+            raise RankRangeError(f"rank_range must be a power of two >= 2, got {rank_range!r}",
+                                 "use e.g. 1 << 16")
+        if not isinstance(capacity, int) or capacity < 1:
+            raise QueueFullError(f"capacity must be a positive integer, got {capacity!r}",
+                                 "give the largest number of elements the queue may hold")
+        self.rank_range = rank_range
+        self.capacity = capacity
+        self._primary = _Window(rank_range, 0)
+        self._secondary = _Window(rank_range, rank_range)
+
+    def __len__(self):
+        return self._primary.count + self._secondary.count
+
+    def __bool__(self):
+        return bool(self._primary.count or self._secondary.count)
+
+    @property
+    def min_rank(self):
+        """The lowest rank the queue accepts now (start of the primary window)."""
+        return self._primary.base
+
+    @property
+    def max_rank(self):
+        """The highest rank the queue accepts now (end of the secondary window)."""
+        return self._secondary.base + self.rank_range - 1
+
+    def _rotate(self):
+        """Primary is empty: the secondary becomes primary, a fresh window follows it."""
+        old = self._primary
+        self._primary = self._secondary
+        old.base = self._primary.base + self.rank_range
+        self._secondary = old
+
+    def enqueue(self, item, rank):
+        """Queue ``item`` behind every element of rank <= ``rank``."""
+        if self._primary.count + self._secondary.count >= self.capacity:
+            raise QueueFullError(f"PIFO is full ({self.capacity} elements)",
+                                 "dequeue first or create the queue with a larger capacity")
+        if type(rank) is not int:
+            raise RankRangeError(f"rank must be an int, got {type(rank).__name__} {rank!r}",
+                                 "round the rank to an integer (scale it first to keep precision)")
+        primary = self._primary
+        offset = rank - primary.base
+        if offset < 0:
+            raise RankRangeError(f"rank {rank} is below the current minimum rank {primary.base}",
+                                 "ranks may not go back behind a rotated window; clamp to min_rank")
+        rank_range = self.rank_range
+        if offset < rank_range:
+            primary.push(offset, item)
+            return
+        if offset >= 2 * rank_range:
+            if not primary.count and not self._secondary.count:
+                base = rank - rank % rank_range  # empty queue: jump forward to the rank
+                primary.base = base
+                self._secondary.base = base + rank_range
+                primary.push(rank - base, item)
+                return
+            if primary.count or offset >= 3 * rank_range:
+                raise RankRangeError(
+                    f"rank {rank} is above the highest rank {self.max_rank} the queue can order now",
+                    f"keep ranks within {rank_range} of the lowest queued rank, or use a larger rank_range")
+            self._rotate()  # primary empty: move the window on to make room
+        self._secondary.push(rank - self._secondary.base, item)
+
+    def dequeue(self):
+        """Remove and return ``(rank, item)`` of the lowest rank, earliest arrival."""
+        if not self._primary.count:
+            if not self._secondary.count:
+                raise QueueEmptyError("dequeue from an empty PIFO", "check len() first")
+            self._rotate()
+        return self._primary.pop()
+
+    def peek(self):
+        """``(rank, item)`` that :meth:`dequeue` would return, without removing it."""
+        window = self._primary if self._primary.count else self._secondary
+        if not window.count:
+            raise QueueEmptyError("peek at an empty PIFO", "check len() first")
+        index = window.first()
+        return window.base + index, window.buckets[index][0]
+
+
+class IdealPifo:
+    """Reference PIFO: any integer or float rank, stable among equal ranks."""
+
+    def __init__(self, capacity=None):
+        self.capacity = capacity
+        self._heap = []
+        self._seq = 0
+
+    def __len__(self):
+        return len(self._heap)
+
+    def __bool__(self):
+        return bool(self._heap)
+
+    def enqueue(self, item, rank):
+        if self.capacity is not None and len(self._heap) >= self.capacity:
+            raise QueueFullError(f"PIFO is full ({self.capacity} elements)",
+                                 "dequeue first or create the queue with a larger capacity")
+        self._seq += 1
+        heapq.heappush(self._heap, (rank, self._seq, item))
+
+    def dequeue(self):
+        if not self._heap:
+            raise QueueEmptyError("dequeue from an empty PIFO", "check len() first")
+        rank, _, item = heapq.heappop(self._heap)
+        return rank, item
+
+    def peek(self):
+        if not self._heap:
+            raise QueueEmptyError("peek at an empty PIFO", "check len() first")
+        rank, _, item = self._heap[0]
+        return rank, item

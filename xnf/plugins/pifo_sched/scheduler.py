@@ -1,0 +1,116 @@
+"""The scheduler contract: enqueue, dequeue and timer hooks over PIFO queues.
+
+A scheduler is a plugin class registered in the ``xnf.schedulers`` entry-point
+namespace. The runtime (simulation or kernel model) drives it through three hooks:
+
+* ``enqueue(pkt, now) -> bool``: choose the queue and the rank (False: dropped);
+* ``dequeue(now) -> Packet | None``: choose which queue to serve; ``dequeue_bulk``
+  may hand over several packets at once;
+* ``timer(now)`` with ``next_timer()``: optional, releases elements delayed for shaping
+  or pacing; ``next_timer`` tells the runtime when it must run next.
+
+Configuration is a dict checked against :attr:`Scheduler.defaults`.
+"""
+from xnf.plugins.pifo_sched.errors import SchedulerConfigError
+
+#: options every scheduler accepts
+COMMON_DEFAULTS = {"capacity": 10000}
+
+
+def weight_of(weights, key, default=1.0):
+    """Weight of a flow or class from ``weights`` (dict by id or str(id), list by index)."""
+    if weights is None:
+        return default
+    if isinstance(weights, dict):
+        if key in weights:
+            return weights[key]
+        return weights.get(str(key), default)
+    if isinstance(key, int) and 0 <= key < len(weights):
+        return weights[key]
+    return default
+
+
+def check_weights(weights, what="weights"):
+    """Reject non-positive or non-numeric weights before any state is built."""
+    values = weights.values() if isinstance(weights, dict) else (weights or [])
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise SchedulerConfigError(f"{what} must be positive numbers, got {value!r}",
+                                       "give weights such as 1,2,3")
+    return weights
+
+
+def push_clamped(pifo, item, rank):
+    """Enqueue with ``rank`` raised to the queue's minimum: a rank in the past goes first."""
+    if rank < pifo.min_rank:
+        rank = pifo.min_rank
+    pifo.enqueue(item, rank)
+    return rank
+
+
+class Scheduler:
+    """Base of every scheduler; subclasses implement :meth:`enqueue` and :meth:`dequeue`."""
+
+    #: scheduler-specific options and their defaults
+    defaults = {}
+
+    def __init__(self, config=None):
+        self.config = self.parse_config(config)
+        self.capacity = self.config["capacity"]
+        if not isinstance(self.capacity, int) or self.capacity < 1:
+            raise SchedulerConfigError(f"capacity must be a positive integer, got {self.capacity!r}",
+                                       "give the buffer size in packets")
+        self.on_drop = None
+        self.dropped = 0
+
+    @classmethod
+    def parse_config(cls, config):
+        merged = dict(COMMON_DEFAULTS)
+        merged.update(cls.defaults)
+        for key, value in (config or {}).items():
+            if key not in merged:
+                raise SchedulerConfigError(
+                    f"scheduler {cls.__name__} has no option {key!r}",
+                    "valid options: " + ", ".join(sorted(merged)))
+            merged[key] = value
+        return merged
+
+    @classmethod
+    def summary(cls):
+        """First line of the class docstring, for ``xnf sched list``."""
+        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+    def __len__(self):
+        raise NotImplementedError
+
+    def enqueue(self, pkt, now):
+        raise NotImplementedError
+
+    def dequeue(self, now):
+        raise NotImplementedError
+
+    def dequeue_bulk(self, now, limit):
+        """Up to ``limit`` packets in one call (bulking at the driver)."""
+        out = []
+        while len(out) < limit:
+            pkt = self.dequeue(now)
+            if pkt is None:
+                break
+            out.append(pkt)
+        return out
+
+    def next_timer(self):
+        """Earliest virtual time at which :meth:`timer` has work, or None."""
+        return None
+
+    def timer(self, now):
+        """Release elements whose time has come (shaping, pacing)."""
+
+    def full(self):
+        return len(self) >= self.capacity
+
+    def drop(self, pkt, now, reason):
+        """Account a packet the scheduler refuses or discards."""
+        self.dropped += 1
+        if self.on_drop is not None:
+            self.on_drop(pkt, now, reason)

@@ -1,0 +1,1 @@
+"""Reference runtime: a discrete-event simulation of a scheduler in front of a link."""

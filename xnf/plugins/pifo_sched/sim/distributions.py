@@ -1,0 +1,70 @@
+"""Random values from short text specs: packet sizes, flow sizes, ranks.
+
+Specs: an integer (fixed); ``mixed`` (uniform 64..1500 bytes); ``imix`` (64/576/1500 at
+7:4:1); ``uniform:LO:HI``; ``exp:MEAN``; ``pareto:MEAN:SHAPE``; ``lognormal:MEDIAN:SIGMA``;
+a list of integers (one picked uniformly). Every draw uses the caller's
+``random.Random`` so a seed fixes the whole run.
+"""
+import math
+
+from xnf.plugins.pifo_sched.errors import SchedulerConfigError
+
+IMIX = (64,) * 7 + (576,) * 4 + (1500,)
+
+
+def _numbers(spec, parts, count):
+    if len(parts) != count:
+        raise SchedulerConfigError(f"bad distribution {spec!r}", _HINT)
+    try:
+        return [float(p) for p in parts]
+    except ValueError:
+        raise SchedulerConfigError(f"bad number in distribution {spec!r}", _HINT) from None
+
+
+_HINT = "use an integer, mixed, imix, uniform:LO:HI, exp:MEAN, pareto:MEAN:SHAPE or lognormal:MEDIAN:SIGMA"
+
+
+def sampler(spec, minimum=1):
+    """A function ``rng -> int`` drawing from ``spec``; values are at least ``minimum``."""
+    if isinstance(spec, bool):
+        raise SchedulerConfigError(f"bad distribution {spec!r}", _HINT)
+    if isinstance(spec, (int, float)):
+        if spec < minimum:
+            raise SchedulerConfigError(f"value {spec} is below {minimum}", _HINT)
+        value = int(spec)
+        return lambda rng: value
+    if isinstance(spec, (list, tuple)) and spec and all(isinstance(v, int) and v >= minimum for v in spec):
+        choices = tuple(spec)
+        return lambda rng: choices[int(rng.random() * len(choices))]
+    if not isinstance(spec, str):
+        raise SchedulerConfigError(f"bad distribution {spec!r}", _HINT)
+    name, *parts = spec.strip().lower().split(":")
+    if name.isdigit() and not parts:
+        return sampler(int(name), minimum)
+    if name == "mixed" and not parts:
+        return lambda rng: 64 + int(rng.random() * 1437)
+    if name == "imix" and not parts:
+        return lambda rng: IMIX[int(rng.random() * len(IMIX))]
+    if name == "fixed":
+        (value,) = _numbers(spec, parts, 1)
+        return sampler(int(value), minimum)
+    if name == "uniform":
+        low, high = _numbers(spec, parts, 2)
+        if high < low:
+            raise SchedulerConfigError(f"uniform range {spec!r} is empty", _HINT)
+        low, high = int(low), int(high)
+        return lambda rng: max(minimum, low + int(rng.random() * (high - low + 1)))
+    if name == "exp":
+        (mean,) = _numbers(spec, parts, 1)
+        return lambda rng: max(minimum, int(rng.expovariate(1.0 / mean)))
+    if name == "pareto":
+        mean, shape = _numbers(spec, parts, 2)
+        if shape <= 1:
+            raise SchedulerConfigError(f"pareto shape must be > 1 for a finite mean, got {shape}", _HINT)
+        scale = mean * (shape - 1) / shape
+        return lambda rng: max(minimum, int(scale * rng.paretovariate(shape)))
+    if name == "lognormal":
+        median, sigma = _numbers(spec, parts, 2)
+        mu = math.log(median)
+        return lambda rng: max(minimum, int(rng.lognormvariate(mu, sigma)))
+    raise SchedulerConfigError(f"unknown distribution {spec!r}", _HINT)

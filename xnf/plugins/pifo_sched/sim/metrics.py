@@ -1,0 +1,139 @@
+"""Per-flow and per-class measurements of one simulation run, and its JSON results.
+
+Shares are byte shares of what the link sent; Jain's index is taken over throughput
+divided by weight, so 1.0 means every flow got exactly its weighted share. A rank
+inversion is counted for every queued packet of lower rank that a dequeued packet
+overtakes, i.e. the distance from an ideal PIFO (only for packets that carry a rank).
+"""
+from bisect import bisect_left, insort
+
+from xnf.plugins.pifo_sched.shaping import NS
+
+BINS = 100
+
+
+def percentile(sorted_values, fraction):
+    """Nearest-rank percentile of an already sorted list (None if empty)."""
+    if not sorted_values:
+        return None
+    index = max(0, min(len(sorted_values) - 1, int(-(-fraction * len(sorted_values) // 1)) - 1))
+    return sorted_values[index]
+
+
+def jain_index(values):
+    values = [v for v in values if v is not None]
+    if not values or not any(values):
+        return None
+    return sum(values) ** 2 / (len(values) * sum(v * v for v in values))
+
+
+class FlowStats:
+    __slots__ = ("flow", "cls", "bytes", "packets", "drops", "delays", "bins")
+
+    def __init__(self, flow, cls):
+        self.flow = flow
+        self.cls = cls
+        self.bytes = 0
+        self.packets = 0
+        self.drops = 0
+        self.delays = []
+        self.bins = [0] * BINS
+
+
+class Metrics:
+    """Collects arrivals, departures and drops; :meth:`results` summarises them."""
+
+    def __init__(self, duration_ns, weights=None, events=None):
+        self.duration = duration_ns
+        self.weights = weights
+        self.flows = {}
+        self.queued_ranks = []
+        self.inversions = 0
+        self.inverted_packets = 0
+        self.ranked = 0
+        self.events = events  # a list to append (time, event, flow, seq, size) to, or None
+
+    def _flow(self, pkt):
+        stats = self.flows.get(pkt.flow)
+        if stats is None:
+            stats = self.flows[pkt.flow] = FlowStats(pkt.flow, pkt.cls)
+        return stats
+
+    def queued(self, pkt, now):
+        """After a successful enqueue: the rank the packet now holds joins the ideal PIFO."""
+        self._flow(pkt)
+        if self.events is not None:
+            self.events.append((now, "enq", pkt.flow, pkt.seq, pkt.size))
+        if pkt.rank is not None:
+            insort(self.queued_ranks, pkt.rank)
+
+    def _leave(self, pkt):
+        if pkt.rank is not None:
+            index = bisect_left(self.queued_ranks, pkt.rank)
+            if index < len(self.queued_ranks) and self.queued_ranks[index] == pkt.rank:
+                del self.queued_ranks[index]
+            return index
+        return 0
+
+    def departed(self, pkt, now):
+        stats = self._flow(pkt)
+        stats.bytes += pkt.size
+        stats.packets += 1
+        stats.delays.append(now - pkt.arrival)
+        stats.bins[min(BINS - 1, now * BINS // self.duration)] += pkt.size
+        if pkt.rank is not None:
+            overtaken = self._leave(pkt)
+            self.ranked += 1
+            self.inversions += overtaken
+            self.inverted_packets += overtaken > 0
+        if self.events is not None:
+            self.events.append((now, "deq", pkt.flow, pkt.seq, pkt.size))
+
+    def dropped(self, pkt, now, reason, was_queued):
+        self._flow(pkt).drops += 1
+        if was_queued:
+            self._leave(pkt)
+        if self.events is not None:
+            self.events.append((now, "drop:" + reason, pkt.flow, pkt.seq, pkt.size))
+
+    def results(self):
+        """JSON-ready dict; floats rounded so equal runs give equal bytes."""
+        from xnf.plugins.pifo_sched.scheduler import weight_of
+
+        total = sum(s.bytes for s in self.flows.values()) or 1
+        seconds = self.duration / NS
+        flows, classes = [], {}
+        weights = {key: weight_of(self.weights, key) for key in self.flows}
+        weight_sum = sum(weights.values())
+        for key in sorted(self.flows, key=lambda k: (str(type(k)), k)):
+            s = self.flows[key]
+            delays = sorted(s.delays)
+            entry = {
+                "flow": key, "cls": s.cls, "bytes": s.bytes, "packets": s.packets, "drops": s.drops,
+                "share": round(s.bytes / total, 6),
+                "throughput_bps": round(s.bytes * 8 / seconds, 1),
+                "delay_us": {name: None if percentile(delays, q) is None else round(percentile(delays, q) / 1000, 3)
+                             for name, q in (("p50", .5), ("p90", .9), ("p99", .99), ("max", 1.0))},
+            }
+            if self.weights is not None:
+                entry["weight"] = weights[key]
+                entry["configured_share"] = round(weights[key] / weight_sum, 6)
+            flows.append(entry)
+            if s.cls is not None:
+                c = classes.setdefault(s.cls, {"cls": s.cls, "bytes": 0, "packets": 0, "drops": 0})
+                c["bytes"] += s.bytes
+                c["packets"] += s.packets
+                c["drops"] += s.drops
+        for c in classes.values():
+            c["share"] = round(c["bytes"] / total, 6)
+        jain = jain_index([self.flows[k].bytes / weights[k] for k in self.flows])
+        return {
+            "flows": flows,
+            "classes": [classes[k] for k in sorted(classes, key=str)],
+            "total_bytes": sum(s.bytes for s in self.flows.values()),
+            "packets": sum(s.packets for s in self.flows.values()),
+            "drops": sum(s.drops for s in self.flows.values()),
+            "jain_index": None if jain is None else round(jain, 6),
+            "rank_inversions": self.inversions if self.ranked else None,
+            "inverted_packets": self.inverted_packets if self.ranked else None,
+        }
