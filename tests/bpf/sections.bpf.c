@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* One program per loadable section kind, for the section-name -> program type / expected
  * attach type table: xdp, xdp.frags, tc, classifier, tcx/ingress, tcx/egress, socket,
- * iter/bpf_map, tracepoint/..., raw_tp/..., fentry/... (targets kernel BTF), plus a
- * "version" section. freplace and struct_ops, which need a target at load, are in
- * sections_parse_only.bpf.c. */
+ * iter/bpf_map, tracepoint/..., raw_tp/..., plus a "version" section. fentry is in
+ * sections_fentry.bpf.c (some kernels refuse fentry programs); freplace and struct_ops,
+ * which need a target at load, are in sections_parse_only.bpf.c. */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
@@ -64,13 +64,6 @@ int sec_tracepoint(void *ctx)
 
 SEC("raw_tp/sys_enter")
 int sec_raw_tp(void *ctx)
-{
-	return 0;
-}
-
-/* bpf_fentry_test1 exists for BPF selftests in every kernel with CONFIG_NET. */
-SEC("fentry/bpf_fentry_test1")
-int sec_fentry(unsigned long long *ctx)
 {
 	return 0;
 }

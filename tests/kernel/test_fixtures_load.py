@@ -185,8 +185,9 @@ GOOD = {
     "kconfig": ({"kconfig_prog"}, set()),
     "btf_types": ({"btf_socket"}, {"flows", "matrices"}),
     "sections": ({"sec_xdp", "sec_xdp_frags", "sec_tc", "sec_classifier", "sec_tcx_ingress",
-                  "sec_tcx_egress", "sec_socket", "sec_iter_map", "sec_tracepoint", "sec_raw_tp",
-                  "sec_fentry"}, set()),
+                  "sec_tcx_egress", "sec_socket", "sec_iter_map", "sec_tracepoint", "sec_raw_tp"},
+                 set()),
+    "sections_fentry": ({"sec_fentry"}, set()),
     "sections_parse_only": ({"sec_freplace", "sec_struct_ops"}, set()),
     "verifier_reject": ({"verifier_reject_prog"}, {"vr_map"}),
     "no_license_gpl_helper": ({"no_license_prog"}, {"nl_map"}),
@@ -222,11 +223,81 @@ SECTION_TYPES = {
 
 @pytest.mark.parametrize("prog", sorted(SECTION_TYPES))
 def test_section_name_gives_type(prog):
-    fixture = "sections_parse_only" if prog in ("sec_freplace", "sec_struct_ops") else "sections"
+    fixture = {"sec_freplace": "sections_parse_only", "sec_struct_ops": "sections_parse_only",
+               "sec_fentry": "sections_fentry"}.get(prog, "sections")
     spec = xnf.open_object(obj(fixture)).programs[prog]
     prog_type, attach_types = SECTION_TYPES[prog]
     assert int(spec.type) == prog_type
     assert int(spec.expected_attach_type) in attach_types
+
+
+def test_xdp_frags_flag():
+    spec = xnf.open_object(obj("sections"))
+    BPF_F_XDP_HAS_FRAGS = 1 << 5
+    assert spec.programs["sec_xdp_frags"].flags & BPF_F_XDP_HAS_FRAGS
+    assert not spec.programs["sec_xdp"].flags & BPF_F_XDP_HAS_FRAGS
+
+
+M = uapi
+MAP_SPECS = {  # (fixture, map): (type, key_size, value_size, max_entries, flags, pinning)
+    ("xdp_counter", "pkt_count"): (M.BPF_MAP_TYPE_ARRAY, 4, 8, 1, 0, 0),
+    ("xdp_counter", "proto_count"): (M.BPF_MAP_TYPE_HASH, 4, 8, 256, 0, 0),
+    ("map_in_map", "outer_arr"): (M.BPF_MAP_TYPE_ARRAY_OF_MAPS, 4, 4, 2, 0, 0),
+    ("map_in_map", "outer_hash"): (M.BPF_MAP_TYPE_HASH_OF_MAPS, 4, 4, 4, 0, 0),
+    ("tail_call", "jmp_table"): (M.BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 4, 0, 0),
+    ("legacy_maps", "legacy_count"): (M.BPF_MAP_TYPE_ARRAY, 4, 8, 2, 0, 0),
+    ("legacy_maps", "legacy_proto"): (M.BPF_MAP_TYPE_HASH, 4, 8, 64, 1, 0),  # BPF_F_NO_PREALLOC
+    ("legacy_iproute2", "ipr_count"): (M.BPF_MAP_TYPE_ARRAY, 4, 8, 2, 0, 0),
+    ("legacy_iproute2", "ipr_len"): (M.BPF_MAP_TYPE_HASH, 4, 8, 32, 0, 0),
+    ("pin_by_name", "xnf_pinned_cnt"): (M.BPF_MAP_TYPE_HASH, 4, 8, 16, 0, 1),
+    ("pin_by_name_incompat", "xnf_pinned_cnt"): (M.BPF_MAP_TYPE_HASH, 4, 4, 16, 0, 1),
+    ("ringbuf", "rb"): (M.BPF_MAP_TYPE_RINGBUF, 0, 0, 256 * 1024, 0, 0),
+    ("percpu", "pcpu_stats"): (M.BPF_MAP_TYPE_PERCPU_HASH, 4, 16, 64, 0, 0),
+    ("btf_types", "flows"): (M.BPF_MAP_TYPE_HASH, 36, 40, 16, 0, 0),
+    ("btf_types", "matrices"): (M.BPF_MAP_TYPE_ARRAY, 4, 28, 2, 0, 0),
+}
+
+
+@pytest.mark.parametrize("fixture,name", sorted(MAP_SPECS))
+def test_map_spec(fixture, name):
+    m = xnf.open_object(obj(fixture)).maps[name]
+    assert (m.type, m.key_size, m.value_size, m.max_entries, m.flags, m.pinning) == \
+        MAP_SPECS[fixture, name]
+
+
+def test_static_map_values():
+    mim = xnf.open_object(obj("map_in_map")).maps
+    assert sorted(mim["outer_arr"].contents) == [(0, "inner_a"), (1, "inner_b")]
+    assert sorted(mim["outer_hash"].contents) == [(1, "inner_b")]
+    tail = xnf.open_object(obj("tail_call")).maps
+    assert sorted(tail["jmp_table"].contents) == [(0, "tail_drop"), (2, "tail_tx")]
+
+
+def test_global_data_in_spec():
+    spec = xnf.open_object(obj("global_data"))
+    assert spec.rodata["cfg_verdict"] == XDP_PASS and spec.rodata["cfg_scale"] == 1
+    assert spec.variables["counter"] == 100 and spec.variables["custom_ro"] == 11
+    assert list(spec.variables["data_array"]) == [1, 2, 3, 4]
+    assert "counter" not in spec.rodata, ".data is not configuration"
+    with pytest.raises(errors.ConfigError):
+        spec.rodata["cfg_verdict"] = 1 << 40
+    spec.rodata["cfg_verdict"] = XDP_DROP
+    assert spec.rodata["cfg_verdict"] == XDP_DROP
+    assert xnf.open_object(obj("global_data")).rodata["cfg_verdict"] == XDP_PASS
+
+
+def test_license_version_kconfig_in_spec():
+    assert xnf.open_object(obj("xdp_counter")).license == "GPL"
+    assert xnf.open_object(obj("no_license_gpl_helper")).license == ""
+    assert xnf.open_object(obj("sections")).kern_version == 1
+    assert set(xnf.open_object(obj("kconfig")).kconfig) == {
+        "LINUX_KERNEL_VERSION", "CONFIG_HZ", "CONFIG_BPF_SYSCALL", "CONFIG_XNF_NO_SUCH_OPTION"}
+
+
+def test_core_relocations_are_seen_at_parse():
+    spec = xnf.open_object(obj("core_relo"))
+    assert spec.programs["core_prog"].core_relos
+    assert not any(p.core_relos for p in xnf.open_object(obj("xdp_counter")).programs.values())
 
 
 def test_unknown_section_is_refused_by_name():
@@ -527,21 +598,22 @@ def test_kconfig(needs_root):
 def test_btf_decoded_keys_and_values(needs_root):
     frame = ipv4_frame()
     with xnf.load(obj("btf_types")) as coll:
-        assert coll.programs["btf_socket"].test_run(frame, repeat=2).retval == len(frame)
+        l3_len = len(frame) - 14  # a socket filter's skb starts after the Ethernet header
+        assert coll.programs["btf_socket"].test_run(frame, repeat=2).retval == l3_len
         flows = coll.maps["flows"]
         [(key, val)] = list(flows.items())
         assert (key.ifindex, key.color, key.pt.x, key.pt.y) == (1, 7, 3, 4)
         assert list(key.mac) == [0x02, 0, 0, 0, 0, 0x5E]
         assert key.addr.v4 == 0x0A000001
-        assert (val.packets, val.bytes, val.delta) == (2, 2 * len(frame), -5)
+        assert (val.packets, val.bytes, val.delta) == (2, 2 * l3_len, -5)
         assert [(p.x, p.y) for p in val.last] == [(1, 2), (5, 6)]
-        name = val.name
-        assert (name.rstrip(b"\0") if isinstance(name, bytes) else name.rstrip("\0")) in (b"xnf", "xnf")
+        name = val.name  # char[8]: a list of ints (arrays decode to lists) or bytes
+        assert bytes(name).rstrip(b"\0") == b"xnf"
 
         raw_key = struct.pack("<IIHH6B2xI12x", 1, 7, 3, 4, 2, 0, 0, 0, 0, 0x5E, 0x0A000001)
         assert flows[raw_key].packets == 2, "raw bytes keys must be accepted"
         flows[key] = val  # decoded objects encode back
-        assert flows[raw_key].bytes == 2 * len(frame)
+        assert flows[raw_key].bytes == 2 * l3_len
 
         m = coll.maps["matrices"][1]
         assert [list(r) for r in m.rows] == [[0, 0, 0], [0, 0, 9]]
@@ -552,14 +624,34 @@ def test_btf_decoded_keys_and_values(needs_root):
 def test_sections_load(needs_root):
     with xnf.load(obj("sections")) as coll:
         assert set(coll.programs) == {p for p in SECTION_TYPES
-                                      if p not in ("sec_freplace", "sec_struct_ops")}
+                                      if p not in ("sec_freplace", "sec_struct_ops", "sec_fentry")}
         for name, prog in coll.programs.items():
-            assert prog.fd >= 0 and int(prog.type) == SECTION_TYPES[name][0], name
+            assert int(prog.fd) >= 0 and int(prog.type) == SECTION_TYPES[name][0], name
         frame = ipv4_frame()
         assert coll.programs["sec_xdp"].test_run(frame).retval == XDP_PASS
         assert coll.programs["sec_xdp_frags"].test_run(frame).retval == XDP_PASS
         assert coll.programs["sec_tcx_ingress"].test_run(frame).retval == TC_ACT_OK
         assert coll.programs["sec_socket"].test_run(frame).retval == 0
+
+
+def bpftool_loads(path):
+    """Whether bpftool (libbpf) can load ``path`` on this kernel: the feature oracle."""
+    pin_dir = f"/sys/fs/bpf/xnf-test-{uuid.uuid4().hex[:12]}"
+    try:
+        return subprocess.run(["bpftool", "prog", "loadall", path, pin_dir],
+                              capture_output=True).returncode == 0
+    finally:
+        shutil.rmtree(pin_dir, ignore_errors=True)
+
+
+@root
+def test_fentry_load(needs_root, bpffs):
+    path = obj("sections_fentry")
+    if not bpftool_loads(path):
+        pytest.skip("this kernel refuses fentry programs (BPF_PROG_LOAD fails for bpftool too)")
+    with xnf.load(path) as coll:
+        prog = coll.programs["sec_fentry"]
+        assert int(prog.type) == uapi.BPF_PROG_TYPE_TRACING
 
 
 # --- bad input: typed error, nothing left behind ----------------------------------------------
