@@ -1,0 +1,313 @@
+"""What every attach path returns: an :class:`Attachment` that can detach, be pinned and found again.
+
+A BPF *link* owns its attachment: closing the last reference detaches it, so a link
+that must outlive the process is pinned (``obj_pin`` of the link). A *netlink*
+attachment (XDP through ``IFLA_XDP``, tc through cls_bpf) stays until removed; to
+find it again after a restart its program is pinned and a small JSON record (ifindex,
+mode, parent, handle, prio...) is stored beside it. bpffs refuses regular files, so
+the record is the target of a symlink, readable with ``readlink``::
+
+    <path>/link              the pinned link            (link attachments)
+    <path>/prog              the pinned program         (netlink attachments)
+    <path>/attachment.json   symlink -> '{"kind": "xdp", "ifindex": 3, ...}'
+"""
+import errno
+import json
+import os
+
+import attrs
+
+from xnf.core import info, syscall
+from xnf.core.errors import AttachError, BPFError, PinError
+from xnf.core.fd import FD
+
+RECORD = "attachment.json"
+LINK_PIN = "link"
+PROG_PIN = "prog"
+
+_KINDS = {}
+
+
+def program_fd(program):
+    """A new owned FD for ``program``: a loader Program (``.fd``), an FD or a raw int fd."""
+    fd = getattr(program, "fd", program)
+    try:
+        return FD(os.dup(int(fd)))
+    except (TypeError, ValueError, OSError) as e:
+        raise AttachError(f"not a program or program fd: {program!r} ({e})",
+                          "pass a loaded xnf Program or its fd") from None
+
+
+def check_type(fd, expected, hook):
+    """ProgInfo of ``fd``; raises AttachError if its type is not one of ``expected``."""
+    try:
+        pinfo = info.prog_info(fd)
+    except BPFError as e:
+        raise AttachError(f"fd {int(fd)} is not a BPF program ({e.strerror})",
+                          "pass a loaded xnf Program or its fd") from None
+    if pinfo.type not in expected:
+        raise AttachError(f"program {pinfo.name!r} has program type {pinfo.type}, {hook} needs "
+                          + " or ".join(map(str, sorted(expected))),
+                          f"load it from a section for {hook}")
+    return pinfo
+
+
+@attrs.frozen
+class HookProgram:
+    """One program found at a hook of an interface (what ``query`` returns)."""
+
+    hook: str
+    """``xdp``, ``tcx`` or ``tc``."""
+    where: str
+    """xdp: ``skb``/``native``/``offload``; tcx and clsact: ``ingress``/``egress``; else the parent ``1:0``."""
+    prog_id: int
+    prog_name: str = ""
+    link_id: int = None
+    handle: int = None
+    prio: int = None
+
+    @property
+    def via(self):
+        return "link" if self.link_id else "netlink"
+
+    def to_dict(self):
+        d = attrs.asdict(self)
+        d["via"] = self.via
+        return {k: v for k, v in d.items() if v is not None}
+
+
+def prog_name(prog_id):
+    try:
+        fd = syscall.fd_by_id("prog", prog_id)
+    except BPFError:
+        return ""
+    try:
+        return info.prog_info(fd).name
+    finally:
+        fd.close()
+
+
+@attrs.define(eq=False, kw_only=True)
+class Attachment:
+    """One program attached to one hook of one interface.
+
+    ``detach()`` removes only this attachment (and its pin); ``close()`` drops our
+    references without detaching, which for an unpinned *link* ends the attachment.
+    Used as a context manager it detaches on exit.
+    """
+
+    kind = ""
+
+    ifname: str
+    ifindex: int
+    prog_id: int
+    netns: str = None
+    program: FD = attrs.field(default=None, repr=False)
+    """Our reference to the attached program (netlink detach names it as the expected fd)."""
+    link: FD = attrs.field(default=None, repr=False)
+    pin_path: str = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            _KINDS[cls.kind] = cls
+
+    @property
+    def via(self):
+        return "link" if self.link is not None else "netlink"
+
+    @property
+    def link_id(self):
+        return info.link_info(self.link).id if self.link is not None and not self.link.closed else None
+
+    # --- hook specific ------------------------------------------------------------
+
+    @property
+    def attached(self):
+        """Whether this program is still attached where we put it (asks the kernel)."""
+        if self.link is not None:
+            try:
+                return info.link_info(self.link).ifindex != 0
+            except BPFError:
+                return False
+        return self._attached_netlink()
+
+    def _attached_netlink(self):
+        raise NotImplementedError
+
+    def _detach_netlink(self):
+        """Remove a netlink attachment; returns False if it was already gone."""
+        raise NotImplementedError
+
+    def _replace_netlink(self, new_fd):
+        raise NotImplementedError
+
+    def _fields(self):
+        """Hook-specific fields of the record."""
+        return {}
+
+    # --- common ---------------------------------------------------------------------
+
+    def detach(self):
+        """Remove this attachment and its pin; returns False if it was already gone.
+
+        Only our program is removed: a link detaches itself, a netlink attachment is
+        removed only if our program is still the one attached there.
+        """
+        if self.link is not None:
+            gone = False
+            try:
+                syscall.link_detach(self.link)
+            except BPFError as e:
+                if e.errno not in (errno.ENOLINK, errno.EINVAL, errno.ENODEV):
+                    raise AttachError(f"detaching {self}: {e}") from None
+                gone = True
+            result = not gone
+        else:
+            result = self._detach_netlink()
+        if self.pin_path:
+            self.unpin()
+        self.close()
+        return result
+
+    def replace(self, program):
+        """Atomically swap the attached program for ``program`` (same hook, same mode)."""
+        new = program_fd(program)
+        try:
+            new_id = info.prog_info(new).id
+            if self.link is not None:
+                try:
+                    syscall.link_update(self.link, new, old_prog_fd=self.program,
+                                        flags=BPF_F_REPLACE)
+                except BPFError as e:
+                    raise AttachError(f"replacing the program of {self}: {e}") from None
+            else:
+                self._replace_netlink(new)
+        except BaseException:
+            new.close()
+            raise
+        old, self.program, self.prog_id = self.program, new, new_id
+        if old is not None:
+            old.close()
+        if self.pin_path:
+            self._write_pin(self.pin_path, replace=True)
+
+    def close(self):
+        for fd in (self.link, self.program):
+            if fd is not None:
+                fd.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.detach()
+
+    # --- records and pins -----------------------------------------------------------
+
+    def record(self):
+        """The JSON-able description stored beside a pin."""
+        rec = {"kind": self.kind, "via": self.via, "ifname": self.ifname, "ifindex": self.ifindex,
+               "netns": self.netns, "prog_id": self.prog_id}
+        rec.update(self._fields())
+        return rec
+
+    def to_dict(self):
+        d = self.record()
+        d["pin_path"] = self.pin_path
+        if self.link is not None and not self.link.closed:
+            d["link_id"] = self.link_id
+        return d
+
+    def pin(self, path):
+        """Pin under directory ``path`` (on bpffs) so the attachment outlives this process."""
+        from xnf.core import pin as _pin
+
+        path = os.path.abspath(path)
+        _pin.require_bpffs(path)
+        if os.path.lexists(os.path.join(path, RECORD)):
+            raise PinError(f"{path} already holds a pinned attachment",
+                           "remove it first (Attachment.load_pinned(path).detach()) or pick another name")
+        os.makedirs(path, exist_ok=True)
+        try:
+            self._write_pin(path)
+        except BaseException:
+            _remove_pin_dir(path)
+            raise
+        self.pin_path = path
+
+    def _write_pin(self, path, replace=False):
+        from xnf.core import pin as _pin
+
+        obj, name = (self.link, LINK_PIN) if self.link is not None else (self.program, PROG_PIN)
+        target = os.path.join(path, name)
+        if not (replace and name == LINK_PIN):
+            if replace and os.path.lexists(target):
+                os.unlink(target)
+            _pin.pin_object(obj, target)
+        rec = os.path.join(path, RECORD)
+        if os.path.lexists(rec):
+            os.unlink(rec)
+        os.symlink(json.dumps(self.record(), sort_keys=True), rec)
+
+    def unpin(self):
+        """Remove the pin (not the attachment: a pinned link still has our fd until close)."""
+        if self.pin_path:
+            _remove_pin_dir(self.pin_path)
+            self.pin_path = None
+
+    @classmethod
+    def load_pinned(cls, path):
+        """The attachment pinned at ``path`` (by :meth:`pin`, maybe in another process)."""
+        from xnf.core import pin as _pin
+        from xnf.core.attach import tc, tcx, xdp  # noqa: F401  (register the kinds)
+
+        path = os.path.abspath(path)
+        rec = read_record(path)
+        kind = _KINDS.get(rec.get("kind"))
+        if kind is None:
+            raise PinError(f"{path}: unknown attachment kind {rec.get('kind')!r}")
+        fields = {k: v for k, v in rec.items() if k not in ("kind", "via")}
+        att = kind(**fields)
+        if rec.get("via") == "link":
+            att.link = _pin.open_pinned(os.path.join(path, LINK_PIN), "link")
+            linfo = info.link_info(att.link)
+            att.prog_id = linfo.prog_id
+            try:
+                att.program = syscall.fd_by_id("prog", linfo.prog_id)
+            except BPFError:
+                att.program = None
+        else:
+            att.program = _pin.open_pinned(os.path.join(path, PROG_PIN), "prog")
+            att.prog_id = info.prog_info(att.program).id
+        att.pin_path = path
+        return att
+
+    def __str__(self):
+        where = f" in netns {self.netns}" if self.netns else ""
+        return f"{self.kind} prog {self.prog_id} on {self.ifname}{where}"
+
+
+BPF_F_REPLACE = 1 << 2
+
+
+def read_record(path):
+    rec = os.path.join(path, RECORD)
+    try:
+        return json.loads(os.readlink(rec))
+    except FileNotFoundError:
+        raise PinError(f"no pinned attachment at {path}", f"{rec} is missing") from None
+    except (OSError, ValueError) as e:
+        raise PinError(f"{rec} is not an xnf attachment record ({e})") from None
+
+
+def _remove_pin_dir(path):
+    for name in (LINK_PIN, PROG_PIN, RECORD):
+        try:
+            os.unlink(os.path.join(path, name))
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass

@@ -1,0 +1,132 @@
+"""Netlink plumbing shared by the XDP and tc attach paths (pyroute2, imported lazily).
+
+This module imports pyroute2 at the top, so only import it from inside functions:
+``import xnf`` must stay light.
+
+pyroute2 knows ``IFLA_XDP`` but its request filter maps only the fd, and its
+cls_bpf options stop at ``TCA_BPF_FLAGS``. The XDP path therefore sends the
+``IFLA_XDP`` NLAs raw, and the tc path uses :class:`tcmsg_bpf`, a ``tcmsg`` whose
+cls_bpf options carry the whole kernel layout (``TCA_BPF_FLAGS_GEN`` for
+skip_sw/skip_hw, ``TCA_BPF_TAG``, ``TCA_BPF_ID``), for requests and for dumps.
+"""
+import contextlib
+import os
+
+from pyroute2 import IPRoute
+from pyroute2.netlink import nla
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl import RTM_NEWTFILTER
+from pyroute2.netlink.rtnl.tcmsg import tcmsg
+
+from xnf.core import netns as _netns
+
+__all__ = ["NetlinkError", "rtnl", "kernel_message", "tcmsg_bpf", "cls_bpf_options"]
+
+
+@contextlib.contextmanager
+def rtnl(netns=None):
+    """An IPRoute socket inside ``netns`` (created there with setns, closed on exit).
+
+    Creating the socket from a thread that has entered the namespace binds it there;
+    unlike ``IPRoute(netns=...)`` this forks no helper and never creates a namespace.
+    The socket decodes filter dumps with :class:`tcmsg_bpf`.
+    """
+    with _netns.entered(netns):
+        ipr = IPRoute(ext_ack=True)
+    try:
+        ipr.marshal.msg_map[RTM_NEWTFILTER] = tcmsg_bpf
+        yield ipr
+    finally:
+        ipr.close()
+
+
+def kernel_message(error):
+    """The kernel's extack text of a NetlinkError, else strerror."""
+    if len(error.args) > 1 and error.args[1]:
+        return str(error.args[1])
+    return os.strerror(error.code)
+
+
+class cls_bpf_options(nla):
+    """``TCA_OPTIONS`` of a ``bpf`` filter, as in include/uapi/linux/pkt_cls.h."""
+
+    nla_map = (
+        ("TCA_BPF_UNSPEC", "none"),
+        ("TCA_BPF_ACT", "hex"),
+        ("TCA_BPF_POLICE", "hex"),
+        ("TCA_BPF_CLASSID", "uint32"),
+        ("TCA_BPF_OPS_LEN", "uint16"),
+        ("TCA_BPF_OPS", "hex"),
+        ("TCA_BPF_FD", "uint32"),
+        ("TCA_BPF_NAME", "asciiz"),
+        ("TCA_BPF_FLAGS", "uint32"),
+        ("TCA_BPF_FLAGS_GEN", "uint32"),
+        ("TCA_BPF_TAG", "cdata"),
+        ("TCA_BPF_ID", "uint32"),
+    )
+
+
+class tcmsg_bpf(tcmsg):
+    """A tcmsg that codes cls_bpf options completely; other kinds decode as pyroute2 does."""
+
+    @staticmethod
+    def get_options(self, *argv, **kwarg):
+        if self.get_attr("TCA_KIND") == "bpf":
+            return cls_bpf_options
+        return tcmsg.get_options(self, *argv, **kwarg)
+
+
+# --- genl "netdev": what XDP a device can do (Linux 6.3) ---------------------------------
+
+NETDEV_CMD_DEV_GET = 1
+XDP_FEATURE_BITS = {
+    "basic": 1 << 0, "redirect": 1 << 1, "ndo_xmit": 1 << 2, "xsk_zerocopy": 1 << 3,
+    "hw_offload": 1 << 4, "rx_sg": 1 << 5, "ndo_xmit_sg": 1 << 6,
+}
+
+
+def _netdevmsg():
+    from pyroute2.netlink import genlmsg
+
+    class netdevmsg(genlmsg):
+        nla_map = (
+            ("NETDEV_A_DEV_UNSPEC", "none"),
+            ("NETDEV_A_DEV_IFINDEX", "uint32"),
+            ("NETDEV_A_DEV_PAD", "none"),
+            ("NETDEV_A_DEV_XDP_FEATURES", "uint64"),
+            ("NETDEV_A_DEV_XDP_ZC_MAX_SEGS", "uint32"),
+            ("NETDEV_A_DEV_XDP_RX_METADATA_FEATURES", "uint64"),
+            ("NETDEV_A_DEV_XSK_FEATURES", "uint64"),
+        )
+
+    return netdevmsg
+
+
+def xdp_features(ifindex, netns=None):
+    """The device's ``NETDEV_XDP_ACT_*`` names, or None if the kernel has no netdev family."""
+    from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
+    from pyroute2.netlink.generic import GenericNetlinkSocket
+
+    msg_class = _netdevmsg()
+    with _netns.entered(netns):
+        sock = GenericNetlinkSocket()
+    try:
+        try:
+            sock.bind("netdev", msg_class)
+        except NetlinkError:
+            return None
+        msg = msg_class()
+        msg["cmd"] = NETDEV_CMD_DEV_GET
+        msg["version"] = 1
+        msg["attrs"] = [("NETDEV_A_DEV_IFINDEX", ifindex)]
+        try:
+            reply = sock.nlm_request(msg, msg_type=sock.prid, msg_flags=NLM_F_REQUEST | NLM_F_ACK)
+        except NetlinkError:
+            return None
+        for r in reply:
+            bits = r.get_attr("NETDEV_A_DEV_XDP_FEATURES")
+            if bits is not None:
+                return sorted(name for name, bit in XDP_FEATURE_BITS.items() if bits & bit)
+        return None
+    finally:
+        sock.close()

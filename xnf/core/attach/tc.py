@@ -1,0 +1,342 @@
+"""tc attach: tcx where the kernel has it, else clsact + cls_bpf; and cls_bpf under any qdisc.
+
+:func:`attach_tc` is the ingress/egress entry point: a tcx link (Linux 6.6) or, as
+fallback, a direct-action cls_bpf filter on the clsact qdisc (created if missing, and
+removed again on detach only if we created it and it is empty).
+
+:func:`attach_cls_bpf` is the qdisc layer: a cls_bpf filter under any parent handle,
+for example an HTB root ``1:`` where a direct-action program classifies packets into
+classes through ``skb->priority`` / ``skb->tc_classid``. Schedulers build on it.
+
+Filters are sent with the whole cls_bpf option set (``TCA_BPF_FLAGS_GEN`` for
+skip_sw/skip_hw) and identified on dumps by ``TCA_BPF_ID``, so detaching removes
+only the filter we added, and only while it still runs our program.
+"""
+import errno
+import socket
+
+import attrs
+
+from xnf.core import features, netns as _netns
+from xnf.core.attach.base import Attachment, HookProgram, check_type, prog_name, program_fd
+from xnf.core.errors import AttachError, ModeNotSupportedError
+
+BPF_PROG_TYPE_SCHED_CLS = 3
+
+TC_H_ROOT = 0xFFFFFFFF
+TC_H_CLSACT = 0xFFFFFFF1  # == TC_H_INGRESS
+CLSACT_HANDLE = 0xFFFF0000
+TC_H_MIN_INGRESS, TC_H_MIN_EGRESS = 0xFFF2, 0xFFF3
+CLSACT_PARENTS = {"ingress": CLSACT_HANDLE | TC_H_MIN_INGRESS, "egress": CLSACT_HANDLE | TC_H_MIN_EGRESS}
+ETH_P_ALL = 0x0003
+
+TCA_BPF_FLAG_ACT_DIRECT = 1 << 0
+TCA_CLS_FLAGS_SKIP_HW = 1 << 0
+TCA_CLS_FLAGS_SKIP_SW = 1 << 1
+TCA_CLS_FLAGS_IN_HW = 1 << 2
+TCA_CLS_FLAGS_NOT_IN_HW = 1 << 3
+
+VIAS = ("auto", "tcx", "clsact")
+
+
+def parse_handle(value):
+    """A tc handle from an int or iproute2 notation: ``1:``, ``1:10``, ``ffff:fff2``, ``root``."""
+    if isinstance(value, int):
+        return value
+    text = str(value).strip().lower()
+    named = {"root": TC_H_ROOT, "ingress": CLSACT_PARENTS["ingress"], "egress": CLSACT_PARENTS["egress"],
+             "clsact": CLSACT_HANDLE}
+    if text in named:
+        return named[text]
+    major, sep, minor = text.partition(":")
+    try:
+        if not sep:
+            return int(text, 0)
+        return (int(major or "0", 16) << 16) | int(minor or "0", 16)
+    except ValueError:
+        raise AttachError(f"bad tc handle {value!r}", "write it as MAJOR:MINOR in hex, e.g. 1: or 1:10") from None
+
+
+def format_handle(handle):
+    for name, parent in CLSACT_PARENTS.items():
+        if handle == parent:
+            return name
+    if handle == TC_H_ROOT:
+        return "root"
+    return f"{handle >> 16:x}:{handle & 0xFFFF:x}"
+
+
+@attrs.define(eq=False, kw_only=True)
+class TcAttachment(Attachment):
+    kind = "tc"
+
+    parent: int = CLSACT_PARENTS["ingress"]
+    handle: int = 0
+    prio: int = 0
+    direct_action: bool = True
+    flags_gen: int = 0
+    """TCA_CLS_FLAGS_SKIP_HW / TCA_CLS_FLAGS_SKIP_SW as sent."""
+    classid: int = None
+    created_qdisc: bool = False
+    """Whether we created the clsact qdisc (and so remove it when it is left empty)."""
+
+    @property
+    def direction(self):
+        return next((d for d, p in CLSACT_PARENTS.items() if p == self.parent), None)
+
+    def _fields(self):
+        return {"parent": self.parent, "handle": self.handle, "prio": self.prio,
+                "direct_action": self.direct_action, "flags_gen": self.flags_gen,
+                "classid": self.classid, "created_qdisc": self.created_qdisc}
+
+    def _attached_netlink(self):
+        return _current_prog_id(self) == self.prog_id
+
+    def _detach_netlink(self):
+        from xnf.core.attach.netlink import NetlinkError, kernel_message, rtnl
+
+        if _current_prog_id(self) != self.prog_id:
+            result = False
+        else:
+            with rtnl(self.netns) as ipr:
+                try:
+                    _filter_request(ipr, "del", self)
+                except NetlinkError as e:
+                    if e.code not in (errno.ENOENT, errno.ENODEV):
+                        raise AttachError(f"removing {self}: {kernel_message(e)}") from None
+            result = True
+        if self.created_qdisc:
+            _remove_clsact_if_empty(self.ifindex, self.netns)
+        return result
+
+    def _replace_netlink(self, new_fd):
+        from xnf.core.attach.netlink import NetlinkError, kernel_message, rtnl
+
+        if _current_prog_id(self) != self.prog_id:
+            raise AttachError(f"cannot replace {self}: it is no longer the program attached there")
+        with rtnl(self.netns) as ipr:
+            try:
+                _filter_request(ipr, "replace", self, fd=new_fd)
+            except NetlinkError as e:
+                raise AttachError(f"replacing {self}: {kernel_message(e)}") from None
+
+    def __str__(self):
+        where = f" in netns {self.netns}" if self.netns else ""
+        return (f"tc prog {self.prog_id} on {self.ifname}{where} parent {format_handle(self.parent)} "
+                f"prio {self.prio} handle {self.handle:#x}")
+
+
+def _filter_request(ipr, command, att, fd=None):
+    """Send one cls_bpf filter request (add / replace / del) for ``att``."""
+    from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST
+    from pyroute2.netlink.rtnl import RTM_DELTFILTER, RTM_NEWTFILTER
+
+    from xnf.core.attach.netlink import tcmsg_bpf
+
+    msg = tcmsg_bpf()
+    msg["index"] = att.ifindex
+    msg["parent"] = att.parent
+    msg["handle"] = att.handle
+    msg["info"] = (att.prio << 16) | socket.htons(ETH_P_ALL)
+    msg["attrs"] = [["TCA_KIND", "bpf"]]
+    if command == "del":
+        ipr.nlm_request(msg, msg_type=RTM_DELTFILTER, msg_flags=NLM_F_REQUEST | NLM_F_ACK)
+        return
+    options = [["TCA_BPF_FD", int(fd)], ["TCA_BPF_NAME", "xnf"],
+               ["TCA_BPF_FLAGS", TCA_BPF_FLAG_ACT_DIRECT if att.direct_action else 0]]
+    if att.flags_gen:
+        options.append(["TCA_BPF_FLAGS_GEN", att.flags_gen])
+    if att.classid is not None:
+        options.append(["TCA_BPF_CLASSID", att.classid])
+    msg["attrs"].append(["TCA_OPTIONS", {"attrs": options}])
+    flags = NLM_F_REQUEST | NLM_F_ACK
+    if command == "add":
+        flags |= NLM_F_CREATE | NLM_F_EXCL
+    ipr.nlm_request(msg, msg_type=RTM_NEWTFILTER, msg_flags=flags)
+
+
+def _dump_filters(ipr, ifindex, parent):
+    """[(prio, handle, prog_id, name, flags_gen)] of the cls_bpf filters under ``parent``."""
+    from xnf.core.attach.netlink import NetlinkError
+
+    out = []
+    try:
+        msgs = ipr.get_filters(index=ifindex, parent=parent)
+    except NetlinkError as e:
+        if e.code in (errno.EINVAL, errno.ENOENT):
+            return out  # no such qdisc
+        raise
+    for m in msgs:
+        if m.get_attr("TCA_KIND") != "bpf" or not m["handle"]:
+            continue
+        opts = m.get_attr("TCA_OPTIONS")
+        if opts is None:
+            continue
+        out.append((m["info"] >> 16, m["handle"], opts.get_attr("TCA_BPF_ID"),
+                    opts.get_attr("TCA_BPF_NAME"), opts.get_attr("TCA_BPF_FLAGS_GEN") or 0))
+    return out
+
+
+def _current_prog_id(att):
+    """The program id of the filter at (parent, prio, handle), or None if there is none."""
+    from xnf.core.attach.netlink import rtnl
+
+    try:
+        with rtnl(att.netns) as ipr:
+            for prio, handle, prog_id, _, _ in _dump_filters(ipr, att.ifindex, att.parent):
+                if prio == att.prio and handle == att.handle:
+                    return prog_id
+    except Exception as e:  # the device (or namespace) is gone
+        if getattr(e, "code", None) == errno.ENODEV or type(e).__name__ == "NamespaceNotFoundError":
+            return None
+        raise
+    return None
+
+
+def _qdiscs(ipr, ifindex):
+    return [(m.get_attr("TCA_KIND"), m["handle"], m["parent"]) for m in ipr.get_qdiscs(index=ifindex)]
+
+
+def _ensure_clsact(ipr, ifindex, ifname, direction):
+    """Make sure the clsact qdisc is there; returns True if we created it."""
+    from xnf.core.attach.netlink import NetlinkError, kernel_message
+
+    kinds = {kind for kind, handle, _ in _qdiscs(ipr, ifindex) if handle == CLSACT_HANDLE}
+    if "clsact" in kinds:
+        return False
+    if "ingress" in kinds:
+        if direction == "ingress":
+            return False  # the ingress qdisc serves ffff:fff2 as well
+        raise AttachError(f"{ifname} has an ingress qdisc, which has no egress hook",
+                          "replace it with clsact (`tc qdisc del dev X ingress`) or use tcx")
+    try:
+        ipr.tc("add", "clsact", ifindex)
+    except NetlinkError as e:
+        if e.code == errno.EEXIST:
+            return False
+        raise AttachError(f"cannot add the clsact qdisc to {ifname}: {kernel_message(e)}") from None
+    return True
+
+
+def _remove_clsact_if_empty(ifindex, netns):
+    from xnf.core.attach.netlink import NetlinkError, rtnl
+
+    try:
+        with rtnl(netns) as ipr:
+            for parent in CLSACT_PARENTS.values():
+                if any(True for m in ipr.get_filters(index=ifindex, parent=parent) if m["handle"]):
+                    return False
+            ipr.tc("del", "clsact", ifindex)
+    except NetlinkError:
+        return False
+    return True
+
+
+def attach_cls_bpf(program, ifname, parent, netns=None, prio=None, handle=None, classid=None,
+                   direct_action=True, skip_sw=False, skip_hw=False, _clsact_direction=None):
+    """Add a cls_bpf filter running ``program`` under the qdisc or class ``parent``.
+
+    ``parent``: a handle (``"1:"``, ``0x10000``, ``"ingress"``/``"egress"`` for clsact).
+    ``prio``/``handle`` default to values the kernel picks. ``skip_sw`` (offload only)
+    and ``skip_hw`` go out as ``TCA_BPF_FLAGS_GEN``. Returns a :class:`TcAttachment`.
+    """
+    from xnf.core.attach.netlink import NetlinkError, kernel_message, rtnl
+
+    if skip_sw and skip_hw:
+        raise AttachError("skip_sw and skip_hw together leave the filter nowhere to run")
+    parent = parse_handle(parent)
+    ifindex = _netns.ifindex(ifname, netns)
+    fd = program_fd(program)
+    created = False
+    try:
+        pinfo = check_type(fd, {BPF_PROG_TYPE_SCHED_CLS}, "cls_bpf")
+        att = TcAttachment(ifname=ifname, ifindex=ifindex, netns=netns, prog_id=pinfo.id, program=fd,
+                           parent=parent, handle=handle or 0, prio=prio or 0,
+                           direct_action=direct_action, classid=classid,
+                           flags_gen=(TCA_CLS_FLAGS_SKIP_SW if skip_sw else 0)
+                           | (TCA_CLS_FLAGS_SKIP_HW if skip_hw else 0))
+        with rtnl(netns) as ipr:
+            if _clsact_direction is not None:
+                created = _ensure_clsact(ipr, ifindex, ifname, _clsact_direction)
+                att.created_qdisc = created
+            before = {(p, h) for p, h, *_ in _dump_filters(ipr, ifindex, parent)}
+            try:
+                _filter_request(ipr, "add", att, fd=fd)
+            except NetlinkError as e:
+                raise _explain(att, e.code, kernel_message(e)) from None
+            new = [(p, h) for p, h, pid, *_ in _dump_filters(ipr, ifindex, parent)
+                   if pid == att.prog_id and (p, h) not in before]
+            if len(new) != 1:
+                raise AttachError(f"the filter for prog {att.prog_id} on {ifname} vanished after creation")
+            att.prio, att.handle = new[0]
+        return att
+    except BaseException:
+        if created:
+            _remove_clsact_if_empty(ifindex, netns)
+        fd.close()
+        raise
+
+
+def _explain(att, code, message):
+    where = f"{att.ifname}" + (f" (netns {att.netns})" if att.netns else "") + \
+        f" parent {format_handle(att.parent)}"
+    if code == errno.EEXIST:
+        return AttachError(f"{where} already has a filter at prio {att.prio} handle {att.handle:#x}",
+                           "pick another prio/handle or leave them to the kernel")
+    if code == errno.EOPNOTSUPP and att.flags_gen & TCA_CLS_FLAGS_SKIP_SW:
+        return ModeNotSupportedError(f"{where} cannot offload the filter (skip_sw): {message}",
+                                     "drop skip_sw to run it in software")
+    if code == errno.ENOENT or (code == errno.EINVAL and "parent" in message.lower()):
+        return AttachError(f"cannot add a filter at {where}: {message}",
+                           "create the qdisc first; `tc qdisc show` lists them")
+    return AttachError(f"cannot add a cls_bpf filter at {where}: {message}")
+
+
+def attach_tc(program, ifname, direction="ingress", netns=None, via="auto", prio=None, handle=None,
+              skip_sw=False, skip_hw=False, before=None, after=None, first=False,
+              expected_revision=None):
+    """Attach a ``sched_cls`` program at tc ingress or egress of ``ifname``.
+
+    ``via="auto"`` uses a tcx link where the kernel has tcx, else clsact + cls_bpf in
+    direct-action mode. tcx takes ``before``/``after``/``first``/``expected_revision``;
+    clsact takes ``prio``/``handle``/``skip_sw``/``skip_hw``.
+    """
+    from xnf.core.attach.tcx import attach_tcx
+
+    if direction not in CLSACT_PARENTS:
+        raise AttachError(f"unknown tc direction {direction!r}", "use ingress or egress")
+    if via not in VIAS:
+        raise AttachError(f"unknown tc attach method {via!r}", "use auto, tcx or clsact")
+    if via == "auto":
+        clsact_only = prio is not None or handle is not None or skip_sw or skip_hw
+        via = "clsact" if clsact_only or not features.have_tcx() else "tcx"
+    if via == "tcx":
+        return attach_tcx(program, ifname, direction, netns, before=before, after=after, first=first,
+                          expected_revision=expected_revision)
+    if before is not None or after is not None or first or expected_revision is not None:
+        raise AttachError("before/after/first/expected_revision need tcx", "use via='tcx'")
+    return attach_cls_bpf(program, ifname, CLSACT_PARENTS[direction], netns, prio=prio, handle=handle,
+                          skip_sw=skip_sw, skip_hw=skip_hw, _clsact_direction=direction)
+
+
+def query_tc(ifname, netns=None, parents=None):
+    """cls_bpf filters on ``ifname``: under ``parents`` if given, else under clsact and every
+    qdisc and class of the device. Returns a list of HookProgram."""
+    from xnf.core.attach.netlink import rtnl
+
+    ifindex = _netns.ifindex(ifname, netns)
+    found = []
+    with rtnl(netns) as ipr:
+        if parents is None:
+            qdiscs = _qdiscs(ipr, ifindex)
+            parents = []
+            if any(k in ("clsact", "ingress") for k, h, _ in qdiscs):
+                parents += list(CLSACT_PARENTS.values())
+            parents += [h for k, h, _ in qdiscs if k not in ("clsact", "ingress") and h]
+            parents += [m["handle"] for m in ipr.get_classes(index=ifindex)]
+        for parent in map(parse_handle, parents):
+            for prio, handle, prog_id, name, _ in _dump_filters(ipr, ifindex, parent):
+                found.append(HookProgram(hook="tc", where=format_handle(parent), prog_id=prog_id,
+                                         prog_name=prog_name(prog_id) if prog_id else name or "",
+                                         handle=handle, prio=prio))
+    return found
