@@ -1,0 +1,52 @@
+"""`xnf features [IFACE] [--json]`: what the kernel (and an interface) can do."""
+from xnf.cli.output import emit_json
+
+
+def register(sub):
+    p = sub.add_parser("features", help="probe kernel and interface features")
+    p.add_argument("iface", metavar="IFACE", nargs="?")
+    p.add_argument("--netns", metavar="NAME")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_features)
+
+
+def collect(iface=None, netns=None):
+    from xnf.core.features import features_report
+    from xnf.plugins.pifo_sched.features import scheduling_features
+
+    report = features_report()
+    report["scheduling"] = scheduling_features()
+    if iface:
+        from xnf.drivers.report import features_report as iface_report
+
+        report["interface"] = iface_report(iface, netns)
+    return report
+
+
+def cmd_features(args):
+    report = collect(args.iface, args.netns)
+    if args.json:
+        emit_json(report)
+        return 0
+    print(f"kernel {report['release']}" + ("" if report["privileged"] else " (not root: probes limited)"))
+    print(f"  btf: load={_yn(report['btf']['load'])} vmlinux={_yn(report['btf']['vmlinux'])}")
+    print(f"  links: xdp={_yn(report['links']['xdp'])} tcx={_yn(report['links']['tcx'])}")
+    for key in ("program_types", "map_types"):
+        have = [k for k, v in report[key].items() if v]
+        missing = [k for k, v in report[key].items() if v is False]
+        print(f"  {key.replace('_', ' ')}: {len(have)} available" + (f"; missing: {', '.join(missing)}" if missing else ""))
+    for hook, helpers in report["helpers"].items():
+        missing = [k for k, v in helpers.items() if v is False]
+        print(f"  helpers ({hook}): {sum(1 for v in helpers.values() if v)} available"
+              + (f"; missing: {', '.join(missing)}" if missing else ""))
+    for k, v in report["scheduling"].items():
+        print(f"  scheduling: {k}={_yn(v) if isinstance(v, (bool, type(None))) else v}")
+    if "interface" in report:
+        from xnf.drivers.report import format_report
+
+        print(format_report(report["interface"]))
+    return 0
+
+
+def _yn(v):
+    return {True: "yes", False: "no", None: "unknown"}.get(v, str(v))

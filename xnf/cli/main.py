@@ -1,0 +1,63 @@
+"""The `xnf` command: builds the argument parser from the command groups and plugins, and
+turns every error into one line on stderr and a non-zero exit."""
+import argparse
+import os
+import sys
+
+from xnf import __version__
+from xnf.core.errors import VerifierError, XnfError
+
+EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 70, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"xnf: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser():
+    from xnf.cli import features, maps, nf_commands, prog
+
+    parser = _Parser(prog="xnf", description="BPF network functions for Linux.")
+    parser.add_argument("--version", action="version", version=f"xnf {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    nf_commands.register(sub)
+    features.register(sub)
+    prog.register(sub)
+    maps.register(sub)
+    nf_commands.register_plugin_groups(sub)
+    return parser
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        return args.func(args) or 0
+    except VerifierError as e:
+        print(f"xnf: error: {e}", file=sys.stderr)
+        if os.environ.get("XNF_VERBOSE"):
+            print(e.describe(), file=sys.stderr)
+        return EXIT_ERROR
+    except XnfError as e:
+        print(f"xnf: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+    except OSError as e:
+        where = f": {e.filename}" if e.filename else ""
+        print(f"xnf: error: {e.strerror or e}{where}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as e:  # a bug: still one line, the traceback only on request
+        if os.environ.get("XNF_DEBUG"):
+            raise
+        print(f"xnf: internal error: {type(e).__name__}: {e} (set XNF_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

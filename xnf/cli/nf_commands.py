@@ -1,0 +1,154 @@
+"""`xnf list | attach | detach | status | run | demo`: the network-function commands."""
+import os
+import signal
+import sys
+import threading
+
+from xnf import registry
+from xnf.cli.output import emit_json, table
+from xnf.core.errors import PluginError
+
+
+def register(sub):
+    p = sub.add_parser("list", help="list installed network functions and schedulers")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+
+    nfs = registry.network_functions()
+    for verb, helptext, func in (("attach", "attach a network function and leave it pinned", cmd_attach),
+                                 ("run", "attach, stream results, detach on Ctrl-C or SIGTERM", cmd_run)):
+        p = sub.add_parser(verb, help=helptext)
+        nf_sub = p.add_subparsers(dest="nf", metavar="NF", parser_class=type(p))
+        nf_sub.required = True
+        for name, cls in sorted(nfs.items()):
+            q = nf_sub.add_parser(name, help=cls.description)
+            q.add_argument("iface", metavar="IFACE")
+            q.add_argument("--mode", default="auto", choices=("auto", "skb", "native", "offload"),
+                           help="XDP mode (default: the best the interface supports)")
+            q.add_argument("--netns", metavar="NAME", help="the interface is in this network namespace")
+            cls.add_arguments(q)
+            q.set_defaults(func=func, nf_cls=cls)
+
+    p = sub.add_parser("detach", help="detach a network function and remove its pins")
+    p.add_argument("nf", metavar="NF")
+    p.add_argument("iface", metavar="IFACE")
+    p.add_argument("--netns", metavar="NAME")
+    p.set_defaults(func=cmd_detach)
+
+    p = sub.add_parser("status", help="show attached network functions")
+    p.add_argument("iface", metavar="IFACE", nargs="?")
+    p.add_argument("--netns", metavar="NAME")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("demo", help="a self-contained demonstration in throwaway namespaces")
+    demo_sub = p.add_subparsers(dest="nf", metavar="NF", parser_class=type(p))
+    demo_sub.required = True
+    for name, cls in sorted(nfs.items()):
+        demo = getattr(cls, "demo", None)
+        if demo is None:
+            continue
+        q = demo_sub.add_parser(name, help=f"demonstrate {name}")
+        add = getattr(cls, "add_demo_arguments", None)
+        if add:
+            add(q)
+        q.set_defaults(func=lambda args, cls=cls: cls.demo(args))
+
+
+def register_plugin_groups(sub):
+    for _name, cls in sorted(registry.network_functions().items()):
+        cls.register_cli(sub)
+
+
+def cmd_list(args):
+    nfs = registry.network_functions()
+    scheds = registry.schedulers()
+    if args.json:
+        emit_json({"network_functions": {n: {"description": c.description, "hooks": list(c.hooks),
+                                             "modes": list(c.modes)} for n, c in nfs.items()},
+                   "schedulers": sorted(scheds)})
+        return 0
+    table([(n, ",".join(c.hooks), ",".join(c.modes), c.description) for n, c in sorted(nfs.items())],
+          ["NETWORK FUNCTION", "HOOKS", "MODES", "DESCRIPTION"])
+    print(f"\nschedulers: {', '.join(sorted(scheds))}")
+    return 0
+
+
+def _instance(args):
+    cls = args.nf_cls
+    return cls(args.iface, cls.config_from_args(args), netns=args.netns, mode=args.mode)
+
+
+def cmd_attach(args):
+    nf = _instance(args)
+    nf.attach()
+    print(f"{nf.name} attached to {args.iface}" + (f" in {args.netns}" if args.netns else "")
+          + f", pinned under {nf.pin_dir}")
+    return 0
+
+
+def cmd_run(args):
+    nf = _instance(args)
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    nf.attach()
+    try:
+        nf.run(sys.stdout, stop)
+    finally:
+        nf.detach()
+        for s, h in old.items():
+            signal.signal(s, h)
+    return 0
+
+
+def cmd_detach(args):
+    cls = registry.network_function(args.nf)
+    nf = cls.attached(args.iface, netns=args.netns)
+    if nf is None:
+        raise PluginError(f"{args.nf} is not attached to {args.iface}",
+                          "see `xnf status` for what is attached")
+    nf.detach()
+    print(f"{args.nf} detached from {args.iface}")
+    return 0
+
+
+def _attached_instances(iface=None, netns=None):
+    from xnf.core.pin import XNF_DIR, find_bpffs
+
+    bpffs = find_bpffs()
+    if bpffs is None:
+        return []
+    root = os.path.join(bpffs, XNF_DIR)
+    found = []
+    if not os.path.isdir(root):
+        return found
+    for ifdir in sorted(os.listdir(root)):
+        name, _, ns = ifdir.partition("@")
+        if (iface and name != iface) or (netns and ns != netns):
+            continue
+        for nf_name in sorted(os.listdir(os.path.join(root, ifdir))):
+            try:
+                cls = registry.network_function(nf_name)
+            except PluginError:
+                continue
+            inst = cls.attached(name, netns=ns or None)
+            if inst is not None:
+                found.append(inst)
+    return found
+
+
+def cmd_status(args):
+    found = [nf.status() for nf in _attached_instances(args.iface, args.netns)]
+    if args.json:
+        emit_json(found)
+    elif not found:
+        print("no network functions attached")
+    else:
+        table([(s.get("name"), s.get("iface"), s.get("netns") or "-", s.get("mode", "-"),
+                ", ".join(f"{k}={v}" for k, v in s.items() if k not in ("name", "iface", "netns", "mode")))
+               for s in found], ["NF", "IFACE", "NETNS", "MODE", "DETAILS"])
+    return 0

@@ -1,0 +1,85 @@
+"""`xnf prog load OBJ [--pin DIR]` and `xnf prog show`: objects and programs in the kernel."""
+import os
+
+from xnf.cli.output import emit_json, table
+from xnf.core.errors import XnfError
+
+
+def register(sub):
+    p = sub.add_parser("prog", help="load BPF objects and list loaded programs")
+    psub = p.add_subparsers(dest="prog_command", metavar="ACTION", parser_class=type(p))
+    psub.required = True
+    q = psub.add_parser("load", help="load every map and program of an object (like bpftool prog loadall)")
+    q.add_argument("object", metavar="OBJ")
+    q.add_argument("--pin", metavar="DIR", help="pin programs and maps under DIR (on bpffs) so they stay loaded")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_load)
+    q = psub.add_parser("show", help="list programs loaded in the kernel")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_show)
+
+
+def cmd_load(args):
+    import xnf
+    from xnf.core import uapi
+
+    spec = xnf.open_object(args.object)
+    if args.pin:
+        from xnf.core.pin import require_bpffs
+
+        os.makedirs(args.pin, exist_ok=True)
+        require_bpffs(args.pin)
+    coll = xnf.load(spec)
+    pinned = []
+    try:
+        if args.pin:
+            for kind, objs in (("progs", coll.programs), ("maps", coll.maps)):
+                base = os.path.join(args.pin, kind)
+                os.makedirs(base, exist_ok=True)
+                for name, obj in objs.items():
+                    if getattr(obj, "pinned_at", None):
+                        continue
+                    path = os.path.join(base, name.lstrip("."))
+                    obj.pin(path)
+                    pinned.append(path)
+        progs = [{"name": n, "type": uapi.PROG_TYPE_NAMES.get(p.type, p.type), "id": p.id} for n, p in coll.programs.items()]
+        maps = [{"name": n, "type": uapi.MAP_TYPE_NAMES.get(m.type, m.type), "id": m.id} for n, m in coll.maps.items()]
+    except XnfError:
+        for path in pinned:
+            os.unlink(path)
+        raise
+    finally:
+        coll.close()
+    if args.json:
+        emit_json({"programs": progs, "maps": maps, "pinned": args.pin})
+    else:
+        table([("prog", p["name"], p["type"], p["id"]) for p in progs]
+              + [("map", m["name"], m["type"], m["id"]) for m in maps], ["KIND", "NAME", "TYPE", "ID"])
+        if args.pin:
+            print(f"pinned under {args.pin}")
+    return 0
+
+
+def cmd_show(args):
+    from xnf.core import syscall, uapi
+    from xnf.core.errors import BPFError
+    from xnf.core.info import prog_info
+
+    rows = []
+    for prog_id in syscall.iter_ids("prog"):
+        try:
+            fd = syscall.fd_by_id("prog", prog_id)
+        except BPFError:
+            continue  # gone since it was listed
+        try:
+            i = prog_info(fd)
+        finally:
+            fd.close()
+        rows.append({"id": i.id, "type": uapi.PROG_TYPE_NAMES.get(i.type, i.type), "name": i.name,
+                     "tag": i.tag, "map_ids": list(i.map_ids), "ifindex": i.ifindex})
+    if args.json:
+        emit_json(rows)
+    else:
+        table([(r["id"], r["type"], r["name"], r["tag"], ",".join(map(str, r["map_ids"])) or "-") for r in rows],
+              ["ID", "TYPE", "NAME", "TAG", "MAPS"])
+    return 0

@@ -1,0 +1,145 @@
+"""The network-function contract: what a plugin declares and what every `xnf` command calls.
+
+A network function is a class registered in the stevedore namespace
+``xnf.network_functions``. It declares its name, the BPF objects it ships, the hooks
+it needs, the XDP modes it supports and its configuration as an attrs class; the CLI
+turns that class's fields into options, so a third-party plugin works with every
+``xnf`` command unchanged. See docs/writing-a-plugin.md.
+"""
+import enum
+import importlib.resources
+import os
+
+import attrs
+
+from xnf.core.errors import ConfigError
+
+HOOKS = ("xdp", "tc-ingress", "tc-egress", "qdisc")
+MODES = ("auto", "skb", "native", "offload")
+
+
+@attrs.define
+class NoConfig:
+    """For network functions without options."""
+
+
+class NetworkFunction:
+    """Base class of network functions. Subclasses set the class attributes and implement
+    :meth:`attach`, :meth:`detach`, :meth:`status` and, for a foreground loop, :meth:`run`."""
+
+    name = ""
+    description = ""
+    objects = ()
+    """BPF objects shipped as package data, relative to the plugin's package."""
+    hooks = ()
+    """Where it attaches: a subset of :data:`HOOKS`."""
+    modes = ("skb", "native")
+    """XDP modes it can run in (``offload`` only if it can run on a NIC)."""
+    Config = NoConfig
+
+    def __init__(self, iface, config=None, netns=None, mode="auto"):
+        if mode not in MODES:
+            raise ConfigError(f"unknown mode {mode!r}", f"choose one of {', '.join(MODES)}")
+        if mode not in ("auto",) + tuple(self.modes):
+            raise ConfigError(f"{self.name} cannot run in {mode} mode",
+                              f"it supports: {', '.join(('auto',) + tuple(self.modes))}")
+        self.iface = iface
+        self.config = config if config is not None else self.Config()
+        self.netns = netns
+        self.mode = mode
+
+    # --- what plugins implement -------------------------------------------------------
+
+    def attach(self):
+        """Load and attach everything, pinned under :attr:`pin_dir`; on failure leave nothing behind."""
+        raise NotImplementedError
+
+    def detach(self):
+        """Remove everything :meth:`attach` created (programs, filters, qdiscs, pins)."""
+        raise NotImplementedError
+
+    def status(self):
+        """A JSON-serialisable dict describing the attached instance."""
+        return {"name": self.name, "iface": self.iface, "netns": self.netns, "mode": self.mode}
+
+    def run(self, out, stop):
+        """Foreground loop: write results to ``out`` (a text stream) until ``stop`` (an Event) is set."""
+        stop.wait()
+
+    @classmethod
+    def attached(cls, iface, netns=None):
+        """The instance attached to ``iface`` (found through its pins), or None."""
+        return None
+
+    # --- optional CLI extensions ------------------------------------------------------
+
+    @classmethod
+    def add_arguments(cls, parser):
+        """Options for `attach` and `run`; by default one per field of :attr:`Config`."""
+        add_config_arguments(parser, cls.Config)
+
+    @classmethod
+    def config_from_args(cls, args):
+        return config_from_args(cls.Config, args)
+
+    @classmethod
+    def register_cli(cls, subparsers):
+        """Add a command group of the plugin's own (``xnf <name> ...``); none by default."""
+
+    # --- helpers for implementations --------------------------------------------------
+
+    @classmethod
+    def object_path(cls, relpath):
+        """Filesystem path of a BPF object shipped in the plugin's package."""
+        package = cls.__module__.rpartition(".")[0] or cls.__module__
+        return os.fspath(importlib.resources.files(package).joinpath(relpath))
+
+    @property
+    def pin_dir(self):
+        """``/sys/fs/bpf/xnf/<ifname>[@<netns>]/<nf>/``: where this instance keeps its pins."""
+        from xnf.core.pin import PinRoot
+
+        return PinRoot(self.iface, self.name, netns=self.netns).path
+
+
+# --- attrs config -> argparse ---------------------------------------------------------------
+
+def add_config_arguments(parser, config_cls):
+    """One ``--option`` per attrs field: bools become flags, enums and ``choices`` metadata choices."""
+    for field in attrs.fields(config_cls):
+        if field.metadata.get("cli") is False:
+            continue
+        opt = "--" + field.name.replace("_", "-")
+        help_text = field.metadata.get("help", "")
+        default = field.default if not isinstance(field.default, attrs.Factory) else field.default.factory()
+        kwargs = {"dest": field.name, "default": default, "help": help_text}
+        ftype = field.type if not isinstance(field.type, str) else _TYPE_NAMES.get(field.type, str)
+        if ftype is bool:
+            kwargs["action"] = "store_false" if default else "store_true"
+            if default:
+                opt = "--no-" + field.name.replace("_", "-")
+            kwargs.pop("default")
+            parser.set_defaults(**{field.name: default})
+        elif isinstance(ftype, type) and issubclass(ftype, enum.Enum):
+            kwargs["choices"] = [m.value for m in ftype]
+            kwargs["type"] = type(next(iter(ftype)).value)
+        else:
+            if "choices" in field.metadata:
+                kwargs["choices"] = field.metadata["choices"]
+            if ftype in (int, float, str):
+                kwargs["type"] = ftype
+        if "metavar" in field.metadata:
+            kwargs["metavar"] = field.metadata["metavar"]
+        parser.add_argument(opt, **kwargs)
+
+
+def config_from_args(config_cls, args):
+    """Build the attrs config from parsed options; validators' errors become ConfigError."""
+    values = {f.name: getattr(args, f.name) for f in attrs.fields(config_cls) if hasattr(args, f.name)}
+    try:
+        return config_cls(**values)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(str(e)) from None
+
+
+_TYPE_NAMES = {"int": int, "float": float, "str": str, "bool": bool}
