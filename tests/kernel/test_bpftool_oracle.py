@@ -51,10 +51,9 @@ def special_cases():
 
 
 @pytest.fixture(scope="module")
-def bpffs():
-    """A bpffs at /sys/fs/bpf (mounted here if missing, unmounted again at the end)."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root: loading programs and pinning require CAP_BPF/CAP_SYS_ADMIN")
+def sys_bpffs():
+    """/sys/fs/bpf as bpffs, where libbpf pins by-name maps (mounted here if missing, and
+    unmounted again at the end)."""
     if shutil.which("bpftool") is None:
         pytest.fail("bpftool not found: install it (apt-get install bpftool) for the oracle tests")
     with open("/proc/mounts") as f:
@@ -69,10 +68,10 @@ def bpffs():
 
 
 @pytest.fixture
-def by_name_pins(bpffs, request):
+def by_name_pins(sys_bpffs, request):
     """Removes the by-name pins a load made, but never one that existed before the test."""
     name = PINNED_BY_NAME.get(fixture_name(request.node.callspec.params["path"]))
-    pin = os.path.join(bpffs, name) if name else None
+    pin = os.path.join(sys_bpffs, name) if name else None
     if pin and os.path.exists(pin):
         pytest.fail(f"{pin} exists already; remove it (left by another run?) before this test")
     try:
@@ -82,8 +81,8 @@ def by_name_pins(bpffs, request):
             os.unlink(pin)
 
 
-def bpftool_accepts(path, bpffs, extra=()):
-    pin_dir = os.path.join(bpffs, f"xnf-test-{uuid.uuid4().hex[:12]}")
+def bpftool_accepts(path, sys_bpffs, extra=()):
+    pin_dir = os.path.join(sys_bpffs, f"xnf-test-{uuid.uuid4().hex[:12]}")
     try:
         res = subprocess.run(["bpftool", "prog", "loadall", path, pin_dir, *extra],
                              capture_output=True, text=True)
@@ -109,13 +108,13 @@ def xnf_accepts(path, by_name_pin):
 
 @pytest.mark.root
 @pytest.mark.parametrize("path", OBJECTS, ids=fixture_name)
-def test_bpftool_and_xnf_agree(bpffs, by_name_pins, path):
+def test_bpftool_and_xnf_agree(sys_bpffs, by_name_pins, path):
     how, reason = special_cases().get(fixture_name(path), (None, ""))
     if how == "skip":
         pytest.skip(f"bpftool cannot judge this object: {reason}")
     extra = how if isinstance(how, list) else ()
 
-    by_bpftool, bpftool_err = bpftool_accepts(path, bpffs, extra)
+    by_bpftool, bpftool_err = bpftool_accepts(path, sys_bpffs, extra)
     if by_name_pins and os.path.exists(by_name_pins):
         os.unlink(by_name_pins)  # start xnf from the same clean state bpftool had
     by_xnf, xnf_err = xnf_accepts(path, by_name_pins)
@@ -131,16 +130,16 @@ def test_bpftool_and_xnf_agree(bpffs, by_name_pins, path):
 
 
 @pytest.mark.root
-def test_bpftool_refuses_an_incompatible_pin_too(bpffs):
+def test_bpftool_refuses_an_incompatible_pin_too(sys_bpffs):
     """The pin-by-name refusal xnf must make is also what libbpf does."""
-    pin = os.path.join(bpffs, PINNED_BY_NAME["pin_by_name"])
+    pin = os.path.join(sys_bpffs, PINNED_BY_NAME["pin_by_name"])
     if os.path.exists(pin):
         pytest.fail(f"{pin} exists already; remove it before this test")
     try:
-        ok, _ = bpftool_accepts(os.path.join(ROOT, "tests", "bpf", "pin_by_name.bpf.o"), bpffs)
+        ok, _ = bpftool_accepts(os.path.join(ROOT, "tests", "bpf", "pin_by_name.bpf.o"), sys_bpffs)
         assert ok and os.path.exists(pin)
         ok, _ = bpftool_accepts(os.path.join(ROOT, "tests", "bpf", "pin_by_name_incompat.bpf.o"),
-                                bpffs)
+                                sys_bpffs)
         assert not ok
     finally:
         if os.path.exists(pin):

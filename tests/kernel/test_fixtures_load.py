@@ -132,39 +132,8 @@ def kernel_config():
         return dict(line.strip().split("=", 1) for line in f if line.startswith("CONFIG_"))
 
 
-@pytest.fixture
-def needs_root():
-    if os.geteuid() != 0:
-        pytest.skip("needs root: bpf(2) program and map creation requires CAP_BPF/CAP_SYS_ADMIN")
-
-
-@pytest.fixture(scope="module")
-def bpffs():
-    """A bpffs at /sys/fs/bpf (mounted here if missing, unmounted again at the end)."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root: mounting bpffs and pinning require CAP_SYS_ADMIN")
-    with open("/proc/mounts") as f:
-        mounted = any(line.split()[1:3] == ["/sys/fs/bpf", "bpf"] for line in f)
-    if not mounted:
-        subprocess.run(["mount", "-t", "bpf", "bpf", "/sys/fs/bpf"], check=True)
-    try:
-        yield "/sys/fs/bpf"
-    finally:
-        if not mounted:
-            subprocess.run(["umount", "/sys/fs/bpf"], check=False)
-
-
-@pytest.fixture
-def pin_dir(bpffs):
-    path = os.path.join(bpffs, f"xnf-test-{uuid.uuid4().hex[:12]}")
-    os.mkdir(path)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
 root = pytest.mark.root
+PRELOADED_PINS = {"maps.debug", "progs.debug"}  # iterators the kernel puts in every bpffs
 
 # --- parsing (no privileges) -----------------------------------------------------------
 
@@ -335,7 +304,7 @@ def test_missing_file(tmp_path):
 # --- loading and running ---------------------------------------------------------------
 
 @root
-def test_xdp_counter(needs_root):
+def test_xdp_counter():
     frame = ipv4_frame(IPPROTO_UDP)
     with xnf.load(obj("xdp_counter")) as coll:
         res = coll.programs["xdp_count"].test_run(frame, repeat=7)
@@ -351,7 +320,7 @@ def test_xdp_counter(needs_root):
 
 
 @root
-def test_close_releases_everything(needs_root):
+def test_close_releases_everything():
     coll = xnf.load(obj("xdp_counter"))
     prog_id = coll.programs["xdp_count"].id
     map_ids = bpftool_json("prog", "show", "id", str(prog_id))["map_ids"]
@@ -362,7 +331,7 @@ def test_close_releases_everything(needs_root):
 
 
 @root
-def test_tc_counter(needs_root):
+def test_tc_counter():
     frame = ipv4_frame()
     with xnf.load(obj("tc_counter")) as coll:
         for slot, prog in enumerate(("tc_count", "tcx_ingress_count", "tcx_egress_count",
@@ -380,7 +349,7 @@ def test_tc_counter(needs_root):
 
 
 @root
-def test_global_data_defaults(needs_root):
+def test_global_data_defaults():
     path = obj("global_data")
     with xnf.load(path) as coll:
         assert read_var(coll, path, "counter") == 100
@@ -402,7 +371,7 @@ def test_global_data_defaults(needs_root):
 
 
 @root
-def test_global_data_rodata_set_before_load(needs_root):
+def test_global_data_rodata_set_before_load():
     path = obj("global_data")
     spec = xnf.open_object(path)
     spec.rodata["cfg_verdict"] = XDP_DROP
@@ -419,7 +388,7 @@ def test_global_data_rodata_set_before_load(needs_root):
 
 
 @root
-def test_subprograms_and_bpf_loop(needs_root):
+def test_subprograms_and_bpf_loop():
     path = obj("subprog")
     with xnf.load(path) as coll:
         frame = ipv4_frame()
@@ -439,7 +408,7 @@ def test_subprograms_and_bpf_loop(needs_root):
 
 
 @root
-def test_map_in_map(needs_root):
+def test_map_in_map():
     with xnf.load(obj("map_in_map")) as coll:
         coll.maps["inner_a"][0] = XDP_DROP
         coll.maps["inner_b"][0] = 77
@@ -452,7 +421,7 @@ def test_map_in_map(needs_root):
 
 
 @root
-def test_tail_calls(needs_root):
+def test_tail_calls():
     frame = ipv4_frame()
     with xnf.load(obj("tail_call")) as coll:
         entry, cfg, hits = coll.programs["tail_entry"], coll.maps["tail_cfg"], coll.maps["tail_hits"]
@@ -468,7 +437,7 @@ def test_tail_calls(needs_root):
 
 
 @root
-def test_legacy_bpf_map_def(needs_root):
+def test_legacy_bpf_map_def():
     with xnf.load(obj("legacy_maps")) as coll:
         count, proto = coll.maps["legacy_count"], coll.maps["legacy_proto"]
         assert (count.type, count.key_size, count.value_size, count.max_entries) == \
@@ -481,7 +450,7 @@ def test_legacy_bpf_map_def(needs_root):
 
 
 @root
-def test_legacy_iproute2_bpf_elf_map(needs_root):
+def test_legacy_iproute2_bpf_elf_map():
     frame = ipv4_frame()
     with xnf.load(obj("legacy_iproute2")) as coll:
         count, lengths = coll.maps["ipr_count"], coll.maps["ipr_len"]
@@ -494,8 +463,9 @@ def test_legacy_iproute2_bpf_elf_map(needs_root):
 
 
 @root
-def test_pin_by_name_reuse_and_incompatible(needs_root, pin_dir):
-    pin = os.path.join(pin_dir, "xnf_pinned_cnt")
+def test_pin_by_name_reuse_and_incompatible(bpffs):
+    """In a private bpffs (tests/kernel/conftest.py), gone with its pins at the end."""
+    pin = os.path.join(bpffs, "xnf_pinned_cnt")
 
     def load(name):
         spec = xnf.open_object(obj(name))
@@ -516,57 +486,96 @@ def test_pin_by_name_reuse_and_incompatible(needs_root, pin_dir):
     with pytest.raises(errors.MapIncompatibleError, match="xnf_pinned_cnt"):
         load("pin_by_name_incompat")
     assert_gone("prog", {"pin_count_incompat"}, before)
-    assert os.listdir(pin_dir) == ["xnf_pinned_cnt"]
+    assert set(os.listdir(bpffs)) - PRELOADED_PINS == {"xnf_pinned_cnt"}
     with load("pin_by_name") as coll:
         assert coll.maps["xnf_pinned_cnt"][0] == 4, "the incompatible load touched the pin"
 
 
-def _collect(reader, want, timeout=5.0):
-    """Records (bytes) from a ring/perf buffer reader until ``want`` arrived or timeout."""
+def _collect(make_reader, want, timeout=5.0):
+    """Records (bytes) handed to a reader's callback, polling until ``want`` or timeout."""
     got = []
+    reader = make_reader(got.append)
     deadline = time.monotonic() + timeout
     while len(got) < want and time.monotonic() < deadline:
-        got.extend(reader.poll(0.2))
-    return got
+        reader.poll(200)
+    return reader, got
 
 
 EVENT = struct.Struct("<QIHBBQ")
 EVENT_MAGIC = 0x786E662D65767400
 
 
+def decode_events(records):
+    return [EVENT.unpack(bytes(r[:EVENT.size])) for r in records]
+
+
 @root
-def test_ringbuf(needs_root):
+def test_ringbuf_callback():
     from xnf.core.ringbuf import RingBuffer
 
     frame = ipv4_frame()
     path = obj("ringbuf")
     with xnf.load(path) as coll:
-        with RingBuffer(coll.maps["rb"]) as rb:
-            assert coll.programs["rb_submit"].test_run(frame, repeat=100).retval == XDP_PASS
-            records = _collect(rb, 100)
-        assert len(records) == 100
-        events = [EVENT.unpack(bytes(r[:EVENT.size])) for r in records]
+        prog = coll.programs["rb_submit"]
+        assert prog.test_run(frame, repeat=100).retval == XDP_PASS
+        reader, records = _collect(lambda cb: RingBuffer(coll.maps["rb"], callback=cb), 100)
+        reader.close()
+        events = decode_events(records)
         assert [e[0] for e in events] == list(range(100))
         assert {e[1:] for e in events} == {(len(frame), IPPROTO_UDP, 1, 0, EVENT_MAGIC)}
         assert read_var(coll, path, "rb_dropped") == 0
 
 
 @root
-def test_perf_event_array(needs_root):
-    from xnf.core.perf import PerfEventArray
+def test_ringbuf_iterator():
+    import itertools
+    import threading
 
-    frame = ipv4_frame(IPPROTO_TCP)
+    from xnf.core.ringbuf import RingBuffer
+
     with xnf.load(obj("ringbuf")) as coll:
-        with PerfEventArray(coll.maps["perf_events"]) as perf:
-            assert coll.programs["perf_submit"].test_run(frame, repeat=10).retval == XDP_PASS
-            records = _collect(perf, 10)
-        events = [EVENT.unpack(bytes(r[:EVENT.size])) for r in records]
-        assert [e[0] for e in events] == list(range(10))
-        assert {e[1:] for e in events} == {(len(frame), IPPROTO_TCP, 2, 0, EVENT_MAGIC)}
+        stop = threading.Event()
+        timer = threading.Timer(5.0, stop.set)  # ends the iteration if records go missing
+        timer.start()
+        try:
+            with RingBuffer(coll.maps["rb"]) as rb:
+                coll.programs["rb_submit"].test_run(ipv4_frame(IPPROTO_TCP), repeat=30)
+                records = list(itertools.islice(rb.iterate(stop), 30))
+        finally:
+            timer.cancel()
+        assert all(isinstance(r, bytes) for r in records)
+        assert [e[0] for e in decode_events(records)] == list(range(30))
 
 
 @root
-def test_percpu_maps(needs_root):
+def test_perf_event_array():
+    from xnf.core.perfbuf import PerfBuffer
+
+    frame = ipv4_frame(IPPROTO_TCP)
+    with xnf.load(obj("ringbuf")) as coll:
+        # the per-CPU perf events must exist before the program outputs into them
+        records, cpus = [], set()
+
+        def on_sample(cpu, data):
+            cpus.add(cpu)
+            records.append(data)
+
+        reader = PerfBuffer(coll.maps["perf_events"], callback=on_sample)
+        try:
+            assert coll.programs["perf_submit"].test_run(frame, repeat=10).retval == XDP_PASS
+            deadline = time.monotonic() + 5
+            while len(records) < 10 and time.monotonic() < deadline:
+                reader.poll(200)
+        finally:
+            reader.close()
+        events = decode_events(records)
+        assert [e[0] for e in events] == list(range(10))
+        assert {e[1:] for e in events} == {(len(frame), IPPROTO_TCP, 2, 0, EVENT_MAGIC)}
+        assert cpus and cpus <= set(range(possible_cpus()))
+
+
+@root
+def test_percpu_maps():
     frame = ipv4_frame()
     with xnf.load(obj("percpu")) as coll:
         assert coll.programs["percpu_count"].test_run(frame, repeat=50).retval == XDP_PASS
@@ -580,7 +589,7 @@ def test_percpu_maps(needs_root):
 
 
 @root
-def test_kconfig(needs_root):
+def test_kconfig():
     path = obj("kconfig")
     major, minor, patch = map(int, re.match(r"(\d+)\.(\d+)(?:\.(\d+))?",
                                             platform.release()).groups(default="0"))
@@ -595,7 +604,7 @@ def test_kconfig(needs_root):
 
 
 @root
-def test_btf_decoded_keys_and_values(needs_root):
+def test_btf_decoded_keys_and_values():
     frame = ipv4_frame()
     with xnf.load(obj("btf_types")) as coll:
         l3_len = len(frame) - 14  # a socket filter's skb starts after the Ethernet header
@@ -621,7 +630,7 @@ def test_btf_decoded_keys_and_values(needs_root):
 
 
 @root
-def test_sections_load(needs_root):
+def test_sections_load():
     with xnf.load(obj("sections")) as coll:
         assert set(coll.programs) == {p for p in SECTION_TYPES
                                       if p not in ("sec_freplace", "sec_struct_ops", "sec_fentry")}
@@ -634,9 +643,9 @@ def test_sections_load(needs_root):
         assert coll.programs["sec_socket"].test_run(frame).retval == 0
 
 
-def bpftool_loads(path):
+def bpftool_loads(path, bpffs):
     """Whether bpftool (libbpf) can load ``path`` on this kernel: the feature oracle."""
-    pin_dir = f"/sys/fs/bpf/xnf-test-{uuid.uuid4().hex[:12]}"
+    pin_dir = os.path.join(bpffs, f"xnf-test-{uuid.uuid4().hex[:12]}")
     try:
         return subprocess.run(["bpftool", "prog", "loadall", path, pin_dir],
                               capture_output=True).returncode == 0
@@ -645,9 +654,9 @@ def bpftool_loads(path):
 
 
 @root
-def test_fentry_load(needs_root, bpffs):
+def test_fentry_load(bpffs):
     path = obj("sections_fentry")
-    if not bpftool_loads(path):
+    if not bpftool_loads(path, bpffs):
         pytest.skip("this kernel refuses fentry programs (BPF_PROG_LOAD fails for bpftool too)")
     with xnf.load(path) as coll:
         prog = coll.programs["sec_fentry"]
@@ -657,7 +666,7 @@ def test_fentry_load(needs_root, bpffs):
 # --- bad input: typed error, nothing left behind ----------------------------------------------
 
 @root
-def test_missing_license_for_gpl_helper(needs_root):
+def test_missing_license_for_gpl_helper():
     before = live("map")
     with pytest.raises(errors.LicenseError, match="(?i)licen[cs]e"):
         xnf.load(obj("no_license_gpl_helper"))
@@ -665,7 +674,7 @@ def test_missing_license_for_gpl_helper(needs_root):
 
 
 @root
-def test_verifier_rejection_shows_source_line(needs_root):
+def test_verifier_rejection_shows_source_line():
     before = live("map")
     with pytest.raises(errors.VerifierError) as info:
         xnf.load(obj("verifier_reject"))
@@ -677,7 +686,7 @@ def test_verifier_rejection_shows_source_line(needs_root):
 
 
 @root
-def test_core_relocations_refused(needs_root):
+def test_core_relocations_refused():
     before = live("map")
     with pytest.raises(errors.NotSupportedError, match="CO-RE"):
         xnf.load(obj("core_relo"))
@@ -685,7 +694,7 @@ def test_core_relocations_refused(needs_root):
 
 
 @root
-def test_parse_only_sections_refused_at_load(needs_root):
+def test_parse_only_sections_refused_at_load():
     before = live("prog")
     with pytest.raises(errors.XnfError):
         xnf.load(obj("sections_parse_only"))
@@ -693,6 +702,6 @@ def test_parse_only_sections_refused_at_load(needs_root):
 
 
 @root
-def test_unknown_section_refused_at_load(needs_root):
+def test_unknown_section_refused_at_load():
     with pytest.raises(errors.SectionError, match="bogus/foo"):
         xnf.load(obj("unknown_section"))
