@@ -12,6 +12,8 @@ import ipaddress
 
 import attrs
 
+from xnf.core.errors import ConfigError as _XnfConfigError
+
 FORMATS = ("standard", "json", "jsonl", "ppviz")
 RTT_TYPES = ("min", "smoothed")
 INGRESS_HOOKS = ("tc", "xdp")
@@ -22,7 +24,7 @@ NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
 
 
-class ConfigError(ValueError):
+class ConfigError(_XnfConfigError, ValueError):
     """Options that are out of range or contradict each other (one-line message)."""
 
 
@@ -116,6 +118,9 @@ class PpingConfig:
         if self.read is not None:
             if self.ingress_hook != "tc":
                 raise ConfigError("--ingress-hook does not apply to --read (no hook is attached offline)")
+            if self.prometheus is not None:
+                raise ConfigError("--prometheus serves live metrics and --read ends with the capture; "
+                                  "write --format json and use `xnf pping plot` instead")
         elif self.local_addresses:
             raise ConfigError("--local-addresses only applies to --read; live pping finds local addresses with bpf_fib_lookup")
         if self.prometheus is not None:

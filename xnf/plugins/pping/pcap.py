@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 
+from xnf.core.errors import XnfError
 from xnf.plugins.pping.packet import EGRESS, INGRESS, LINKTYPE_ETHERNET
 
 PCAP_MAGIC_US = 0xA1B2C3D4
@@ -25,7 +26,7 @@ _OPT_IF_TSOFFSET = 14
 _OPT_EPB_FLAGS = 2
 
 
-class PcapError(ValueError):
+class PcapError(XnfError, ValueError):
     """A capture file that cannot be read; the message names the file and the problem."""
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import signal
 import sys
 
+from xnf.core.errors import XnfError
 from xnf.plugins.pping.formats import formatter
 
 
-class OutputError(OSError):
+class OutputError(XnfError, OSError):
     """The output file cannot be opened or written (one-line message)."""
 
 

@@ -1,0 +1,163 @@
+"""The ``xnf pping`` command group and pping's options, with ePPing's long names.
+
+``register(subparsers)`` adds ``xnf pping read FILE`` (offline run through the
+reference implementation) and ``xnf pping plot RESULTS -o FILE``, and returns the
+group's subparsers so the live commands (``events``, ``stats``) can be added beside
+them. ``add_options(parser)`` adds the options for any command that runs pping;
+``config_from_args(args)`` turns parsed options into a :class:`PpingConfig`.
+Handlers return exit codes and raise :mod:`xnf.core.errors` types for the ``xnf``
+entry point to print as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import attrs
+
+from xnf.plugins.pping.config import FORMATS, INGRESS_HOOKS, RTT_TYPES, XDP_MODES, PpingConfig
+
+#: ePPing's short options, kept for its users.
+SHORT = {"tcp": "-T", "icmp": "-C", "rate_limit": "-r", "rtt_rate": "-R", "rtt_type": "-t",
+         "include_local": "-l", "include_syn": "-s", "ingress_hook": "-I", "xdp_mode": "-x",
+         "cleanup_interval": "-c", "format": "-F", "write": "-w", "aggregate": "-a"}
+
+_LIVE_ONLY = ("ingress_hook", "xdp_mode", "read", "prometheus")
+_OFFLINE_ONLY = ("local_addresses",)
+_METAVARS = {"rate_limit": "MS", "rtt_rate": "X", "cleanup_interval": "S", "write": "FILE",
+             "aggregate": "S", "aggregate_subnets_v4": "LEN", "aggregate_subnets_v6": "LEN",
+             "aggregate_timeout": "S", "prometheus": "ADDR:PORT", "read": "FILE",
+             "local_addresses": "ADDR[,ADDR...]"}
+_CHOICES = {"rtt_type": RTT_TYPES, "ingress_hook": INGRESS_HOOKS, "xdp_mode": XDP_MODES, "format": FORMATS}
+_TYPES = {"float": float, "int": int}
+
+
+def add_options(parser, short: bool = True, live: bool = True):
+    """Add pping's options to ``parser``: one per :class:`PpingConfig` field.
+
+    ``live=True`` (``xnf run pping``) adds the hook options and ``--read``;
+    ``live=False`` (``xnf pping read``) adds ``--local-addresses`` instead.
+    ``short`` adds ePPing's one-letter aliases.
+    """
+    skip = _OFFLINE_ONLY if live else _LIVE_ONLY
+    group = parser.add_argument_group("pping options")
+    for field in attrs.fields(PpingConfig):
+        if field.name in skip:
+            continue
+        names = ["--" + field.name.replace("_", "-")]
+        if field.name == "include_syn":
+            names.append("--include-SYN")  # ePPing's spelling
+        if short and field.name in SHORT:
+            names.insert(0, SHORT[field.name])
+        kw = {"dest": field.name, "help": field.metadata["help"], "default": argparse.SUPPRESS}
+        if field.type == "bool":
+            kw["action"] = "store_true"
+        else:
+            kw["metavar"] = _METAVARS.get(field.name, field.name.upper())
+            if field.name in _CHOICES:
+                kw["choices"] = _CHOICES[field.name]
+                kw.pop("metavar")
+            kw["type"] = _TYPES.get(field.type, str)
+        group.add_argument(*names, **kw)
+    return parser
+
+
+def config_from_args(args, **overrides) -> PpingConfig:
+    """A :class:`PpingConfig` from the options given (others keep their defaults).
+
+    Raises :class:`~xnf.plugins.pping.config.ConfigError` for contradictions.
+    """
+    values = {f.name: getattr(args, f.name) for f in attrs.fields(PpingConfig) if hasattr(args, f.name)}
+    values.update(overrides)
+    return PpingConfig(**values)
+
+
+def register(subparsers):
+    """Add the ``pping`` command group; return its subparsers for more commands."""
+    group = subparsers.add_parser("pping", help="passive RTT monitoring: offline runs and plots",
+                                  description="pping tools that need no interface: read a capture "
+                                              "through the reference implementation, plot results.")
+    sub = group.add_subparsers(dest="pping_command", metavar="COMMAND")
+    sub.required = True
+
+    read = sub.add_parser("read", help="run pping's matching rules over a pcap or pcapng file",
+                          description="Offline pping (like ePPing's live output, from a capture file): "
+                                      "the pure-Python reference implementation of the matching rules.")
+    read.add_argument("file", metavar="FILE.pcap", help="capture file (pcap or pcapng)")
+    add_options(read, live=False)
+    read.set_defaults(func=cmd_read)
+
+    plot = sub.add_parser("plot", help="plot RTTs over time per flow and their distribution",
+                          description="Plot pping json/jsonl results: RTT over time per flow "
+                                      "and the RTT distribution.")
+    plot.add_argument("results", metavar="RESULTS", help="pping output written with --format json or jsonl")
+    plot.add_argument("-o", "--output", required=True, metavar="FILE.png", help="image to write (png, svg, pdf)")
+    plot.add_argument("--max-flows", type=int, default=10, metavar="N", help="flows drawn in colour (default 10)")
+    plot.set_defaults(func=cmd_plot)
+    return sub
+
+
+def run_offline(config: PpingConfig, out=None):
+    """Run ``config.read`` through the reference and write the events; return the Stats."""
+    from xnf.plugins.pping.reference import Reference
+    from xnf.plugins.pping.pcap import read
+    from xnf.plugins.pping.writer import Writer
+
+    ref = Reference(config)
+    writer = Writer(config.format, config.write, stream=out)
+    old = writer.install_sighup() if config.write else None
+    try:
+        for rec in read(config.read):
+            if rec.timestamp_ns is not None:
+                events = ref.feed(rec.timestamp_ns, rec.data, rec.linktype, rec.direction, rec.wire_len)
+                if events:
+                    writer.write_many(events)
+        writer.write_many(ref.finish())
+    finally:
+        writer.close()
+        if old is not None:
+            import signal
+            signal.signal(signal.SIGHUP, old)
+    return ref.stats
+
+
+def cmd_read(args) -> int:
+    from xnf.plugins.pping.formats import stats_line
+
+    config = config_from_args(args, read=args.file)
+    stats = run_offline(config, out=sys.stdout)
+    print(stats_line(stats), file=sys.stderr)
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from xnf.plugins.pping.plot import plot
+
+    drawn = plot(args.results, args.output, max_flows=args.max_flows)
+    what = (f"{drawn['samples']} RTT samples of {drawn['flows']} flows" if "samples" in drawn
+            else f"{drawn['reports']} reports of {drawn['prefixes']} prefixes")
+    print(f"{args.output}: {what}", file=sys.stderr)
+    return 0
+
+
+def main(argv=None) -> int:
+    """``python3 -m xnf.plugins.pping.cli``: the group on its own, errors as one line."""
+    from xnf.core.errors import XnfError
+
+    parser = argparse.ArgumentParser(prog="xnf")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except XnfError as exc:
+        print(f"xnf: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
