@@ -44,11 +44,11 @@ def load(prog_type, instructions, name=b"xnf_test", ifindex=0):
     return syscall.prog_load(attr)
 
 
-def counter_program(prog_type, counters, slot=0, ret=None, name=b"xnf_count"):
-    """A program that does ``counters[slot] += 1`` (atomically) and returns ``ret``."""
-    if ret is None:
-        ret = XDP_PASS if prog_type == "xdp" else TC_ACT_OK
-    body = [
+SKB_PRIORITY, SKB_TC_CLASSID = 32, 72  # offsetof(struct __sk_buff, priority / tc_classid)
+
+
+def _count(counters, slot):
+    return [
         I(0x62, 10, 0, -4, slot),          # *(u32 *)(r10 - 4) = slot
         I(0xBF, 2, 10),                    # r2 = r10
         I(0x07, 2, 0, 0, -4),              # r2 += -4
@@ -57,10 +57,32 @@ def counter_program(prog_type, counters, slot=0, ret=None, name=b"xnf_count"):
         I(0x15, 0, 0, 2, 0),               # if r0 == 0 goto +2
         I(0xB7, 1, 0, 0, 1),               # r1 = 1
         I(0xDB, 0, 1, 0, 0),               # lock *(u64 *)(r0 + 0) += r1
+    ]
+
+
+def counter_program(prog_type, counters, slot=0, ret=None, name=b"xnf_count"):
+    """A program that does ``counters[slot] += 1`` (atomically) and returns ``ret``."""
+    if ret is None:
+        ret = XDP_PASS if prog_type == "xdp" else TC_ACT_OK
+    body = _count(counters, slot) + [
         I(0xB7, 0, 0, 0, ret),             # r0 = ret
         I(0x95),                           # exit
     ]
     return load(prog_type, body, name=name)
+
+
+def classify_program(counters, slot, value, field="tc_classid", name=b"xnf_classify"):
+    """A sched_cls program setting ``skb->tc_classid`` (or ``skb->priority``) to ``value``,
+    counting into ``counters[slot]`` and returning TC_ACT_OK (for direct-action mode)."""
+    offset = {"tc_classid": SKB_TC_CLASSID, "priority": SKB_PRIORITY}[field]
+    body = [
+        I(0xB7, 2, 0, 0, value),           # r2 = value
+        I(0x63, 1, 2, offset),             # *(u32 *)(r1 + offset) = r2
+    ] + _count(counters, slot) + [
+        I(0xB7, 0, 0, 0, TC_ACT_OK),
+        I(0x95),
+    ]
+    return load("sched_cls", body, name=name)
 
 
 def return_program(prog_type, ret, name=b"xnf_ret"):

@@ -20,7 +20,8 @@ from pyroute2.netlink.rtnl.tcmsg import tcmsg
 
 from xnf.core import netns as _netns
 
-__all__ = ["NetlinkError", "rtnl", "kernel_message", "tcmsg_bpf", "cls_bpf_options"]
+__all__ = ["NetlinkError", "rtnl", "request", "kernel_message", "tcmsg_bpf", "cls_bpf_options",
+           "xdp_features"]
 
 
 @contextlib.contextmanager
@@ -38,6 +39,17 @@ def rtnl(netns=None):
         yield ipr
     finally:
         ipr.close()
+
+
+def request(ipr, msg, msg_type, msg_flags):
+    """Send one raw message and wait for the kernel's answer; raises NetlinkError.
+
+    (``nlm_request_batch`` rather than ``nlm_request``, whose sync wrapper breaks in
+    pyroute2 0.9.)
+    """
+    msg["header"]["type"] = msg_type
+    msg["header"]["flags"] = msg_flags
+    return ipr.nlm_request_batch([msg])
 
 
 def kernel_message(error):
@@ -68,6 +80,12 @@ class cls_bpf_options(nla):
 
 class tcmsg_bpf(tcmsg):
     """A tcmsg that codes cls_bpf options completely; other kinds decode as pyroute2 does."""
+
+    nla_map = tcmsg.nla_map
+    # pyroute2 compiles nla_map once per class into name-mangled class attributes that
+    # subclasses inherit; reset the flag so this class compiles its own table (with the
+    # get_options below) instead of reusing tcmsg's.
+    _nlmsg_base__compiled_nla = False
 
     @staticmethod
     def get_options(self, *argv, **kwarg):
@@ -120,7 +138,7 @@ def xdp_features(ifindex, netns=None):
         msg["version"] = 1
         msg["attrs"] = [("NETDEV_A_DEV_IFINDEX", ifindex)]
         try:
-            reply = sock.nlm_request(msg, msg_type=sock.prid, msg_flags=NLM_F_REQUEST | NLM_F_ACK)
+            reply = request(sock, msg, sock.prid, NLM_F_REQUEST | NLM_F_ACK)
         except NetlinkError:
             return None
         for r in reply:

@@ -38,6 +38,10 @@ TCA_CLS_FLAGS_NOT_IN_HW = 1 << 3
 
 VIAS = ("auto", "tcx", "clsact")
 
+# clsact qdiscs this process created, by (netns, ifindex): every attachment made on one
+# shares its ownership, so whichever of them leaves it empty removes it.
+_created_clsact = set()
+
 
 def parse_handle(value):
     """A tc handle from an int or iproute2 notation: ``1:``, ``1:10``, ``ffff:fff2``, ``root``."""
@@ -131,7 +135,7 @@ def _filter_request(ipr, command, att, fd=None):
     from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST
     from pyroute2.netlink.rtnl import RTM_DELTFILTER, RTM_NEWTFILTER
 
-    from xnf.core.attach.netlink import tcmsg_bpf
+    from xnf.core.attach.netlink import request, tcmsg_bpf
 
     msg = tcmsg_bpf()
     msg["index"] = att.ifindex
@@ -140,7 +144,7 @@ def _filter_request(ipr, command, att, fd=None):
     msg["info"] = (att.prio << 16) | socket.htons(ETH_P_ALL)
     msg["attrs"] = [["TCA_KIND", "bpf"]]
     if command == "del":
-        ipr.nlm_request(msg, msg_type=RTM_DELTFILTER, msg_flags=NLM_F_REQUEST | NLM_F_ACK)
+        request(ipr, msg, RTM_DELTFILTER, NLM_F_REQUEST | NLM_F_ACK)
         return
     options = [["TCA_BPF_FD", int(fd)], ["TCA_BPF_NAME", "xnf"],
                ["TCA_BPF_FLAGS", TCA_BPF_FLAG_ACT_DIRECT if att.direct_action else 0]]
@@ -152,7 +156,7 @@ def _filter_request(ipr, command, att, fd=None):
     flags = NLM_F_REQUEST | NLM_F_ACK
     if command == "add":
         flags |= NLM_F_CREATE | NLM_F_EXCL
-    ipr.nlm_request(msg, msg_type=RTM_NEWTFILTER, msg_flags=flags)
+    request(ipr, msg, RTM_NEWTFILTER, flags)
 
 
 def _dump_filters(ipr, ifindex, parent):
@@ -197,13 +201,13 @@ def _qdiscs(ipr, ifindex):
     return [(m.get_attr("TCA_KIND"), m["handle"], m["parent"]) for m in ipr.get_qdiscs(index=ifindex)]
 
 
-def _ensure_clsact(ipr, ifindex, ifname, direction):
-    """Make sure the clsact qdisc is there; returns True if we created it."""
+def _ensure_clsact(ipr, ifindex, ifname, direction, netns):
+    """Make sure the clsact qdisc is there; returns True if we (this process) created it."""
     from xnf.core.attach.netlink import NetlinkError, kernel_message
 
     kinds = {kind for kind, handle, _ in _qdiscs(ipr, ifindex) if handle == CLSACT_HANDLE}
     if "clsact" in kinds:
-        return False
+        return (netns, ifindex) in _created_clsact
     if "ingress" in kinds:
         if direction == "ingress":
             return False  # the ingress qdisc serves ffff:fff2 as well
@@ -215,6 +219,7 @@ def _ensure_clsact(ipr, ifindex, ifname, direction):
         if e.code == errno.EEXIST:
             return False
         raise AttachError(f"cannot add the clsact qdisc to {ifname}: {kernel_message(e)}") from None
+    _created_clsact.add((netns, ifindex))
     return True
 
 
@@ -229,6 +234,7 @@ def _remove_clsact_if_empty(ifindex, netns):
             ipr.tc("del", "clsact", ifindex)
     except NetlinkError:
         return False
+    _created_clsact.discard((netns, ifindex))
     return True
 
 
@@ -257,7 +263,7 @@ def attach_cls_bpf(program, ifname, parent, netns=None, prio=None, handle=None, 
                            | (TCA_CLS_FLAGS_SKIP_HW if skip_hw else 0))
         with rtnl(netns) as ipr:
             if _clsact_direction is not None:
-                created = _ensure_clsact(ipr, ifindex, ifname, _clsact_direction)
+                created = _ensure_clsact(ipr, ifindex, ifname, _clsact_direction, netns)
                 att.created_qdisc = created
             before = {(p, h) for p, h, *_ in _dump_filters(ipr, ifindex, parent)}
             try:
