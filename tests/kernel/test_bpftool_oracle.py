@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import uuid
 
 import pytest
@@ -106,6 +107,15 @@ def xnf_accepts(path, by_name_pin):
     return True, ""
 
 
+def xnf_cli_accepts(path, by_name_pin):
+    """``xnf prog load OBJ``: exit status 0 iff the object loads (by-name pins go to /sys/fs/bpf)."""
+    if by_name_pin and os.path.exists(by_name_pin):
+        os.unlink(by_name_pin)
+    res = subprocess.run([sys.executable, "-m", "xnf.cli.main", "prog", "load", path],
+                         capture_output=True, text=True)
+    return res.returncode == 0, res.stderr.strip()
+
+
 @pytest.mark.root
 @pytest.mark.parametrize("path", OBJECTS, ids=fixture_name)
 def test_bpftool_and_xnf_agree(sys_bpffs, by_name_pins, path):
@@ -118,6 +128,8 @@ def test_bpftool_and_xnf_agree(sys_bpffs, by_name_pins, path):
     if by_name_pins and os.path.exists(by_name_pins):
         os.unlink(by_name_pins)  # start xnf from the same clean state bpftool had
     by_xnf, xnf_err = xnf_accepts(path, by_name_pins)
+    by_cli, cli_err = xnf_cli_accepts(path, by_name_pins)
+    assert by_cli == by_xnf, f"`xnf prog load` and xnf.load() disagree: {cli_err or xnf_err}"
 
     if how == "xnf-only":
         assert (by_bpftool, by_xnf) == (False, True), reason

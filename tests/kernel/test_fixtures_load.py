@@ -12,6 +12,7 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
 import time
 import uuid
 
@@ -482,10 +483,11 @@ def test_pin_by_name_reuse_and_incompatible(bpffs):
         coll.programs["pin_count"].test_run(ipv4_frame())
         assert coll.maps["xnf_pinned_cnt"][0] == 4
 
-    before = live("prog")
+    before, before_maps = live("prog"), live("map")
     with pytest.raises(errors.MapIncompatibleError, match="xnf_pinned_cnt"):
         load("pin_by_name_incompat")
     assert_gone("prog", {"pin_count_incompat"}, before)
+    assert_gone("map", {"xnf_pinned_cnt"}, before_maps)
     assert set(os.listdir(bpffs)) - PRELOADED_PINS == {"xnf_pinned_cnt"}
     with load("pin_by_name") as coll:
         assert coll.maps["xnf_pinned_cnt"][0] == 4, "the incompatible load touched the pin"
@@ -705,3 +707,47 @@ def test_parse_only_sections_refused_at_load():
 def test_unknown_section_refused_at_load():
     with pytest.raises(errors.SectionError, match="bogus/foo"):
         xnf.load(obj("unknown_section"))
+
+
+# --- the same bad input through the CLI: one line, non-zero exit, nothing pinned ---------------
+
+def xnf_cli(*args):
+    return subprocess.run([sys.executable, "-m", "xnf.cli.main", *args], capture_output=True,
+                          text=True)
+
+
+def bad_input(name, tmp_path):
+    if name == "truncated":
+        with open(obj("xdp_counter"), "rb") as f:
+            data = f.read()
+        path = tmp_path / "truncated.bpf.o"
+        path.write_bytes(data[: len(data) // 2])
+        return str(path)
+    if name == "not_bpf":
+        return shutil.which("true") or "/bin/true"
+    return obj(name)
+
+
+@root
+@pytest.mark.parametrize("name", ["truncated", "not_bpf", "unknown_section", "no_license_gpl_helper",
+                                  "verifier_reject", "core_relo", "sections_parse_only"])
+def test_cli_prog_load_bad_input(name, tmp_path, bpffs):
+    pin_dir = os.path.join(bpffs, "xnf-cli-test")
+    res = xnf_cli("prog", "load", bad_input(name, tmp_path), "--pin", pin_dir)
+    assert res.returncode != 0
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("xnf: error:"), res.stderr
+    assert not os.path.exists(pin_dir) or not os.listdir(pin_dir), "a failed load left pins"
+
+
+@root
+def test_cli_prog_load_pins_and_reports(bpffs):
+    pin_dir = os.path.join(bpffs, "xnf-cli-test")
+    res = xnf_cli("prog", "load", obj("tail_call"), "--pin", pin_dir)
+    assert res.returncode == 0, res.stderr
+    for name in ("tail_entry", "tail_drop", "tail_tx", "jmp_table", "tail_cfg", "tail_hits"):
+        assert name in res.stdout
+    pins = {f: os.path.join(d, f) for d, _, files in os.walk(pin_dir) for f in files}
+    assert {"tail_entry", "jmp_table"} <= set(pins)
+    pinned = bpftool_json("prog", "show", "pinned", pins["tail_entry"])
+    assert pinned["name"] == "tail_entry", "the pinned program outlives the command"
