@@ -8,7 +8,7 @@ from xnf.offload import rules as R
 from xnf.offload.check import OffloadRejected, check_map, check_object, check_program
 from xnf.offload.rules import target
 
-from .asm import (ADD, FETCH, XCHG, add, addr, atomic, call, call_sub, exit_, ja, jeq, kfunc, ldx, lddw,
+from offload_asm import (ADD, FETCH, XCHG, add, addr, atomic, call, call_sub, exit_, ja, jeq, kfunc, ldx, lddw,
                   lddw_data, lddw_map, lookup, mov, movr, st, stx)
 
 XDP, TC = uapi.BPF_PROG_TYPE_XDP, uapi.BPF_PROG_TYPE_SCHED_CLS
