@@ -5,6 +5,7 @@ edit them (fix data section sizes, extern linkage) and encode them back for BPF_
 Codecs that turn map keys and values into Python objects live in :mod:`xnf.core.codec`.
 """
 import struct
+from typing import NamedTuple
 
 import attrs
 
@@ -332,10 +333,9 @@ _VMLINUX = None
 
 # --- .BTF.ext ---------------------------------------------------------------------------
 
-@attrs.frozen
-class LineInfo:
+class LineInfo(NamedTuple):
     insn_off: int
-    """Instruction index (not bytes) within the section."""
+    """Instruction slot (not bytes) within the section, later within the program."""
     file: str
     line_text: str
     line: int
@@ -344,14 +344,12 @@ class LineInfo:
     line_off: int
 
 
-@attrs.frozen
-class FuncInfo:
+class FuncInfo(NamedTuple):
     insn_off: int
     type_id: int
 
 
-@attrs.frozen
-class CoreRelo:
+class CoreRelo(NamedTuple):
     insn_off: int
     type_id: int
     access: str
@@ -379,9 +377,14 @@ def parse_ext(raw, btf_strings):
     if hdr_len >= 32:
         core_off, core_len = struct.unpack_from("<II", raw, 24)
 
+    names = {}
+
     def name_at(off):
-        end = btf_strings.index(b"\0", off)
-        return btf_strings[off:end].decode()
+        name = names.get(off)
+        if name is None:
+            end = btf_strings.index(b"\0", off)
+            name = names[off] = btf_strings[off:end].decode()
+        return name
 
     def records(off, length, rec_min, make):
         out = {}

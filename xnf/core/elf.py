@@ -4,6 +4,7 @@ The order follows the data's dependencies: sections and symbols, BTF, functions 
 their relocations, maps (``.maps``, legacy ``maps``, global data, ``.kconfig``), then
 programs linked with their subprograms.
 """
+import bisect
 import os
 import struct
 
@@ -25,8 +26,17 @@ R_BPF_64_64, R_BPF_64_ABS64, R_BPF_64_ABS32, R_BPF_64_32 = 1, 2, 3, 10
 BPF_F_RDONLY_PROG = 1 << 7
 BPF_F_MMAPABLE = 1 << 10
 _DATA_PREFIXES = (".data", ".rodata", ".bss")
-_STT = {"STT_NOTYPE": 0, "STT_OBJECT": STT_OBJECT, "STT_FUNC": STT_FUNC, "STT_SECTION": STT_SECTION}
-_STB = {"STB_LOCAL": STB_LOCAL, "STB_GLOBAL": STB_GLOBAL, "STB_WEAK": STB_WEAK}
+_SYM = struct.Struct("<IBBHQQ")
+_REL = struct.Struct("<QQ")
+_SHDR = struct.Struct("<IIQQQQIIQQ")
+
+
+class _Section:
+    __slots__ = ("name", "type", "flags", "offset", "size", "link", "info")
+
+    def __init__(self, name, type_, flags, offset, size, link, info):
+        self.name, self.type, self.flags, self.offset = name, type_, flags, offset
+        self.size, self.link, self.info = size, link, info
 
 
 class _Sym:
@@ -69,34 +79,57 @@ class _Reader:
             if elf["e_machine"] not in ("EM_BPF", "EM_NONE"):
                 raise ELFError(f"{self.path} is an ELF for {elf['e_machine']}, not BPF",
                                "build the object with clang -target bpf")
-            self.sections = list(elf.iter_sections())
+            self.sections = self._read_sections(elf.header)
             for s in self.sections:
-                if s["sh_type"] != "SHT_NOBITS" and s["sh_offset"] + s["sh_size"] > len(self.data):
+                if s.type != SHT_NOBITS and s.offset + s.size > len(self.data):
                     raise ELFError(f"{self.path} is truncated: section {s.name!r} ends past the end of the file")
-            self.symbols = []
-            symtab = next((s for s in self.sections if s["sh_type"] == "SHT_SYMTAB"), None)
+            symtab = next((s for s in self.sections if s.type == SHT_SYMTAB), None)
             if symtab is None:
                 raise ELFError(f"{self.path} has no symbol table", "do not strip BPF objects")
-            for sym in symtab.iter_symbols():
-                shndx = sym["st_shndx"]
-                self.symbols.append(_Sym(sym.name, sym["st_value"], sym["st_size"],
-                                         shndx if isinstance(shndx, int) else 0,
-                                         _STT.get(sym["st_info"]["type"], -1), _STB.get(sym["st_info"]["bind"], -1)))
+            self.symbols = self._read_symbols(symtab)
+            self._func_at = {(sym.shndx, sym.value // 8): sym for sym in self.symbols if sym.type == STT_FUNC}
             self.relocs = {}
             for s in self.sections:
-                if s["sh_type"] == "SHT_REL":
-                    self.relocs[s["sh_info"]] = [(r["r_offset"], r["r_info_sym"], r["r_info_type"])
-                                                 for r in s.iter_relocations()]
+                if s.type == SHT_REL:
+                    self.relocs[s.info] = [(off, info >> 32, info & 0xFFFFFFFF)
+                                                 for off, info in _REL.iter_unpack(self._raw(s))]
         except PyELFError as e:
             raise ELFError(f"{self.path} is not a readable ELF object: {e}") from None
         except (struct.error, ValueError, IndexError) as e:
             raise ELFError(f"{self.path} is truncated or corrupt ({e})") from None
 
+    def _read_sections(self, header):
+        """Section headers (Elf64_Shdr) from the table pyelftools located; names from shstrtab."""
+        off, num, size = header["e_shoff"], header["e_shnum"], header["e_shentsize"]
+        if size != _SHDR.size or off + num * size > len(self.data):
+            raise ELFError(f"{self.path} is truncated: the section header table ends past the end of the file")
+        raw = [_SHDR.unpack_from(self.data, off + i * size) for i in range(num)]
+        names_hdr = raw[header["e_shstrndx"]]
+        names = self.data[names_hdr[4]:names_hdr[4] + names_hdr[5]]
+        out = []
+        for name_off, type_, flags, _addr, offset, sec_size, link, info, _align, _entsize in raw:
+            name = names[name_off:names.find(b"\0", name_off)].decode(errors="replace")
+            out.append(_Section(name, type_, flags, offset, sec_size, link, info))
+        return out
+
+    def _raw(self, section):
+        return self.data[section.offset:section.offset + section.size]
+
+    def _read_symbols(self, symtab):
+        """Elf64_Sym entries, read directly: pyelftools' per-entry parsing dominates load time."""
+        strtab = self._raw(self.sections[symtab.link])
+        out = []
+        for name_off, info, _other, shndx, value, size in _SYM.iter_unpack(self._raw(symtab)):
+            end = strtab.find(b"\0", name_off)
+            name = strtab[name_off:end].decode(errors="replace")
+            out.append(_Sym(name, value, size, shndx if shndx < 0xFF00 else 0, info & 0xF, info >> 4))
+        return out
+
     def _section_data(self, idx):
         s = self.sections[idx]
-        if s["sh_type"] == "SHT_NOBITS":
-            return bytes(s["sh_size"])
-        return self.data[s["sh_offset"]:s["sh_offset"] + s["sh_size"]]
+        if s.type == SHT_NOBITS:
+            return bytes(s.size)
+        return self.data[s.offset:s.offset + s.size]
 
     def _find_section(self, name):
         for i, s in enumerate(self.sections):
@@ -151,7 +184,7 @@ class _Reader:
             idx = self._find_section(t.name)
             if idx is None:
                 continue
-            t.size = self.sections[idx]["sh_size"]
+            t.size = self.sections[idx].size
             by_name = {s.name: s for s in self.symbols if s.shndx == idx and s.type == STT_OBJECT}
             for entry in t.members:
                 var = btf[entry[0]]
@@ -293,11 +326,11 @@ class _Reader:
         self.kconfig = getattr(self, "kconfig", {})
         for i, s in enumerate(self.sections):
             name = s.name
-            if not name.startswith(_DATA_PREFIXES) or s["sh_type"] not in ("SHT_PROGBITS", "SHT_NOBITS"):
+            if not name.startswith(_DATA_PREFIXES) or s.type not in (SHT_PROGBITS, SHT_NOBITS):
                 continue
-            if name.startswith(".rel") or s["sh_size"] == 0:
+            if name.startswith(".rel") or s.size == 0:
                 continue
-            m = MapSpec(name=name, type=u.BPF_MAP_TYPE_ARRAY, key_size=4, value_size=s["sh_size"],
+            m = MapSpec(name=name, type=u.BPF_MAP_TYPE_ARRAY, key_size=4, value_size=s.size,
                         max_entries=1, section=name, data=bytearray(self._section_data(i)))
             if name.startswith(".rodata"):
                 m.flags |= BPF_F_RDONLY_PROG
@@ -320,13 +353,13 @@ class _Reader:
     def _read_functions(self, spec):
         self.entry_points = []
         for idx, s in enumerate(self.sections):
-            if s["sh_type"] != "SHT_PROGBITS" or not s["sh_flags"] & SHF_EXECINSTR or not s["sh_size"]:
+            if s.type != SHT_PROGBITS or not s.flags & SHF_EXECINSTR or not s.size:
                 continue
             insns = I.decode(self._section_data(idx))
             slot_of, pos = [], 0
             for ins in insns:
                 slot_of.append(pos)
-                pos += ins.slots
+                pos += 2 if ins.code == I.LDDW else 1
             index_at = {slot: i for i, slot in enumerate(slot_of)}
             funcs = sorted((sym for sym in self.symbols if sym.shndx == idx and sym.type == STT_FUNC),
                            key=lambda sym: sym.value)
@@ -347,12 +380,12 @@ class _Reader:
                     ins.reference = ("func", f.name)
             sec_fi = self.btf_ext.func_info.get(s.name, []) if self.btf_ext else []
             sec_li = self.btf_ext.line_info.get(s.name, []) if self.btf_ext else []
-            sec_core = self.btf_ext.core_relos.get(s.name, []) if self.btf_ext else []
+            sec_core = sorted(self.btf_ext.core_relos.get(s.name, []), key=_insn_off) if self.btf_ext else []
             for f in funcs:
                 start = f.value // 8
                 end = (f.value + f.size) // 8 if f.size else pos
                 first = index_at[start]
-                last = next((k for k in range(first, len(insns)) if slot_of[k] >= end), len(insns))
+                last = bisect.bisect_left(slot_of, end)
                 key = f.name
                 if key in spec.functions:
                     raise ELFError(f"{self.path}: two functions are named {key!r}", "rename one of them")
@@ -368,15 +401,14 @@ class _Reader:
         ins = insns[i]
         target_sec = self.sections[sym.shndx] if sym.shndx else None
         tname = target_sec.name if target_sec is not None else None
-        if target_sec is not None and target_sec["sh_flags"] & SHF_EXECINSTR:
+        if target_sec is not None and target_sec.flags & SHF_EXECINSTR:
             if ins.is_call:
                 target = sym.value // 8 + ins.imm + 1
             elif ins.is_lddw:
                 target = (sym.value + (ins.imm & 0xFFFFFFFF)) // 8
             else:
                 raise ELFError(f"{self.path}: {section}+{slot}: unsupported code relocation to {tname}")
-            f = next((s for s in self.symbols if s.shndx == sym.shndx and s.type == STT_FUNC
-                      and s.value // 8 == target), None)
+            f = self._func_at.get((sym.shndx, target))
             if f is None:
                 raise ELFError(f"{self.path}: {section}+{slot}: reference into {tname} hits no function")
             ins.reference = ("func", f.name)
@@ -417,6 +449,13 @@ class _Reader:
 
 
 def _within(records, start, end):
-    import attrs
+    """The records of one function (``records`` sorted by offset), relative to its start."""
+    lo = bisect.bisect_left(records, start, key=_insn_off)
+    hi = bisect.bisect_left(records, end, key=_insn_off)
+    if not start:
+        return records[lo:hi]
+    return [r._replace(insn_off=r.insn_off - start) for r in records[lo:hi]]
 
-    return [attrs.evolve(r, insn_off=r.insn_off - start) for r in records if start <= r.insn_off < end]
+
+def _insn_off(record):
+    return record.insn_off

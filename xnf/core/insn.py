@@ -82,38 +82,36 @@ def decode(raw):
     if len(raw) % 8:
         raise ValueError(f"bytecode length {len(raw)} is not a multiple of 8")
     out = []
-    i, n = 0, len(raw)
-    while i < n:
-        code, regs, off, imm = _INSN.unpack_from(raw, i)
+    pending = None
+    for code, regs, off, imm in _INSN.iter_unpack(raw):
+        if pending is not None:
+            pending.imm = (pending.imm & 0xFFFFFFFF) | ((imm & 0xFFFFFFFF) << 32)
+            pending = None
+            continue
         ins = Instruction(code, regs & 0x0F, regs >> 4, off, imm)
         if code == LDDW:
-            if i + 16 > n:
-                raise ValueError("lddw at the end of the bytecode has no second half")
-            imm_hi = _INSN.unpack_from(raw, i + 8)[3]
-            ins.imm = (imm & 0xFFFFFFFF) | ((imm_hi & 0xFFFFFFFF) << 32)
-            i += 16
-        else:
-            i += 8
+            pending = ins
         out.append(ins)
+    if pending is not None:
+        raise ValueError("lddw at the end of the bytecode has no second half")
     return out
 
 
 def encode(insns):
-    """List of Instruction -> raw bytecode."""
-    parts = []
+    """List of Instruction -> raw bytecode, packed in one call."""
+    fields = []
+    add = fields.extend
     for ins in insns:
         regs = (ins.dst & 0x0F) | ((ins.src & 0x0F) << 4)
         if ins.code == LDDW:
-            lo, hi = ins.imm & 0xFFFFFFFF, (ins.imm >> 32) & 0xFFFFFFFF
-            parts.append(_INSN.pack(ins.code, regs, ins.off, _s32(lo)))
-            parts.append(_INSN.pack(0, 0, 0, _s32(hi)))
+            add((LDDW, regs, ins.off, _s32(ins.imm), 0, 0, 0, _s32(ins.imm >> 32)))
         else:
-            parts.append(_INSN.pack(ins.code, regs, ins.off, _s32(ins.imm)))
-    return b"".join(parts)
+            add((ins.code, regs, ins.off, ins.imm))
+    return struct.pack("<" + "BBhi" * (len(fields) // 4), *fields)
 
 
 def slot_count(insns):
-    return sum(i.slots for i in insns)
+    return len(insns) + sum(1 for i in insns if i.code == LDDW)
 
 
 def _s32(v):

@@ -11,6 +11,9 @@ from xnf.core.errors import LinkError
 def flatten(functions, entry):
     """Return (instructions, func_info, line_info, core_relos) of ``entry`` with its callees.
 
+    Instructions that need no change are shared with the functions, not copied: specs
+    treat instructions as values and the loader copies any it rewrites.
+
     ``functions`` maps names to :class:`~xnf.core.spec.Function`; instruction
     ``reference`` values of the form ``("func", name)`` mark calls to resolve.
     """
@@ -41,9 +44,9 @@ def flatten(functions, entry):
         base = starts[name]
         pos = base
         for ins in fn.instructions:
-            ins = I.Instruction(ins.code, ins.dst, ins.src, ins.off, ins.imm, ins.reference)
             ref = ins.reference
             if ref and ref[0] == "func":
+                ins = I.Instruction(ins.code, ins.dst, ins.src, ins.off, ins.imm, ins.reference)
                 ins.imm = starts[ref[1]] - (pos + 1)
                 if ins.is_lddw:
                     ins.src = I.BPF_PSEUDO_FUNC
@@ -52,7 +55,7 @@ def flatten(functions, entry):
                     ins.src = I.BPF_PSEUDO_CALL
                 ins.reference = None
             out.append(ins)
-            pos += ins.slots
+            pos += 2 if ins.code == I.LDDW else 1
         func_info.extend(_rebase(fn.func_info, base))
         line_info.extend(_rebase(fn.line_info, base))
         core_relos.extend(_rebase(fn.core_relos, base))
@@ -60,6 +63,6 @@ def flatten(functions, entry):
 
 
 def _rebase(records, base):
-    import attrs
-
-    return [attrs.evolve(r, insn_off=r.insn_off + base) for r in records]
+    if not base:
+        return records
+    return [r._replace(insn_off=r.insn_off + base) for r in records]

@@ -4,6 +4,7 @@ Single-element operations reuse one key buffer, one value buffer and one prepare
 ``bpf_attr`` per map, so each costs one syscall and one (de)serialisation.
 """
 import ctypes
+import functools
 import threading
 
 from xnf.core import syscall, uapi
@@ -50,15 +51,36 @@ class Map:
         self.flags = flags
         self.pinned_at = pinned_at
         self.percpu = type in _PERCPU
-        self.key_codec = codec_for(btf, btf_key_type_id, key_size)
-        self.value_codec = codec_for(btf, btf_value_type_id, value_size)
+        self._btf = (btf, btf_key_type_id, btf_value_type_id)
         self._stride = (value_size + 7) & ~7
         self._value_len = self._stride * possible_cpus() if self.percpu else value_size
-        self._kbuf = ctypes.create_string_buffer(max(key_size, 1))
-        self._nbuf = ctypes.create_string_buffer(max(key_size, 1))
-        self._vbuf = ctypes.create_string_buffer(max(self._value_len, 1))
-        self._attr = syscall.MapElemAttr(key=ctypes.addressof(self._kbuf), value=ctypes.addressof(self._vbuf))
         self._lock = threading.Lock()
+
+    # Codecs and buffers are made on first use: loading many maps stays cheap.
+
+    @functools.cached_property
+    def key_codec(self):
+        return codec_for(self._btf[0], self._btf[1], self.key_size)
+
+    @functools.cached_property
+    def value_codec(self):
+        return codec_for(self._btf[0], self._btf[2], self.value_size)
+
+    @functools.cached_property
+    def _kbuf(self):
+        return ctypes.create_string_buffer(max(self.key_size, 1))
+
+    @functools.cached_property
+    def _nbuf(self):
+        return ctypes.create_string_buffer(max(self.key_size, 1))
+
+    @functools.cached_property
+    def _vbuf(self):
+        return ctypes.create_string_buffer(max(self._value_len, 1))
+
+    @functools.cached_property
+    def _attr(self):
+        return syscall.MapElemAttr(key=ctypes.addressof(self._kbuf), value=ctypes.addressof(self._vbuf))
 
     # --- constructors --------------------------------------------------------------
 

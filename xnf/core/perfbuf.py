@@ -41,9 +41,8 @@ PERF_RECORD_SAMPLE = 9
 # u64 indexes into struct perf_event_mmap_page (offsets 1024, 1032, 1040, 1048)
 _DATA_HEAD, _DATA_TAIL, _DATA_OFFSET, _DATA_SIZE = 128, 129, 130, 131
 
-_HEADER = struct.Struct("<IHH")
-_U32 = struct.Struct("<I")
-_LOST = struct.Struct("<QQ")  # id, lost
+_U32 = struct.Struct("=I")     # the kernel writes records in native byte order
+_LOST = struct.Struct("=QQ")   # PERF_RECORD_LOST body: id, lost
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -92,13 +91,15 @@ def online_cpus():
 class _CpuRing:
     """The perf event of one CPU and its mapped ring."""
 
-    __slots__ = ("cpu", "event", "callback", "lost_callback", "map", "meta", "base", "size")
+    __slots__ = ("cpu", "event", "callback", "lost_callback", "map", "meta", "words", "halves", "base", "size")
 
     def __init__(self, cpu, event, pages, callback, lost_callback):
         self.cpu, self.event, self.callback, self.lost_callback = cpu, event, callback, lost_callback
         self.map = mmap.mmap(int(event), (1 + pages) * PAGE_SIZE, mmap.MAP_SHARED,
                              mmap.PROT_READ | mmap.PROT_WRITE)
         self.meta = memoryview(self.map).cast("Q")
+        self.words = memoryview(self.map).cast("I")
+        self.halves = memoryview(self.map).cast("H")
         # older kernels leave data_offset/data_size at 0: the data then starts at page 1
         self.base = self.meta[_DATA_OFFSET] or PAGE_SIZE
         self.size = self.meta[_DATA_SIZE] or pages * PAGE_SIZE
@@ -107,7 +108,8 @@ class _CpuRing:
         try:
             fcntl.ioctl(int(self.event), PERF_EVENT_IOC_DISABLE, 0)
         finally:
-            self.meta.release()
+            for view in (self.meta, self.words, self.halves):
+                view.release()
             self.map.close()
             self.event.close()
 
@@ -171,36 +173,44 @@ class PerfBuffer(EpollReader):
         return lambda cpu, data: append(data)
 
     def _drain(self, ring, handle):
-        meta, data, base, size = ring.meta, ring.map, ring.base, ring.size
-        head = meta[_DATA_HEAD]
-        tail = meta[_DATA_TAIL]
+        meta, words, halves, data, base = ring.meta, ring.words, ring.halves, ring.map, ring.base
+        mask, limit = ring.size - 1, ring.base + ring.size
+        head, tail = meta[_DATA_HEAD], meta[_DATA_TAIL]
         if tail == head:
             return 0
         if _fence_call is not None:
             fence()  # read records only after the head that published them
-        cpu, n = ring.cpu, 0
+        cpu, n, sample = ring.cpu, 0, PERF_RECORD_SAMPLE
         try:
             while tail < head:
-                off = tail % size
-                rec, start = data, base + off
-                kind, _, rec_size = _HEADER.unpack_from(rec, start)  # 8-aligned: never wraps
-                if off + rec_size > size:  # the body wraps: copy the two pieces into one record
-                    rec, start = data[start:base + size] + data[base:base + off + rec_size - size], 0
+                off = base + (tail & mask)
+                rec_size = halves[(off >> 1) + 3]  # the header never wraps: records are 8-aligned
                 tail += rec_size
-                if kind == PERF_RECORD_SAMPLE:
-                    raw_size = _U32.unpack_from(rec, start + 8)[0]
-                    n += 1
-                    handle(cpu, rec[start + 12:start + 12 + raw_size])
-                elif kind == PERF_RECORD_LOST:
-                    lost = _LOST.unpack_from(rec, start + 8)[1]
-                    self.lost += lost
-                    if ring.lost_callback is not None:
-                        ring.lost_callback(cpu, lost)
+                if off + rec_size <= limit and words[off >> 2] == sample:
+                    n += 1  # the common case, read in place: u32 size at +8, data at +12
+                    handle(cpu, data[off + 12:off + 12 + words[(off >> 2) + 2]])
+                elif off + rec_size <= limit:
+                    n += self._other(ring, data[off:off + rec_size], handle)
+                else:  # wraps past the end: copy the two pieces into one record
+                    n += self._other(ring, data[off:limit] + data[base:base + off + rec_size - limit], handle)
         finally:
             if _fence_call is not None:
                 fence()  # finish reading before the kernel may reuse the space
             meta[_DATA_TAIL] = tail
         return n
+
+    def _other(self, ring, rec, handle):
+        """A wrapped sample or a non-sample record, as bytes; returns 1 for a sample."""
+        kind = _U32.unpack_from(rec)[0]
+        if kind == PERF_RECORD_SAMPLE:
+            handle(ring.cpu, rec[12:12 + _U32.unpack_from(rec, 8)[0]])
+            return 1
+        if kind == PERF_RECORD_LOST:
+            lost = _LOST.unpack_from(rec, 8)[1]
+            self.lost += lost
+            if ring.lost_callback is not None:
+                ring.lost_callback(ring.cpu, lost)
+        return 0
 
     def _release_source(self, ring):
         ring.release()

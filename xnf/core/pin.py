@@ -7,6 +7,9 @@ under one root, one directory per interface and network function::
     /sys/fs/bpf/xnf/<ifname>@<netns>/<nf>/<attachment>/
     /sys/fs/bpf/xnf/<ifname>/<nf>/maps/<map>          (maps the NF pins by name)
 
+bpffs refuses names containing ``.``, so a ``.`` in an interface or namespace name
+(``eth0.100``) is written ``%2e`` (and ``%`` as ``%25``).
+
 :class:`PinRoot` is how a network function stores and finds its attachments by name.
 """
 import ctypes
@@ -139,8 +142,17 @@ def unpin(path):
 
 
 def _check_name(what, name):
-    if not name or "/" in name or name in (".", ".."):
-        raise PinError(f"invalid {what} {name!r} for a pin path", "use a plain name without '/'")
+    if not name or "/" in name or "." in name:
+        raise PinError(f"invalid {what} {name!r} for a pin path",
+                       "use a plain name without '/' or '.' (bpffs refuses dots)")
+
+
+def _escape(name):
+    return name.replace("%", "%25").replace(".", "%2e")
+
+
+def _unescape(name):
+    return name.replace("%2e", ".").replace("%25", "%")
 
 
 class PinRoot:
@@ -151,16 +163,16 @@ class PinRoot:
     """
 
     def __init__(self, ifname, nf, netns=None, root=None):
-        _check_name("interface name", ifname)
+        _check_name("interface name", _escape(ifname))
         _check_name("network function name", nf)
         if netns is not None:
-            _check_name("network namespace name", netns)
+            _check_name("network namespace name", _escape(netns))
         self.ifname, self.nf, self.netns = ifname, nf, netns
         self.root = root if root is not None else os.path.join(ensure_bpffs(), XNF_DIR)
 
     @property
     def path(self):
-        ifdir = self.ifname if self.netns is None else f"{self.ifname}@{self.netns}"
+        ifdir = _escape(self.ifname) + ("" if self.netns is None else "@" + _escape(self.netns))
         return os.path.join(self.root, ifdir, self.nf)
 
     @property
@@ -238,7 +250,7 @@ class PinRoot:
         for ifdir in ifdirs:
             ifname, _, netns = ifdir.partition("@")
             for nf in sorted(os.listdir(os.path.join(root, ifdir))):
-                found.append(cls(ifname, nf, netns or None, root=root))
+                found.append(cls(_unescape(ifname), nf, _unescape(netns) or None, root=root))
         return found
 
     def __repr__(self):

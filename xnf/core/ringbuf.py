@@ -14,9 +14,10 @@ publish how far we read by writing the consumer position back, which frees the s
 Memory ordering: the kernel publishes a record with a release store of its header and
 reads our position with an acquire load. On x86 (TSO) a plain aligned load or store,
 which is what one ``memoryview`` item access is, already has those semantics, so no
-fence is needed. On weakly ordered CPUs we fence between reading a header and reading
-its data, and before writing the position back; the fence is a ctypes call, whose GIL
-release and re-acquire is a mutex unlock/lock pair and so orders memory accesses.
+fence is needed. On weakly ordered CPUs we fence after reading the producer position,
+between reading a header and reading its data, and before writing our position back;
+the fence is a ctypes call, whose GIL release and re-acquire (a mutex unlock/lock pair)
+orders the memory accesses around it.
 
 Records are handed out as ``bytes`` copies: once the position is written back the
 kernel may overwrite the slot, so a view into the ring would not stay valid.
@@ -296,36 +297,37 @@ class RingBuffer(EpollReader):
 
     def _drain(self, ring, handle):
         producer, consumer, words, data = ring.producer, ring.consumer, ring.words, ring.data_map
-        mask, weak = ring.mask, _fence_call is not None
-        cons = consumer[0]
+        mask, weak, discard, busy = ring.mask, _fence_call is not None, DISCARD, BUSY
         n = 0
-        try:
-            while True:
-                prod = producer[0]
-                if cons >= prod:
-                    return n
-                if weak:
-                    fence()  # read headers only after the position that published them
-                while cons < prod:
-                    off = PAGE_SIZE + (cons & mask)
+        while True:
+            cons, prod = consumer[0], producer[0]
+            if cons >= prod:
+                return n
+            if weak:
+                fence()  # read headers only after the position that published them
+            # The data area is mapped twice in a row: [start, end) is contiguous even when it wraps.
+            start = off = PAGE_SIZE + (cons & mask)
+            end = start + (prod - cons)
+            try:
+                while off < end:
                     length = words[off >> 2]
-                    if length & BUSY:
-                        return n  # the producer has not committed it yet; a wake-up follows
-                    if weak:
-                        fence()
-                    # header + payload, rounded up to 8 (the DISCARD bit never reaches the sum)
-                    cons += ((length & ~DISCARD) + HEADER_SIZE + 7) & ~7
-                    if not length & DISCARD:
+                    if length < discard:  # neither BUSY nor DISCARD: hand it out
+                        if weak:
+                            fence()
+                        begin = off + HEADER_SIZE
+                        off = begin + ((length + 7) & -8)  # past it even if the handler raises
                         n += 1
-                        handle(data[off + HEADER_SIZE:off + HEADER_SIZE + length])
+                        handle(data[begin:begin + length])
+                    elif length & busy:
+                        break  # not committed yet; its commit wakes the epoll
+                    else:
+                        off += ((length ^ discard) + HEADER_SIZE + 7) & -8
+            finally:
                 if weak:
-                    fence()
-                consumer[0] = cons
-        finally:
-            if consumer[0] != cons:
-                if weak:
-                    fence()
-                consumer[0] = cons
+                    fence()  # finish reading before the kernel may reuse the space
+                consumer[0] = cons + (off - start)
+            if off < end:
+                return n
 
     def _release_source(self, ring):
         ring.release()

@@ -4,12 +4,12 @@ A BPF *link* owns its attachment: closing the last reference detaches it, so a l
 that must outlive the process is pinned (``obj_pin`` of the link). A *netlink*
 attachment (XDP through ``IFLA_XDP``, tc through cls_bpf) stays until removed; to
 find it again after a restart its program is pinned and a small JSON record (ifindex,
-mode, parent, handle, prio...) is stored beside it. bpffs refuses regular files, so
-the record is the target of a symlink, readable with ``readlink``::
+mode, parent, handle, prio...) is stored beside it. bpffs refuses regular files (and
+names with a dot), so the record is the target of a symlink, readable with ``readlink``::
 
-    <path>/link              the pinned link            (link attachments)
-    <path>/prog              the pinned program         (netlink attachments)
-    <path>/attachment.json   symlink -> '{"kind": "xdp", "ifindex": 3, ...}'
+    <path>/link     the pinned link            (link attachments)
+    <path>/prog     the pinned program         (netlink attachments)
+    <path>/record   symlink -> '{"kind": "xdp", "ifindex": 3, ...}' (JSON)
 """
 import errno
 import json
@@ -21,7 +21,7 @@ from xnf.core import info, syscall
 from xnf.core.errors import AttachError, BPFError, PinError
 from xnf.core.fd import FD
 
-RECORD = "attachment.json"
+RECORD = "record"
 LINK_PIN = "link"
 PROG_PIN = "prog"
 

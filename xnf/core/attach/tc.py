@@ -245,12 +245,18 @@ def attach_cls_bpf(program, ifname, parent, netns=None, prio=None, handle=None, 
     ``parent``: a handle (``"1:"``, ``0x10000``, ``"ingress"``/``"egress"`` for clsact).
     ``prio``/``handle`` default to values the kernel picks. ``skip_sw`` (offload only)
     and ``skip_hw`` go out as ``TCA_BPF_FLAGS_GEN``. Returns a :class:`TcAttachment`.
+
+    The kernel keeps ``skb->tc_classid`` in 16 bits and ORs in the major of the
+    filter's classid; so under a qdisc, ``classid`` defaults to the parent's major
+    (``1:0`` under ``1:``) and a program's ``skb->tc_classid = 0x10010`` selects ``1:10``.
     """
     from xnf.core.attach.netlink import NetlinkError, kernel_message, rtnl
 
     if skip_sw and skip_hw:
         raise AttachError("skip_sw and skip_hw together leave the filter nowhere to run")
     parent = parse_handle(parent)
+    if classid is None and direct_action and _clsact_direction is None and parent != TC_H_ROOT:
+        classid = parent & 0xFFFF0000
     ifindex = _netns.ifindex(ifname, netns)
     fd = program_fd(program)
     created = False
