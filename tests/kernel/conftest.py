@@ -3,7 +3,8 @@ and an oracle snapshot of an interface taken with iproute2 and bpftool.
 
 Fixture names are stable; other test modules rely on them:
 
-* ``netns_pair``: two fresh namespaces joined by a veth pair with addresses;
+* ``netns_pair``: two fresh namespaces joined by a veth pair with IPv4 addresses (IPv6
+  is disabled there, so only the test's own packets cross);
 * ``root_veth``: a veth whose ``if_a`` end is in the initial namespace (netns=None paths);
 * ``bpffs``: a private bpf filesystem mounted on a temporary directory;
 * ``iface_state(ns, ifname)``: what ``ip``, ``tc`` and ``bpftool`` say about an interface.
@@ -77,9 +78,13 @@ def _setup(pair):
         if ns is not None:
             sh("ip", "netns", "add", ns)
             in_ns(ns, "ip", "link", "set", "lo", "up")
+            # no IPv6 autoconfiguration chatter: packet counts then come from the test alone
+            in_ns(ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
     sh("ip", "link", "add", pair.if_a, "type", "veth", "peer", "name", pair.if_b)
     if pair.ns_a is not None:
         sh("ip", "link", "set", pair.if_a, "netns", pair.ns_a)
+    else:
+        sh("sysctl", "-qw", f"net.ipv6.conf.{pair.if_a}.disable_ipv6=1")
     sh("ip", "link", "set", pair.if_b, "netns", pair.ns_b)
     for ns, ifname, ip in ((pair.ns_a, pair.if_a, pair.ip_a), (pair.ns_b, pair.if_b, pair.ip_b)):
         in_ns(ns, "ip", "addr", "add", f"{ip}/24", "dev", ifname)
