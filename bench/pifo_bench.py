@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Python bucketed PIFO against heapq, and packets per second of the reference runtime.
+
+Hold model: the queue is filled with N elements, then each step dequeues the lowest
+rank r and enqueues a new element of rank r + U(0, range/4), so the size stays N and
+ranks keep growing through window rotations. heapq runs the same steps on
+(rank, arrival, item) tuples, the usual stable priority queue in Python. Printed:
+ns per enqueue+dequeue for both, their ratio, and the growth of the PIFO's cost per
+operation from 10^3 to 10^6 queued elements (the acceptance bound is 2x).
+
+Usage: python3 bench/pifo_bench.py [--quick]
+"""
+import heapq
+import random
+import sys
+import time
+
+from xnf.plugins.pifo_sched.pifo import BucketedPifo
+
+RANGE = 1 << 16
+
+
+def hold_pifo(size, increments):
+    pifo = BucketedPifo(RANGE, capacity=size + 1)
+    rng = random.Random(1)
+    for i in range(size):
+        pifo.enqueue(i, rng.randrange(RANGE // 4))
+    enqueue, dequeue = pifo.enqueue, pifo.dequeue
+    start = time.perf_counter_ns()
+    for n, inc in enumerate(increments):
+        rank, _ = dequeue()
+        enqueue(n, rank + inc)
+    return (time.perf_counter_ns() - start) / len(increments)
+
+
+def hold_heapq(size, increments):
+    heap = []
+    rng = random.Random(1)
+    for i in range(size):
+        heap.append((rng.randrange(RANGE // 4), i, i))
+    heapq.heapify(heap)
+    push, pop = heapq.heappush, heapq.heappop
+    seq = size
+    start = time.perf_counter_ns()
+    for n, inc in enumerate(increments):
+        rank, _, _ = pop(heap)
+        seq += 1
+        push(heap, (rank + inc, seq, n))
+    return (time.perf_counter_ns() - start) / len(increments)
+
+
+def best_of(fn, size, increments, runs):
+    return min(fn(size, increments) for _ in range(runs))
+
+
+def runtime_rate(seconds):
+    from xnf.plugins.pifo_sched.sim.runner import simulate
+
+    out = []
+    for algorithm, config in (("fifo", None), ("wfq", {"weights": [1, 2, 3]}), ("drr", {"weights": [1, 2, 3]})):
+        start = time.perf_counter()
+        results, _ = simulate(algorithm, config, [{"kind": "bulk", "flow": f, "size": "mixed"} for f in range(3)],
+                              "100mbit", seconds, seed=1)
+        elapsed = time.perf_counter() - start
+        out.append((algorithm, results["packets"], results["packets"] / elapsed))
+    return out
+
+
+def main(argv):
+    quick = "--quick" in argv
+    steps = 50_000 if quick else 200_000
+    runs = 1 if quick else 3
+    rng = random.Random(2)
+    increments = [rng.randrange(RANGE // 4) for _ in range(steps)]
+    print(f"hold model, {steps} enqueue+dequeue pairs per size, best of {runs}")
+    print(f"{'queued':>9} {'PIFO ns/pair':>13} {'heapq ns/pair':>14} {'PIFO/heapq':>11}")
+    costs = {}
+    for size in (10**3, 10**4, 10**5, 10**6):
+        pifo_ns = best_of(hold_pifo, size, increments, runs)
+        heap_ns = best_of(hold_heapq, size, increments, runs)
+        costs[size] = pifo_ns
+        print(f"{size:>9} {pifo_ns:>13.0f} {heap_ns:>14.0f} {pifo_ns / heap_ns:>11.2f}")
+    growth = costs[10**6] / costs[10**3]
+    print(f"PIFO cost growth 10^3 -> 10^6 queued: {growth:.2f}x (bound 2x: {'ok' if growth <= 2 else 'EXCEEDED'})")
+    print("\nreference runtime, 3 bulk flows on 100 Mbit/s:")
+    for algorithm, packets, rate in runtime_rate(0.5 if quick else 2.0):
+        print(f"  {algorithm:<5} {packets:>7} packets  {rate:>9.0f} simulated packets/s")
+    return 0 if growth <= 2 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
