@@ -145,6 +145,7 @@ GOOD = {
     "global_data": ({"global_data_prog"}, set()),
     "subprog": ({"sub_a", "sub_b", "sub_loop", "sub_tc"}, {"sub_calls"}),
     "map_in_map": ({"mim_lookup"}, {"inner_a", "inner_b", "outer_arr", "outer_hash", "mim_result"}),
+    "map_defs": ({"mapdef_prog"}, {"bloom", "sized_map", "lru_map", "mapdef_result"}),
     "tail_call": ({"tail_entry", "tail_drop", "tail_tx"}, {"jmp_table", "tail_cfg", "tail_hits"}),
     "legacy_maps": ({"legacy_xdp"}, {"legacy_count", "legacy_proto"}),
     "legacy_iproute2": ({"ipr_cls"}, {"ipr_count", "ipr_len"}),
@@ -215,6 +216,9 @@ MAP_SPECS = {  # (fixture, map): (type, key_size, value_size, max_entries, flags
     ("map_in_map", "outer_arr"): (M.BPF_MAP_TYPE_ARRAY_OF_MAPS, 4, 4, 2, 0, 0),
     ("map_in_map", "outer_hash"): (M.BPF_MAP_TYPE_HASH_OF_MAPS, 4, 4, 4, 0, 0),
     ("tail_call", "jmp_table"): (M.BPF_MAP_TYPE_PROG_ARRAY, 4, 4, 4, 0, 0),
+    ("map_defs", "bloom"): (M.BPF_MAP_TYPE_BLOOM_FILTER, 0, 4, 64, 0, 0),
+    ("map_defs", "sized_map"): (M.BPF_MAP_TYPE_HASH, 4, 8, 8, 4 | 1, 0),  # NUMA_NODE|NO_PREALLOC
+    ("map_defs", "lru_map"): (M.BPF_MAP_TYPE_LRU_HASH, 4, 4, 16, 2, 0),  # BPF_F_NO_COMMON_LRU
     ("legacy_maps", "legacy_count"): (M.BPF_MAP_TYPE_ARRAY, 4, 8, 2, 0, 0),
     ("legacy_maps", "legacy_proto"): (M.BPF_MAP_TYPE_HASH, 4, 8, 64, 1, 0),  # BPF_F_NO_PREALLOC
     ("legacy_iproute2", "ipr_count"): (M.BPF_MAP_TYPE_ARRAY, 4, 8, 2, 0, 0),
@@ -233,6 +237,12 @@ def test_map_spec(fixture, name):
     m = xnf.open_object(obj(fixture)).maps[name]
     assert (m.type, m.key_size, m.value_size, m.max_entries, m.flags, m.pinning) == \
         MAP_SPECS[fixture, name]
+
+
+def test_map_extra_and_numa_node():
+    maps = xnf.open_object(obj("map_defs")).maps
+    assert maps["bloom"].map_extra == 3
+    assert maps["sized_map"].numa_node == 0
 
 
 def test_static_map_values():
@@ -419,6 +429,26 @@ def test_map_in_map():
         outer_hash = coll.maps["outer_hash"]
         assert 1 in outer_hash and 0 not in outer_hash
         assert 0 in coll.maps["outer_arr"] and 1 in coll.maps["outer_arr"]
+
+
+@root
+def test_map_definition_fields():
+    with xnf.load(obj("map_defs")) as coll:
+        assert coll.programs["mapdef_prog"].test_run(ipv4_frame(), repeat=3).retval == XDP_PASS
+        assert coll.maps["mapdef_result"][0] == 1, "42 pushed into the bloom filter was not found"
+        assert coll.maps["sized_map"][7] == 3
+        assert coll.maps["lru_map"][7] == 42
+        info = bpftool_json("map", "show", "id", str(_map_id(coll, "mapdef_prog", "bloom")))
+        assert (info["type"], info["max_entries"]) == ("bloom_filter", 64)
+
+
+def _map_id(coll, prog, name):
+    """A map's kernel id, from a program that uses it (bpftool as an independent view)."""
+    prog_id = coll.programs[prog].id
+    for map_id in bpftool_json("prog", "show", "id", str(prog_id))["map_ids"]:
+        if bpftool_json("map", "show", "id", str(map_id))["name"] == name:
+            return map_id
+    raise LookupError(name)
 
 
 @root

@@ -39,6 +39,8 @@ FIXTURES = {
     "map_in_map": dict(programs={"mim_lookup": "xdp"},
                        maps={n: ".maps" for n in ("inner_a", "inner_b", "outer_arr",
                                                   "outer_hash", "mim_result")}),
+    "map_defs": dict(programs={"mapdef_prog": "xdp"},
+                     maps={n: ".maps" for n in ("bloom", "sized_map", "lru_map", "mapdef_result")}),
     "tail_call": dict(programs={"tail_entry": "xdp", "tail_drop": "xdp", "tail_tx": "xdp"},
                       maps={"jmp_table": ".maps", "tail_cfg": ".maps", "tail_hits": ".maps"}),
     "legacy_maps": dict(programs={"legacy_xdp": "xdp"},
