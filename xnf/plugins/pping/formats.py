@@ -106,6 +106,10 @@ class Formatter:
     def format(self, event) -> "str | None":
         raise NotImplementedError
 
+    def format_many(self, events) -> str:
+        """The text of a batch (formats may do this faster than event by event)."""
+        return "".join(t for t in map(self.format, events) if t is not None)
+
     def footer(self) -> str:
         return ""
 
@@ -146,19 +150,28 @@ class PpvizFormatter(Formatter):
         return None
 
 
+_FLOW_JSON = {}  # Flow -> its json members; flows repeat, so each is formatted once
+
+
+def _flow_json(f) -> str:
+    text = _FLOW_JSON.get(f)
+    if text is None:
+        if len(_FLOW_JSON) > 100_000:
+            _FLOW_JSON.clear()
+        text = _FLOW_JSON[f] = (f'"src_ip":"{f.src_ip}","src_port":{f.src_port},"dest_ip":"{f.dst_ip}",'
+                                f'"dest_port":{f.dst_port},"protocol":"{f.proto}"')
+    return text
+
+
 def _json_object(event) -> str:
-    if isinstance(event, RttEvent):
-        f = event.flow
-        return (f'{{"timestamp":{event.timestamp_ns},"src_ip":"{f.src_ip}","src_port":{f.src_port},'
-                f'"dest_ip":"{f.dst_ip}","dest_port":{f.dst_port},"protocol":"{f.proto}",'
+    if type(event) is RttEvent:
+        return (f'{{"timestamp":{event.timestamp_ns},{_flow_json(event.flow)},'
                 f'"rtt":{event.rtt_ns},"min_rtt":{event.min_rtt_ns},'
                 f'"sent_packets":{event.sent_packets},"sent_bytes":{event.sent_bytes},'
                 f'"rec_packets":{event.rec_packets},"rec_bytes":{event.rec_bytes},'
                 f'"match_on_egress":{"true" if event.match_on_egress else "false"}}}')
     if isinstance(event, FlowEvent):
-        f = event.flow
-        return (f'{{"timestamp":{event.timestamp_ns},"src_ip":"{f.src_ip}","src_port":{f.src_port},'
-                f'"dest_ip":"{f.dst_ip}","dest_port":{f.dst_port},"protocol":"{f.proto}",'
+        return (f'{{"timestamp":{event.timestamp_ns},{_flow_json(event.flow)},'
                 f'"flow_event":"{event.event}","reason":"{event.reason}",'
                 f'"triggered_by":"{event.triggered_by}"}}')
     if isinstance(event, AggregateReport):
@@ -174,6 +187,9 @@ class JsonlFormatter(Formatter):
     def format(self, event):
         obj = _json_object(event)
         return None if obj is None else obj + "\n"
+
+    def format_many(self, events) -> str:
+        return "".join(o + "\n" for o in map(_json_object, events) if o is not None)
 
 
 class JsonFormatter(Formatter):

@@ -56,8 +56,7 @@ class Writer:
         """Write a batch (one ring-buffer poll, one pcap) with the fewest calls."""
         if self._reopen_requested:
             self.reopen()
-        fmt = self._formatter.format
-        self._file.write("".join(t for t in map(fmt, events) if t is not None))
+        self._file.write(self._formatter.format_many(events))
 
     def flush(self) -> None:
         self._file.flush()
