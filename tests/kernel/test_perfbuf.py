@@ -22,12 +22,6 @@ PACKET = bytes(64)
 SAMPLE_BYTES = 8 + 4 + 28  # perf header, raw size, event padded to keep 8-byte alignment
 
 
-@pytest.fixture(autouse=True)
-def _root():
-    if os.geteuid() != 0:
-        pytest.skip("needs root (CAP_BPF, CAP_PERFMON) for BPF maps and perf events")
-
-
 @pytest.fixture
 def fixture():
     with xnf.load(FIXTURE) as coll:

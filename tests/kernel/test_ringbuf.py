@@ -25,12 +25,6 @@ XDP_PASS = 2
 _GPL = ctypes.create_string_buffer(b"GPL")
 
 
-@pytest.fixture(autouse=True)
-def _root():
-    if os.geteuid() != 0:
-        pytest.skip("needs root (CAP_BPF) to create ring buffer maps and load programs")
-
-
 @pytest.fixture
 def fixture():
     with xnf.load(FIXTURE) as coll:
