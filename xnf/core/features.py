@@ -149,7 +149,8 @@ def have_helper(prog_type, helper):
     if fd is not None:
         fd.close()
         return True
-    return not ("invalid func " in log or "unknown func " in log)
+    refusals = ("invalid func ", "unknown func ", "program of this type cannot use helper")
+    return not any(text in log for text in refusals)
 
 
 @functools.lru_cache(maxsize=None)
