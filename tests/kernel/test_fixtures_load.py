@@ -331,6 +331,27 @@ def test_xdp_counter():
 
 
 @root
+def test_map_size_edited_before_load():
+    spec = xnf.open_object(obj("xdp_counter"))
+    spec.maps["proto_count"].max_entries = 4096
+    with xnf.load(spec) as coll:
+        assert coll.maps["proto_count"].max_entries == 4096
+        info = bpftool_json("map", "show", "id", str(_map_id(coll, "xdp_count", "proto_count")))
+        assert info["max_entries"] == 4096
+
+
+@root
+def test_failed_map_creation_rolls_back():
+    """The second map fails to create: the first one and the BTF must not survive."""
+    spec = xnf.open_object(obj("xdp_counter"))
+    spec.maps["proto_count"].max_entries = 0  # the kernel refuses an empty hash map
+    before = live("map")
+    with pytest.raises(errors.XnfError, match="proto_count"):
+        xnf.load(spec)
+    assert_gone("map", {"pkt_count", "proto_count"}, before)
+
+
+@root
 def test_close_releases_everything():
     coll = xnf.load(obj("xdp_counter"))
     prog_id = coll.programs["xdp_count"].id
