@@ -311,3 +311,29 @@ def test_poll_without_callback_is_a_config_error(fixture):
         fixture.programs["rb_submit"].test_run(PACKET)
         with pytest.raises(ConfigError, match="callback"):
             rb.poll(100)
+
+
+def test_add_while_another_thread_waits_in_poll(fixture, raw_ring):
+    rb_fd, counter = raw_ring
+    prog = variable_size_program(rb_fd, counter)
+    raw_records = []
+    rb = RingBuffer(fixture.maps["rb"], lambda data: None)
+    handled = []
+
+    def wait_for_two():
+        deadline = time.monotonic() + 5
+        while sum(handled) < 2 and time.monotonic() < deadline:
+            handled.append(rb.poll(5000))
+
+    reader = threading.Thread(target=wait_for_two)
+    reader.start()
+    try:
+        time.sleep(0.1)  # the reader is blocked in epoll on the first ring
+        rb.add(rb_fd, raw_records.append)
+        run(prog, 2)
+        reader.join(5)
+        assert sum(handled) == 2 and raw_records == [expected_record(0), expected_record(1)]
+    finally:
+        rb.close()
+        reader.join(5)
+        prog.close()

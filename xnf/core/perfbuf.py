@@ -157,8 +157,7 @@ class PerfBuffer(EpollReader):
         except BaseException:
             event.close()
             raise
-        with self._lock:
-            self._register(int(event), ring)
+        self._register(int(event), ring)
         syscall.map_update_elem(int(self._map_fd), ctypes.c_uint32(cpu), ctypes.c_uint32(int(event)))
         self._slots.append(cpu)
         fcntl.ioctl(int(event), PERF_EVENT_IOC_ENABLE, 0)

@@ -120,8 +120,15 @@ class EpollReader:
     # --- reading -------------------------------------------------------------------------
 
     def _register(self, fd, source):
-        self._epoll.register(fd, select.EPOLLIN)
-        self._sources[fd] = source
+        """Watch one more source; safe while another thread waits in poll(). Releases the
+        source and raises ReaderClosedError if the reader is closing."""
+        with self._state:
+            if not self._closing:
+                self._sources[fd] = source
+                self._epoll.register(fd, select.EPOLLIN)
+                return
+        self._release_source(source)
+        raise ReaderClosedError(f"{type(self).__name__} is closed")
 
     def fileno(self):
         """The epoll fd: readable when a record is waiting (for selectors / asyncio)."""
@@ -287,8 +294,7 @@ class RingBuffer(EpollReader):
         except BaseException:
             own.close()
             raise
-        with self._lock:
-            self._register(int(own), ring)
+        self._register(int(own), ring)
         return self
 
     def pending(self):
