@@ -337,3 +337,60 @@ def test_add_while_another_thread_waits_in_poll(fixture, raw_ring):
         rb.close()
         reader.join(5)
         prog.close()
+
+
+def slow_commit_program(rb_fd, counter_fd, spin=2000):
+    """Reserves a 16-byte record, spins ``spin`` stores into it (a wide BUSY window), then
+    fills it with (seq, seq) and submits; seq is only taken once the reserve succeeded."""
+    body = [I(insn.LDDW, 1, insn.BPF_PSEUDO_MAP_FD, 0, int(rb_fd)),
+            I(0xB7, 2, 0, 0, 16), I(0xB7, 3, 0, 0, 0),
+            I(0x85, 0, 0, 0, uapi.BPF_FUNC_ringbuf_reserve),
+            I(0x15, 0, 0, 15, 0),                     # if r0 == 0 goto out (lddw is 2 slots)
+            I(0xBF, 6, 0)]                            # r6 = record
+    body += _next_seq(counter_fd)
+    body += [I(0xBF, 8, 1), I(0xB7, 9, 0, 0, 0),     # r8 = seq; r9 = 0
+             I(0x7B, 6, 9, 0, 0), I(0x07, 9, 0, 0, 1), I(0xA5, 9, 0, -3, spin),  # do *r6 = r9++ while r9 < spin
+             I(0x7B, 6, 8, 0, 0), I(0x7B, 6, 8, 8, 0),
+             I(0xBF, 1, 6), I(0xB7, 2, 0, 0, 0),
+             I(0x85, 0, 0, 0, uapi.BPF_FUNC_ringbuf_submit),
+             I(0xB7, 0, 0, 0, XDP_PASS), I(0x95)]    # out
+    return _load_xdp(body)
+
+
+def test_reader_on_another_cpu_sees_only_committed_records():
+    """A producer and a reader on different CPUs: the reader meets records still BUSY and
+    must stop there; every committed record arrives whole and in order."""
+    rb_fd = syscall.map_create(uapi.BPF_MAP_TYPE_RINGBUF, 0, 0, 64 * 1024, name=b"xnf_test_rb")
+    counter = syscall.map_create(uapi.BPF_MAP_TYPE_ARRAY, 4, 8, 1, name=b"xnf_test_seq")
+    cpus = sorted(os.sched_getaffinity(0))
+    records, stop = [], threading.Event()
+    try:
+        prog = slow_commit_program(rb_fd, counter)
+        rb = RingBuffer(rb_fd, records.append)
+
+        def read():
+            os.sched_setaffinity(0, {cpus[-1]})  # this thread only
+            while not stop.is_set():
+                rb.poll(20)
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        saved = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {cpus[0]})
+        try:
+            for _ in range(10):
+                run(prog, 1000)
+        finally:
+            os.sched_setaffinity(0, saved)
+            deadline = time.monotonic() + 5
+            while rb.pending() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            stop.set()
+            reader.join(5)
+            rb.close()
+            prog.close()
+    finally:
+        rb_fd.close()
+        counter.close()
+    assert len(records) > 1000
+    assert [struct.unpack("<QQ", r) for r in records] == [(s, s) for s in range(len(records))]
