@@ -20,6 +20,8 @@ def build_parser():
 
     parser = _Parser(prog="xnf", description="BPF network functions for Linux.")
     parser.add_argument("--version", action="version", version=f"xnf {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="on a verifier rejection, also print the end of the verifier log")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     nf_commands.register(sub)
@@ -32,14 +34,16 @@ def build_parser():
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    verbose = "-v" in argv or "--verbose" in argv
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
         return args.func(args) or 0
     except VerifierError as e:
-        print(f"xnf: error: {e}", file=sys.stderr)
-        if os.environ.get("XNF_VERBOSE"):
-            print(e.describe(), file=sys.stderr)
+        if verbose:
+            print(f"xnf: error: {e.describe()}", file=sys.stderr)
+        else:
+            print(f"xnf: error: {e.args[0]} (run `xnf --verbose ...` to see the verifier log)", file=sys.stderr)
         return EXIT_ERROR
     except XnfError as e:
         print(f"xnf: error: {e}", file=sys.stderr)

@@ -47,7 +47,6 @@ class Type:
     """Byte size for INT/STRUCT/UNION/ENUM/DATASEC/FLOAT; for reference kinds, see ``type``."""
     type: int = 0
     """Referenced type id (PTR, TYPEDEF, modifiers, FUNC, VAR, DECL_TAG)."""
-    vlen: int = 0
     kind_flag: bool = False
     int_encoding: int = 0
     int_offset: int = 0
@@ -64,6 +63,13 @@ class Type:
     @property
     def kind_name(self):
         return KIND_NAMES[self.kind]
+
+    @property
+    def vlen(self):
+        """The wire's vlen: member count, or a FUNC's linkage."""
+        if self.kind == KIND_FUNC:
+            return self.linkage
+        return len(self.members) if self.members is not None else 0
 
 
 VOID = Type(kind=0)
@@ -156,8 +162,7 @@ class BTF:
         out = []
         for t in self.types[1:]:
             k = t.kind
-            vlen = t.linkage if k == KIND_FUNC else (len(t.members) if t.members is not None else t.vlen)
-            info = (vlen & 0xFFFF) | (k << 24) | (int(t.kind_flag) << 31)
+            info = (t.vlen & 0xFFFF) | (k << 24) | (int(t.kind_flag) << 31)
             size_or_type = t.size if k in (KIND_INT, KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_ENUM64,
                                            KIND_DATASEC, KIND_FLOAT) else t.type
             out.append(_TYPE.pack(strings.add(t.name), info, size_or_type))
@@ -220,7 +225,17 @@ class _StringTable:
 
 
 def parse(raw):
-    """Parse a ``.BTF`` blob (little-endian, as clang emits for ``bpf``/``bpfel``)."""
+    """Parse a ``.BTF`` blob (little-endian, as clang emits for ``bpf``/``bpfel``).
+
+    Any malformation raises :class:`BTFError`, never a lower-level exception.
+    """
+    try:
+        return _parse(raw)
+    except (struct.error, ValueError, IndexError) as e:  # UnicodeDecodeError is a ValueError
+        raise BTFError(f"BTF is corrupt: {e}") from None
+
+
+def _parse(raw):
     if len(raw) < _HDR.size:
         raise BTFError(f"BTF is truncated: {len(raw)} bytes, the header alone needs {_HDR.size}")
     magic, version, _flags, hdr_len, type_off, type_len, str_off, str_len = _HDR.unpack_from(raw)
@@ -249,7 +264,7 @@ def parse(raw):
         kind = (info >> 24) & 0x1F
         vlen = info & 0xFFFF
         kflag = bool(info >> 31)
-        t = Type(kind=kind, name=name_at(name_off), vlen=vlen, kind_flag=kflag)
+        t = Type(kind=kind, name=name_at(name_off), kind_flag=kflag)
         if kind in (KIND_INT, KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_ENUM64, KIND_DATASEC, KIND_FLOAT):
             t.size = size_or_type
         else:
@@ -367,6 +382,13 @@ class BTFExt:
 
 def parse_ext(raw, btf_strings):
     """Parse ``.BTF.ext``; ``btf_strings`` is the string section of the matching ``.BTF``."""
+    try:
+        return _parse_ext(raw, btf_strings)
+    except (struct.error, ValueError, IndexError) as e:
+        raise BTFError(f".BTF.ext is corrupt: {e}") from None
+
+
+def _parse_ext(raw, btf_strings):
     if len(raw) < 24:
         raise BTFError(".BTF.ext is truncated")
     magic, version, _flags, hdr_len = struct.unpack_from("<HBBI", raw)

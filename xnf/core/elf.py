@@ -415,8 +415,8 @@ class _Reader:
             return
         if not ins.is_lddw:
             if ins.is_call and sym.shndx == SHN_UNDEF:
-                raise NotSupportedError(f"kfunc calls (extern function {sym.name!r} in {section})",
-                                        hint="xnf does not resolve .ksyms yet")
+                raise NotSupportedError(f"kfunc calls yet (extern function {sym.name!r} in {section})", by="xnf",
+                                        hint="call BPF helpers instead of kfuncs")
             raise ELFError(f"{self.path}: {section}+{slot}: relocation against {sym.name!r} on a non-lddw instruction")
         if tname in (".maps", "maps"):
             if sym.type == STT_SECTION:
@@ -431,7 +431,7 @@ class _Reader:
             if sym.name in getattr(self, "kconfig", {}):
                 ins.reference = ("data", ".kconfig", self.kconfig[sym.name][0] + (ins.imm & 0xFFFFFFFF))
                 return
-            raise NotSupportedError(f"extern {sym.name!r} (only __kconfig externs are supported)")
+            raise NotSupportedError(f"extern {sym.name!r}", by="xnf", hint="only __kconfig externs are supported")
         raise ELFError(f"{self.path}: {section}+{slot}: relocation against {sym.name!r} in unsupported section {tname!r}")
 
     # --- programs ----------------------------------------------------------------------

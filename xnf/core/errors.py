@@ -65,12 +65,13 @@ class LicenseError(VerifierError):
 
 
 class NotSupportedError(XnfError):
-    """The running kernel lacks a feature; names it and the first kernel that has it."""
+    """A feature the running kernel (or xnf itself, ``by="xnf"``) lacks; names it and, for the
+    kernel, the first version that has it."""
 
-    def __init__(self, feature, minimum_version=None, hint=None):
+    def __init__(self, feature, minimum_version=None, hint=None, by="the kernel"):
         self.feature = feature
         self.minimum_version = minimum_version
-        msg = f"the kernel does not support {feature}"
+        msg = f"{by} does not support {feature}"
         if minimum_version:
             msg += f" (needs Linux {minimum_version} or newer)"
         super().__init__(msg, hint)

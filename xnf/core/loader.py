@@ -178,11 +178,12 @@ class Loader:
         for name in self.wanted:
             p = self.spec.programs[name]
             if p.core_relos:
-                raise NotSupportedError(f"CO-RE relocations (program {name!r} has {len(p.core_relos)})",
-                                        hint="xnf does not apply CO-RE yet: avoid BPF_CORE_READ and "
-                                             "preserve_access_index, or use kernel UAPI headers")
+                raise NotSupportedError(f"CO-RE relocations yet (program {name!r} has {len(p.core_relos)})", by="xnf",
+                                        hint="avoid BPF_CORE_READ and preserve_access_index, "
+                                             "or use kernel UAPI headers")
             if p.target_kind == sections.TARGET_STRUCT_OPS:
-                raise NotSupportedError(f"struct_ops programs ({name!r})", hint="struct_ops maps come in a later release")
+                raise NotSupportedError(f"struct_ops programs yet ({name!r})", by="xnf",
+                                        hint="struct_ops maps come in a later release")
             if p.target_kind == sections.TARGET_PROG and not p.attach_prog_fd:
                 raise ConfigError(f"freplace program {name!r} needs a target",
                                   "set spec.programs[name].attach_prog_fd to the fd of the program it replaces")
