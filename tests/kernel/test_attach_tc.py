@@ -3,6 +3,7 @@
 Ping requests from ``ns_b`` arrive at ``if_a`` ingress; the replies leave by its egress.
 """
 import json
+import time
 
 import pytest
 from conftest import bpftool_links, in_ns
@@ -151,7 +152,7 @@ def test_skip_sw_on_veth_is_refused(netns_pair, iface_state, counters):
     before = iface_state(p.ns_a, p.if_a)
     prog = counter_program("sched_cls", counters)
     try:
-        with pytest.raises(AttachError):
+        with pytest.raises(ModeNotSupportedError, match="cannot offload the filter"):
             attach_tc(prog, p.if_a, "ingress", netns=p.ns_a, skip_sw=True)
         with pytest.raises(AttachError, match="nowhere"):
             attach_tc(prog, p.if_a, "ingress", netns=p.ns_a, skip_sw=True, skip_hw=True)
@@ -342,3 +343,21 @@ def test_bad_input(netns_pair, iface_state, counters):
         tc_prog.close()
         xdp_prog.close()
     assert iface_state(p.ns_a, p.if_a) == before
+
+
+@pytest.mark.parametrize("via", ["tcx", "clsact"])
+def test_detach_after_the_namespace_is_gone(netns_pair, counters, via):
+    if via == "tcx" and not features.have_tcx():
+        pytest.skip("the kernel has no tcx links (Linux 6.6)")
+    p = netns_pair
+    prog = counter_program("sched_cls", counters)
+    try:
+        att = attach_tc(prog, p.if_a, "ingress", netns=p.ns_a, via=via)
+        in_ns(None, "ip", "netns", "del", p.ns_a)
+        deadline = time.monotonic() + 5  # the kernel dismantles a namespace asynchronously
+        while att.attached and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not att.attached
+        assert att.detach() is False
+    finally:
+        prog.close()

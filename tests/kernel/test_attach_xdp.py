@@ -3,6 +3,8 @@
 A counter program (tests/kernel/progs.py) proves the program ran; iproute2 and
 bpftool snapshots prove detach leaves the interface as it was.
 """
+import time
+
 import pytest
 from conftest import bpftool_links, in_ns
 from progs import Counters, counter_program, return_program
@@ -241,3 +243,20 @@ def test_auto_falls_back_to_generic_where_native_fails(netns_pair, counters):
     finally:
         prog.close()
     assert query_xdp(p.if_a, p.ns_a) == {}
+
+
+@pytest.mark.parametrize("via", ["link", "netlink"])
+def test_detach_after_the_namespace_is_gone(netns_pair, counters, via):
+    _need_link(via)
+    p = netns_pair
+    prog = counter_program("xdp", counters)
+    try:
+        att = attach_xdp(prog, p.if_a, mode="skb", netns=p.ns_a, via=via)
+        in_ns(None, "ip", "netns", "del", p.ns_a)
+        deadline = time.monotonic() + 5  # the kernel dismantles a namespace asynchronously
+        while att.attached and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not att.attached
+        assert att.detach() is False
+    finally:
+        prog.close()

@@ -155,14 +155,12 @@ class Attachment:
         removed only if our program is still the one attached there.
         """
         if self.link is not None:
-            gone = False
+            result = self.attached
             try:
                 syscall.link_detach(self.link)
             except BPFError as e:
                 if e.errno not in (errno.ENOLINK, errno.EINVAL, errno.ENODEV):
                     raise AttachError(f"detaching {self}: {e}") from None
-                gone = True
-            result = not gone
         else:
             result = self._detach_netlink()
         if self.pin_path:

@@ -131,8 +131,12 @@ class TcAttachment(Attachment):
 
 
 def _filter_request(ipr, command, att, fd=None):
-    """Send one cls_bpf filter request (add / replace / del) for ``att``."""
-    from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST
+    """Send one cls_bpf filter request (add / replace / del) for ``att``.
+
+    ``add`` asks the kernel to echo the new filter and returns ``(prio, handle)`` as the
+    kernel chose them.
+    """
+    from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL, NLM_F_REQUEST
     from pyroute2.netlink.rtnl import RTM_DELTFILTER, RTM_NEWTFILTER
 
     from xnf.core.attach.netlink import request, tcmsg_bpf
@@ -155,8 +159,12 @@ def _filter_request(ipr, command, att, fd=None):
     msg["attrs"].append(["TCA_OPTIONS", {"attrs": options}])
     flags = NLM_F_REQUEST | NLM_F_ACK
     if command == "add":
-        flags |= NLM_F_CREATE | NLM_F_EXCL
-    request(ipr, msg, RTM_NEWTFILTER, flags)
+        flags |= NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO
+    replies = request(ipr, msg, RTM_NEWTFILTER, flags)
+    for reply in replies:
+        if reply.get("event") == "RTM_NEWTFILTER":
+            return reply["info"] >> 16, reply["handle"]
+    return None
 
 
 def _dump_filters(ipr, ifindex, parent):
@@ -185,13 +193,18 @@ def _current_prog_id(att):
     """The program id of the filter at (parent, prio, handle), or None if there is none."""
     from xnf.core.attach.netlink import rtnl
 
+    from xnf.core.attach.netlink import NetlinkError
+    from xnf.core.netns import NamespaceNotFoundError
+
     try:
         with rtnl(att.netns) as ipr:
             for prio, handle, prog_id, _, _ in _dump_filters(ipr, att.ifindex, att.parent):
                 if prio == att.prio and handle == att.handle:
                     return prog_id
-    except Exception as e:  # the device (or namespace) is gone
-        if getattr(e, "code", None) == errno.ENODEV or type(e).__name__ == "NamespaceNotFoundError":
+    except NamespaceNotFoundError:
+        return None
+    except NetlinkError as e:
+        if e.code == errno.ENODEV:
             return None
         raise
     return None
@@ -226,6 +239,8 @@ def _ensure_clsact(ipr, ifindex, ifname, direction, netns):
 def _remove_clsact_if_empty(ifindex, netns):
     from xnf.core.attach.netlink import NetlinkError, rtnl
 
+    if not _netns.exists(netns):
+        return False
     try:
         with rtnl(netns) as ipr:
             for parent in CLSACT_PARENTS.values():
@@ -271,16 +286,10 @@ def attach_cls_bpf(program, ifname, parent, netns=None, prio=None, handle=None, 
             if _clsact_direction is not None:
                 created = _ensure_clsact(ipr, ifindex, ifname, _clsact_direction, netns)
                 att.created_qdisc = created
-            before = {(p, h) for p, h, *_ in _dump_filters(ipr, ifindex, parent)}
             try:
-                _filter_request(ipr, "add", att, fd=fd)
+                att.prio, att.handle = _filter_request(ipr, "add", att, fd=fd)
             except NetlinkError as e:
                 raise _explain(att, e.code, kernel_message(e)) from None
-            new = [(p, h) for p, h, pid, *_ in _dump_filters(ipr, ifindex, parent)
-                   if pid == att.prog_id and (p, h) not in before]
-            if len(new) != 1:
-                raise AttachError(f"the filter for prog {att.prog_id} on {ifname} vanished after creation")
-            att.prio, att.handle = new[0]
         return att
     except BaseException:
         if created:

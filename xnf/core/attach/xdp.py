@@ -18,7 +18,8 @@ import attrs
 
 from xnf.core import features, info, netns as _netns, syscall
 from xnf.core.attach.base import Attachment, HookProgram, check_type, prog_name, program_fd
-from xnf.core.errors import AttachError, BPFError, ModeNotSupportedError
+from xnf.core.errors import AttachError, BPFError, InterfaceNotFoundError, ModeNotSupportedError
+from xnf.core.netns import NamespaceNotFoundError
 
 BPF_PROG_TYPE_XDP = 6
 BPF_XDP = 37
@@ -66,12 +67,17 @@ class XdpAttachment(Attachment):
         return {"mode": self.mode}
 
     def _attached_netlink(self):
-        found = query(self.ifname, self.netns).get(self.mode)
+        try:
+            found = query(self.ifname, self.netns).get(self.mode)
+        except (InterfaceNotFoundError, NamespaceNotFoundError):
+            return False
         return found is not None and found.prog_id == self.prog_id
 
     def _detach_netlink(self):
         try:
             _setlink(self, -1, self.flags | XDP_FLAGS_REPLACE, expected_fd=self.program)
+        except NamespaceNotFoundError:
+            return False
         except _Refused as e:
             if e.code in (errno.EEXIST, errno.ENODEV):
                 return False  # our program is no longer the one attached (or the device is gone)
@@ -193,8 +199,6 @@ def _explain(att, code, message):
         return ModeNotSupportedError(f"{where} cannot run XDP in {att.mode} mode: {message}",
                                      "use --mode skb (generic XDP works on every device)")
     if code == errno.ENODEV:
-        from xnf.core.errors import InterfaceNotFoundError
-
         return InterfaceNotFoundError(att.ifname, att.netns)
     return AttachError(f"cannot attach XDP to {where} in {att.mode} mode: {message}")
 
