@@ -1,0 +1,154 @@
+"""The reference on real traffic: a capture taken by tcpdump between two namespaces.
+
+ping, a TCP request/response exchange and DNS queries (answered by a tiny responder)
+run between a client and a server namespace while tcpdump captures the client's
+veth; the capture then goes through ``run_pcap``. ping's own RTTs are the independent
+oracle for ICMP (the capture sees the packets a little after they leave and before
+they are delivered, so its RTTs are at most ping's).
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from xnf.plugins.pping.config import PpingConfig
+from xnf.plugins.pping.events import FlowEvent, RttEvent
+from xnf.plugins.pping.reference import run_pcap
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces"),
+    pytest.mark.skipif(not all(shutil.which(t) for t in ("ip", "tcpdump", "ping")),
+                       reason="needs ip, tcpdump and ping (independent tools)"),
+]
+
+SERVER = r"""
+import socket, sys, threading
+tcp = socket.socket(); tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+tcp.bind(("0.0.0.0", 5201)); tcp.listen()
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); udp.bind(("0.0.0.0", 53))
+def dns():
+    while True:
+        q, peer = udp.recvfrom(512)
+        udp.sendto(q[:2] + bytes([q[2] | 0x80, 0x80]) + q[4:], peer)   # QR=1, echo the rest
+threading.Thread(target=dns, daemon=True).start()
+print("ready", flush=True)
+c, _ = tcp.accept()
+while True:
+    d = c.recv(65536)
+    if not d:
+        break
+    c.sendall(d)
+c.close()
+threading.Event().wait()          # keep answering DNS until the test stops us
+"""
+
+CLIENT = r"""
+import socket, struct, sys, time
+s = socket.create_connection((sys.argv[1], 5201))
+for i in range(12):
+    s.sendall(b"x" * 1000)
+    got = 0
+    while got < 1000:
+        got += len(s.recv(65536))
+    time.sleep(0.12)
+s.close()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.settimeout(5)
+for qid in (0x1111, 0x2222, 0x3333):
+    u.sendto(struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + b"\x04test\x00\x00\x01\x00\x01", (sys.argv[1], 53))
+    u.recvfrom(512)
+    time.sleep(0.15)              # one flow (one socket): past the 100 ms rate limit
+"""
+
+
+def sh(*cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+@pytest.fixture
+def two_hosts():
+    tag = f"{os.getpid() % 100000}"
+    cns, sns = f"pprc{tag}", f"pprs{tag}"
+    made = []
+    try:
+        for ns in (cns, sns):
+            sh("ip", "netns", "add", ns)
+            made.append(ns)
+        sh("ip", "link", "add", f"ppc{tag}", "netns", cns, "type", "veth", "peer", f"pps{tag}", "netns", sns)
+        for ns, dev, addr in ((cns, f"ppc{tag}", "10.201.0.1/24"), (sns, f"pps{tag}", "10.201.0.2/24")):
+            sh("ip", "-n", ns, "addr", "add", addr, "dev", dev)
+            sh("ip", "-n", ns, "link", "set", dev, "up")
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+        yield cns, sns, f"ppc{tag}"
+    finally:
+        for ns in made:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def test_reference_on_a_real_capture(two_hosts, tmp_path):
+    cns, sns, cdev = two_hosts
+    pcap = tmp_path / "c.pcap"
+    procs = []
+    try:
+        server = subprocess.Popen(["ip", "netns", "exec", sns, sys.executable, "-c", SERVER],
+                                  stdout=subprocess.PIPE, text=True)
+        procs.append(server)
+        assert server.stdout.readline().strip() == "ready"
+        dump = subprocess.Popen(["ip", "netns", "exec", cns, "tcpdump", "-i", cdev, "-U", "--immediate-mode", "-n",
+                                 "--time-stamp-precision=nano", "-w", str(pcap)],
+                                stderr=subprocess.PIPE, text=True)
+        procs.append(dump)
+        assert "listening on" in dump.stderr.readline()
+        pings = sh("ip", "netns", "exec", cns, "ping", "-c", "6", "-i", "0.2", "10.201.0.2").stdout
+        sh("ip", "netns", "exec", cns, sys.executable, "-c", CLIENT, "10.201.0.2", timeout=60)
+        time.sleep(0.3)
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+    ping_rtts = {int(m.group(1)): float(m.group(2)) * 1e6
+                 for m in re.finditer(r"icmp_seq=(\d+) ttl=\d+ time=([\d.]+) ms", pings)}
+    assert len(ping_rtts) == 6
+
+    cfg = PpingConfig(tcp=True, icmp=True, dns=True, read=str(pcap), local_addresses="10.201.0.1")
+    events = list(run_pcap(pcap, cfg))
+    rtt = [e for e in events if isinstance(e, RttEvent)]
+
+    icmp = [e for e in rtt if e.flow.proto == "ICMP"]
+    assert len(icmp) == 6                                  # every echo matched, once
+    for e, (seq, ping_ns) in zip(icmp, sorted(ping_rtts.items())):
+        assert e.flow.src_ip == "10.201.0.2" and e.match_on_egress is False
+        assert 0 < e.rtt_ns <= ping_ns + 20_000            # ping's times are rounded to µs
+
+    tcp = [e for e in rtt if e.flow.proto == "TCP"]
+    # 12 request/responses 120 ms apart (> the 100 ms rate limit): the first waits for
+    # a TSval change (mid-stream rule does not apply: SYNs are skipped, so it does)
+    assert 10 <= len(tcp) <= 12
+    assert all(e.flow.src_ip == "10.201.0.2" and e.flow.src_port == 5201 for e in tcp)  # local filter
+    assert all(0 < e.rtt_ns < 50_000_000 and e.identifier_kind == "tsval" for e in tcp)
+    assert tcp[-1].sent_packets >= 10 and tcp[-1].sent_bytes >= 10_000
+
+    dns = [e for e in rtt if e.flow.proto == "UDP"]
+    assert len(dns) == 3 and all(e.flow.src_port == 53 and e.identifier_kind == "dns" for e in dns)
+
+    flows = [(e.flow.proto, e.event, e.reason) for e in events if isinstance(e, FlowEvent)]
+    assert ("TCP", "opening", "first observed packet") in flows
+    assert ("TCP", "closing", "FIN") in flows
+
+    # with local filtering off, the server's data is timestamped too (RTT to the client)
+    both = [e for e in run_pcap(pcap, PpingConfig(read=str(pcap), local_addresses="10.201.0.1",
+                                                   include_local=True))
+            if isinstance(e, RttEvent)]
+    assert any(e.flow.src_ip == "10.201.0.1" and e.match_on_egress for e in both)
