@@ -6,12 +6,11 @@ packets on a veth then prove the program ran where it was attached.
 """
 import ctypes
 
-from xnf.core import insn, syscall
+from xnf.core import insn, syscall, uapi
 from xnf.core.insn import Instruction as I
 
-BPF_MAP_TYPE_ARRAY = 2
-PROG_TYPES = {"xdp": 6, "sched_cls": 3}
-XDP_PASS, TC_ACT_OK, TCX_NEXT = 2, 0, -1
+PROG_TYPES = {"xdp": uapi.BPF_PROG_TYPE_XDP, "sched_cls": uapi.BPF_PROG_TYPE_SCHED_CLS}
+XDP_PASS, TC_ACT_OK, TCX_NEXT = uapi.XDP_PASS, 0, -1
 
 _GPL = ctypes.create_string_buffer(b"GPL")
 
@@ -21,7 +20,7 @@ class Counters:
 
     def __init__(self, n=4):
         self.n = n
-        self.fd = syscall.map_create(BPF_MAP_TYPE_ARRAY, 4, 8, n, name=b"xnf_test_cnt")
+        self.fd = syscall.map_create(uapi.BPF_MAP_TYPE_ARRAY, 4, 8, n, name=b"xnf_test_cnt")
 
     def __getitem__(self, slot):
         key, value = ctypes.c_uint32(slot), ctypes.c_uint64()

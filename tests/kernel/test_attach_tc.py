@@ -329,7 +329,7 @@ def test_bad_input(netns_pair, iface_state, counters):
         for via in ("clsact", "tcx"):
             with pytest.raises(InterfaceNotFoundError):
                 attach_tc(tc_prog, "nope0", "ingress", p.ns_a, via=via)
-            with pytest.raises(AttachError, match="program type 6"):
+            with pytest.raises(AttachError, match="is a xdp program"):
                 attach_tc(xdp_prog, p.if_a, "ingress", p.ns_a, via=via)
         with pytest.raises(AttachError, match="unknown tc direction"):
             attach_tc(tc_prog, p.if_a, "sideways", p.ns_a)

@@ -219,7 +219,7 @@ def test_wrong_program_type_and_mode(netns_pair, iface_state):
     before = iface_state(p.ns_a, p.if_a)
     tc_prog = return_program("sched_cls", 0)
     try:
-        with pytest.raises(AttachError, match="program type 3"):
+        with pytest.raises(AttachError, match="sched_cls program, XDP needs xdp"):
             attach_xdp(tc_prog, p.if_a, netns=p.ns_a)
         with pytest.raises(ModeNotSupportedError, match="unknown XDP mode"):
             attach_xdp(tc_prog, p.if_a, mode="turbo", netns=p.ns_a)

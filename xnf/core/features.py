@@ -13,50 +13,41 @@ import os
 import struct
 
 from xnf.core import insn as _insn
-from xnf.core import syscall
+from xnf.core import syscall, uapi
 from xnf.core.errors import BPFError
 
-# Kernel enum values (include/uapi/linux/bpf.h); xnf.core.uapi will generate them.
-PROG_TYPES = {
-    "socket_filter": 1, "kprobe": 2, "sched_cls": 3, "sched_act": 4, "tracepoint": 5, "xdp": 6,
-    "perf_event": 7, "cgroup_skb": 8, "cgroup_sock": 9, "lwt_in": 10, "lwt_out": 11,
-    "lwt_xmit": 12, "sock_ops": 13, "sk_skb": 14, "cgroup_device": 15, "sk_msg": 16,
-    "raw_tracepoint": 17, "cgroup_sock_addr": 18, "lwt_seg6local": 19, "lirc_mode2": 20,
-    "sk_reuseport": 21, "flow_dissector": 22, "cgroup_sysctl": 23,
-    "raw_tracepoint_writable": 24, "cgroup_sockopt": 25, "tracing": 26, "struct_ops": 27,
-    "ext": 28, "lsm": 29, "sk_lookup": 30, "syscall": 31, "netfilter": 32,
-}
+PROG_TYPES = {name: number for number, name in uapi.PROG_TYPE_NAMES.items() if number}
 # Program types the kernel checks against an expected attach type before verifying.
-_EXPECTED_ATTACH = {"cgroup_sock_addr": 10, "cgroup_sockopt": 21, "sk_lookup": 36, "netfilter": 45}
+_EXPECTED_ATTACH = {"cgroup_sock_addr": uapi.BPF_CGROUP_INET4_CONNECT,
+                    "cgroup_sockopt": uapi.BPF_CGROUP_GETSOCKOPT,
+                    "sk_lookup": uapi.BPF_SK_LOOKUP, "netfilter": uapi.BPF_NETFILTER}
 
 BPF_F_NO_PREALLOC = 1
-# name: (type, key_size, value_size, max_entries, flags); inner-map and BTF-only types omitted.
-MAP_TYPES = {
-    "hash": (1, 4, 8, 1, 0), "array": (2, 4, 8, 1, 0), "prog_array": (3, 4, 4, 1, 0),
-    "perf_event_array": (4, 4, 4, 1, 0), "percpu_hash": (5, 4, 8, 1, 0),
-    "percpu_array": (6, 4, 8, 1, 0), "stack_trace": (7, 4, 8, 1, 0),
-    "cgroup_array": (8, 4, 4, 1, 0), "lru_hash": (9, 4, 8, 1, 0),
-    "lru_percpu_hash": (10, 4, 8, 1, 0), "lpm_trie": (11, 8, 8, 1, BPF_F_NO_PREALLOC),
-    "devmap": (14, 4, 4, 1, 0), "sockmap": (15, 4, 4, 1, 0), "cpumap": (16, 4, 4, 1, 0),
-    "xskmap": (17, 4, 4, 1, 0), "sockhash": (18, 4, 4, 1, 0), "queue": (22, 0, 4, 1, 0),
-    "stack": (23, 0, 4, 1, 0), "devmap_hash": (25, 4, 4, 1, 0), "ringbuf": (27, 0, 0, 4096, 0),
-    "bloom_filter": (30, 0, 4, 1, 0), "user_ringbuf": (31, 0, 0, 4096, 0),
+# name: (key_size, value_size, max_entries, flags); inner-map and BTF-only types omitted.
+_MAP_SHAPES = {
+    "hash": (4, 8, 1, 0), "array": (4, 8, 1, 0), "prog_array": (4, 4, 1, 0),
+    "perf_event_array": (4, 4, 1, 0), "percpu_hash": (4, 8, 1, 0), "percpu_array": (4, 8, 1, 0),
+    "stack_trace": (4, 8, 1, 0), "cgroup_array": (4, 4, 1, 0), "lru_hash": (4, 8, 1, 0),
+    "lru_percpu_hash": (4, 8, 1, 0), "lpm_trie": (8, 8, 1, BPF_F_NO_PREALLOC),
+    "devmap": (4, 4, 1, 0), "sockmap": (4, 4, 1, 0), "cpumap": (4, 4, 1, 0), "xskmap": (4, 4, 1, 0),
+    "sockhash": (4, 4, 1, 0), "queue": (0, 4, 1, 0), "stack": (0, 4, 1, 0),
+    "devmap_hash": (4, 4, 1, 0), "ringbuf": (0, 0, 4096, 0), "bloom_filter": (0, 4, 1, 0),
+    "user_ringbuf": (0, 0, 4096, 0),
 }
-_MAP_IN_MAP = {"array_of_maps": 12, "hash_of_maps": 13}
+MAP_TYPES = {name: (getattr(uapi, f"BPF_MAP_TYPE_{name.upper()}"),) + shape
+             for name, shape in _MAP_SHAPES.items()}
+_MAP_IN_MAP = {"array_of_maps": uapi.BPF_MAP_TYPE_ARRAY_OF_MAPS,
+               "hash_of_maps": uapi.BPF_MAP_TYPE_HASH_OF_MAPS}
 
 # Helpers xnf's own programs and network functions rely on.
-HELPERS = {
-    "map_lookup_elem": 1, "map_update_elem": 2, "map_delete_elem": 3, "ktime_get_ns": 5,
-    "trace_printk": 6, "get_prandom_u32": 7, "tail_call": 12, "redirect": 23,
-    "perf_event_output": 25, "csum_diff": 28, "xdp_adjust_head": 44, "redirect_map": 51,
-    "xdp_adjust_meta": 54, "xdp_adjust_tail": 65, "fib_lookup": 69, "skb_ecn_set_ce": 97,
-    "ktime_get_boot_ns": 125, "ringbuf_output": 130, "ringbuf_reserve": 131,
-    "ringbuf_submit": 132, "check_mtu": 163, "for_each_map_elem": 164, "timer_init": 169,
-    "loop": 181, "skb_set_tstamp": 192,
-}
+HELPERS = {name: getattr(uapi, f"BPF_FUNC_{name}") for name in (
+    "map_lookup_elem", "map_update_elem", "map_delete_elem", "ktime_get_ns", "trace_printk",
+    "get_prandom_u32", "tail_call", "redirect", "perf_event_output", "csum_diff",
+    "xdp_adjust_head", "redirect_map", "xdp_adjust_meta", "xdp_adjust_tail", "fib_lookup",
+    "skb_ecn_set_ce", "ktime_get_boot_ns", "ringbuf_output", "ringbuf_reserve", "ringbuf_submit",
+    "check_mtu", "for_each_map_elem", "timer_init", "loop", "skb_set_tstamp")}
 
-BPF_XDP, BPF_TCX_INGRESS = 37, 46
-XDP_FLAGS_SKB_MODE = 1 << 1
+XDP_FLAGS_SKB_MODE = 1 << 1  # include/uapi/linux/if_link.h
 _FIRST_VERSION = {"xdp_link": (5, 9), "tcx": (6, 6)}
 
 _GPL = ctypes.create_string_buffer(b"GPL")
@@ -120,7 +111,7 @@ def have_prog_type(prog_type):
 def have_map_type(map_type):
     """Whether maps of this type can be created (None: cannot be probed without BTF)."""
     if map_type in _MAP_IN_MAP:
-        inner = syscall.map_create(2, 4, 4, 1)
+        inner = syscall.map_create(uapi.BPF_MAP_TYPE_ARRAY, 4, 4, 1)
         try:
             return _try_map(_MAP_IN_MAP[map_type], 4, 4, 1, 0, inner_map_fd=int(inner))
         finally:
@@ -195,13 +186,14 @@ def _link_probe(prog_type, ret, attach_type, flags):
 @functools.lru_cache(maxsize=None)
 def have_xdp_link():
     """XDP through BPF links (Linux 5.9)."""
-    return _privileged_or_version("xdp_link", lambda: _link_probe(6, 2, BPF_XDP, XDP_FLAGS_SKB_MODE))
+    return _privileged_or_version("xdp_link", lambda: _link_probe(uapi.BPF_PROG_TYPE_XDP, uapi.XDP_PASS, uapi.BPF_XDP,
+                                                             XDP_FLAGS_SKB_MODE))
 
 
 @functools.lru_cache(maxsize=None)
 def have_tcx():
     """tc through tcx links with before/after anchors (Linux 6.6)."""
-    return _privileged_or_version("tcx", lambda: _link_probe(3, -1, BPF_TCX_INGRESS, 0))
+    return _privileged_or_version("tcx", lambda: _link_probe(uapi.BPF_PROG_TYPE_SCHED_CLS, -1, uapi.BPF_TCX_INGRESS, 0))
 
 
 def _privileged_or_version(name, probe):

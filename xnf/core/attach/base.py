@@ -17,7 +17,7 @@ import os
 
 import attrs
 
-from xnf.core import info, syscall
+from xnf.core import info, syscall, uapi
 from xnf.core.errors import AttachError, BPFError, PinError
 from xnf.core.fd import FD
 
@@ -46,8 +46,11 @@ def check_type(fd, expected, hook):
         raise AttachError(f"fd {int(fd)} is not a BPF program ({e.strerror})",
                           "pass a loaded xnf Program or its fd") from None
     if pinfo.type not in expected:
-        raise AttachError(f"program {pinfo.name!r} has program type {pinfo.type}, {hook} needs "
-                          + " or ".join(map(str, sorted(expected))),
+        def name(t):
+            return uapi.PROG_TYPE_NAMES.get(t, f"type {t}")
+
+        raise AttachError(f"program {pinfo.name!r} is a {name(pinfo.type)} program, {hook} needs "
+                          + " or ".join(name(t) for t in sorted(expected)),
                           f"load it from a section for {hook}")
     return pinfo
 

@@ -18,7 +18,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import RTM_NEWTFILTER
 from pyroute2.netlink.rtnl.tcmsg import tcmsg
 
-from xnf.core import netns as _netns
+from xnf.core import netns as _netns, uapi
 
 __all__ = ["NetlinkError", "rtnl", "request", "kernel_message", "tcmsg_bpf", "cls_bpf_options",
            "xdp_features"]
@@ -97,10 +97,8 @@ class tcmsg_bpf(tcmsg):
 # --- genl "netdev": what XDP a device can do (Linux 6.3) ---------------------------------
 
 NETDEV_CMD_DEV_GET = 1
-XDP_FEATURE_BITS = {
-    "basic": 1 << 0, "redirect": 1 << 1, "ndo_xmit": 1 << 2, "xsk_zerocopy": 1 << 3,
-    "hw_offload": 1 << 4, "rx_sg": 1 << 5, "ndo_xmit_sg": 1 << 6,
-}
+XDP_FEATURE_BITS = {name[len("NETDEV_XDP_ACT_"):].lower(): bit for name, bit in vars(uapi).items()
+                    if name.startswith("NETDEV_XDP_ACT_") and name != "NETDEV_XDP_ACT_MASK"}
 
 
 def _netdevmsg():

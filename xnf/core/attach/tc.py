@@ -17,12 +17,11 @@ import socket
 
 import attrs
 
-from xnf.core import features, netns as _netns
+from xnf.core import features, netns as _netns, uapi
 from xnf.core.attach.base import Attachment, HookProgram, check_type, prog_name, program_fd
 from xnf.core.errors import AttachError, ModeNotSupportedError
 
-BPF_PROG_TYPE_SCHED_CLS = 3
-
+# include/uapi/linux/pkt_sched.h, pkt_cls.h, if_ether.h
 TC_H_ROOT = 0xFFFFFFFF
 TC_H_CLSACT = 0xFFFFFFF1  # == TC_H_INGRESS
 CLSACT_HANDLE = 0xFFFF0000
@@ -276,7 +275,7 @@ def attach_cls_bpf(program, ifname, parent, netns=None, prio=None, handle=None, 
     fd = program_fd(program)
     created = False
     try:
-        pinfo = check_type(fd, {BPF_PROG_TYPE_SCHED_CLS}, "cls_bpf")
+        pinfo = check_type(fd, {uapi.BPF_PROG_TYPE_SCHED_CLS}, "cls_bpf")
         att = TcAttachment(ifname=ifname, ifindex=ifindex, netns=netns, prog_id=pinfo.id, program=fd,
                            parent=parent, handle=handle or 0, prio=prio or 0,
                            direct_action=direct_action, classid=classid,

@@ -9,15 +9,13 @@ import errno
 
 import attrs
 
-from xnf.core import features, netns as _netns, syscall
+from xnf.core import features, netns as _netns, syscall, uapi
 from xnf.core.attach.base import Attachment, HookProgram, check_type, prog_name, program_fd
 from xnf.core.errors import AttachError, BPFError, NotSupportedError
 
-BPF_PROG_TYPE_SCHED_CLS = 3
-BPF_TCX_INGRESS, BPF_TCX_EGRESS = 46, 47
-ATTACH_TYPES = {"ingress": BPF_TCX_INGRESS, "egress": BPF_TCX_EGRESS}
-BPF_LINK_TYPE_TCX = 11
+ATTACH_TYPES = {"ingress": uapi.BPF_TCX_INGRESS, "egress": uapi.BPF_TCX_EGRESS}
 
+# include/uapi/linux/bpf.h (defines, so not in the BTF-generated uapi module)
 BPF_F_BEFORE = 1 << 3
 BPF_F_AFTER = 1 << 4
 BPF_F_ID = 1 << 5
@@ -69,7 +67,7 @@ def attach_tcx(program, ifname, direction="ingress", netns=None, before=None, af
     fd = program_fd(program)
     close_anchor = None
     try:
-        pinfo = check_type(fd, {BPF_PROG_TYPE_SCHED_CLS}, "tcx")
+        pinfo = check_type(fd, {uapi.BPF_PROG_TYPE_SCHED_CLS}, "tcx")
         flags, relative = 0, 0
         if first:
             flags = BPF_F_BEFORE

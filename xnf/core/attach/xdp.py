@@ -16,15 +16,12 @@ import errno
 
 import attrs
 
-from xnf.core import features, info, netns as _netns, syscall
+from xnf.core import features, info, netns as _netns, syscall, uapi
 from xnf.core.attach.base import Attachment, HookProgram, check_type, prog_name, program_fd
 from xnf.core.errors import AttachError, BPFError, InterfaceNotFoundError, ModeNotSupportedError
 from xnf.core.netns import NamespaceNotFoundError
 
-BPF_PROG_TYPE_XDP = 6
-BPF_XDP = 37
-BPF_LINK_TYPE_XDP = 6
-
+# include/uapi/linux/if_link.h (defines, so not in the BTF-generated uapi module)
 XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
 XDP_FLAGS_SKB_MODE = 1 << 1
 XDP_FLAGS_DRV_MODE = 1 << 2
@@ -129,7 +126,7 @@ def attach_xdp(program, ifname, mode="auto", netns=None, via="auto"):
     ifindex = _netns.ifindex(ifname, netns)
     fd = program_fd(program)
     try:
-        pinfo = check_type(fd, {BPF_PROG_TYPE_XDP}, "XDP")
+        pinfo = check_type(fd, {uapi.BPF_PROG_TYPE_XDP}, "XDP")
         if mode == "offload" and pinfo.ifindex != ifindex:
             raise ModeNotSupportedError(
                 f"{ifname} cannot run {pinfo.name!r} in XDP offload mode: the program was not "
@@ -173,7 +170,7 @@ def _attach(att, via):
 def _attach_link(att):
     try:
         with _netns.entered(att.netns):
-            att.link = syscall.link_create(att.program, att.ifindex, BPF_XDP, att.flags)
+            att.link = syscall.link_create(att.program, att.ifindex, uapi.BPF_XDP, att.flags)
     except BPFError as e:
         raise _explain(att, e.errno, e.strerror) from None
 
@@ -237,7 +234,7 @@ def _xdp_links(ifindex):
             li = info.link_info(fd)
         finally:
             fd.close()
-        if li.type == BPF_LINK_TYPE_XDP and li.ifindex == ifindex:
+        if li.type == uapi.BPF_LINK_TYPE_XDP and li.ifindex == ifindex:
             out[li.prog_id] = link_id
     return out
 
