@@ -232,6 +232,7 @@ def test_idle_flow_times_out():
     assert (timeout.flow, timeout.event, timeout.reason, timeout.triggered_by) == (
         SERVER_FLOW, "closing", "flow timeout", "garbage collection")
     assert (E.server, E.sport) not in [(k[1], k[2]) for k in ref.flows]
+    assert ref.stats.flows_expired == 1
 
 
 def test_unopened_flow_disappears_silently():
@@ -258,6 +259,8 @@ def test_unmatched_timestamp_expires():
               (11_300, E.c2s(ts=(102, 1))),           # clean-up at 11 s: 101 is 10.8 s old
               (11_301, E.s2c(ts=(5, 101)))], ref=ref)
     assert rtts(ev) == []
+    s = ref.stats
+    assert (s.packets, s.parsed, s.timestamps_expired, s.cleanup_runs) == (4, 4, 1, 1)
 
 
 def test_timestamp_expires_after_8_srtt():
@@ -308,6 +311,7 @@ def test_seq_ack_dup_ack_does_not_match():
 
 
 def test_karn_no_sample_from_retransmission():
+    ref = Reference(PpingConfig(seq_ack=True))
     ev = run([
         (0, E.c2s(seq=1000, payload=b"a" * 100)),
         (200, E.c2s(seq=1100, payload=b"a" * 100)),           # sample 1200
@@ -316,8 +320,9 @@ def test_karn_no_sample_from_retransmission():
         (605, E.s2c(ack=1300)),                               # recovery over (>= 1200)
         (800, E.c2s(seq=1300, payload=b"a" * 100)),           # sampled again
         (803, E.s2c(ack=1400)),
-    ], seq_ack=True)
+    ], ref=ref)
     assert [r.rtt_ns for r in rtts(ev)] == [3 * MS]
+    assert ref.stats.karn_skipped == 2
 
 
 def test_seq_ack_with_syn():

@@ -139,10 +139,14 @@ class AggregateReport:
 
 @attrs.frozen(slots=True)
 class Stats:
-    """What could not be recorded: nothing is lost silently.
+    """Counters of a pping instance; what could not be recorded is never lost silently.
 
     ``dropped_events``: events the ring buffer (or a slow consumer) could not take.
     ``*_map_full``: insertions refused because a map had no room.
+    ``packets``: packets seen; ``parsed``: those with a usable identifier.
+    ``timestamps_expired``/``flows_expired``: removed by the clean-up, whose passes
+    ``cleanup_runs`` counts. ``karn_skipped``: seq/ACK data segments not sampled
+    because of Karn's rule (retransmissions and segments sent during a recovery).
     """
 
     dropped_events: int = 0
@@ -151,6 +155,12 @@ class Stats:
     aggregate_map_full: int = 0
     rtt_events: int = 0
     flow_events: int = 0
+    packets: int = 0
+    parsed: int = 0
+    timestamps_expired: int = 0
+    flows_expired: int = 0
+    karn_skipped: int = 0
+    cleanup_runs: int = 0
 
 
 #: Anything a pping source can yield.

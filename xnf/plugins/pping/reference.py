@@ -61,6 +61,8 @@ data they hold), both before the first packet at or after the boundary.
 
 from __future__ import annotations
 
+import attrs
+
 from xnf.plugins.pping import packet as P
 from xnf.plugins.pping.config import NS_PER_S, PpingConfig
 from xnf.plugins.pping.events import (
@@ -199,8 +201,7 @@ class Reference:
         self._next_cleanup = None
         self._next_report = None
         self._last_time = None
-        self._stats = dict(dropped_events=0, timestamp_map_full=0, flow_map_full=0,
-                           aggregate_map_full=0, rtt_events=0, flow_events=0)
+        self._stats = {f.name: 0 for f in attrs.fields(Stats)}
 
     @property
     def stats(self) -> Stats:
@@ -218,6 +219,7 @@ class Reference:
         """Like :meth:`feed` for an already parsed :class:`~xnf.plugins.pping.packet.Packet`."""
         out = []
         self._advance_clock(now, out)
+        self._stats["packets"] += 1
         if pkt is None:
             return out
         if direction is None:
@@ -230,6 +232,7 @@ class Reference:
         else:
             src_stats = dst_stats = None
         if info is not None:
+            self._stats["parsed"] += 1
             self._track(now, pkt, info, direction == P.INGRESS,
                         dst_stats if self.config.aggregate_reverse else src_stats, out)
         return out
@@ -265,25 +268,30 @@ class Reference:
 
     def _cleanup(self, now, out):
         """Expire timestamps and flows (ePPing's two map-iterator programs, in order)."""
+        self._stats["cleanup_runs"] += 1
         for key, ts in list(self.timestamps.items()):
             if now <= ts:
                 continue
             d = self._dir_of(key[0])
             if self._expired(now - ts, d.srtt if d else 0):
                 del self.timestamps[key]
+                self._stats["timestamps_expired"] += 1
                 if d is not None:
                     d.outstanding -= 1
         for key, pair in list(self.flows.items()):
             for d in pair:
                 if d.seq_sample and now > d.seq_sample[1] and self._expired(now - d.seq_sample[1], d.srtt):
                     d.seq_sample = None
+                    self._stats["timestamps_expired"] += 1
                 if d.spin_sample is not None and now > d.spin_sample and self._expired(now - d.spin_sample, d.srtt):
                     d.spin_sample = None
+                    self._stats["timestamps_expired"] += 1
             fwd, rev = pair
             t1 = self._flow_old(key, fwd, now)
             t2 = self._flow_old(key, rev, now)
             if (not fwd.active or t1) and (not rev.active or t2):
                 del self.flows[key]
+                self._stats["flows_expired"] += 1
                 for d, timed_out, flow in ((fwd, t1, key), (rev, t2, _reverse(key))):
                     if timed_out and d.conn == OPEN:
                         self._flow_event(out, now, _reverse(flow), CLOSING, REASON_TIMEOUT, "garbage collection")
@@ -443,9 +451,13 @@ class Reference:
                 # Karn: a retransmission; no sample until everything sent so far is ACKed
                 d.seq_sample = None
                 d.karn_mark = d.seq_highest
+                self._stats["karn_skipped"] += 1
                 return
             d.seq_highest = end
-            if (first and info.wait_first_edge) or d.seq_sample is not None or d.karn_mark is not None:
+            if d.karn_mark is not None:
+                self._stats["karn_skipped"] += 1
+                return
+            if (first and info.wait_first_edge) or d.seq_sample is not None:
                 return
         elif info.kind == "spin":
             d.spin_sample = None  # an older unmatched edge is stale once a new one is seen
