@@ -6,7 +6,19 @@ Importing this package is cheap on purpose: netlink (pyroute2) and ELF parsing
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "open_object", "pping", "__version__"]
+__all__ = ["load", "open_object", "pping", "Map", "Program", "RingBuffer", "PerfBuffer", "__version__"]
+
+_LAZY = {"Map": "xnf.core.maps", "Program": "xnf.core.loader", "RingBuffer": "xnf.core.ringbuf",
+         "PerfBuffer": "xnf.core.perfbuf"}
+
+
+def __getattr__(name):
+    """Classes of the public API, imported on first use."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'xnf' has no attribute {name!r}")
 
 
 def open_object(path, **kwargs):

@@ -11,7 +11,7 @@ import xnf
 from xnf.core import syscall, uapi
 from xnf.core.errors import ConfigError
 from xnf.core.perfbuf import PerfBuffer, online_cpus
-from xnf.core.ringbuf import MapTypeError, ReaderClosedError
+from xnf.core.errors import MapTypeError, ReaderClosedError
 
 pytestmark = pytest.mark.root
 

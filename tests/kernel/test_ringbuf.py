@@ -13,7 +13,8 @@ import xnf
 from xnf.core import insn, syscall, uapi
 from xnf.core.errors import ConfigError
 from xnf.core.insn import Instruction as I
-from xnf.core.ringbuf import MapTypeError, ReaderClosedError, RingBuffer
+from xnf.core.errors import MapTypeError, ReaderClosedError
+from xnf.core.ringbuf import RingBuffer
 
 pytestmark = pytest.mark.root
 

@@ -49,6 +49,15 @@ class Codec:
     def encode(self, value):
         raise NotImplementedError
 
+    def decode_from(self, buf):
+        """Decode from the start of a writable buffer (a ctypes buffer), without copying first."""
+        return self.decode(bytes(memoryview(buf)[:self.size]))
+
+    def encode_into(self, buf, value):
+        """Encode ``value`` into the start of ``buf``."""
+        raw = self.encode(value)
+        memoryview(buf).cast("B")[:len(raw)] = raw
+
     def _check_bytes(self, value):
         if len(value) != self.size:
             raise ConfigError(f"expected {self.size} bytes, got {len(value)}")
@@ -88,6 +97,20 @@ class IntCodec(Codec):
             return self._struct.unpack(raw)[0]
         return int.from_bytes(raw, "little", signed=self.signed)
 
+    def decode_from(self, buf):
+        if self._struct:
+            return self._struct.unpack_from(buf)[0]
+        return super().decode_from(buf)
+
+    def encode_into(self, buf, value):
+        if self._struct and isinstance(value, int):
+            try:
+                self._struct.pack_into(buf, 0, value)
+                return
+            except struct.error:
+                pass  # fall through for a precise error message
+        super().encode_into(buf, value)
+
     def encode(self, value):
         if isinstance(value, (bytes, bytearray, memoryview)):
             return self._check_bytes(value)
@@ -96,7 +119,7 @@ class IntCodec(Codec):
                 return self._struct.pack(value)
             return int(value).to_bytes(self.size, "little", signed=self.signed)
         except (struct.error, OverflowError):
-            raise ConfigError(f"{value!r} does not fit a {'signed' if self.signed else 'unsigned'} "
+            raise ConfigError(f"{value!r} does not fit {'a signed' if self.signed else 'an unsigned'} "
                               f"{self.size * 8}-bit integer") from None
 
 
@@ -173,6 +196,11 @@ class StructCodec(Codec):
         fmt += "x" * (self.size - pos)
         s = struct.Struct(fmt)
         return s if s.size == self.size else None
+
+    def decode_from(self, buf):
+        if self._fast is not None:
+            return Struct(self.names, **dict(zip(self.names, self._fast.unpack_from(buf))))
+        return super().decode_from(buf)
 
     def decode(self, raw):
         if self._fast is not None:

@@ -95,6 +95,14 @@ class MapIncompatibleError(XnfError):
     """A pinned map exists but does not match the spec; xnf never replaces it silently."""
 
 
+class MapTypeError(XnfError, TypeError):
+    """A reader or operation was given a map of the wrong type."""
+
+
+class ReaderClosedError(XnfError, ValueError):
+    """``poll()`` or ``consume()`` on an event reader after ``close()``."""
+
+
 class PinError(XnfError):
     """bpffs cannot be found or mounted, or a pin path is unusable."""
 

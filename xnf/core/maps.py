@@ -80,7 +80,10 @@ class Map:
 
     @functools.cached_property
     def _attr(self):
-        return syscall.MapElemAttr(key=ctypes.addressof(self._kbuf), value=ctypes.addressof(self._vbuf))
+        """A prepared attr for single-element commands: (attr, its address, its size)."""
+        attr = syscall.MapElemAttr(map_fd=int(self.fd), key=ctypes.addressof(self._kbuf),
+                                   value=ctypes.addressof(self._vbuf))
+        return attr, ctypes.addressof(attr), ctypes.sizeof(attr)
 
     # --- constructors --------------------------------------------------------------
 
@@ -108,8 +111,10 @@ class Map:
     # --- coding --------------------------------------------------------------------
 
     def _set_key(self, key, buf):
-        raw = key if isinstance(key, (bytes, bytearray)) and len(key) == self.key_size else self.key_codec.encode(key)
-        ctypes.memmove(buf, raw, self.key_size)
+        if isinstance(key, (bytes, bytearray)) and len(key) == self.key_size:
+            ctypes.memmove(buf, bytes(key), self.key_size)
+        else:
+            self.key_codec.encode_into(buf, key)
 
     def _encode_value(self, value):
         if isinstance(value, (bytes, bytearray)) and len(value) == self._value_len:
@@ -130,9 +135,9 @@ class Map:
     # --- single elements -------------------------------------------------------------
 
     def _op(self, cmd, flags=0):
-        self._attr.map_fd = int(self.fd)
-        self._attr.flags = flags
-        syscall.bpf(cmd, self._attr)
+        attr, address, size = self._attr
+        attr.flags = flags
+        syscall.bpf_at(cmd, address, size)
 
     def lookup_raw(self, key):
         """Value bytes for ``key``, or None when absent."""
@@ -147,12 +152,20 @@ class Map:
             return self._vbuf.raw[:self._value_len]
 
     def __getitem__(self, key):
-        raw = self.lookup_raw(key)
-        if raw is None:
-            raise KeyError(key)
-        if self.type in _NO_VALUE_READ:
-            return int.from_bytes(raw[:4], "little")
-        return self._decode_value(raw)
+        if self.percpu or self.type in _NO_VALUE_READ:
+            raw = self.lookup_raw(key)
+            if raw is None:
+                raise KeyError(key)
+            return int.from_bytes(raw[:4], "little") if self.type in _NO_VALUE_READ else self._decode_value(raw)
+        with self._lock:
+            self._set_key(key, self._kbuf)
+            try:
+                self._op(syscall.BPF_MAP_LOOKUP_ELEM)
+            except BPFError as e:
+                if e.errno == ENOENT:
+                    raise KeyError(key) from None
+                raise
+            return self.value_codec.decode_from(self._vbuf)
 
     def get(self, key, default=None):
         try:
@@ -161,10 +174,14 @@ class Map:
             return default
 
     def update(self, key, value, flags=syscall.BPF_ANY):
-        raw = self._encode_value(value)
+        direct = not self.percpu and not isinstance(value, (bytes, bytearray))
+        raw = None if direct else self._encode_value(value)
         with self._lock:
             self._set_key(key, self._kbuf)
-            ctypes.memmove(self._vbuf, raw, len(raw))
+            if direct:
+                self.value_codec.encode_into(self._vbuf, value)
+            else:
+                ctypes.memmove(self._vbuf, raw, len(raw))
             self._op(syscall.BPF_MAP_UPDATE_ELEM, flags)
 
     def __setitem__(self, key, value):
@@ -184,14 +201,21 @@ class Map:
                 raise
 
     def pop(self, key, *default):
-        """Look up and delete in one step where the kernel supports it."""
-        value = self.get(key, _MISSING)
-        if value is _MISSING:
+        """Look up and delete in one step (BPF_MAP_LOOKUP_AND_DELETE_ELEM, hash maps since Linux 5.14)."""
+        with self._lock:
+            self._set_key(key, self._kbuf)
+            try:
+                self._op(syscall.BPF_MAP_LOOKUP_AND_DELETE_ELEM)
+                raw = self._vbuf.raw[:self._value_len]
+            except BPFError as e:
+                if e.errno != ENOENT:
+                    raise
+                raw = None
+        if raw is None:
             if default:
                 return default[0]
             raise KeyError(key)
-        del self[key]
-        return value
+        return self._decode_value(raw)
 
     def __contains__(self, key):
         return self.lookup_raw(key) is not None
@@ -316,8 +340,6 @@ class Map:
         return (f"Map({self.name!r}, type={uapi.MAP_TYPE_NAMES.get(self.type, self.type)}, "
                 f"key_size={self.key_size}, value_size={self.value_size}, max_entries={self.max_entries})")
 
-
-_MISSING = object()
 
 
 class _btf_info(ctypes.Structure):

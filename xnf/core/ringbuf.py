@@ -30,7 +30,7 @@ import select
 import threading
 
 from xnf.core import uapi
-from xnf.core.errors import ConfigError, XnfError
+from xnf.core.errors import ConfigError, MapTypeError, ReaderClosedError
 from xnf.core.fd import FD
 
 PAGE_SIZE = mmap.PAGESIZE
@@ -46,14 +46,6 @@ def fence():
     """Order the memory accesses before this call before those after it (see module doc)."""
     if _fence_call is not None:
         _fence_call()
-
-
-class MapTypeError(XnfError, TypeError):
-    """A reader was given a map of the wrong type."""
-
-
-class ReaderClosedError(XnfError, ValueError):
-    """``poll()`` or ``consume()`` on a reader after ``close()``."""
 
 
 def map_fd_and_info(map_obj, expected_type, reader):

@@ -153,7 +153,9 @@ class RawTracepointAttr(_Attr):
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
+# A prototyped entry point: arguments convert without per-call ctypes wrappers.
+_syscall = ctypes.CFUNCTYPE(ctypes.c_long, ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_uint,
+                            use_errno=True)(("syscall", _libc))
 
 
 def _nr_bpf():
@@ -168,8 +170,13 @@ _NR = _nr_bpf()
 
 def bpf(cmd, attr):
     """Issue one bpf(2) command; returns the non-negative result or raises BPFError."""
+    return bpf_at(cmd, ctypes.addressof(attr), ctypes.sizeof(attr))
+
+
+def bpf_at(cmd, attr_addr, attr_size):
+    """:func:`bpf` with the attr given by address and size (for prepared, reused attrs)."""
     while True:
-        ret = _libc.syscall(_NR, ctypes.c_int(cmd), ctypes.byref(attr), ctypes.c_uint(ctypes.sizeof(attr)))
+        ret = _syscall(_NR, cmd, attr_addr, attr_size)
         if ret >= 0:
             return ret
         err = ctypes.get_errno()
