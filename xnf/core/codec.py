@@ -49,6 +49,11 @@ class Codec:
     def encode(self, value):
         raise NotImplementedError
 
+    def decode_many(self, raw, count):
+        """Decode ``count`` values stored back to back in ``raw``."""
+        n = self.size
+        return [self.decode(raw[i * n:(i + 1) * n]) for i in range(count)]
+
     def decode_from(self, buf):
         """Decode from the start of a writable buffer (a ctypes buffer), without copying first."""
         return self.decode(bytes(memoryview(buf)[:self.size]))
@@ -101,6 +106,11 @@ class IntCodec(Codec):
         if self._struct:
             return self._struct.unpack_from(buf)[0]
         return super().decode_from(buf)
+
+    def decode_many(self, raw, count):
+        if self._struct:
+            return list(struct.unpack_from(f"<{count}{self.format}", raw))
+        return super().decode_many(raw, count)
 
     def encode_into(self, buf, value):
         if self._struct and isinstance(value, int):
@@ -201,6 +211,13 @@ class StructCodec(Codec):
         if self._fast is not None:
             return Struct(self.names, **dict(zip(self.names, self._fast.unpack_from(buf))))
         return super().decode_from(buf)
+
+    def decode_many(self, raw, count):
+        if self._fast is not None:
+            names = self.names
+            return [Struct(names, **dict(zip(names, fields)))
+                    for fields in self._fast.iter_unpack(raw[:count * self.size])]
+        return super().decode_many(raw, count)
 
     def decode(self, raw):
         if self._fast is not None:

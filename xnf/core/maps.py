@@ -274,25 +274,43 @@ class Map:
 
     # --- batches ---------------------------------------------------------------------
 
-    def lookup_batch(self, chunk=4096):
+    def lookup_batch(self, chunk=16384):
         """All (key, value) pairs through BPF_MAP_LOOKUP_BATCH, ``chunk`` elements per call."""
-        return [(self.key_codec.decode(k), self._decode_value(v)) for k, v in self.lookup_batch_raw(chunk)]
+        out = []
+        for keys, values, n in self._batches(chunk):
+            decoded_keys = self.key_codec.decode_many(keys, n)
+            if self.percpu:
+                vs = self._value_len
+                decoded_values = [self._decode_value(values[i * vs:(i + 1) * vs]) for i in range(n)]
+            else:
+                decoded_values = self.value_codec.decode_many(values, n)
+            out.extend(zip(decoded_keys, decoded_values))
+        return out
 
-    def lookup_batch_raw(self, chunk=4096):
-        """Like :meth:`lookup_batch`, with keys and values as bytes (the fastest way to read a map)."""
+    def lookup_batch_raw(self, chunk=16384):
+        """Like :meth:`lookup_batch`, with keys and values as bytes."""
         ks, vs = self.key_size, self._value_len
+        out = []
+        for keys, values, n in self._batches(chunk):
+            out.extend((keys[i * ks:(i + 1) * ks], values[i * vs:(i + 1) * vs]) for i in range(n))
+        return out
+
+    def _batches(self, chunk):
+        """(keys bytes, values bytes, count) for each BPF_MAP_LOOKUP_BATCH call until the map is read."""
+        ks, vs = self.key_size, self._value_len
+        chunk = max(1, min(chunk, self.max_entries or chunk))
         keys = ctypes.create_string_buffer(ks * chunk)
         values = ctypes.create_string_buffer(vs * chunk)
         tok_size = max(ks, 8)
         in_tok, out_tok = ctypes.create_string_buffer(tok_size), ctypes.create_string_buffer(tok_size)
-        out, first = [], True
+        first = True
         while True:
             n, done = syscall.map_batch(syscall.BPF_MAP_LOOKUP_BATCH, int(self.fd), None if first else in_tok,
                                         out_tok, keys, values, chunk)
-            kraw, vraw = keys.raw, values.raw
-            out.extend((kraw[i * ks:(i + 1) * ks], vraw[i * vs:(i + 1) * vs]) for i in range(n))
+            if n:
+                yield keys.raw[:n * ks], values.raw[:n * vs], n
             if done:
-                return out
+                return
             ctypes.memmove(in_tok, out_tok, tok_size)
             first = False
 
