@@ -56,9 +56,12 @@ def test_attach_counts_packets_and_detach_restores(netns_pair, iface_state, coun
         if via == "link":
             assert att.link_id in {link["id"] for link in bpftool_links()}
     finally:
+        link_id = att.link_id
         assert att.detach() is True
         prog.close()
     assert iface_state(p.ns_a, p.if_a) == before
+    if via == "link":
+        assert link_id not in {link["id"] for link in bpftool_links()}
     assert query_xdp(p.if_a, p.ns_a) == {}
     count = counters[0]
     assert p.ping(2) == 2
@@ -260,3 +263,39 @@ def test_detach_after_the_namespace_is_gone(netns_pair, counters, via):
         assert att.detach() is False
     finally:
         prog.close()
+
+
+@pytest.mark.parametrize("via", ["link", "netlink"])
+def test_native_on_a_driver_without_xdp(netns_pair, counters, via):
+    """ifb has no native XDP: explicit native mode is refused, auto falls back to generic."""
+    _need_link(via)
+    p = netns_pair
+    in_ns(p.ns_a, "ip", "link", "add", "xnfifb", "type", "ifb")
+    prog = counter_program("xdp", counters)
+    try:
+        with pytest.raises(ModeNotSupportedError, match="native mode") as err:
+            attach_xdp(prog, "xnfifb", mode="native", netns=p.ns_a, via=via)
+        if via == "netlink":
+            assert "does not support XDP in native mode" in str(err.value)  # the kernel's extack
+        with attach_xdp(prog, "xnfifb", netns=p.ns_a, via=via) as att:
+            assert att.mode == "skb" and "native XDP" in att.fallback_reason
+            assert list(query_xdp("xnfifb", p.ns_a)) == ["skb"]
+        assert query_xdp("xnfifb", p.ns_a) == {}
+    finally:
+        prog.close()
+
+
+def test_with_loaded_object(netns_pair, iface_state):
+    """The committed xdp_counter.bpf.o through the ELF loader: ICMP counted per protocol."""
+    import xnf
+
+    p = netns_pair
+    before = iface_state(p.ns_a, p.if_a)
+    with xnf.load("tests/bpf/xdp_counter.bpf.o") as coll:
+        for mode in ("skb", "native"):
+            with attach_xdp(coll.programs["xdp_count"], p.if_a, mode, p.ns_a) as att:
+                assert att.mode == mode
+                start = coll.maps["proto_count"].get(1, 0)
+                assert p.ping(3) == 3
+                assert coll.maps["proto_count"][1] - start >= 3 and coll.maps["pkt_count"][0] >= 3
+    assert iface_state(p.ns_a, p.if_a) == before
