@@ -299,3 +299,18 @@ def test_with_loaded_object(netns_pair, iface_state):
                 assert p.ping(3) == 3
                 assert coll.maps["proto_count"][1] - start >= 3 and coll.maps["pkt_count"][0] >= 3
     assert iface_state(p.ns_a, p.if_a) == before
+
+
+@pytest.mark.parametrize("via", ["link", "netlink"])
+def test_detach_twice_and_use_after_detach(netns_pair, counters, via):
+    _need_link(via)
+    p = netns_pair
+    prog = counter_program("xdp", counters)
+    try:
+        att = attach_xdp(prog, p.if_a, "skb", p.ns_a, via=via)
+        assert att.detach() is True and att.closed
+        assert att.detach() is False
+        with pytest.raises(AttachError, match="is closed"):
+            att.replace(prog)
+    finally:
+        prog.close()

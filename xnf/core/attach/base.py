@@ -25,6 +25,8 @@ RECORD = "record"
 LINK_PIN = "link"
 PROG_PIN = "prog"
 
+BPF_F_REPLACE = 1 << 2  # include/uapi/linux/bpf.h: LINK_UPDATE only if old_prog_fd is attached
+
 _KINDS = {}
 
 
@@ -157,6 +159,8 @@ class Attachment:
         Only our program is removed: a link detaches itself, a netlink attachment is
         removed only if our program is still the one attached there.
         """
+        if self.closed:
+            return False
         if self.link is not None:
             result = self.attached
             try:
@@ -176,10 +180,13 @@ class Attachment:
         new = program_fd(program)
         try:
             new_id = info.prog_info(new).id
+            if self.closed:
+                raise AttachError(f"{self} is closed", "find it again with load_pinned or attach anew")
             if self.link is not None:
+                expected = self.program is not None
                 try:
-                    syscall.link_update(self.link, new, old_prog_fd=self.program,
-                                        flags=BPF_F_REPLACE)
+                    syscall.link_update(self.link, new, old_prog_fd=self.program if expected else 0,
+                                        flags=BPF_F_REPLACE if expected else 0)
                 except BPFError as e:
                     raise AttachError(f"replacing the program of {self}: {e}") from None
             else:
@@ -192,6 +199,12 @@ class Attachment:
             old.close()
         if self.pin_path:
             self._write_pin(self.pin_path, replace=True)
+
+    @property
+    def closed(self):
+        """Whether ``detach()`` or ``close()`` already dropped our references."""
+        held = self.link if self.link is not None else self.program
+        return held is None or held.closed
 
     def close(self):
         for fd in (self.link, self.program):
@@ -288,8 +301,6 @@ class Attachment:
         where = f" in netns {self.netns}" if self.netns else ""
         return f"{self.kind} prog {self.prog_id} on {self.ifname}{where}"
 
-
-BPF_F_REPLACE = 1 << 2
 
 
 def read_record(path):
