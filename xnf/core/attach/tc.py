@@ -23,7 +23,6 @@ from xnf.core.errors import AttachError, ModeNotSupportedError
 
 # include/uapi/linux/pkt_sched.h, pkt_cls.h, if_ether.h
 TC_H_ROOT = 0xFFFFFFFF
-TC_H_CLSACT = 0xFFFFFFF1  # == TC_H_INGRESS
 CLSACT_HANDLE = 0xFFFF0000
 TC_H_MIN_INGRESS, TC_H_MIN_EGRESS = 0xFFF2, 0xFFF3
 CLSACT_PARENTS = {"ingress": CLSACT_HANDLE | TC_H_MIN_INGRESS, "egress": CLSACT_HANDLE | TC_H_MIN_EGRESS}
@@ -32,8 +31,6 @@ ETH_P_ALL = 0x0003
 TCA_BPF_FLAG_ACT_DIRECT = 1 << 0
 TCA_CLS_FLAGS_SKIP_HW = 1 << 0
 TCA_CLS_FLAGS_SKIP_SW = 1 << 1
-TCA_CLS_FLAGS_IN_HW = 1 << 2
-TCA_CLS_FLAGS_NOT_IN_HW = 1 << 3
 
 VIAS = ("auto", "tcx", "clsact")
 
@@ -167,7 +164,7 @@ def _filter_request(ipr, command, att, fd=None):
 
 
 def _dump_filters(ipr, ifindex, parent):
-    """[(prio, handle, prog_id, name, flags_gen)] of the cls_bpf filters under ``parent``."""
+    """[(prio, handle, prog_id, name)] of the cls_bpf filters under ``parent``."""
     from xnf.core.attach.netlink import NetlinkError
 
     out = []
@@ -184,7 +181,7 @@ def _dump_filters(ipr, ifindex, parent):
         if opts is None:
             continue
         out.append((m["info"] >> 16, m["handle"], opts.get_attr("TCA_BPF_ID"),
-                    opts.get_attr("TCA_BPF_NAME"), opts.get_attr("TCA_BPF_FLAGS_GEN") or 0))
+                    opts.get_attr("TCA_BPF_NAME")))
     return out
 
 
@@ -197,7 +194,7 @@ def _current_prog_id(att):
 
     try:
         with rtnl(att.netns) as ipr:
-            for prio, handle, prog_id, _, _ in _dump_filters(ipr, att.ifindex, att.parent):
+            for prio, handle, prog_id, _ in _dump_filters(ipr, att.ifindex, att.parent):
                 if prio == att.prio and handle == att.handle:
                     return prog_id
     except NamespaceNotFoundError:
@@ -355,7 +352,7 @@ def query_tc(ifname, netns=None, parents=None):
             parents += [h for k, h, _ in qdiscs if k not in ("clsact", "ingress") and h]
             parents += [m["handle"] for m in ipr.get_classes(index=ifindex)]
         for parent in map(parse_handle, parents):
-            for prio, handle, prog_id, name, _ in _dump_filters(ipr, ifindex, parent):
+            for prio, handle, prog_id, name in _dump_filters(ipr, ifindex, parent):
                 found.append(HookProgram(hook="tc", where=format_handle(parent), prog_id=prog_id,
                                          prog_name=prog_name(prog_id) if prog_id else name or "",
                                          handle=handle, prio=prio))
