@@ -166,7 +166,7 @@ def cmd_simulate(args, out=None):
 
 def add_demo_arguments(parser):
     """Options of ``xnf demo pifo_sched``."""
-    parser.add_argument("--weights", default="1,2,3", metavar="W1,W2,..", help="weights of the iperf3 flows")
+    parser.add_argument("--weights", default="1,2,3", metavar="W1,W2,..", help="weights of the TCP flows, one flow each")
     parser.add_argument("--rate", default="100mbit", metavar="RATE", help="egress rate limit of the veth")
     parser.add_argument("--duration", type=float, default=10.0, metavar="S", help="seconds per measurement")
     parser.add_argument("--scheduler", default="wfq", choices=("wfq", "stfq"), help="rank function in BPF")

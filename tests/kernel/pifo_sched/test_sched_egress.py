@@ -1,0 +1,152 @@
+"""The kernel data path on veth: HTB bands + tc egress ranks, real TCP flows (iperf3)."""
+import io
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import in_ns, sh
+from xnf.core.errors import AttachError, ConfigError
+from xnf.nf import config_from_args
+from xnf.plugins.pifo_sched.nf import PifoSched, PifoSchedConfig
+
+pytestmark = pytest.mark.root
+PORTS = (5201, 5202, 5203)
+
+
+def snapshot(pair):
+    """What iproute2 says about the sender's interface: qdiscs, classes, egress filters."""
+    return (in_ns(pair.ns_a, "tc", "qdisc", "show", "dev", pair.if_a),
+            in_ns(pair.ns_a, "tc", "class", "show", "dev", pair.if_a),
+            in_ns(pair.ns_a, "tc", "filter", "show", "dev", pair.if_a, "egress", check=False),
+            in_ns(pair.ns_a, "bpftool", "link", "show", check=False))
+
+
+def egress_program_attached(pair):
+    """bpftool as oracle: a link or tc filter in ns_a runs a program named sched_egress."""
+    progs = {p["id"] for p in json.loads(sh("bpftool", "-j", "prog", "show")) if p.get("name") == "sched_egress"}
+    links = json.loads(in_ns(pair.ns_a, "bpftool", "-j", "link", "show"))
+    filters = in_ns(pair.ns_a, "tc", "filter", "show", "dev", pair.if_a, "egress")
+    return any(link.get("prog_id") in progs for link in links) or "sched_egress" in filters
+
+
+def sched(pair, **config):
+    return PifoSched(pair.if_a, PifoSchedConfig(**config), netns=pair.ns_a)
+
+
+def test_attach_builds_eight_bands_and_detach_restores_the_interface(netns_pair):
+    before = snapshot(netns_pair)
+    nf = sched(netns_pair, weights="5201=1,5202=2", rate="20mbit")
+    nf.attach()
+    try:
+        qdiscs = in_ns(netns_pair.ns_a, "tc", "qdisc", "show", "dev", netns_pair.if_a)
+        classes = in_ns(netns_pair.ns_a, "tc", "class", "show", "dev", netns_pair.if_a)
+        assert "qdisc htb 1: root" in qdiscs and qdiscs.count("qdisc pfifo") == 8
+        assert "class htb 1:1 root rate 20Mbit ceil 20Mbit" in classes
+        for band in range(8):
+            assert f"class htb 1:{0x10 + band:x} parent 1:1 leaf" in classes and f"prio {band} " in classes
+        assert egress_program_attached(netns_pair)
+        assert PifoSched.attached(netns_pair.if_a, netns=netns_pair.ns_a).config.weights == "5201=1,5202=2"
+        assert netns_pair.ping(3, to="b") == 3  # traffic still flows through the bands
+        bands = nf.status()["bands"]
+        assert sum(b["packets"] for b in bands) >= 3
+        with pytest.raises(AttachError, match="already attached"):
+            sched(netns_pair, rate="20mbit").attach()
+    finally:
+        nf.detach()
+    assert snapshot(netns_pair) == before
+    assert not egress_program_attached(netns_pair)
+    assert PifoSched.attached(netns_pair.if_a, netns=netns_pair.ns_a) is None
+
+
+def test_detach_from_another_process_through_the_pins(netns_pair):
+    before = snapshot(netns_pair)
+    sched(netns_pair, weights="5201=1", rate="50mbit").attach()
+    found = PifoSched.attached(netns_pair.if_a, netns=netns_pair.ns_a)
+    assert found is not None and found.status()["data_path"].startswith("the kernel")
+    found.detach()
+    assert snapshot(netns_pair) == before
+
+
+def test_foreign_root_qdisc_is_refused_and_left_alone(netns_pair):
+    in_ns(netns_pair.ns_a, "tc", "qdisc", "add", "dev", netns_pair.if_a, "root", "tbf",
+          "rate", "10mbit", "burst", "15k", "latency", "50ms")
+    before = snapshot(netns_pair)
+    with pytest.raises(AttachError, match="already has a tbf root qdisc"):
+        sched(netns_pair, rate="20mbit").attach()
+    assert snapshot(netns_pair) == before
+    assert PifoSched.attached(netns_pair.if_a, netns=netns_pair.ns_a) is None
+
+
+def test_bad_configuration_is_refused_before_anything_is_made(netns_pair):
+    before = snapshot(netns_pair)
+
+    class Args:
+        scheduler, weights, rate, default_weight, limit = "srpt", "", "1gbit", 1.0, 64
+
+    with pytest.raises(ConfigError, match="xnf sched simulate srpt"):
+        config_from_args(PifoSchedConfig, Args)
+    with pytest.raises(ConfigError, match="PORT=WEIGHT"):
+        sched(netns_pair, weights="5201:1").attach()
+    with pytest.raises(ConfigError, match="rate"):
+        sched(netns_pair, rate="fast").attach()
+    assert snapshot(netns_pair) == before
+
+
+def iperf3_shares(pair, weights, rate, seconds=12, omit=3):
+    """Bytes each iperf3 flow delivered after ``omit`` warm-up seconds, as shares."""
+    servers = [subprocess.Popen(["ip", "netns", "exec", pair.ns_b, "iperf3", "-s", "-1", "-p", str(port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in PORTS]
+    try:
+        time.sleep(0.5)
+        clients = [subprocess.Popen(["ip", "netns", "exec", pair.ns_a, "iperf3", "-c", pair.ip_b, "-p", str(port),
+                                     "-t", str(seconds), "-O", str(omit), "-C", "cubic", "-J"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for port in PORTS]
+        results = [json.loads(c.communicate(timeout=seconds + 30)[0]) for c in clients]
+    finally:
+        for s in servers:
+            s.kill()
+            s.wait()
+    received = [r["end"]["sum_received"]["bytes"] for r in results]
+    return [b / sum(received) for b in received], sum(received) * 8 / (seconds - 0) / 1e6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheduler", ["wfq", "stfq"])
+def test_three_iperf3_flows_get_shares_within_5_percent_of_1_2_3(netns_pair, scheduler):
+    if shutil.which("iperf3") is None:
+        pytest.skip("iperf3 is not installed (traffic oracle)")
+    weights = (1, 2, 3)
+    nf = sched(netns_pair, scheduler=scheduler, rate="20mbit",
+               weights=",".join(f"{p}={w}" for p, w in zip(PORTS, weights)))
+    nf.attach()
+    try:
+        shares, mbit = iperf3_shares(netns_pair, weights, "20mbit")
+        flows = nf.status()["flows"]
+    finally:
+        nf.detach()
+    for share, weight in zip(shares, weights):
+        assert abs(share - weight / 6) <= 0.05 * weight / 6, (shares, scheduler)
+    assert mbit > 14  # the rate-limited link stays busy
+    assert {f["port"] for f in flows.values() if f["bytes"] > 1_000_000} == set(PORTS)
+
+
+def test_demo_prints_configured_and_measured_shares_and_cleans_up():
+    from xnf.plugins.pifo_sched import cli
+
+    class Args:
+        weights, rate, duration, scheduler = "1,3", "20mbit", 3.0, "wfq"
+
+    netns_dir = "/run/netns"
+    before = set(os.listdir(netns_dir)) if os.path.isdir(netns_dir) else set()
+    out = io.StringIO()
+    assert cli.demo(Args, out=out) == 0
+    rows = [line.split() for line in out.getvalue().splitlines() if line.strip().startswith("tcp/")]
+    assert [r[0] for r in rows] == ["tcp/5201", "tcp/5202"] and [r[2] for r in rows] == ["0.250", "0.750"]
+    assert abs(float(rows[1][3]) - 0.75) < 0.1
+    after = set(os.listdir(netns_dir)) if os.path.isdir(netns_dir) else set()
+    assert not {n for n in after - before if n.startswith("xnf-sched-")}
+    assert "xsa" not in sh("ip", "link", "show")

@@ -1,0 +1,163 @@
+"""``pifo_sched`` as a network function: ``xnf attach pifo_sched IFACE ...``.
+
+On this kernel (no BPF qdisc, no PIFO maps) the data path is SP-PIFO over eight
+strict-priority HTB bands under a rate-limited HTB root, with WFQ or STFQ ranks
+computed per packet by a tc egress program (see :mod:`.kernel`). Every other
+scheduler runs on the reference runtime (``xnf sched simulate``).
+"""
+import json
+import os
+
+import attrs
+
+from xnf.core.errors import AttachError, ConfigError
+from xnf.nf import NetworkFunction
+from xnf.plugins.pifo_sched import cli
+from xnf.plugins.pifo_sched.kernel import MODES, NBANDS, EgressDataPath, HtbBands
+
+RECORD = "sched_record"  # written by EgressDataPath._pin
+
+
+def _scheduler(value):
+    if value not in MODES:
+        raise ValueError(f"scheduler {value!r} has no kernel data path here: the tc egress ranker computes "
+                         f"{' or '.join(MODES)} ranks; simulate the others with `xnf sched simulate {value}`")
+    return value
+
+
+@attrs.define
+class PifoSchedConfig:
+    scheduler: str = attrs.field(default="wfq", converter=_scheduler,
+                                 metadata={"help": "rank function in BPF: wfq (finish tags) or stfq (start tags)"})
+    weights: str = attrs.field(default="", metadata={"help": "per-port weights, e.g. 5201=1,5202=2,5203=3",
+                                                     "metavar": "PORT=W,.."})
+    rate: str = attrs.field(default="1gbit", metadata={"help": "egress rate limit of the HTB root",
+                                                       "metavar": "RATE"})
+    default_weight: float = attrs.field(default=1.0, metadata={"help": "weight of flows without a port weight"})
+    limit: int = attrs.field(default=64, metadata={"help": "packets per band queue (pfifo limit)"})
+
+
+class PifoSched(NetworkFunction):
+    name = "pifo_sched"
+    description = "programmable packet scheduling: WFQ/STFQ ranks at tc egress onto SP-PIFO HTB bands"
+    objects = ("bpf/sched_egress.bpf.o",)
+    hooks = ("tc-egress", "qdisc")
+    modes = ()
+    Config = PifoSchedConfig
+
+    def __init__(self, iface, config=None, netns=None, mode="auto"):
+        super().__init__(iface, config, netns, mode)
+        self._path = None
+
+    def _data_path(self):
+        c = self.config
+        return EgressDataPath(self.iface, c.rate, c.weights, netns=self.netns, scheduler=c.scheduler,
+                              default_weight=c.default_weight, limit=c.limit)
+
+    def _pin_root(self):
+        from xnf.core.pin import PinRoot
+
+        return PinRoot(self.iface, self.name, netns=self.netns)
+
+    def explain(self):
+        """What this kernel runs instead of an exact PIFO, for `attach` to print."""
+        from xnf.plugins.pifo_sched.features import bpf_qdisc_available
+
+        have = "has the BPF qdisc, but its exact PIFO path is not shipped yet" if bpf_qdisc_available() \
+            else "has no BPF qdisc"
+        return (f"the kernel {have}: {self.config.scheduler} ranks at tc egress are mapped onto {NBANDS} "
+                f"strict-priority HTB bands (SP-PIFO) under a {self.config.rate} HTB root")
+
+    def attach(self):
+        pins = self._pin_root()
+        if pins.find("egress") is not None:
+            raise AttachError(f"{self.name} is already attached to {self.iface}",
+                              f"detach it first: xnf detach {self.name} {self.iface}")
+        path = self._data_path()
+        try:
+            path.attach(pin_root=pins)
+        except BaseException:
+            self._unpin(pins)
+            raise
+        self._path = path
+        return self
+
+    def _unpin(self, pins):
+        record = os.path.join(pins.path, RECORD)
+        if os.path.lexists(record):
+            os.unlink(record)
+        pins.remove_all()
+
+    def detach(self):
+        pins = self._pin_root()
+        if self._path is not None:
+            self._path.detach()
+            self._path = None
+        else:
+            HtbBands(self.iface, 0, self.netns).remove()
+        self._unpin(pins)
+
+    @classmethod
+    def attached(cls, iface, netns=None):
+        from xnf.core.pin import PinRoot
+
+        pins = PinRoot(iface, cls.name, netns=netns)
+        try:
+            record = json.loads(os.readlink(os.path.join(pins.path, RECORD)))
+        except OSError:
+            return None
+        weights = ",".join(f"{p}={w:g}" for p, w in record["weights"].items())
+        config = PifoSchedConfig(scheduler=record["scheduler"], weights=weights, rate=f"{record['rate']}bit",
+                                 default_weight=record["default_weight"], limit=record["limit"])
+        return cls(iface, config, netns=netns)
+
+    def _maps(self):
+        from xnf.core.maps import Map
+
+        if self._path is not None and self._path.collection is not None:
+            return self._path.collection.maps
+        maps_dir = self._pin_root().maps_dir
+        return {name: Map.from_pin(os.path.join(maps_dir, name)) for name in ("flows", "bands")}
+
+    def status(self):
+        out = super().status()
+        out.update(attrs.asdict(self.config))
+        out["data_path"] = self.explain()
+        try:
+            maps = self._maps()
+        except Exception as e:  # noqa: BLE001 - status reports what it cannot read
+            out["error"] = str(e)
+            return out
+        path = self._path or self._data_path()
+        out["flows"] = path.flow_bytes(maps)
+        if self._path is not None:
+            out["bands"] = self._path.band_stats()
+        return out
+
+    def run(self, out, stop):
+        """Every second: bytes per flow and per-flow share since the previous line."""
+        previous = {}
+        out.write(self.explain() + "\n")
+        while not stop.wait(1.0):
+            flows = self._path.flow_bytes()
+            delta = {k: v["bytes"] - previous.get(k, 0) for k, v in flows.items()}
+            previous = {k: v["bytes"] for k, v in flows.items()}
+            total = sum(delta.values()) or 1
+            busy = sorted((k for k in delta if delta[k]), key=lambda k: -delta[k])[:8]
+            out.write("  ".join(f"{k} {delta[k] / total:.3f}" for k in busy) + "\n")
+            out.flush()
+
+    @classmethod
+    def register_cli(cls, subparsers):
+        cli.register(subparsers)
+
+    @classmethod
+    def add_demo_arguments(cls, parser):
+        cli.add_demo_arguments(parser)
+
+    @classmethod
+    def demo(cls, args):
+        return cli.demo(args)
+
+
+__all__ = ["PifoSched", "PifoSchedConfig", "ConfigError"]
