@@ -248,11 +248,11 @@ class StructCodec(Codec):
         if unknown:
             raise ConfigError(f"unknown field(s) {sorted(unknown)}; the struct has {list(self.names)}")
         buf = bytearray(self.size)
-        for name, codec, bit_off, bf in self.members:
+        # Union members overlap: write the largest last, so a decoded union writes back unchanged.
+        members = sorted(self.members, key=lambda m: m[1].size) if self.union else self.members
+        for name, codec, bit_off, bf in members:
             v = get(name, None)
             if v is None:
-                continue
-            if self.union and not isinstance(value, dict):
                 continue
             if bf:
                 whole = int.from_bytes(buf, "little")
