@@ -127,6 +127,12 @@ def attach_xdp(program, ifname, mode="auto", netns=None, via="auto"):
     fd = program_fd(program)
     try:
         pinfo = check_type(fd, {uapi.BPF_PROG_TYPE_XDP}, "XDP")
+        caps = _caps(ifindex, netns) if mode in ("auto", "offload") else None
+        if mode == "offload" and caps is not None and "hw_offload" not in caps:
+            raise ModeNotSupportedError(
+                f"{ifname} cannot run XDP in offload mode: its driver does not advertise "
+                f"hardware offload (XDP features: {', '.join(caps) or 'none'})",
+                "use --mode native or skb, or a NIC that offloads XDP (e.g. nfp)")
         if mode == "offload" and pinfo.ifindex != ifindex:
             raise ModeNotSupportedError(
                 f"{ifname} cannot run {pinfo.name!r} in XDP offload mode: the program was not "
@@ -137,7 +143,6 @@ def attach_xdp(program, ifname, mode="auto", netns=None, via="auto"):
         if mode != "auto":
             _attach(att, via)
             return att
-        caps = _caps(ifindex, netns)
         if caps is not None and "basic" not in caps:
             att.mode, att.fallback_reason = "skb", f"the driver of {ifname} does not advertise native XDP"
             _attach(att, via)
@@ -172,7 +177,7 @@ def _attach_link(att):
         with _netns.entered(att.netns):
             att.link = syscall.link_create(att.program, att.ifindex, uapi.BPF_XDP, att.flags)
     except BPFError as e:
-        raise _explain(att, e.errno, e.strerror) from None
+        raise _explain(att, e.errno, e.strerror, from_link=True) from None
 
 
 def _attach_netlink(att):
@@ -182,7 +187,7 @@ def _attach_netlink(att):
         raise _explain(att, e.code, e.message) from None
 
 
-def _explain(att, code, message):
+def _explain(att, code, message, from_link=False):
     """A typed error for a refused attach, naming what is in the way when something is."""
     where = f"{att.ifname}" + (f" (netns {att.netns})" if att.netns else "")
     if code in (errno.EBUSY, errno.EEXIST):
@@ -193,6 +198,8 @@ def _explain(att, code, message):
                                "detach it first (`xnf detach` or Attachment.detach())")
         return AttachError(f"cannot attach XDP to {where} in {att.mode} mode: {message}")
     if code == errno.EOPNOTSUPP or (code in (errno.EINVAL, errno.ERANGE) and att.mode != "skb"):
+        if att.mode == "native" and code == errno.EOPNOTSUPP and from_link:
+            message = "the driver does not support XDP in native mode"  # links carry no extack
         return ModeNotSupportedError(f"{where} cannot run XDP in {att.mode} mode: {message}",
                                      "use --mode skb (generic XDP works on every device)")
     if code == errno.ENODEV:
