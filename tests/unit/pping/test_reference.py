@@ -194,6 +194,11 @@ def test_local_filtering_on_an_end_host():
     assert [(r.flow, r.match_on_egress) for r in rtts(ev)] == [(SERVER_FLOW, False), (CLIENT_FLOW, True)]
 
 
+def test_unknown_direction_is_refused():
+    with pytest.raises(ValueError, match="direction must be"):
+        Reference().feed(T0, E.c2s(ts=(1, 1)), direction="out")
+
+
 def test_explicit_direction_wins():
     frames = [(t, f, "egress") for t, f in
               [(x[0], x[1]) for x in handshake_free_bulk()]]

@@ -222,6 +222,8 @@ class Reference:
         self._stats["packets"] += 1
         if pkt is None:
             return out
+        if direction not in (None, P.INGRESS, P.EGRESS):
+            raise ValueError(f"direction must be {P.INGRESS!r}, {P.EGRESS!r} or None, not {direction!r}")
         if direction is None:
             direction = pkt.direction
         if direction is None:
