@@ -424,3 +424,21 @@ def test_vlan_and_ipv6_flows(endpoints):
               (203, e.s2c(ts=(1, 101)))])
     [r] = rtts(ev)
     assert r.rtt_ns == 3 * MS and r.flow.src_ip == e.server
+
+
+# Comparing two sample streams (how the BPF path is held to the reference) ----------------
+
+def test_agreement_pairs_samples_and_checks_tolerance():
+    from xnf.plugins.pping.reference import agreement
+
+    ref = rtts(run(handshake_free_bulk() + [(400, E.c2s(ts=(102, 501), payload=b"a")),
+                                            (407, E.s2c(ts=(502, 102)))]))
+    assert len(ref) == 2
+    shifted = [RttEvent(e.timestamp_ns + 30_000, e.flow, e.rtt_ns + 20_000, e.min_rtt_ns, e.sent_packets,
+                        e.sent_bytes, e.rec_packets, e.rec_bytes, e.match_on_egress, e.identifier_kind)
+               for e in ref]
+    a = agreement(shifted, ref)
+    assert (a.pairs, a.only_first, a.only_second, a.within_tolerance, a.worst_ns) == (2, 0, 0, 2, 20_000)
+    assert a.ok() and "2 samples paired" in str(a)
+    a = agreement(shifted[:1], ref, tolerance_ns=10_000)
+    assert (a.pairs, a.only_second, a.within_tolerance) == (1, 1, 0) and not a.ok()

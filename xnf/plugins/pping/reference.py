@@ -580,6 +580,74 @@ class Reference:
                     del table[prefix]
 
 
+@attrs.frozen
+class Agreement:
+    """How two RTT sample streams of the same traffic compare (see :func:`agreement`)."""
+
+    pairs: int
+    only_first: int
+    only_second: int
+    within_tolerance: int
+    tolerance_ns: int
+    worst_ns: int
+
+    @property
+    def fraction_within(self) -> float:
+        return self.within_tolerance / self.pairs if self.pairs else 1.0
+
+    def ok(self, fraction: float = 0.99) -> bool:
+        """Same samples on both sides, and ``fraction`` of them within the tolerance."""
+        return not self.only_first and not self.only_second and self.fraction_within >= fraction
+
+    def __str__(self):
+        return (f"{self.pairs} samples paired, {self.only_first} only in the first stream, "
+                f"{self.only_second} only in the second; {self.fraction_within:.2%} within "
+                f"{self.tolerance_ns / 1000:g} us (worst {self.worst_ns / 1000:g} us)")
+
+
+def agreement(first, second, tolerance_ns: int = 50_000, window_ns: int = 2_000_000) -> Agreement:
+    """Pair the RTT samples of two sources seeing the same traffic, and compare them.
+
+    This is how the BPF data path is held to the reference: ``first`` from the kernel,
+    ``second`` from :func:`run_pcap` over a capture of the same interface. Samples pair
+    when they have the same flow and identifier kind and their reply times differ by at
+    most ``window_ns`` (the two clocks see a packet at slightly different moments);
+    paired RTTs must differ by at most ``tolerance_ns``. Other events are ignored.
+    """
+    def by_flow(events):
+        out = {}
+        for e in events:
+            if isinstance(e, RttEvent):
+                out.setdefault((e.flow, e.identifier_kind), []).append(e)
+        for samples in out.values():
+            samples.sort(key=lambda e: e.timestamp_ns)
+        return out
+
+    a, b = by_flow(first), by_flow(second)
+    pairs = only_a = only_b = within = worst = 0
+    for key in set(a) | set(b):
+        xs, ys = a.get(key, []), b.get(key, [])
+        i = j = 0
+        while i < len(xs) and j < len(ys):
+            dt = xs[i].timestamp_ns - ys[j].timestamp_ns
+            if abs(dt) <= window_ns:
+                diff = abs(xs[i].rtt_ns - ys[j].rtt_ns)
+                pairs += 1
+                within += diff <= tolerance_ns
+                worst = max(worst, diff)
+                i += 1
+                j += 1
+            elif dt < 0:
+                only_a += 1
+                i += 1
+            else:
+                only_b += 1
+                j += 1
+        only_a += len(xs) - i
+        only_b += len(ys) - j
+    return Agreement(pairs, only_a, only_b, within, tolerance_ns, worst)
+
+
 def run_pcap(path, config: "PpingConfig | None" = None, local_addresses=None):
     """Run a capture file through :class:`Reference`; yield its events in order.
 
