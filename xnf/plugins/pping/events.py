@@ -144,9 +144,9 @@ class Stats:
     ``dropped_events``: events the ring buffer (or a slow consumer) could not take.
     ``*_map_full``: insertions refused because a map had no room.
     ``packets``: packets seen; ``parsed``: those with a usable identifier.
-    ``timestamps_expired``/``flows_expired``: removed by the clean-up, whose passes
-    ``cleanup_runs`` counts. ``karn_skipped``: seq/ACK data segments not sampled
-    because of Karn's rule (retransmissions and segments sent during a recovery).
+    ``timestamps_expired``/``flows_expired``: timestamp-map entries and flows removed
+    by the clean-up, whose passes ``cleanup_runs`` counts. ``karn_skipped``:
+    outstanding seq/ACK samples discarded by Karn's rule (a retransmission was seen).
     """
 
     dropped_events: int = 0

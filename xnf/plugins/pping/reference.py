@@ -284,10 +284,8 @@ class Reference:
             for d in pair:
                 if d.seq_sample and now > d.seq_sample[1] and self._expired(now - d.seq_sample[1], d.srtt):
                     d.seq_sample = None
-                    self._stats["timestamps_expired"] += 1
                 if d.spin_sample is not None and now > d.spin_sample and self._expired(now - d.spin_sample, d.srtt):
                     d.spin_sample = None
-                    self._stats["timestamps_expired"] += 1
             fwd, rev = pair
             t1 = self._flow_old(key, fwd, now)
             t2 = self._flow_old(key, rev, now)
@@ -451,15 +449,13 @@ class Reference:
             first = d.seq_highest is None
             if not first and not serial_newer(end, d.seq_highest):
                 # Karn: a retransmission; no sample until everything sent so far is ACKed
+                if d.seq_sample is not None:
+                    self._stats["karn_skipped"] += 1
                 d.seq_sample = None
                 d.karn_mark = d.seq_highest
-                self._stats["karn_skipped"] += 1
                 return
             d.seq_highest = end
-            if d.karn_mark is not None:
-                self._stats["karn_skipped"] += 1
-                return
-            if (first and info.wait_first_edge) or d.seq_sample is not None:
+            if (first and info.wait_first_edge) or d.seq_sample is not None or d.karn_mark is not None:
                 return
         elif info.kind == "spin":
             d.spin_sample = None  # an older unmatched edge is stale once a new one is seen
