@@ -442,3 +442,20 @@ def test_agreement_pairs_samples_and_checks_tolerance():
     assert a.ok() and "2 samples paired" in str(a)
     a = agreement(shifted[:1], ref, tolerance_ns=10_000)
     assert (a.pairs, a.only_second, a.within_tolerance) == (1, 1, 0) and not a.ok()
+
+
+def test_ipv6_extension_headers_and_raw_ip_capture(tmp_path):
+    from xnf.plugins.pping.packet import LINKTYPE_RAW
+    from xnf.plugins.pping.pcap import write_pcap
+    from xnf.plugins.pping.reference import run_pcap
+    from pping_packets import ipv6, tcp
+
+    c, s = "2001:db8::1", "2001:db8:1::2"
+    hop = [(0, b""), (60, b"\x01\x02")]
+    frames = [(T0, ipv6(c, s, 6, tcp(4000, 443, ts=(100, 1), payload=b"a"), hop)),
+              (T0 + 200 * MS, ipv6(c, s, 6, tcp(4000, 443, ts=(101, 1), payload=b"a"), hop)),
+              (T0 + 211 * MS, ipv6(s, c, 6, tcp(443, 4000, ts=(9, 101)), [(60, b"")]))]
+    path = tmp_path / "v6.pcap"
+    write_pcap(path, frames, linktype=LINKTYPE_RAW)
+    [r] = [e for e in run_pcap(path) if isinstance(e, RttEvent)]
+    assert (r.rtt_ns, str(r.flow)) == (11 * MS, "2001:db8:1::2:443+2001:db8::1:4000")
