@@ -115,3 +115,20 @@ def test_plot_nothing_to_plot(tmp_path):
         plot(results, tmp_path / "p.png")
     with pytest.raises(PlotError, match="cannot read results"):
         plot(tmp_path / "missing.json", tmp_path / "p.png")
+
+
+def test_output_writes_and_feeds_prometheus(tmp_path):
+    from xnf.plugins.pping.writer import Output
+
+    port = free_port()
+    path = tmp_path / "o.jsonl"
+    cfg = PpingConfig(format="jsonl", write=str(path), prometheus=f"127.0.0.1:{port}")
+    with Output(cfg) as out:
+        out.emit([RttEvent(TS, FLOW, 3_000_000, 3_000_000, 1, 1, 1, 1, False, "tsval")])
+        out.update_stats(Stats(dropped_events=4))
+        text = scrape(port)
+    assert metric(text, 'pping_rtt_events_total{protocol="TCP"}') == 1
+    assert metric(text, "pping_dropped_events_total") == 4
+    assert json.loads(path.read_text())["rtt"] == 3_000_000
+    with pytest.raises(OSError):
+        scrape(port)  # the exporter stopped with the output

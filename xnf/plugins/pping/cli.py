@@ -102,23 +102,14 @@ def run_offline(config: PpingConfig, out=None):
     """Run ``config.read`` through the reference and write the events; return the Stats."""
     from xnf.plugins.pping.reference import Reference
     from xnf.plugins.pping.pcap import read
-    from xnf.plugins.pping.writer import Writer
+    from xnf.plugins.pping.writer import Output
 
     ref = Reference(config)
-    writer = Writer(config.format, config.write, stream=out)
-    old = writer.install_sighup() if config.write else None
-    try:
+    with Output(config, stream=out) as output:
         for rec in read(config.read):
             if rec.timestamp_ns is not None:
-                events = ref.feed(rec.timestamp_ns, rec.data, rec.linktype, rec.direction, rec.wire_len)
-                if events:
-                    writer.write_many(events)
-        writer.write_many(ref.finish())
-    finally:
-        writer.close()
-        if old is not None:
-            import signal
-            signal.signal(signal.SIGHUP, old)
+                output.emit(ref.feed(rec.timestamp_ns, rec.data, rec.linktype, rec.direction, rec.wire_len))
+        output.emit(ref.finish())
     return ref.stats
 
 

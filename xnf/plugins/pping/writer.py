@@ -104,3 +104,61 @@ class Writer:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class Output:
+    """Everything pping does with events, live or offline: write them, feed Prometheus.
+
+    Built from a :class:`~xnf.plugins.pping.config.PpingConfig`: ``--format`` and
+    ``--write`` choose the :class:`Writer` (SIGHUP reopens a ``--write`` file when this
+    runs in the main thread), ``--prometheus`` starts an exporter. Call :meth:`emit`
+    with each batch of events (a ring-buffer poll), :meth:`update_stats` with the
+    counters now and then, :meth:`close` at the end.
+    """
+
+    def __init__(self, config, stream=None):
+        import threading
+
+        self.writer = Writer(config.format, config.write, stream=stream)
+        self.prometheus = None
+        self._old_sighup = None
+        try:
+            if config.prometheus:
+                from xnf.plugins.pping.prometheus import PrometheusExporter
+
+                self.prometheus = PrometheusExporter(config.prometheus, config).start()
+            if config.write and threading.current_thread() is threading.main_thread():
+                self._old_sighup = self.writer.install_sighup()
+        except BaseException:
+            self.writer.close()
+            raise
+
+    def emit(self, events) -> None:
+        if not events:
+            return
+        self.writer.write_many(events)
+        if self.prometheus is not None:
+            for event in events:
+                self.prometheus.observe(event)
+
+    def update_stats(self, stats) -> None:
+        if self.prometheus is not None:
+            self.prometheus.update_stats(stats)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+        if self._old_sighup is not None:
+            signal.signal(signal.SIGHUP, self._old_sighup)
+            self._old_sighup = None
+        if self.prometheus is not None:
+            self.prometheus.close()
+            self.prometheus = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
