@@ -165,3 +165,11 @@ def test_plot_errors_are_one_line(tmp_path):
     bad.write_text("16:00:46.147705205 5.42544 ms 5.42544 ms TCP 10.11.1.1:5201+10.11.1.2:59528\n")
     r = run_module("pping", "plot", str(bad), "-o", str(tmp_path / "p.png"))
     assert r.returncode == 1 and "line 1 is not json" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_read_from_standard_input(tmp_path):
+    data = capture(tmp_path / "c.pcap").read_bytes()
+    r = subprocess.run([sys.executable, "-m", "xnf.plugins.pping.cli", "pping", "read", "-", "-F", "ppviz"],
+                       input=data, capture_output=True)
+    assert r.returncode == 0
+    assert len(r.stdout.decode().splitlines()) == 19

@@ -84,7 +84,7 @@ def register(subparsers):
     read = sub.add_parser("read", help="run pping's matching rules over a pcap or pcapng file",
                           description="Offline pping (like ePPing's live output, from a capture file): "
                                       "the pure-Python reference implementation of the matching rules.")
-    read.add_argument("file", metavar="FILE.pcap", help="capture file (pcap or pcapng)")
+    read.add_argument("file", metavar="FILE.pcap", help="capture file (pcap or pcapng); - for standard input")
     add_options(read, live=False)
     read.set_defaults(func=cmd_read)
 

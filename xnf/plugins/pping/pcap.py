@@ -51,13 +51,21 @@ class Record:
 def read(path):
     """Yield the :class:`Record` objects of a pcap or pcapng file.
 
+    ``path`` ``"-"`` reads standard input, so a capture can be streamed
+    (``tcpdump -w - | xnf pping read -``): records are read one after the other.
     Raises :class:`PcapError` for a missing, empty, non-capture or truncated file
     (records before the damage have been yielded by then).
     """
-    try:
-        f = open(path, "rb")
-    except OSError as exc:
-        raise PcapError(f"{path}: cannot open capture file: {exc.strerror}") from None
+    if str(path) == "-":
+        import sys
+
+        f = open(sys.stdin.fileno(), "rb", closefd=False)
+        path = "<stdin>"
+    else:
+        try:
+            f = open(path, "rb")
+        except OSError as exc:
+            raise PcapError(f"{path}: cannot open capture file: {exc.strerror}") from None
     with f:
         head = f.read(4)
         if len(head) < 4:
