@@ -5,7 +5,7 @@ An HTB root ``1:`` with classes ``1:10`` and ``1:20`` (default) on the egress of
 class they went through.
 """
 import pytest
-from conftest import in_ns
+from netenv import in_ns
 from progs import Counters, classify_program, counter_program
 
 import xnf

@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from conftest import bpftool_links, in_ns
+from netenv import bpftool_links, in_ns
 from progs import Counters, counter_program, return_program
 
 import xnf

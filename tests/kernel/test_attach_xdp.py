@@ -6,7 +6,7 @@ bpftool snapshots prove detach leaves the interface as it was.
 import time
 
 import pytest
-from conftest import bpftool_links, in_ns
+from netenv import bpftool_links, in_ns
 from progs import Counters, counter_program, return_program
 
 from xnf.core import features

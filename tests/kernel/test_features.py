@@ -3,7 +3,7 @@ import json
 import os
 
 import pytest
-from conftest import sh
+from netenv import sh
 
 from xnf.core import features
 

@@ -6,7 +6,7 @@ import tempfile
 import textwrap
 
 import pytest
-from conftest import sh
+from netenv import sh
 from progs import Counters, counter_program
 
 from xnf.core import info, syscall
