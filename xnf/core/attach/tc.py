@@ -283,9 +283,12 @@ def attach_cls_bpf(program, ifname, parent, netns=None, prio=None, handle=None, 
                 created = _ensure_clsact(ipr, ifindex, ifname, _clsact_direction, netns)
                 att.created_qdisc = created
             try:
-                att.prio, att.handle = _filter_request(ipr, "add", att, fd=fd)
+                echoed = _filter_request(ipr, "add", att, fd=fd)
             except NetlinkError as e:
                 raise _explain(att, e.code, kernel_message(e)) from None
+            if echoed is None:  # no echo: find the filter by its program
+                echoed = next((ph[:2] for ph in _dump_filters(ipr, ifindex, parent) if ph[2] == att.prog_id))
+            att.prio, att.handle = echoed
         return att
     except BaseException:
         if created:
