@@ -73,7 +73,10 @@ class HookProgram:
 
     @property
     def via(self):
-        return "link" if self.link_id else "netlink"
+        """``link``, ``netlink``, or ``prog_attach`` (a tcx program attached without a link)."""
+        if self.link_id:
+            return "link"
+        return "prog_attach" if self.hook == "tcx" else "netlink"
 
     def to_dict(self):
         d = attrs.asdict(self)
