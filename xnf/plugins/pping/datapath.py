@@ -1,0 +1,411 @@
+"""pping's BPF data path on one interface: load, attach, read, detach.
+
+:class:`Datapath` loads ``pping.bpf.o`` with its ``.rodata`` set from a
+:class:`~xnf.plugins.pping.config.PpingConfig` and its maps sized from it, attaches the
+egress program at tc egress and the ingress program at tc ingress or XDP, arms the
+clean-up timer (timestamp and flow expiry run in the kernel, so a pinned instance
+needs no process), and reads events, counters and per-prefix histograms. Any failure
+on the way detaches and closes what was already done: nothing is left half attached.
+
+A pinned instance (``xnf attach pping IFACE``) keeps its maps and attachments under
+the network function's pin directory; :meth:`Datapath.from_pins` opens it again from
+any process.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import struct
+import time
+
+from xnf.core.errors import AttachError, ConfigError as _XnfConfigError, XnfError
+from xnf.plugins.pping import bpf_events
+from xnf.plugins.pping.config import NS_PER_S, PpingConfig
+
+OBJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pping.bpf.o")
+
+#: Maps a pinned instance keeps, so that other processes can read it.
+PINNED_MAPS = ("pping_events", "pping_counters", "pping_flows", "pping_ts", "pping_agg_v4",
+               "pping_agg_v6", "pping_agg_gen", "pping_gc")
+CONFIG_LINK = "config.json"
+
+# Link types (ARPHRD_*) whose frames start with an Ethernet header at tc and XDP.
+_ARPHRD_L2 = {1, 772}                    # ETHER, LOOPBACK
+# ... and those whose frames start with the IP header.
+_ARPHRD_L3 = {0xFFFE, 512, 519, 768, 769, 776, 778, 823}  # NONE, PPP, RAWIP, TUNNEL(6), SIT, IPGRE, IP6GRE
+_SIOCGIFHWADDR = 0x8927
+_GC_RUN_INPUT = bytes(64)                # PROG_TEST_RUN needs an Ethernet-sized input
+
+
+class UnsupportedInterfaceError(AttachError):
+    """The interface's link type has no header layout pping can parse."""
+
+
+def link_type(ifname: str, netns: "str | None" = None) -> int:
+    """The ARPHRD_* type of ``ifname`` (SIOCGIFHWADDR from a socket inside ``netns``)."""
+    from xnf.core import netns as _netns
+
+    _netns.ifindex(ifname, netns)  # InterfaceNotFoundError with the usual message
+    with _netns.entered(netns):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        res = fcntl.ioctl(sock.fileno(), _SIOCGIFHWADDR, struct.pack("16s16x", ifname.encode()))
+    finally:
+        sock.close()
+    return struct.unpack_from("H", res, 16)[0]
+
+
+def is_l3(ifname: str, netns: "str | None" = None) -> bool:
+    """Whether frames on ``ifname`` start at the IP header (PPP, tun, WireGuard, tunnels)."""
+    kind = link_type(ifname, netns)
+    if kind in _ARPHRD_L2:
+        return False
+    if kind in _ARPHRD_L3:
+        return True
+    raise UnsupportedInterfaceError(
+        f"{ifname} has link type {kind} (ARPHRD), whose frames pping cannot parse",
+        "pping handles Ethernet, loopback and IP-only (PPP, tun, tunnel) interfaces")
+
+
+def _prefix_mask(length: int, width: int) -> int:
+    """A prefix mask as the kernel compares it: raw network-order bytes read as little endian."""
+    mask = ((1 << length) - 1) << (width - length) if length else 0
+    return int.from_bytes(mask.to_bytes(width // 8, "big"), "little")
+
+
+def rodata_values(config: PpingConfig, l3: bool = False) -> dict:
+    """The ``cfg_*`` variables of pping.bpf.c for ``config``."""
+    return {
+        "cfg_track_tcp": int(config.track_tcp),
+        "cfg_track_icmp": int(config.icmp),
+        "cfg_track_tcp_seq": int(config.seq_ack),
+        "cfg_track_dns": int(config.dns),
+        "cfg_track_quic": int(config.quic),
+        "cfg_rate_limit_ns": config.rate_limit_ns,
+        "cfg_rtt_rate_fp": config.rtt_rate_fixed,
+        "cfg_use_srtt": int(config.use_srtt),
+        "cfg_local_filter": int(config.localfilt),
+        "cfg_skip_syn": int(config.skip_syn),
+        "cfg_push_events": int(not config.aggregate),
+        "cfg_aggregate": int(bool(config.aggregate)),
+        "cfg_agg_by_dst": int(config.aggregate_reverse),
+        "cfg_agg_v4_mask": _prefix_mask(config.aggregate_subnets_v4, 32),
+        "cfg_agg_v6_mask": _prefix_mask(config.aggregate_subnets_v6, 64),
+        "cfg_agg_bin_ns": bpf_events_bin_width(),
+        "cfg_ts_lifetime_ns": int(config.timestamp_lifetime * NS_PER_S),
+        "cfg_ts_rtt_lifetime": int(config.timestamp_rtt_lifetime),
+        "cfg_flow_lifetime_ns": int(config.flow_lifetime * NS_PER_S),
+        "cfg_icmp_flow_lifetime_ns": int(config.icmp_flow_lifetime * NS_PER_S),
+        "cfg_unopened_flow_lifetime_ns": int(config.unopened_flow_lifetime * NS_PER_S),
+        "cfg_gc_interval_ns": int(config.cleanup_interval * NS_PER_S),
+        "cfg_l3_iface": int(l3),
+    }
+
+
+def bpf_events_bin_width() -> int:
+    """Histogram bin width: the reference's, so both produce comparable reports."""
+    from xnf.plugins.pping.reference import AGG_BIN_WIDTH_NS
+
+    return AGG_BIN_WIDTH_NS
+
+
+def build_spec(config: PpingConfig, l3: bool = False, ring_bytes: "int | None" = None, path: str = OBJECT):
+    """The editable spec of pping.bpf.o configured for ``config``; ``ring_bytes`` sizes
+    the event ring (a power of two, at least a page; default 4 MiB)."""
+    import xnf
+
+    spec = xnf.open_object(path)
+    if ring_bytes is not None:
+        if ring_bytes < 4096 or ring_bytes & (ring_bytes - 1):
+            raise PpingConfigError(f"ring buffer size {ring_bytes} is not a power of two of at least 4096")
+        spec.maps["pping_events"].max_entries = ring_bytes
+    for name, value in rodata_values(config, l3).items():
+        spec.rodata[name] = value
+    spec.maps["pping_ts"].max_entries = config.timestamp_map_size
+    spec.maps["pping_flows"].max_entries = config.flow_map_size
+    # two generations of every prefix, plus each generation's catch-all entry
+    for name in ("pping_agg_v4", "pping_agg_v6"):
+        spec.maps[name].max_entries = 2 * (config.aggregate_map_size + 1)
+    return spec
+
+
+def load(config: PpingConfig, l3: bool = False, ring_bytes: "int | None" = None):
+    """Load pping.bpf.o for ``config``; returns the live :class:`~xnf.core.loader.Collection`."""
+    import xnf
+
+    return xnf.load(build_spec(config, l3, ring_bytes))
+
+
+class Datapath:
+    """pping loaded, and (after :meth:`attach`) attached to one interface.
+
+    ``collection`` holds the live programs and maps; ``attachments`` the hooks it
+    sits on. Use :meth:`close` (or a ``with`` block) to detach and release all of it.
+    """
+
+    def __init__(self, iface: str, config: "PpingConfig | None" = None, netns: "str | None" = None):
+        self.iface = iface
+        self.config = config or PpingConfig()
+        self.netns = netns
+        self.collection = None
+        self.attachments = {}
+        self.pin_dir = None
+        self._gen = 0
+        self._agg_last_report = None
+        self.clock_offset_ns = bpf_events.wall_clock_offset()
+
+    # --- life cycle ------------------------------------------------------------------
+
+    def attach(self, pin_dir: "str | None" = None):
+        """Load, attach egress and ingress, arm the clean-up; pin under ``pin_dir`` if given."""
+        from xnf.core.attach import attach_tc, attach_xdp
+
+        c = self.config
+        if c.read is not None:
+            raise PpingConfigError("--read runs the reference over a capture; it attaches nothing",
+                                   "drop the interface, or drop --read")
+        l3 = is_l3(self.iface, self.netns)
+        try:
+            self.collection = load(c, l3)
+            progs = self.collection.programs
+            self.attachments["egress"] = attach_tc(progs["pping_tc_egress"], self.iface, "egress",
+                                                   netns=self.netns)
+            if c.ingress_hook == "xdp":
+                mode = {"unspecified": "auto", "native": "native", "generic": "skb"}[c.xdp_mode]
+                self.attachments["ingress"] = attach_xdp(progs["pping_xdp_ingress"], self.iface,
+                                                         mode=mode, netns=self.netns)
+            else:
+                self.attachments["ingress"] = attach_tc(progs["pping_tc_ingress"], self.iface,
+                                                        "ingress", netns=self.netns)
+            if pin_dir is not None:
+                self._pin(pin_dir)
+            if c.cleanup_interval:
+                self._start_cleanup()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _start_cleanup(self):
+        ret = self.collection.programs["pping_gc_start"].test_run(_GC_RUN_INPUT).retval
+        if ret != 0:
+            raise XnfError(f"arming pping's clean-up timer failed (step {ret})",
+                           "the kernel needs BPF timers (Linux 5.15 or newer)")
+
+    def cleanup_now(self):
+        """One expiry pass over timestamps and flows, now (tests, --cleanup-interval 0)."""
+        self.collection.programs["pping_gc_now"].test_run(_GC_RUN_INPUT)
+
+    def _pin(self, pin_dir):
+        from xnf.core.pin import require_bpffs
+
+        maps_dir = os.path.join(pin_dir, "maps")
+        require_bpffs(os.path.dirname(pin_dir.rstrip("/")) or "/")
+        os.makedirs(maps_dir, exist_ok=True)
+        self.pin_dir = pin_dir
+        for name in PINNED_MAPS:
+            self.collection.maps[name].pin(os.path.join(maps_dir, name))
+        for name, att in self.attachments.items():
+            att.pin(os.path.join(pin_dir, name))
+        state = {"config": _config_dict(self.config), "iface": self.iface, "netns": self.netns}
+        os.symlink(json.dumps(state, sort_keys=True), os.path.join(pin_dir, CONFIG_LINK))
+
+    def detach(self):
+        """Detach every hook, remove every pin, release every object; safe to repeat."""
+        errors = []
+        for name, att in list(self.attachments.items()):
+            try:
+                att.detach()
+            except XnfError as e:
+                errors.append(e)
+            self.attachments.pop(name, None)
+        if self.pin_dir is not None:
+            _remove_pins(self.pin_dir)
+            self.pin_dir = None
+        if self.collection is not None:
+            self.collection.close()
+            self.collection = None
+        if errors:
+            raise errors[0]
+
+    close = detach
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.detach()
+
+    @classmethod
+    def from_pins(cls, pin_dir: str):
+        """A :class:`Datapath` reading the instance pinned at ``pin_dir`` (maps only, and
+        the pinned attachments so that :meth:`detach` removes them)."""
+        from xnf.core.attach import load_pinned
+        from xnf.core.errors import PinError
+        from xnf.core.maps import Map
+
+        try:
+            state = json.loads(os.readlink(os.path.join(pin_dir, CONFIG_LINK)))
+        except (OSError, ValueError):
+            raise PinError(f"no pping instance pinned at {pin_dir}",
+                           "attach one with `xnf attach pping IFACE`") from None
+        self = cls(state["iface"], PpingConfig(**state["config"]), state.get("netns"))
+        maps = {}
+        for name in PINNED_MAPS:
+            path = os.path.join(pin_dir, "maps", name)
+            if os.path.exists(path):
+                maps[name] = Map.from_pin(path)
+        self.collection = _PinnedCollection(maps)
+        for name in ("egress", "ingress"):
+            if os.path.lexists(os.path.join(pin_dir, name)):
+                self.attachments[name] = load_pinned(os.path.join(pin_dir, name))
+        self.pin_dir = pin_dir
+        return self
+
+    def release(self):
+        """Drop this process's references without detaching (a pinned instance stays)."""
+        for att in self.attachments.values():
+            att.close()
+        self.attachments = {}
+        if self.collection is not None:
+            self.collection.close()
+            self.collection = None
+        self.pin_dir = None
+
+    # --- reading ---------------------------------------------------------------------
+
+    @property
+    def maps(self):
+        return self.collection.maps
+
+    def counters(self) -> dict:
+        """Totals of the kernel's per-CPU counters, by name (bpf_events.COUNTERS)."""
+        m = self.maps["pping_counters"]
+        return bpf_events.counters([m[i] for i in range(len(bpf_events.COUNTERS))])
+
+    def stats(self, user_dropped: int = 0):
+        return bpf_events.stats(self.counters(), user_dropped)
+
+    def ring_buffer(self, callback=None):
+        """A :class:`~xnf.core.ringbuf.RingBuffer` on the event ring."""
+        from xnf.core.ringbuf import RingBuffer
+
+        return RingBuffer(self.maps["pping_events"], callback)
+
+    def decoder(self):
+        return bpf_events.Decoder(self.clock_offset_ns)
+
+    def flow_count(self) -> int:
+        return len(self.maps["pping_flows"])
+
+    def timestamp_count(self) -> int:
+        return len(self.maps["pping_ts"])
+
+    def collect_aggregates(self) -> list:
+        """Close the current aggregation interval (see :func:`collect_aggregates`)."""
+        return collect_aggregates(self.maps, self.config, self.clock_offset_ns)
+
+    def status(self) -> dict:
+        out = {"iface": self.iface, "netns": self.netns,
+               "hooks": {n: str(a) for n, a in self.attachments.items()},
+               "flows": self.flow_count(), "timestamps": self.timestamp_count()}
+        out.update(self.counters())
+        return out
+
+
+def collect_aggregates(maps, config: PpingConfig, clock_offset_ns: int = 0) -> list:
+    """Flip the generation the kernel aggregates into, read and delete the previous
+    one, and return one AggregateReport per prefix that saw traffic."""
+    from xnf.core.maps import possible_cpus
+
+    gen_map = maps["pping_agg_gen"]
+    old = gen_map[0] & 1
+    gen_map[0] = old ^ 1
+    time.sleep(0.001)  # let programs that read the old generation finish their packet
+    now = time.clock_gettime_ns(time.CLOCK_MONOTONIC) + clock_offset_ns
+    reports = []
+    for name, ipv, plen in (("pping_agg_v4", 4, config.aggregate_subnets_v4),
+                            ("pping_agg_v6", 6, config.aggregate_subnets_v6)):
+        m = maps[name]
+        for raw_key, raw_value in m.lookup_batch_raw():
+            gen, prefix = bpf_events.decode_agg_key(raw_key, ipv, plen)
+            if gen != old:
+                continue
+            slot = len(raw_value) // possible_cpus()
+            merged = bpf_events.merge_percpu_agg(raw_value[i:i + slot] for i in range(0, len(raw_value), slot))
+            delete_raw(m, raw_key)
+            if merged[0] or merged[2]:
+                reports.append(bpf_events.aggregate_report(now, prefix, merged, bpf_events_bin_width()))
+    return reports
+
+
+def delete_raw(m, raw_key: bytes) -> bool:
+    """Delete one element by its raw key; False if it was already gone.
+
+    (Straight through the syscall: Map.__delitem__ passes a value pointer the kernel
+    refuses for BPF_MAP_DELETE_ELEM on Linux 6.18.)"""
+    import ctypes
+    import errno
+
+    from xnf.core import syscall
+    from xnf.core.errors import BPFError
+
+    try:
+        syscall.map_delete_elem(int(m.fd), ctypes.create_string_buffer(raw_key, len(raw_key)))
+    except BPFError as e:
+        if e.errno == errno.ENOENT:
+            return False
+        raise
+    return True
+
+
+class _PinnedCollection:
+    """The maps of a pinned instance, shaped like a Collection."""
+
+    def __init__(self, maps):
+        self.maps = maps
+        self.programs = {}
+
+    def close(self):
+        for m in self.maps.values():
+            m.close()
+
+
+class PpingConfigError(_XnfConfigError):
+    """Options that make no sense for a live data path."""
+
+
+def _config_dict(config: PpingConfig) -> dict:
+    import attrs
+
+    d = attrs.asdict(config)
+    d["local_addresses"] = list(d["local_addresses"])
+    return d
+
+
+def _remove_pins(pin_dir):
+    """Unpin maps, attachment pins already detached, the config record, and the dirs."""
+    import shutil
+
+    link = os.path.join(pin_dir, CONFIG_LINK)
+    if os.path.lexists(link):
+        os.unlink(link)
+    maps_dir = os.path.join(pin_dir, "maps")
+    if os.path.isdir(maps_dir):
+        for entry in os.listdir(maps_dir):
+            os.unlink(os.path.join(maps_dir, entry))
+        os.rmdir(maps_dir)
+    for name in ("egress", "ingress"):
+        path = os.path.join(pin_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+    path = pin_dir.rstrip("/")
+    for _ in range(3):  # .../<iface>/pping, then .../<iface>, then .../xnf if empty
+        try:
+            os.rmdir(path)
+        except OSError:
+            break
+        path = os.path.dirname(path)
