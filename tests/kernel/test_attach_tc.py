@@ -82,6 +82,7 @@ def test_clsact_counts_and_detach_restores(netns_pair, iface_state, counters, di
         found = query_tc(p.if_a, p.ns_a)
         assert [(h.where, h.prog_id, h.prio, h.handle) for h in found] == \
             [(direction, att.prog_id, att.prio, att.handle)]
+        assert f"tag {found[0].prog_tag} " in shown and found[0].prog_name == "xnf_count"
         assert att.attached
         assert att.detach() is True
     finally:

@@ -67,6 +67,7 @@ class HookProgram:
     """xdp: ``skb``/``native``/``offload``; tcx and clsact: ``ingress``/``egress``; else the parent ``1:0``."""
     prog_id: int
     prog_name: str = ""
+    prog_tag: str = ""
     link_id: int = None
     handle: int = None
     prio: int = None
@@ -84,13 +85,15 @@ class HookProgram:
         return {k: v for k, v in d.items() if v is not None}
 
 
-def prog_name(prog_id):
+def prog_label(prog_id):
+    """``{"prog_name": ..., "prog_tag": ...}`` of a program id, empty if it is gone."""
     try:
         fd = syscall.fd_by_id("prog", prog_id)
     except BPFError:
-        return ""
+        return {}
     try:
-        return info.prog_info(fd).name
+        pinfo = info.prog_info(fd)
+        return {"prog_name": pinfo.name, "prog_tag": pinfo.tag}
     finally:
         fd.close()
 

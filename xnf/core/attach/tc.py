@@ -18,7 +18,7 @@ import socket
 import attrs
 
 from xnf.core import features, netns as _netns, uapi
-from xnf.core.attach.base import Attachment, HookProgram, check_type, prog_name, program_fd
+from xnf.core.attach.base import Attachment, HookProgram, check_type, prog_label, program_fd
 from xnf.core.errors import AttachError, ModeNotSupportedError
 
 # include/uapi/linux/pkt_sched.h, pkt_cls.h, if_ether.h
@@ -164,7 +164,7 @@ def _filter_request(ipr, command, att, fd=None):
 
 
 def _dump_filters(ipr, ifindex, parent):
-    """[(prio, handle, prog_id, name)] of the cls_bpf filters under ``parent``."""
+    """[(prio, handle, prog_id, filter name, prog tag)] of the cls_bpf filters under ``parent``."""
     from xnf.core.attach.netlink import NetlinkError
 
     out = []
@@ -180,8 +180,9 @@ def _dump_filters(ipr, ifindex, parent):
         opts = m.get_attr("TCA_OPTIONS")
         if opts is None:
             continue
+        tag = opts.get_attr("TCA_BPF_TAG")
         out.append((m["info"] >> 16, m["handle"], opts.get_attr("TCA_BPF_ID"),
-                    opts.get_attr("TCA_BPF_NAME")))
+                    opts.get_attr("TCA_BPF_NAME") or "", tag.hex() if tag else ""))
     return out
 
 
@@ -194,7 +195,7 @@ def _current_prog_id(att):
 
     try:
         with rtnl(att.netns) as ipr:
-            for prio, handle, prog_id, _ in _dump_filters(ipr, att.ifindex, att.parent):
+            for prio, handle, prog_id, *_ in _dump_filters(ipr, att.ifindex, att.parent):
                 if prio == att.prio and handle == att.handle:
                     return prog_id
     except NamespaceNotFoundError:
@@ -355,8 +356,8 @@ def query_tc(ifname, netns=None, parents=None):
             parents += [h for k, h, _ in qdiscs if k not in ("clsact", "ingress") and h]
             parents += [m["handle"] for m in ipr.get_classes(index=ifindex)]
         for parent in map(parse_handle, parents):
-            for prio, handle, prog_id, name in _dump_filters(ipr, ifindex, parent):
+            for prio, handle, prog_id, name, tag in _dump_filters(ipr, ifindex, parent):
+                label = {"prog_name": name, "prog_tag": tag, **prog_label(prog_id)}
                 found.append(HookProgram(hook="tc", where=format_handle(parent), prog_id=prog_id,
-                                         prog_name=prog_name(prog_id) if prog_id else name or "",
-                                         handle=handle, prio=prio))
+                                         handle=handle, prio=prio, **label))
     return found

@@ -10,7 +10,7 @@ import errno
 import attrs
 
 from xnf.core import features, netns as _netns, syscall, uapi
-from xnf.core.attach.base import Attachment, HookProgram, check_type, prog_name, program_fd
+from xnf.core.attach.base import Attachment, HookProgram, check_type, prog_label, program_fd
 from xnf.core.errors import AttachError, BPFError, NotSupportedError
 
 ATTACH_TYPES = {"ingress": uapi.BPF_TCX_INGRESS, "egress": uapi.BPF_TCX_EGRESS}
@@ -117,6 +117,6 @@ def query_tcx(ifname, direction="ingress", netns=None):
             if e.errno in (errno.EINVAL, errno.EOPNOTSUPP):
                 return [], 0
             raise
-    return [HookProgram(hook="tcx", where=direction, prog_id=p, prog_name=prog_name(p),
+    return [HookProgram(hook="tcx", where=direction, prog_id=p, **prog_label(p),
                         link_id=lid or None)
             for p, lid in zip(prog_ids, link_ids)], revision

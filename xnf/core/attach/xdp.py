@@ -17,7 +17,7 @@ import errno
 import attrs
 
 from xnf.core import features, info, netns as _netns, syscall, uapi
-from xnf.core.attach.base import Attachment, HookProgram, check_type, prog_name, program_fd
+from xnf.core.attach.base import Attachment, HookProgram, check_type, prog_label, program_fd
 from xnf.core.errors import AttachError, BPFError, InterfaceNotFoundError, ModeNotSupportedError
 from xnf.core.netns import NamespaceNotFoundError
 
@@ -224,7 +224,7 @@ def query(ifname, netns=None):
         if attached and not found and xdp.get_attr("IFLA_XDP_PROG_ID"):
             found[attached] = xdp.get_attr("IFLA_XDP_PROG_ID")
     links = _xdp_links(ifindex) if found else {}
-    return {mode: HookProgram(hook="xdp", where=mode, prog_id=pid, prog_name=prog_name(pid),
+    return {mode: HookProgram(hook="xdp", where=mode, prog_id=pid, **prog_label(pid),
                               link_id=links.get(pid))
             for mode, pid in found.items()}
 
