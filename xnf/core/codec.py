@@ -282,7 +282,8 @@ def codec_for(btf, type_id, size=None):
     if k == B.KIND_ARRAY:
         elem_id, _, count = t.array
         _, et = btf.resolve(elem_id)
-        if et.kind == B.KIND_INT and et.size == 1 and (et.int_encoding & B.INT_CHAR or not et.int_encoding & B.INT_SIGNED):
+        if et.kind == B.KIND_INT and et.size == 1 and (
+                et.name == "char" or et.int_encoding & B.INT_CHAR or not et.int_encoding & B.INT_SIGNED):
             return CharArrayCodec(count)
         return ArrayCodec(codec_for(btf, elem_id), count)
     if k in (B.KIND_STRUCT, B.KIND_UNION):

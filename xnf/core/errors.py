@@ -145,6 +145,8 @@ def _hint_for(command, err):
         return "run as root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN are needed)"
     if err == _errno.ENOSYS:
         return "the kernel was built without CONFIG_BPF_SYSCALL"
+    if err == _errno.E2BIG and command == "BPF_MAP_UPDATE_ELEM":
+        return "the map is full: raise max_entries or delete elements first"
     if err == _errno.E2BIG:
         return "the kernel is older than this attribute layout; a field set here is unknown to it"
     if err == _errno.EFAULT and command == "BPF_PROG_LOAD":

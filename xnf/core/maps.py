@@ -193,12 +193,16 @@ class Map:
     def __delitem__(self, key):
         with self._lock:
             self._set_key(key, self._kbuf)
+            attr = self._attr[0]
+            attr.value = 0  # the kernel wants every field after the key zero for a delete
             try:
                 self._op(syscall.BPF_MAP_DELETE_ELEM)
             except BPFError as e:
                 if e.errno == ENOENT:
                     raise KeyError(key) from None
                 raise
+            finally:
+                attr.value = ctypes.addressof(self._vbuf)
 
     def pop(self, key, *default):
         """Look up and delete in one step (BPF_MAP_LOOKUP_AND_DELETE_ELEM, hash maps since Linux 5.14)."""
