@@ -400,7 +400,7 @@ def check_program(program, maps, target):
                 found.append(attrs.evolve(v, program=program.name, index=slot,
                                           instruction=I.disassemble(walker.insns[i]),
                                           source=program.source_line(slot)))
-    return found
+    return sorted(found, key=lambda v: -1 if v.index is None else v.index)
 
 
 def check_map(map_spec, target):
