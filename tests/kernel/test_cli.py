@@ -113,6 +113,16 @@ def test_prog_load_pin_then_dump_and_show(bpffs):
                                      for line in r.stdout.splitlines())
 
 
+def test_prog_load_pins_every_global_data_map(bpffs):
+    """.data.custom and .rodata.custom too: bpffs refuses dots in names, so the pin names
+    must not keep them."""
+    pin = os.path.join(bpffs, "globals")
+    r = xnf("prog", "load", obj("global_data"), "--pin", pin, "--json")
+    assert r.returncode == 0, r.stderr
+    maps = pinned_files(os.path.join(pin, "maps"))
+    assert len(maps) == 5 and {"bss", "data", "rodata"} <= set(maps), maps
+
+
 def test_map_dump_decodes_btf_structs(bpffs):
     pin = os.path.join(bpffs, "btf")
     assert xnf("prog", "load", obj("btf_types"), "--pin", pin).returncode == 0

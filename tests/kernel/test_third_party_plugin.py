@@ -179,6 +179,56 @@ def test_run_streams_and_detaches_on_sigint(venv, netns_pair, iface_state, attac
     assert iface_state(pair.ns_a, pair.if_a) == before
 
 
+BROKEN = {
+    # module source, entry point: a plugin that cannot be imported, and one whose options cannot be built
+    "xnf_broken_import": ("raise ImportError('xnf_broken_import needs a module that is not installed')\n",
+                          "broken_import = xnf_broken_import:Nope"),
+    "xnf_broken_options": ("from xnf.nf import NetworkFunction\n"
+                           "class Broken(NetworkFunction):\n"
+                           "    name = 'broken_options'\n"
+                           "    @classmethod\n"
+                           "    def add_arguments(cls, parser):\n"
+                           "        raise RuntimeError('broken_options cannot build its options')\n",
+                           "broken_options = xnf_broken_options:Broken"),
+}
+
+
+@pytest.fixture
+def broken_plugins(venv):
+    """Two broken network-function plugins registered in the venv (a module and a
+    .dist-info with the entry point each), removed afterwards."""
+    site = _run(venv, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip()
+    made = []
+    try:
+        for module, (source, entry) in BROKEN.items():
+            made.append(os.path.join(site, module + ".py"))
+            with open(made[-1], "w") as f:
+                f.write(source)
+            dist = os.path.join(site, f"{module}-0.0.0.dist-info")
+            os.makedirs(dist)
+            made.append(dist)
+            with open(os.path.join(dist, "METADATA"), "w") as f:
+                f.write(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.0.0\n")
+            with open(os.path.join(dist, "entry_points.txt"), "w") as f:
+                f.write(f"[xnf.network_functions]\n{entry}\n")
+        yield
+    finally:
+        for path in made:
+            shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.unlink(path)
+
+
+def test_a_broken_plugin_breaks_only_itself(venv, broken_plugins):
+    """One broken third-party package must not take every `xnf` command down with it."""
+    xnf = make_xnf(venv)
+    r = xnf("list", "--json")
+    assert r.returncode == 0, r.stderr
+    assert "example" in json.loads(r.stdout)["network_functions"]
+    r = xnf("prog", "load", os.path.join(ROOT, "tests", "bpf", "xdp_counter.bpf.o"))
+    assert r.returncode == 0, r.stderr
+    assert xnf("attach", "example", "--help").returncode == 0
+    one_line_error(xnf("attach", "broken_import", "lo"), "broken_import")
+
+
 def test_scheduler_plugin(venv):
     xnf = make_xnf(venv)
     if xnf("sched", "--help").returncode != 0:
