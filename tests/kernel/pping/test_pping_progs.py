@@ -252,13 +252,16 @@ def test_rate_limit_sampling_counts():
 
 
 def test_rtt_rate_sampling():
-    with Runner(cfg(rate_limit=0.0, rtt_rate=50.0)) as r:
-        for i in range(6):
+    """--rtt-rate X: the gap between timestamps is X times the flow's (min) RTT. Here
+    X = 2000 and RTTs are tens of microseconds, so back-to-back rounds (far below the
+    gap) give few samples; the kernel and the reference take their RTTs a few
+    microseconds apart, so only the count is compared, within one."""
+    with Runner(cfg(rtt_rate=2000.0)) as r:
+        for i in range(30):
             r.send(v4_tcp(A, B, 1, 2, tsval=10 + i, payload=DATA))
             r.send(v4_tcp(B, A, 2, 1, tsval=500 + i, tsecr=10 + i), "ingress")
-            time.sleep(0.005)
-        got = rtts(assert_same(r))
-        assert 1 <= len(got) < 5
+        got, want = rtts(r.bpf_events()), rtts(r.ref_events())
+        assert 1 <= len(got) < 10 and abs(len(got) - len(want)) <= 1
 
 
 def test_full_maps_are_counted():

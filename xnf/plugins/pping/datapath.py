@@ -30,7 +30,7 @@ OBJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pping.bpf.o")
 #: Maps a pinned instance keeps, so that other processes can read it.
 PINNED_MAPS = ("pping_events", "pping_counters", "pping_flows", "pping_ts", "pping_agg_v4",
                "pping_agg_v6", "pping_agg_gen", "pping_gc")
-CONFIG_LINK = "config.json"
+CONFIG_LINK = "config"  # bpffs refuses names with dots
 
 # Link types (ARPHRD_*) whose frames start with an Ethernet header at tc and XDP.
 _ARPHRD_L2 = {1, 772}                    # ETHER, LOOPBACK

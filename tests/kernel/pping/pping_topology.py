@@ -1,0 +1,104 @@
+"""A client - middlebox - server topology in three network namespaces (tests only:
+iproute2 is the tool here, the library never shells out).
+
+client (cli0: 10.x.1.2, fdxx:1::2) <-> (mid0) middlebox (mid1) <-> (srv0: 10.x.2.2, fdxx:2::2) server
+
+The middlebox forwards; pping goes on its ``mid1``. Everything is removed by
+:meth:`Topology.destroy`, which the fixture calls in ``finally``.
+"""
+import subprocess
+import time
+import uuid
+
+
+def sh(*args, check=True, timeout=60):
+    r = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode:
+        raise RuntimeError(f"{' '.join(args)} failed ({r.returncode}): {r.stderr.strip()}")
+    return r.stdout
+
+
+class Topology:
+    def __init__(self, net=71):
+        tag = uuid.uuid4().hex[:6]
+        self.cli, self.mid, self.srv = f"pp{tag}c", f"pp{tag}m", f"pp{tag}s"
+        self.net = net
+        self.cli_ip, self.srv_ip = f"10.{net}.1.2", f"10.{net}.2.2"
+        self.mid_ip0, self.mid_ip1 = f"10.{net}.1.1", f"10.{net}.2.1"
+        self.cli_ip6, self.srv_ip6 = f"fd{net}:1::2", f"fd{net}:2::2"
+        self.procs = []
+
+    def ns(self, ns, *args, check=True, timeout=60):
+        return sh("ip", "netns", "exec", ns, *args, check=check, timeout=timeout)
+
+    def create(self):
+        n = self.net
+        for ns in (self.cli, self.mid, self.srv):
+            sh("ip", "netns", "add", ns)
+            self.ns(ns, "ip", "link", "set", "lo", "up")
+            self.ns(ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0")
+            self.ns(ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0")
+        sh("ip", "link", "add", "cli0", "netns", self.cli, "type", "veth", "peer", "mid0", "netns", self.mid)
+        sh("ip", "link", "add", "mid1", "netns", self.mid, "type", "veth", "peer", "srv0", "netns", self.srv)
+        for ns, dev, v4, v6 in ((self.cli, "cli0", f"10.{n}.1.2/24", f"fd{n}:1::2/64"),
+                                (self.mid, "mid0", f"10.{n}.1.1/24", f"fd{n}:1::1/64"),
+                                (self.mid, "mid1", f"10.{n}.2.1/24", f"fd{n}:2::1/64"),
+                                (self.srv, "srv0", f"10.{n}.2.2/24", f"fd{n}:2::2/64")):
+            self.ns(ns, "ip", "addr", "add", v4, "dev", dev)
+            self.ns(ns, "ip", "-6", "addr", "add", v6, "dev", dev, "nodad")
+            self.ns(ns, "ip", "link", "set", dev, "up")
+        self.ns(self.cli, "ip", "route", "add", "default", "via", self.mid_ip0)
+        self.ns(self.srv, "ip", "route", "add", "default", "via", self.mid_ip1)
+        self.ns(self.cli, "ip", "-6", "route", "add", "default", "via", f"fd{n}:1::1")
+        self.ns(self.srv, "ip", "-6", "route", "add", "default", "via", f"fd{n}:2::1")
+        self.ns(self.mid, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        self.ns(self.mid, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+        for ns in (self.cli, self.srv):
+            self.ns(ns, "sysctl", "-qw", "net.ipv4.tcp_congestion_control=reno")  # loss-based; cubic is not in the allowed list here
+        # neighbours resolved before anything is measured
+        self.ns(self.cli, "ping", "-c", "1", "-W", "2", self.srv_ip)
+        self.ns(self.cli, "ping", "-6", "-c", "1", "-W", "2", self.srv_ip6, check=False)
+        return self
+
+    def spawn(self, ns, *args, **kw):
+        p = subprocess.Popen(["ip", "netns", "exec", ns, *args], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, **kw)
+        self.procs.append(p)
+        return p
+
+    def destroy(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        for ns in (self.cli, self.mid, self.srv):
+            sh("ip", "netns", "del", ns, check=False)
+
+    def wait_port(self, ns, port, proto="tcp", timeout=5.0):
+        flag = "-tln" if proto == "tcp" else "-uln"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if f":{port} " in self.ns(ns, "ss", flag, check=False):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"nothing listens on {proto} port {port} in {ns}")
+
+
+DNS_RESPONDER = r"""
+import socket, struct, sys
+fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 53))
+while True:
+    data, peer = s.recvfrom(512)
+    if len(data) < 12:
+        continue
+    qid, flags, qd = struct.unpack("!HHH", data[:6])
+    q = data[12:]
+    end = q.index(b"\0") + 5
+    answer = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton("192.0.2.1")
+    s.sendto(struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0) + q[:end] + answer, peer)
+"""

@@ -1,0 +1,276 @@
+"""pping on a real middlebox: client - middlebox (pping on mid1) - server, real traffic.
+
+ping, iperf3, an HTTP server with curl, a DNS responder with dig; flow events; local
+filtering on an end host; clean detach checked with tc, bpftool and ls; accuracy
+against tcpdump + the reference; queueing delay under a TBF bottleneck.
+"""
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from pping_topology import DNS_RESPONDER, Topology, sh
+from xnf.core.errors import AttachError, ConfigError, InterfaceNotFoundError, XnfError
+from xnf.plugins.pping.config import PpingConfig
+from xnf.plugins.pping.datapath import Datapath
+from xnf.plugins.pping.events import FlowEvent, RttEvent
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+
+@pytest.fixture
+def topo():
+    t = Topology()
+    try:
+        yield t.create()
+    finally:
+        t.destroy()
+
+
+def drain(dp, settle=0.3):
+    """Every event the data path has reported so far."""
+    time.sleep(settle)
+    decoder, out = dp.decoder(), []
+    rb = dp.ring_buffer(lambda raw: out.append(decoder.decode(raw)))
+    try:
+        rb.consume()
+    finally:
+        rb.close()
+    return out
+
+
+def rtts(events, **match):
+    return [e for e in events if isinstance(e, RttEvent)
+            and all(getattr(e.flow, k) == v for k, v in match.items())]
+
+
+def attached(topo, iface="mid1", ns=None, **config):
+    return Datapath(iface, PpingConfig(**config), netns=ns or topo.mid).attach()
+
+
+def pping_programs():
+    """Names of loaded pping programs and maps (bpftool, system-wide)."""
+    return [w for w in (sh("bpftool", "prog", "show") + sh("bpftool", "map", "show")).split()
+            if w.startswith("pping_")]
+
+
+def hooks_on(ns, dev):
+    """What the kernel has on a device, according to bpftool and tc (independent oracles)."""
+    net = sh("ip", "netns", "exec", ns, "bpftool", "net", "show", "dev", dev)
+    qdisc = sh("ip", "netns", "exec", ns, "tc", "qdisc", "show", "dev", dev)
+    filters = "".join(sh("ip", "netns", "exec", ns, "tc", "filter", "show", "dev", dev, d, check=False)
+                      for d in ("ingress", "egress"))
+    return net, qdisc, filters
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_ping(topo, v6):
+    with attached(topo, icmp=True) as dp:
+        dst = topo.srv_ip6 if v6 else topo.srv_ip
+        topo.ns(topo.cli, "ping", "-6" if v6 else "-4", "-c", "5", "-i", "0.2", dst)
+        got = rtts(drain(dp), src_ip=dst)
+    assert len(got) == 5
+    assert all(e.identifier_kind == "icmp" and not e.match_on_egress and e.rtt_ns > 0 for e in got)
+    assert got[0].flow.proto == ("ICMPv6" if v6 else "ICMP")
+
+
+def test_iperf3_tcp_both_directions_sampling_and_fin(topo):
+    topo.spawn(topo.srv, "iperf3", "-s", "-1", "-B", topo.srv_ip)
+    topo.wait_port(topo.srv, 5201)
+    with attached(topo, rate_limit=100) as dp:
+        topo.ns(topo.cli, "iperf3", "-c", topo.srv_ip, "-t", "2", "-C", "cubic", timeout=30)
+        events = drain(dp, settle=1.0)
+        stats = dp.stats()
+    data = [e for e in rtts(events, src_ip=topo.srv_ip) if e.flow.src_port == 5201]
+    # the data flow: about one sample per 100 ms per direction, never more
+    assert 10 <= len(data) <= 2 * 21 + 4
+    assert all(e.identifier_kind == "tsval" for e in data)
+    assert any(e.match_on_egress for e in rtts(events, src_ip=topo.cli_ip))
+    closing = [e for e in events if isinstance(e, FlowEvent) and e.reason == "FIN"]
+    assert closing, "the iperf3 connections end with FINs"
+    assert stats.dropped_events == 0
+
+
+def test_http_curl_and_rst(topo):
+    d = tempfile.mkdtemp()
+    try:
+        with open(os.path.join(d, "blob"), "wb") as f:
+            f.write(os.urandom(1 << 20))
+        topo.spawn(topo.srv, sys.executable, "-m", "http.server", "8080", "-b", topo.srv_ip, "-d", d)
+        topo.wait_port(topo.srv, 8080)
+        with attached(topo, rate_limit=0) as dp:
+            # paced, so that TCP timestamps (1 ms ticks) change many times during the transfer
+            topo.ns(topo.cli, "curl", "-s", "--limit-rate", "2M", "-o", "/dev/null",
+                    f"http://{topo.srv_ip}:8080/blob")
+            # a connection reset by the client: SO_LINGER 0 then close
+            topo.ns(topo.cli, sys.executable, "-c", (
+                "import socket,struct,time\n"
+                f"s=socket.create_connection(('{topo.srv_ip}',8080))\n"
+                "s.sendall(b'GET /blob HTTP/1.0\\r\\n\\r\\n'); time.sleep(0.3); s.recv(65536)\n"
+                "s.setsockopt(socket.SOL_SOCKET,socket.SO_LINGER,struct.pack('ii',1,0)); s.close()"))
+            events = drain(dp, settle=0.5)
+        got = rtts(events, dst_port=8080)   # the server's data, acknowledged by the client
+        assert got
+        reasons = {(e.event, e.reason) for e in events if isinstance(e, FlowEvent)}
+        assert ("closing", "FIN") in reasons and ("closing", "RST") in reasons
+        assert ("opening", "first observed packet") in reasons
+    finally:
+        shutil.rmtree(d)
+
+
+def test_dns_query(topo):
+    topo.spawn(topo.srv, sys.executable, "-c", DNS_RESPONDER, topo.srv_ip)
+    topo.wait_port(topo.srv, 53, "udp")
+    with attached(topo, dns=True) as dp:
+        for _ in range(3):
+            out = topo.ns(topo.cli, "dig", "+short", "+tries=1", "+time=2", f"@{topo.srv_ip}", "a.example")
+            assert "192.0.2.1" in out
+            time.sleep(0.15)
+        got = rtts(drain(dp), src_ip=topo.srv_ip, src_port=53)
+    assert len(got) == 3 and all(e.identifier_kind == "dns" and e.flow.proto == "UDP" for e in got)
+
+
+def test_flow_timeout_from_kernel_timer(topo):
+    with attached(topo, icmp=True, cleanup_interval=0.2, icmp_flow_lifetime=0.5,
+                  timestamp_lifetime=0.3) as dp:
+        topo.ns(topo.cli, "ping", "-c", "2", "-i", "0.2", topo.srv_ip)
+        time.sleep(1.5)
+        events = drain(dp)
+        assert dp.flow_count() == 0 and dp.timestamp_count() == 0
+        assert dp.counters()["cleanup_runs"] >= 3
+    timeouts = [e for e in events if isinstance(e, FlowEvent) and e.reason == "flow timeout"]
+    # only the request direction of an echo flow ever opens (replies carry no identifier)
+    assert len(timeouts) == 1 and timeouts[0].triggered_by == "garbage collection"
+    assert timeouts[0].flow.src_ip == topo.srv_ip
+
+
+def test_local_filtering_on_an_end_host(topo):
+    """pping on the client itself, data both ways (iperf3 --bidir): by default only what
+    the client sends is timestamped (RTTs to the server, matched on ingress); with
+    --include-local the server's data arriving here is timestamped too."""
+    runs = {}
+    for include_local in (False, True):
+        topo.spawn(topo.srv, "iperf3", "-s", "-1", "-B", topo.srv_ip)
+        topo.wait_port(topo.srv, 5201)
+        with attached(topo, iface="cli0", ns=topo.cli, rate_limit=10, include_local=include_local) as dp:
+            topo.ns(topo.cli, "iperf3", "-c", topo.srv_ip, "-t", "1", "-b", "20M", "--bidir", timeout=30)
+            runs[include_local] = rtts(drain(dp))
+        time.sleep(0.3)
+    default, local = runs[False], runs[True]
+    assert default and all(not e.match_on_egress and e.flow.src_ip == topo.srv_ip for e in default)
+    assert any(e.match_on_egress and e.flow.src_ip == topo.cli_ip for e in local)
+
+
+def test_nf_attach_status_detach_leaves_nothing(topo):
+    from xnf.plugins.pping.nf import Pping
+
+    before = hooks_on(topo.mid, "mid1")
+    nf = Pping("mid1", PpingConfig(icmp=True), netns=topo.mid)
+    nf.attach()
+    nf.datapath.release()  # as when `xnf attach` exits: only the pins keep it
+    try:
+        assert {"pping_tc_egress", "pping_tc_ingress", "pping_events"} <= set(pping_programs())
+        pin_dir = nf.pin_dir
+        assert os.path.isdir(os.path.join(pin_dir, "maps"))
+        again = Pping.attached("mid1", netns=topo.mid)
+        topo.ns(topo.cli, "ping", "-c", "2", "-i", "0.2", topo.srv_ip)
+        assert again.status()["rtt_events"] == 2
+        again.datapath.release()
+    finally:
+        Pping.attached("mid1", netns=topo.mid).detach()
+    assert hooks_on(topo.mid, "mid1") == before
+    assert not os.path.exists(pin_dir)
+    assert pping_programs() == []
+
+
+def test_xdp_ingress_hook(topo):
+    with attached(topo, icmp=True, ingress_hook="xdp") as dp:
+        net, _, _ = hooks_on(topo.mid, "mid1")
+        assert "pping_xdp_ingress" in pping_programs() and "driver id" in net
+        topo.ns(topo.cli, "ping", "-c", "3", "-i", "0.2", topo.srv_ip)
+        assert len(rtts(drain(dp), src_ip=topo.srv_ip)) == 3
+    assert "id" not in hooks_on(topo.mid, "mid1")[0] and pping_programs() == []
+
+
+def test_bad_input_leaves_nothing_attached(topo):
+    before = hooks_on(topo.mid, "mid1")
+    with pytest.raises(InterfaceNotFoundError, match="no network interface named 'nope0'"):
+        attached(topo, iface="nope0")
+    with pytest.raises(ConfigError, match="--xdp-mode native needs --ingress-hook xdp"):
+        PpingConfig(xdp_mode="native")
+    with pytest.raises(ConfigError):
+        PpingConfig(rtt_type="smoothed")
+    # egress attaches, then native XDP on lo fails: the egress hook is rolled back
+    with pytest.raises(AttachError):
+        Datapath("lo", PpingConfig(ingress_hook="xdp", xdp_mode="native"), netns=topo.mid).attach()
+    assert "pping" not in hooks_on(topo.mid, "lo")[0]
+    assert hooks_on(topo.mid, "mid1") == before
+    assert pping_programs() == []
+
+
+def test_accuracy_against_tcpdump_and_reference(topo):
+    """Same traffic, captured by tcpdump on mid1 and run through the reference: the
+    same identifiers are matched and 99% of the RTTs agree within 50 us."""
+    from xnf.plugins.pping.reference import run_pcap
+
+    topo.spawn(topo.srv, "iperf3", "-s", "-1", "-B", topo.srv_ip)
+    topo.wait_port(topo.srv, 5201)
+    pcap = tempfile.mktemp(suffix=".pcap")
+    config = PpingConfig(tcp=True, icmp=True, rate_limit=0)
+    try:
+        dump = topo.spawn(topo.mid, "tcpdump", "-i", "mid1", "-w", pcap, "-B", "16384", "-s", "200",
+                          "--time-stamp-precision=nano", "-n", "tcp or icmp")
+        time.sleep(1.0)
+        with Datapath("mid1", config, netns=topo.mid).attach() as dp:
+            ping = topo.spawn(topo.cli, "ping", "-c", "10", "-i", "0.1", topo.srv_ip)
+            topo.ns(topo.cli, "iperf3", "-c", topo.srv_ip, "-t", "1", "-b", "50M", "-C", "cubic", timeout=30)
+            ping.wait(10)
+            kernel = rtts(drain(dp, settle=0.5))
+        time.sleep(0.5)
+        dump.terminate()
+        dump.wait(5)
+        ref = [e for e in run_pcap(pcap, config) if isinstance(e, RttEvent)]
+    finally:
+        if os.path.exists(pcap):
+            os.unlink(pcap)
+    key = lambda e: (e.flow, e.identifier_kind)  # noqa: E731
+    by_flow_k, by_flow_r = {}, {}
+    for e in kernel:
+        by_flow_k.setdefault(key(e), []).append(e)
+    for e in ref:
+        by_flow_r.setdefault(key(e), []).append(e)
+    assert set(by_flow_k) == set(by_flow_r)
+    diffs = []
+    for k, ks in by_flow_k.items():
+        rs = by_flow_r[k]
+        assert len(ks) == len(rs), f"{k}: {len(ks)} samples in the kernel, {len(rs)} in the capture"
+        diffs += [abs(a.rtt_ns - b.rtt_ns) for a, b in zip(ks, rs)]
+    assert len(diffs) > 50
+    diffs.sort()
+    assert diffs[int(0.99 * (len(diffs) - 1))] < 50_000, f"p99 difference {diffs[int(0.99 * (len(diffs) - 1))]} ns"
+
+
+def test_rtt_follows_queueing_delay_under_tbf(topo):
+    """A deep TBF on the middlebox's way to the server fills under a cubic bulk flow:
+    pping's RTTs for the flow follow what ping sees through the same queue."""
+    topo.ns(topo.mid, "tc", "qdisc", "add", "dev", "mid1", "root", "tbf", "rate", "20mbit",
+            "burst", "32kb", "latency", "400ms")
+    topo.spawn(topo.srv, "iperf3", "-s", "-1", "-B", topo.srv_ip)
+    topo.wait_port(topo.srv, 5201)
+    with attached(topo, rate_limit=20) as dp:
+        bulk = topo.spawn(topo.cli, "iperf3", "-c", topo.srv_ip, "-t", "5", "-C", "cubic")
+        time.sleep(2.0)
+        out = topo.ns(topo.cli, "ping", "-c", "20", "-i", "0.1", topo.srv_ip, timeout=30)
+        bulk.wait(20)
+        events = drain(dp)
+    ping_ms = [float(line.split("time=")[1].split()[0]) for line in out.splitlines() if "time=" in line]
+    t_ping = statistics.median(ping_ms)
+    data = [e.rtt_ns / 1e6 for e in rtts(events, src_ip=topo.srv_ip) if e.flow.src_port == 5201]
+    t_pping = statistics.median(data[len(data) // 3:])
+    assert t_ping > 20, f"the queue did not fill (ping median {t_ping} ms)"
+    assert 0.5 * t_ping < t_pping < 2.0 * t_ping, (t_ping, t_pping)
