@@ -236,6 +236,8 @@ def test_scheduler_plugin(venv):
     r = xnf("sched", "list", check=True)
     line = next(line for line in r.stdout.splitlines() if line.startswith("example_fifo"))
     assert "Example third-party FIFO" in line
+    r = xnf("sched", "simulate", "example_fifo", "--duration", "0.5", check=True)
+    assert "example_fifo" in r.stdout
     # the class is found through the same entry point pifo_sched uses
     code = ("from xnf.plugins.pifo_sched.registry import create\n"
             "s = create('example_fifo', {'capacity': 2})\n"
