@@ -50,9 +50,11 @@ def modes_from_features(features):
     src = "netdev genl xdp-features"
     bits = features.xdp_features
     native = ModeSupport("native", bool(bits & XdpFeature.BASIC), src,
-                         "" if bits & XdpFeature.BASIC else "the driver reports no native XDP (NETDEV_XDP_ACT_BASIC unset)")
+                         "" if bits & XdpFeature.BASIC
+                         else "the driver reports no native XDP (NETDEV_XDP_ACT_BASIC unset)")
     offload = ModeSupport("offload", bool(bits & XdpFeature.HW_OFFLOAD), src,
-                          "" if bits & XdpFeature.HW_OFFLOAD else "the driver reports no BPF offload (NETDEV_XDP_ACT_HW_OFFLOAD unset)")
+                          "" if bits & XdpFeature.HW_OFFLOAD
+                          else "the driver reports no BPF offload (NETDEV_XDP_ACT_HW_OFFLOAD unset)")
     return {"native": native, "offload": offload}
 
 

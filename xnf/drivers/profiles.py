@@ -83,7 +83,8 @@ BNXT = DriverProfile(
 VIRTIO_NET = DriverProfile(
     "virtio_net", {"skb", "native"}, _ALL_NATIVE | XdpFeature.RX_SG,
     notes="Paravirtual NIC. Native XDP needs guest offloads (LRO/TSO) off and enough queue "
-          "pairs for XDP_TX (one per CPU); AF_XDP zero-copy in recent kernels (6.11+); NDO_XMIT is reported only while an XDP program is attached. No BPF offload.")
+          "pairs for XDP_TX (one per CPU); AF_XDP zero-copy in recent kernels (6.11+); "
+          "NDO_XMIT is reported only while an XDP program is attached. No BPF offload.")
 VETH = DriverProfile(
     "veth", {"skb", "native"},
     _ALL_NATIVE | XdpFeature.RX_SG | XdpFeature.NDO_XMIT_SG,
