@@ -53,10 +53,16 @@ def attached(topo, iface="mid1", ns=None, **config):
     return Datapath(iface, PpingConfig(**config), netns=ns or topo.mid).attach()
 
 
-def pping_programs():
-    """Names of loaded pping programs and maps (bpftool, system-wide)."""
-    return [w for w in (sh("bpftool", "prog", "show") + sh("bpftool", "map", "show")).split()
-            if w.startswith("pping_")]
+def pping_programs(settle=2.0):
+    """Names of loaded pping programs and maps (bpftool, system-wide; the kernel frees
+    them asynchronously, so absence is awaited a little)."""
+    deadline = time.monotonic() + settle
+    while True:
+        found = [w for w in (sh("bpftool", "prog", "show") + sh("bpftool", "map", "show")).split()
+                 if w.startswith("pping_")]
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
 
 
 def hooks_on(ns, dev):
@@ -174,7 +180,7 @@ def test_nf_attach_status_detach_leaves_nothing(topo):
     nf.attach()
     nf.datapath.release()  # as when `xnf attach` exits: only the pins keep it
     try:
-        assert {"pping_tc_egress", "pping_tc_ingress", "pping_events"} <= set(pping_programs())
+        assert {"pping_tc_egress", "pping_tc_ingress", "pping_events"} <= set(pping_programs(0))
         pin_dir = nf.pin_dir
         assert os.path.isdir(os.path.join(pin_dir, "maps"))
         again = Pping.attached("mid1", netns=topo.mid)
@@ -191,7 +197,7 @@ def test_nf_attach_status_detach_leaves_nothing(topo):
 def test_xdp_ingress_hook(topo):
     with attached(topo, icmp=True, ingress_hook="xdp") as dp:
         net, _, _ = hooks_on(topo.mid, "mid1")
-        assert "pping_xdp_ingress" in pping_programs() and "driver id" in net
+        assert "pping_xdp_ingress" in pping_programs(0) and "driver id" in net
         topo.ns(topo.cli, "ping", "-c", "3", "-i", "0.2", topo.srv_ip)
         assert len(rtts(drain(dp), src_ip=topo.srv_ip)) == 3
     assert "id" not in hooks_on(topo.mid, "mid1")[0] and pping_programs() == []
