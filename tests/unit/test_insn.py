@@ -111,7 +111,14 @@ def test_any_bytecode_decodes_or_says_why(code):
     except ValueError as e:
         assert "lddw" in str(e)
         return
-    assert I.encode(insns) == code
+    # Only the upper half of a 64-bit immediate is kept from the second slot of an lddw:
+    # its code, registers and offset (zero in any valid program) are not.
+    expected, slot = bytearray(code), 0
+    for ins in insns:
+        if ins.is_lddw:
+            expected[(slot + 1) * 8:(slot + 1) * 8 + 4] = bytes(4)
+        slot += ins.slots
+    assert I.encode(insns) == bytes(expected)
 
 
 @pytest.mark.parametrize("path", OBJECTS, ids=os.path.basename)
