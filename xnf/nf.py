@@ -113,7 +113,7 @@ def add_config_arguments(parser, config_cls):
         help_text = field.metadata.get("help", "")
         default = field.default if not isinstance(field.default, attrs.Factory) else field.default.factory()
         kwargs = {"dest": field.name, "default": default, "help": help_text}
-        ftype = field.type if not isinstance(field.type, str) else _TYPE_NAMES.get(field.type, str)
+        ftype = _field_type(field)
         if ftype is bool:
             kwargs["action"] = "store_false" if default else "store_true"
             if default:
@@ -135,7 +135,15 @@ def add_config_arguments(parser, config_cls):
 
 def config_from_args(config_cls, args):
     """Build the attrs config from parsed options; validators' errors become ConfigError."""
-    values = {f.name: getattr(args, f.name) for f in attrs.fields(config_cls) if hasattr(args, f.name)}
+    values = {}
+    for field in attrs.fields(config_cls):
+        if not hasattr(args, field.name):
+            continue
+        value = getattr(args, field.name)
+        ftype = _field_type(field)
+        if isinstance(ftype, type) and issubclass(ftype, enum.Enum) and not isinstance(value, ftype):
+            value = ftype(value)
+        values[field.name] = value
     try:
         return config_cls(**values)
     except (TypeError, ValueError) as e:
@@ -143,3 +151,7 @@ def config_from_args(config_cls, args):
 
 
 _TYPE_NAMES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def _field_type(field):
+    return field.type if not isinstance(field.type, str) else _TYPE_NAMES.get(field.type, str)

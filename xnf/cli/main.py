@@ -5,7 +5,7 @@ import os
 import sys
 
 from xnf import __version__
-from xnf.core.errors import VerifierError, XnfError
+from xnf.core.errors import LicenseError, VerifierError, XnfError
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 70, 130
 
@@ -42,6 +42,8 @@ def main(argv=None):
     except VerifierError as e:
         if verbose:
             print(f"xnf: error: {e.describe()}", file=sys.stderr)
+        elif isinstance(e, LicenseError):
+            print(f"xnf: error: {e}", file=sys.stderr)
         else:
             print(f"xnf: error: {e.args[0]} (run `xnf --verbose ...` to see the verifier log)", file=sys.stderr)
         return EXIT_ERROR

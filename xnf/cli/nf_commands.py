@@ -1,5 +1,4 @@
 """`xnf list | attach | detach | status | run | demo`: the network-function commands."""
-import os
 import signal
 import sys
 import threading
@@ -26,8 +25,8 @@ def register(sub):
             q.add_argument("--mode", default="auto", choices=("auto", "skb", "native", "offload"),
                            help="XDP mode (default: the best the interface supports)")
             q.add_argument("--netns", metavar="NAME", help="the interface is in this network namespace")
-            cls.add_arguments(q)
             q.set_defaults(func=func, nf_cls=cls)
+            _guarded(name, q, cls.add_arguments, q)
 
     p = sub.add_parser("detach", help="detach a network function and remove its pins")
     p.add_argument("nf", metavar="NF")
@@ -49,15 +48,33 @@ def register(sub):
         if demo is None:
             continue
         q = demo_sub.add_parser(name, help=f"demonstrate {name}")
+        q.set_defaults(func=lambda args, cls=cls: cls.demo(args))
         add = getattr(cls, "add_demo_arguments", None)
         if add:
-            add(q)
-        q.set_defaults(func=lambda args, cls=cls: cls.demo(args))
+            _guarded(name, q, add, q)
 
 
 def register_plugin_groups(sub):
-    for _name, cls in sorted(registry.network_functions().items()):
-        cls.register_cli(sub)
+    for name, cls in sorted(registry.network_functions().items()):
+        _guarded(name, None, cls.register_cli, sub)
+
+
+def _guarded(plugin, parser, fn, *args):
+    """Run a plugin's CLI hook; if it fails, only the commands that use that plugin fail.
+
+    A broken third-party plugin must not take every other `xnf` command down with it.
+    """
+    try:
+        fn(*args)
+    except Exception as e:  # any bug in plugin code: report it when the plugin is used
+        error = PluginError(f"network function {plugin!r} is broken: {type(e).__name__}: {e}",
+                            "reinstall or fix the plugin package")
+
+        def fail(_args):
+            raise error
+
+        if parser is not None:
+            parser.set_defaults(func=fail)
 
 
 def cmd_list(args):
@@ -117,27 +134,21 @@ def cmd_detach(args):
 
 
 def _attached_instances(iface=None, netns=None):
-    from xnf.core.pin import XNF_DIR, find_bpffs
+    from xnf.core.pin import PinRoot, find_bpffs
 
-    bpffs = find_bpffs()
-    if bpffs is None:
+    if find_bpffs() is None:
         return []
-    root = os.path.join(bpffs, XNF_DIR)
     found = []
-    if not os.path.isdir(root):
-        return found
-    for ifdir in sorted(os.listdir(root)):
-        name, _, ns = ifdir.partition("@")
-        if (iface and name != iface) or (netns and ns != netns):
+    for root in PinRoot.scan():
+        if (iface and root.ifname != iface) or (netns and root.netns != netns):
             continue
-        for nf_name in sorted(os.listdir(os.path.join(root, ifdir))):
-            try:
-                cls = registry.network_function(nf_name)
-            except PluginError:
-                continue
-            inst = cls.attached(name, netns=ns or None)
-            if inst is not None:
-                found.append(inst)
+        try:
+            cls = registry.network_function(root.nf)
+        except PluginError:
+            continue  # pins of a plugin that is no longer installed
+        inst = cls.attached(root.ifname, netns=root.netns)
+        if inst is not None:
+            found.append(inst)
     return found
 
 

@@ -39,7 +39,7 @@ def cmd_load(args):
                 for name, obj in objs.items():
                     if getattr(obj, "pinned_at", None):
                         continue
-                    path = os.path.join(base, name.lstrip("."))
+                    path = os.path.join(base, name.replace(".", "_").lstrip("_"))  # bpffs refuses dots
                     obj.pin(path)
                     pinned.append(path)
         progs = [{"name": n, "type": uapi.PROG_TYPE_NAMES.get(p.type, p.type), "id": p.id} for n, p in coll.programs.items()]

@@ -107,9 +107,9 @@ class _Reader:
         names_hdr = raw[header["e_shstrndx"]]
         names = self.data[names_hdr[4]:names_hdr[4] + names_hdr[5]]
         out = []
-        for name_off, type_, flags, _addr, offset, sec_size, link, info, _align, _entsize in raw:
+        for name_off, type_, flags, _addr, offset, sec_size, sh_link, info, _align, _entsize in raw:
             name = names[name_off:names.find(b"\0", name_off)].decode(errors="replace")
-            out.append(_Section(name, type_, flags, offset, sec_size, link, info))
+            out.append(_Section(name, type_, flags, offset, sec_size, sh_link, info))
         return out
 
     def _raw(self, section):

@@ -126,6 +126,15 @@ class InterfaceNotFoundError(AttachError):
                          "check the name with `ip link`" + (f" -n {netns}" if netns else ""))
 
 
+class NamespaceNotFoundError(XnfError):
+    """The named network namespace does not exist."""
+
+    def __init__(self, name):
+        self.netns = name
+        super().__init__(f"no network namespace named {name!r}",
+                         "create it with `ip netns add` or check the name with `ip netns list`")
+
+
 class ModeNotSupportedError(AttachError):
     """The interface cannot run a program in the requested mode."""
 

@@ -10,21 +10,12 @@ import contextlib
 import ctypes
 import os
 
-from xnf.core.errors import XnfError
+from xnf.core.errors import NamespaceNotFoundError, XnfError  # noqa: F401 (re-exported)
 
 CLONE_NEWNET = 0x40000000
 NETNS_RUN_DIR = "/run/netns"
 
 _libc = ctypes.CDLL(None, use_errno=True)
-
-
-class NamespaceNotFoundError(XnfError):
-    """The named network namespace does not exist."""
-
-    def __init__(self, name):
-        self.netns = name
-        super().__init__(f"no network namespace named {name!r}",
-                         "create it with `ip netns add` or check the name with `ip netns list`")
 
 
 def netns_path(name):

@@ -191,7 +191,7 @@ def _current_prog_id(att):
     from xnf.core.attach.netlink import rtnl
 
     from xnf.core.attach.netlink import NetlinkError
-    from xnf.core.netns import NamespaceNotFoundError
+    from xnf.core.errors import NamespaceNotFoundError
 
     try:
         with rtnl(att.netns) as ipr:

@@ -19,7 +19,7 @@ import attrs
 from xnf.core import features, info, netns as _netns, syscall, uapi
 from xnf.core.attach.base import Attachment, HookProgram, check_type, prog_label, program_fd
 from xnf.core.errors import AttachError, BPFError, InterfaceNotFoundError, ModeNotSupportedError
-from xnf.core.netns import NamespaceNotFoundError
+from xnf.core.errors import NamespaceNotFoundError
 
 # include/uapi/linux/if_link.h (defines, so not in the BTF-generated uapi module)
 XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
