@@ -139,33 +139,34 @@ class Map:
         attr.flags = flags
         syscall.bpf_at(cmd, address, size)
 
+    def _lookup(self, key, cmd=syscall.BPF_MAP_LOOKUP_ELEM):
+        """Look ``key`` up into the value buffer; False when absent. Call with the lock held."""
+        self._set_key(key, self._kbuf)
+        try:
+            self._op(cmd)
+        except BPFError as e:
+            if e.errno == ENOENT:
+                return False
+            raise
+        return True
+
+    def _value_from_buffer(self):
+        if self.type in _NO_VALUE_READ:
+            return int.from_bytes(self._vbuf.raw[:4], "little")
+        if self.percpu:
+            return self._decode_value(self._vbuf.raw[:self._value_len])
+        return self.value_codec.decode_from(self._vbuf)
+
     def lookup_raw(self, key):
         """Value bytes for ``key``, or None when absent."""
         with self._lock:
-            self._set_key(key, self._kbuf)
-            try:
-                self._op(syscall.BPF_MAP_LOOKUP_ELEM)
-            except BPFError as e:
-                if e.errno == ENOENT:
-                    return None
-                raise
-            return self._vbuf.raw[:self._value_len]
+            return self._vbuf.raw[:self._value_len] if self._lookup(key) else None
 
     def __getitem__(self, key):
-        if self.percpu or self.type in _NO_VALUE_READ:
-            raw = self.lookup_raw(key)
-            if raw is None:
-                raise KeyError(key)
-            return int.from_bytes(raw[:4], "little") if self.type in _NO_VALUE_READ else self._decode_value(raw)
         with self._lock:
-            self._set_key(key, self._kbuf)
-            try:
-                self._op(syscall.BPF_MAP_LOOKUP_ELEM)
-            except BPFError as e:
-                if e.errno == ENOENT:
-                    raise KeyError(key) from None
-                raise
-            return self.value_codec.decode_from(self._vbuf)
+            if not self._lookup(key):
+                raise KeyError(key)
+            return self._value_from_buffer()
 
     def get(self, key, default=None):
         try:
@@ -207,19 +208,11 @@ class Map:
     def pop(self, key, *default):
         """Look up and delete in one step (BPF_MAP_LOOKUP_AND_DELETE_ELEM, hash maps since Linux 5.14)."""
         with self._lock:
-            self._set_key(key, self._kbuf)
-            try:
-                self._op(syscall.BPF_MAP_LOOKUP_AND_DELETE_ELEM)
-                raw = self._vbuf.raw[:self._value_len]
-            except BPFError as e:
-                if e.errno != ENOENT:
-                    raise
-                raw = None
-        if raw is None:
-            if default:
-                return default[0]
-            raise KeyError(key)
-        return self._decode_value(raw)
+            if self._lookup(key, syscall.BPF_MAP_LOOKUP_AND_DELETE_ELEM):
+                return self._value_from_buffer()
+        if default:
+            return default[0]
+        raise KeyError(key)
 
     def __contains__(self, key):
         return self.lookup_raw(key) is not None
