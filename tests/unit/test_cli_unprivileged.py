@@ -134,6 +134,14 @@ def test_prog_show_without_privileges():
     assert_one_line_error(xnf("prog", "show", drop_caps=True))
 
 
+def test_features_without_privileges():
+    """Probes that need privileges report "unknown" instead of failing."""
+    r = xnf("features", "--json", drop_caps=True)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert {"release", "btf", "links", "program_types", "map_types"} <= set(report)
+
+
 def test_map_dump_bad_reference():
     assert_one_line_error(xnf("map", "dump", "relative/path"), contains=("neither a map id",))
 
