@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Forwarding rate through a middlebox with and without pping attached, as a ratio.
+
+Client, middlebox and server namespaces (tests/kernel/pping/pping_topology.py); iperf3
+TCP from client to server through the middlebox; pping (default options: TCP,
+100 ms rate limit, tc hooks) on the middlebox's server-side interface. Runs alternate
+between "no monitoring" and "pping attached" so drifts in the machine's speed hit
+both; the medians are compared. Target: pping costs less than 5 %.
+
+With ``--mtu-packets`` segmentation offloads are turned off on the senders, so every
+1500-byte packet crosses the middlebox (and pping) on its own: the packet-rate-bound
+case, where per-packet cost shows most.
+
+Usage: python3 bench/pping_forward.py [--runs N] [--seconds S] [--streams P] [--mtu-packets]   (root)
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests", "kernel", "pping"))
+
+from pping_topology import Topology  # noqa: E402
+from xnf.plugins.pping.config import PpingConfig  # noqa: E402
+from xnf.plugins.pping.datapath import Datapath  # noqa: E402
+
+
+def iperf(topo, seconds, streams):
+    topo.spawn(topo.srv, "iperf3", "-s", "-1", "-B", topo.srv_ip)
+    topo.wait_port(topo.srv, 5201)
+    out = topo.ns(topo.cli, "iperf3", "-c", topo.srv_ip, "-t", str(seconds), "-P", str(streams), "-J",
+                  timeout=seconds + 30)
+    return json.loads(out)["end"]["sum_received"]["bits_per_second"]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--seconds", type=int, default=4)
+    ap.add_argument("--streams", type=int, default=4)
+    ap.add_argument("--mtu-packets", action="store_true", help="no TSO/GSO on the senders")
+    args = ap.parse_args(argv)
+    topo = Topology(net=74)
+    rates = {"none": [], "pping": []}
+    rtt_events = 0
+    try:
+        topo.create()
+        if args.mtu_packets:
+            for ns, dev in ((topo.cli, "cli0"), (topo.srv, "srv0")):
+                topo.ns(ns, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off")
+        iperf(topo, 1, args.streams)  # warm-up
+        for _ in range(args.runs):
+            rates["none"].append(iperf(topo, args.seconds, args.streams))
+            with Datapath("mid1", PpingConfig(), netns=topo.mid).attach() as dp:
+                rates["pping"].append(iperf(topo, args.seconds, args.streams))
+                rtt_events += dp.counters()["rtt_events"]
+    finally:
+        topo.destroy()
+    base, with_pping = statistics.median(rates["none"]), statistics.median(rates["pping"])
+    print(f"iperf3 TCP, {args.streams} streams, {args.runs} x {args.seconds} s each, alternating"
+          + (", no segmentation offload (MTU-sized packets)" if args.mtu_packets else ""))
+    print(f"no monitoring:  {base / 1e9:7.2f} Gbit/s (median; runs: "
+          f"{', '.join(f'{r / 1e9:.2f}' for r in rates['none'])})")
+    print(f"pping attached: {with_pping / 1e9:7.2f} Gbit/s (median; runs: "
+          f"{', '.join(f'{r / 1e9:.2f}' for r in rates['pping'])}), {rtt_events} RTT samples")
+    ratio = with_pping / base
+    print(f"ratio pping / none: {ratio:.3f} ({(1 - ratio) * 100:+.1f} % cost; target < 5 %)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
