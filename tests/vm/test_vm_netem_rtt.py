@@ -60,4 +60,6 @@ def test_pping_rtt_matches_netem_delay(pair, delay_ms):
     assert len(rtts) >= PINGS // 2, f"only {len(rtts)} RTT samples for {PINGS} pings"
     assert min(rtts) >= delay_ms, f"a sample below the {delay_ms} ms delay: {sorted(rtts)[:5]}"
     median = statistics.median(rtts)
+    print(f"netem {delay_ms} ms: {len(rtts)} samples, min {min(rtts):.3f} ms, median {median:.3f} ms, "
+          f"max {max(rtts):.3f} ms")
     assert abs(median - delay_ms) <= 1.0, f"median {median:.3f} ms for a {delay_ms} ms delay"
