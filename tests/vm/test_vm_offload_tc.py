@@ -6,7 +6,9 @@ import pytest
 from xnf.core.attach.tc import attach_tc
 from xnf.core.errors import AttachError
 from xnf.core.info import prog_info
-from xnf.offload.device import DeviceMismatchError, check_tc_attach
+from xnf.drivers.capabilities import Capabilities
+from xnf.drivers.ethtool_features import set_feature
+from xnf.offload.device import DeviceMismatchError, OffloadNotSupportedError, check_tc_attach
 
 from vm_offload import load_bound, sh
 
@@ -16,8 +18,18 @@ def tc_filters(dev):
     return [f for f in json.loads(out or "[]") if f.get("options")]
 
 
+def test_hw_tc_offload_off_by_default_and_switchable(nsim):
+    caps = Capabilities.for_interface(nsim.ifname, nsim.netns)
+    assert caps.hw_tc_offload.active is False and caps.hw_tc_offload.changeable
+    with load_bound(nsim, programs=("tc_shot",)) as coll:
+        with pytest.raises(OffloadNotSupportedError, match="hw-tc-offload off"):
+            check_tc_attach(coll.programs["tc_shot"], nsim.ifname, skip_sw=True, netns=nsim.netns)
+    assert set_feature(nsim.ifname, "hw-tc-offload", True, nsim.netns).active
+    assert "hw-tc-offload: on" in sh("ethtool", "-k", nsim.ifname, netns=nsim.netns).stdout
+
+
 def test_skip_sw_attach_runs_in_hardware(nsim):
-    sh("ethtool", "-K", nsim.ifname, "hw-tc-offload", "on", netns=nsim.netns)
+    set_feature(nsim.ifname, "hw-tc-offload", True, nsim.netns)
     with load_bound(nsim, programs=("tc_shot",)) as coll:
         prog = coll.programs["tc_shot"]
         check_tc_attach(prog, nsim.ifname, skip_sw=True, netns=nsim.netns)
@@ -34,7 +46,7 @@ def test_skip_sw_attach_runs_in_hardware(nsim):
 
 
 def test_bound_tc_program_needs_skip_sw(nsim):
-    sh("ethtool", "-K", nsim.ifname, "hw-tc-offload", "on", netns=nsim.netns)
+    set_feature(nsim.ifname, "hw-tc-offload", True, nsim.netns)
     with load_bound(nsim, programs=("tc_shot",)) as coll:
         with pytest.raises(DeviceMismatchError, match="skip_sw"):
             check_tc_attach(coll.programs["tc_shot"], nsim.ifname, skip_sw=False, netns=nsim.netns)

@@ -6,8 +6,8 @@ for drivers without a profile. Generic (skb) XDP works on every interface.
 """
 import attrs
 
-from xnf.core.errors import ConfigError, ModeNotSupportedError
-from xnf.drivers import probe
+from xnf.core.errors import ConfigError, ModeNotSupportedError, NotSupportedError
+from xnf.drivers import ethtool_features, probe
 from xnf.drivers.info import driver_info
 from xnf.drivers.profiles import XDP_MODES, find_profile
 
@@ -27,6 +27,8 @@ class Capabilities:
     """{mode: :class:`xnf.drivers.probe.ModeSupport`} for every mode in XDP_MODES."""
     attached: dict
     """{mode: program id} attached now."""
+    hw_tc_offload: object = None
+    """:class:`xnf.drivers.ethtool_features.Feature` ``hw-tc-offload`` (tc ``skip_sw``), or None."""
 
     @classmethod
     def for_interface(cls, ifname, netns=None):
@@ -46,7 +48,8 @@ class Capabilities:
                                             f"program {attached[mode]} is attached in this mode")
         if profile is not None and modes["offload"].supported:
             modes["offload"] = firmware_check(profile, info, modes["offload"])
-        return cls(ifname, info.ifindex, netns, info, profile, features, modes, attached)
+        return cls(ifname, info.ifindex, netns, info, profile, features, modes, attached,
+                   _hw_tc_offload(ifname, netns))
 
     def supports(self, mode):
         return bool(self.modes[mode].supported)
@@ -57,6 +60,13 @@ class Capabilities:
         if not self.supports("offload"):
             return None
         return self.profile.offload_target if self.profile and self.profile.offload_target else "generic"
+
+
+def _hw_tc_offload(ifname, netns):
+    try:
+        return ethtool_features.features(ifname, netns).get("hw-tc-offload")
+    except NotSupportedError:
+        return None
 
 
 def modes_from_profile(profile, info):

@@ -24,6 +24,8 @@ def features_report(ifname, netns=None):
                          "reason": caps.modes[mode].reason} for mode in XDP_MODES},
         "attached": dict(caps.attached),
         "offload": {"possible": caps.supports("offload"), "target": caps.offload_target},
+        "hw_tc_offload": None if caps.hw_tc_offload is None else {
+            "active": caps.hw_tc_offload.active, "changeable": caps.hw_tc_offload.changeable},
     }
     if caps.profile is not None:
         p = caps.profile
@@ -67,6 +69,9 @@ def format_report(report):
         lines.append("  attached:  " + ", ".join(f"{mode} prog {pid}" for mode, pid in report["attached"].items()))
     offload = report["offload"]
     lines.append(f"  offload:   {'yes, rules ' + offload['target'] if offload['possible'] else 'no'}")
+    tc = report["hw_tc_offload"]
+    if tc is not None:
+        lines.append(f"  hw-tc-offload: {'on' if tc['active'] else 'off'}{'' if tc['changeable'] else ' [fixed]'}")
     if report["profile"] is not None:
         lines.append(f"  notes:     {report['profile']['notes']}")
     return "\n".join(lines)

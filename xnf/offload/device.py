@@ -125,12 +125,24 @@ def check_xdp_attach(program, ifname, mode, netns=None):
 
 
 def check_tc_attach(program, ifname, skip_sw, netns=None):
-    """The tc counterpart: a device-bound program needs ``skip_sw`` on its own device."""
+    """The tc counterpart: a device-bound program needs ``skip_sw`` on its own device,
+    and ``skip_sw`` needs the interface's ``hw-tc-offload`` feature on."""
+    from xnf.drivers.ethtool_features import features
+
     ifindex, prog_ns, name = bound_device(program)
     _check_device(name, ifindex, prog_ns, ifname, netns)
     if ifindex and not skip_sw:
         raise DeviceMismatchError(f"program {name!r} is bound to a device; tc must attach it with skip_sw",
                                   "pass skip_sw=True (and enable hw-tc-offload on the interface)")
+    if skip_sw:
+        tc = features(ifname, netns).get("hw-tc-offload")
+        if tc is None or not tc.active:
+            fixed = tc is None or not tc.changeable
+            raise OffloadNotSupportedError(
+                f"{ifname} has hw-tc-offload off{' (fixed by the driver)' if fixed else ''}: "
+                "tc cannot run a filter with skip_sw there",
+                "use a NIC that offloads tc" if fixed else
+                "turn it on: xnf.drivers.ethtool_features.set_feature(IF, 'hw-tc-offload', True)")
 
 
 def _check_device(name, prog_ifindex, prog_ns, ifname, netns):

@@ -63,3 +63,10 @@ def test_host_program_refused_in_offload_mode(veth, host_collection):
     check_xdp_attach(prog, a, "native", netns)
     check_xdp_attach(prog, a, "skb", netns)
     check_tc_attach(host_collection.programs["tc_shot"], a, skip_sw=False, netns=netns)
+
+
+@pytest.mark.root
+def test_skip_sw_needs_hw_tc_offload(veth, host_collection):
+    netns, a, _ = veth
+    with pytest.raises(OffloadNotSupportedError, match="hw-tc-offload off \\(fixed by the driver\\)"):
+        check_tc_attach(host_collection.programs["tc_shot"], a, skip_sw=True, netns=netns)
