@@ -102,3 +102,31 @@ while True:
     answer = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton("192.0.2.1")
     s.sendto(struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0) + q[:end] + answer, peer)
 """
+
+
+def pping_ids(ns, dev):
+    """Ids of the pping programs attached to ``dev`` in ``ns`` and of the maps they use
+    (found with xnf's query, described by bpftool): what this test owns, even while
+    other tests load pping elsewhere on the machine."""
+    import json as _json
+
+    from xnf.core.attach import query
+
+    ids = set()
+    for hp in query(dev, ns):
+        if hp.prog_name.startswith("pping_"):
+            ids.add(("prog", hp.prog_id))
+            info = _json.loads(sh("bpftool", "-j", "prog", "show", "id", str(hp.prog_id)))
+            ids.update(("map", m) for m in info.get("map_ids", []))
+    return ids
+
+
+def still_loaded(ids, settle=3.0):
+    """Those of ``ids`` the kernel still has (freeing is asynchronous: awaited a little)."""
+    deadline = time.monotonic() + settle
+    while True:
+        left = {(kind, i) for kind, i in ids
+                if subprocess.run(["bpftool", kind, "show", "id", str(i)], capture_output=True).returncode == 0}
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)

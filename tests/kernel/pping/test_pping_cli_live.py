@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from pping_topology import Topology, sh
+from pping_topology import Topology, pping_ids, sh, still_loaded
 from xnf.plugins.pping.events import RttEvent
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -37,19 +37,10 @@ def xnf(*args, check=True):
     return r
 
 
-def pping_objects(settle=2.0):
-    """pping programs and maps still loaded (the kernel frees them asynchronously)."""
-    deadline = time.monotonic() + settle
-    while True:
-        found = [w for w in (sh("bpftool", "prog", "show") + sh("bpftool", "map", "show")).split()
-                 if w.startswith("pping_")]
-        if not found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.1)
-
-
 def test_attach_events_stats_detach(topo):
     xnf("attach", "pping", "mid1", "--netns", topo.mid, "-C", "-r", "0")
+    ids = pping_ids(topo.mid, "mid1")
+    assert ids
     try:
         events = subprocess.Popen(XNF + ["pping", "events", "mid1", "--netns", topo.mid, "-F", "jsonl",
                                          "--duration", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -66,7 +57,7 @@ def test_attach_events_stats_detach(topo):
         assert "pping" in xnf("status").stdout
     finally:
         xnf("detach", "pping", "mid1", "--netns", topo.mid)
-    assert pping_objects() == []
+    assert still_loaded(ids) == set()
     r = xnf("pping", "stats", "mid1", "--netns", topo.mid, check=False)
     assert r.returncode == 1 and "pping is not attached to mid1" in r.stderr and len(r.stderr.splitlines()) == 1
 
@@ -75,7 +66,8 @@ def test_run_streams_until_sigterm_and_cleans_up(topo):
     run = subprocess.Popen(XNF + ["run", "pping", "mid1", "--netns", topo.mid, "--icmp", "-F", "standard"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(2.0)
+        time.sleep(2.5)
+        ids = pping_ids(topo.mid, "mid1")
         topo.ns(topo.cli, "ping", "-c", "3", "-i", "0.2", topo.srv_ip)
         time.sleep(0.5)
     finally:
@@ -84,7 +76,7 @@ def test_run_streams_until_sigterm_and_cleans_up(topo):
     assert run.returncode == 0, err
     rtt_lines = [line for line in out.splitlines() if " ms " in line]
     assert len(rtt_lines) == 3 and all(f"ICMP {topo.srv_ip}:" in line for line in rtt_lines)
-    assert pping_objects() == []
+    assert ids and still_loaded(ids) == set()
 
 
 def test_bad_options_are_one_line_errors(topo):
@@ -92,7 +84,7 @@ def test_bad_options_are_one_line_errors(topo):
     assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and "nope0" in r.stderr
     r = xnf("attach", "pping", "mid1", "--netns", topo.mid, "-x", "native", check=False)
     assert r.returncode != 0 and "--ingress-hook xdp" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    assert pping_objects() == []
+    assert pping_ids(topo.mid, "mid1") == set()
 
 
 def test_python_api_yields_events(topo):
@@ -101,9 +93,34 @@ def test_python_api_yields_events(topo):
     import xnf
 
     events = xnf.pping("mid1", netns=topo.mid, icmp=True, timeout=2.5)  # attached on return
+    ids = pping_ids(topo.mid, "mid1")
     pinger = threading.Timer(0.3, topo.ns, (topo.cli, "ping", "-c", "3", "-i", "0.2", topo.srv_ip))
     pinger.start()
     got = [ev for ev in events if isinstance(ev, RttEvent)]
     pinger.join()
     assert len(got) == 3 and got[0].flow.src_ip == topo.srv_ip
-    assert pping_objects() == []
+    assert ids and still_loaded(ids) == set()
+
+
+def test_run_with_prometheus_endpoint(topo):
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = subprocess.Popen(XNF + ["run", "pping", "mid1", "--netns", topo.mid, "--icmp",
+                                  "--prometheus", f"127.0.0.1:{port}", "-w", "/dev/null"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2.5)
+        ids = pping_ids(topo.mid, "mid1")
+        topo.ns(topo.cli, "ping", "-c", "3", "-i", "0.2", topo.srv_ip)
+        time.sleep(1.5)
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    finally:
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=20)
+    assert run.returncode == 0, err
+    assert "pping" in body and "ICMP" in body
+    assert ids and still_loaded(ids) == set()

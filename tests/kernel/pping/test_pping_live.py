@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from pping_topology import DNS_RESPONDER, Topology, sh
+from pping_topology import DNS_RESPONDER, Topology, pping_ids, sh, still_loaded
 from xnf.core.errors import AttachError, ConfigError, InterfaceNotFoundError, XnfError
 from xnf.plugins.pping.config import PpingConfig
 from xnf.plugins.pping.datapath import Datapath
@@ -51,18 +51,6 @@ def rtts(events, **match):
 
 def attached(topo, iface="mid1", ns=None, **config):
     return Datapath(iface, PpingConfig(**config), netns=ns or topo.mid).attach()
-
-
-def pping_programs(settle=2.0):
-    """Names of loaded pping programs and maps (bpftool, system-wide; the kernel frees
-    them asynchronously, so absence is awaited a little)."""
-    deadline = time.monotonic() + settle
-    while True:
-        found = [w for w in (sh("bpftool", "prog", "show") + sh("bpftool", "map", "show")).split()
-                 if w.startswith("pping_")]
-        if not found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.1)
 
 
 def hooks_on(ns, dev):
@@ -180,7 +168,8 @@ def test_nf_attach_status_detach_leaves_nothing(topo):
     nf.attach()
     nf.datapath.release()  # as when `xnf attach` exits: only the pins keep it
     try:
-        assert {"pping_tc_egress", "pping_tc_ingress", "pping_events"} <= set(pping_programs(0))
+        ids = pping_ids(topo.mid, "mid1")
+        assert len([i for i in ids if i[0] == "prog"]) == 2 and len(ids) > 8
         pin_dir = nf.pin_dir
         assert os.path.isdir(os.path.join(pin_dir, "maps"))
         again = Pping.attached("mid1", netns=topo.mid)
@@ -191,16 +180,17 @@ def test_nf_attach_status_detach_leaves_nothing(topo):
         Pping.attached("mid1", netns=topo.mid).detach()
     assert hooks_on(topo.mid, "mid1") == before
     assert not os.path.exists(pin_dir)
-    assert pping_programs() == []
+    assert still_loaded(ids) == set()
 
 
 def test_xdp_ingress_hook(topo):
     with attached(topo, icmp=True, ingress_hook="xdp") as dp:
         net, _, _ = hooks_on(topo.mid, "mid1")
-        assert "pping_xdp_ingress" in pping_programs(0) and "driver id" in net
+        ids = pping_ids(topo.mid, "mid1")
+        assert "driver id" in net and len([i for i in ids if i[0] == "prog"]) == 2
         topo.ns(topo.cli, "ping", "-c", "3", "-i", "0.2", topo.srv_ip)
         assert len(rtts(drain(dp), src_ip=topo.srv_ip)) == 3
-    assert "id" not in hooks_on(topo.mid, "mid1")[0] and pping_programs() == []
+    assert "id" not in hooks_on(topo.mid, "mid1")[0] and still_loaded(ids) == set()
 
 
 def test_bad_input_leaves_nothing_attached(topo):
@@ -216,7 +206,7 @@ def test_bad_input_leaves_nothing_attached(topo):
         Datapath("lo", PpingConfig(ingress_hook="xdp", xdp_mode="native"), netns=topo.mid).attach()
     assert "pping" not in hooks_on(topo.mid, "lo")[0]
     assert hooks_on(topo.mid, "mid1") == before
-    assert pping_programs() == []
+    assert pping_ids(topo.mid, "lo") == set() and pping_ids(topo.mid, "mid1") == set()
 
 
 def test_accuracy_against_tcpdump_and_reference(topo):

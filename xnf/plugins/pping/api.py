@@ -63,33 +63,41 @@ def _batches(dp, stop, pending):
         rb.close()
 
 
-def pump(dp, on_event, stop: threading.Event, on_stats=None, stats_interval: float = 1.0):
-    """Hand every event of an attached :class:`Datapath` to ``on_event`` until ``stop``.
+def pump(dp, on_events, stop: threading.Event, on_stats=None, stats_interval: float = 1.0):
+    """Hand the events of an attached :class:`Datapath` to ``on_events(list)``, one batch
+    per ring-buffer poll, until ``stop`` is set.
 
     Aggregation intervals are closed every ``config.aggregate`` seconds (and once more
     at the end); ``on_stats(Stats)`` is called about every ``stats_interval`` seconds.
     Returns the final :class:`Stats`.
     """
     decoder = dp.decoder()
-    rb = dp.ring_buffer(lambda raw: on_event(decoder.decode(raw)))
+    batch = []
+    rb = dp.ring_buffer(lambda raw: batch.append(decoder.decode(raw)))
     interval = dp.config.aggregate
     next_report = time.monotonic() + interval if interval else None
     next_stats = time.monotonic() + stats_interval
+
+    def flush():
+        if batch:
+            on_events(batch[:])
+            batch.clear()
+
     try:
         while not stop.is_set():
             rb.poll(100)
+            flush()
             now = time.monotonic()
             if next_report is not None and now >= next_report:
-                for rep in dp.collect_aggregates():
-                    on_event(rep)
+                on_events(dp.collect_aggregates())
                 next_report += interval
             if on_stats is not None and now >= next_stats:
                 on_stats(dp.stats())
                 next_stats = now + stats_interval
         rb.consume()
+        flush()
         if interval:
-            for rep in dp.collect_aggregates():
-                on_event(rep)
+            on_events(dp.collect_aggregates())
     finally:
         rb.close()
     return dp.stats()

@@ -74,35 +74,15 @@ class Pping(NetworkFunction):
         return inst
 
     def run(self, out, stop):
-        """Write events in the configured format until ``stop``; the stats line goes to stderr."""
+        """Write events as --format/--write/--prometheus say until ``stop``; the stats
+        line goes to stderr."""
         from xnf.plugins.pping.api import pump
         from xnf.plugins.pping.formats import stats_line
-        from xnf.plugins.pping.writer import Writer
+        from xnf.plugins.pping.writer import Output
 
-        c = self.config
-        writer = Writer(c.format, c.write, stream=out)
-        old_hup = writer.install_sighup() if c.write else None
-        exporter = None
-        try:
-            on_event, on_stats = writer.write, None
-            if c.prometheus:
-                from xnf.plugins.pping.prometheus import PrometheusExporter
-
-                exporter = PrometheusExporter(c.prometheus, c).start()
-
-                def on_event(ev, write=writer.write, observe=exporter.observe):
-                    write(ev)
-                    observe(ev)
-                on_stats = exporter.update_stats
-            stats = pump(self.datapath, on_event, stop, on_stats)
-        finally:
-            writer.close()
-            if exporter is not None:
-                exporter.close()
-            if old_hup is not None:
-                import signal
-
-                signal.signal(signal.SIGHUP, old_hup)
+        with Output(self.config, stream=out) as output:
+            stats = pump(self.datapath, output.emit, stop, output.update_stats)
+            output.update_stats(stats)
         print(stats_line(stats), file=sys.stderr)
 
     # --- CLI ---------------------------------------------------------------------------
