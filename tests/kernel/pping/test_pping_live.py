@@ -273,3 +273,54 @@ def test_rtt_follows_queueing_delay_under_tbf(topo):
     print(f"queueing: ping median {t_ping:.1f} ms, pping median {t_pping:.1f} ms ({len(data)} samples)")
     assert t_ping > 20, f"the queue did not fill (ping median {t_ping} ms)"
     assert 0.5 * t_ping < t_pping < 2.0 * t_ping, (t_ping, t_pping)
+
+
+def test_l3_tun_interface(topo):
+    """A tun device (ARPHRD_NONE: frames start at the IP header) with a responder
+    process answering pings to a remote address behind it: pping on tc parses L3."""
+    from pping_topology import TUN_ECHO
+
+    topo.ns(topo.cli, "ip", "tuntap", "add", "dev", "ptun0", "mode", "tun")
+    echo = topo.spawn(topo.cli, sys.executable, "-c", TUN_ECHO, "ptun0")
+    assert echo.stdout.readline().strip() == b"ready"
+    topo.ns(topo.cli, "ip", "addr", "add", "10.98.0.1/24", "dev", "ptun0")
+    topo.ns(topo.cli, "ip", "link", "set", "ptun0", "up")
+    with attached(topo, iface="ptun0", ns=topo.cli, icmp=True) as dp:
+        topo.ns(topo.cli, "ping", "-c", "3", "-i", "0.2", "10.98.0.2")
+        got = rtts(drain(dp), src_ip="10.98.0.2")
+    assert len(got) == 3 and all(not e.match_on_egress for e in got)
+
+
+def test_seq_ack_on_tcp_without_timestamps(topo):
+    topo.ns(topo.cli, "sysctl", "-qw", "net.ipv4.tcp_timestamps=0")
+    topo.spawn(topo.srv, "iperf3", "-s", "-1", "-B", topo.srv_ip)
+    topo.wait_port(topo.srv, 5201)
+    with attached(topo, seq_ack=True, rate_limit=20) as dp:
+        topo.ns(topo.cli, "iperf3", "-c", topo.srv_ip, "-t", "1", "-b", "20M", timeout=30)
+        got = rtts(drain(dp), src_ip=topo.srv_ip)
+    data = [e for e in got if e.flow.src_port == 5201]
+    assert len(data) >= 10 and all(e.identifier_kind == "seq" for e in data)
+    assert statistics.median(e.rtt_ns for e in data) < 50_000_000
+
+
+def test_iperf3_over_ipv6(topo):
+    topo.spawn(topo.srv, "iperf3", "-s", "-1", "-B", topo.srv_ip6)
+    topo.wait_port(topo.srv, 5201)
+    with attached(topo, rate_limit=50) as dp:
+        topo.ns(topo.cli, "iperf3", "-c", topo.srv_ip6, "-t", "1", "-b", "20M", timeout=30)
+        got = rtts(drain(dp), src_ip=topo.srv_ip6)
+    assert len(got) >= 5 and all(e.flow.proto == "TCP" for e in got)
+
+
+def test_aggregation_per_prefix_live(topo):
+    with attached(topo, tcp=True, icmp=True, aggregate=1, rate_limit=0) as dp:
+        topo.ns(topo.cli, "ping", "-c", "5", "-i", "0.1", topo.srv_ip)
+        time.sleep(0.2)
+        reports = {r.prefix: r for r in dp.collect_aggregates()}
+        assert drain(dp) == []                     # no individual events in this mode
+        c = dp.counters()
+    server, client = reports[f"10.{topo.net}.2.0/24"], reports[f"10.{topo.net}.1.0/24"]
+    assert sum(server.histogram) == 5 and server.min_rtt_ns <= server.max_rtt_ns
+    # the server's prefix sent 5 replies (and the client's 5 requests), as seen here
+    assert server.rx_packets == 5 and client.rx_packets == 5 and server.tx_packets == 5
+    assert c["aggregate_map_full"] == 0
