@@ -45,7 +45,7 @@ _RTT = struct.Struct("<BBB5xQ" + _FLOW + "QQQQQQ")
 _FLOWREC = struct.Struct("<BBBB4xQ" + _FLOW)
 RTT_RECORD_SIZE = _RTT.size      # 104
 FLOW_RECORD_SIZE = _FLOWREC.size  # 56
-_AGG = struct.Struct("<7Q%dI4x" % AGG_BINS)
+_AGG = struct.Struct("<7Q%dI8x" % AGG_BINS)  # struct pp_agg_stats, 1064 bytes
 
 _PROTO_NAMES = {6: "TCP", 1: "ICMP", 58: "ICMPv6", 17: "UDP"}
 

@@ -2,8 +2,8 @@
 /* Layouts shared by pping.bpf.c and its Python decoder (bpf_events.py).
  *
  * Every struct here crosses the kernel/user boundary (ring-buffer records, map keys
- * and values), so each one has explicit padding and a fixed size; bpf_events.py
- * checks the sizes against the object's BTF.
+ * and values), so each one has explicit padding and a fixed size;
+ * tests/kernel/pping/test_pping_layout.py checks bpf_events.py against the object.
  */
 #ifndef XNF_PPING_H
 #define XNF_PPING_H
