@@ -251,12 +251,13 @@ def test_rate_limit_sampling_counts():
         assert 4 <= len(got) <= 12
 
 
-def test_rtt_rate_sampling():
+@pytest.mark.parametrize("rtt_type", ["min", "smoothed"])
+def test_rtt_rate_sampling(rtt_type):
     """--rtt-rate X: the gap between timestamps is X times the flow's (min) RTT. Here
     X = 2000 and RTTs are tens of microseconds, so back-to-back rounds (far below the
     gap) give few samples; the kernel and the reference take their RTTs a few
     microseconds apart, so only the count is compared, within one."""
-    with Runner(cfg(rtt_rate=2000.0)) as r:
+    with Runner(cfg(rtt_rate=2000.0, rtt_type=rtt_type)) as r:
         for i in range(30):
             r.send(v4_tcp(A, B, 1, 2, tsval=10 + i, payload=DATA))
             r.send(v4_tcp(B, A, 2, 1, tsval=500 + i, tsecr=10 + i), "ingress")
