@@ -20,10 +20,6 @@ from xnf.drivers.netdev_genl import XdpFeature, netdev_features
 
 BPF_PROG_TYPE_XDP = 6
 XDP_PASS = 2
-# IFLA_XDP_ATTACHED values (enum in include/uapi/linux/if_link.h)
-XDP_ATTACHED_MODES = {1: "native", 2: "skb", 3: "offload"}
-_XDP_MODE_PROG_ATTRS = (("native", "IFLA_XDP_DRV_PROG_ID"), ("skb", "IFLA_XDP_SKB_PROG_ID"),
-                        ("offload", "IFLA_XDP_HW_PROG_ID"))
 
 
 @attrs.frozen
@@ -60,26 +56,11 @@ def modes_from_features(features):
 
 def attached_xdp(ifname, netns=None):
     """{mode: program id} of the XDP programs attached to ``ifname`` now."""
-    if not exists(netns):  # pyroute2 would create a missing namespace
-        raise NamespaceNotFoundError(netns)
-    from pyroute2 import IPRoute
+    from xnf.core.attach.xdp import query
 
-    with (IPRoute(netns=netns) if netns else IPRoute()) as ipr:
-        links = ipr.get_links(ifname=ifname)
-    if not links:
-        return {}
-    xdp = links[0].get_attr("IFLA_XDP")
-    if xdp is None:
-        return {}
-    attached = xdp.get_attr("IFLA_XDP_ATTACHED") or 0
-    if attached in XDP_ATTACHED_MODES:
-        return {XDP_ATTACHED_MODES[attached]: xdp.get_attr("IFLA_XDP_PROG_ID")}
-    found = {}
-    for mode, attr in _XDP_MODE_PROG_ATTRS:
-        prog_id = xdp.get_attr(attr)
-        if prog_id:
-            found[mode] = prog_id
-    return found
+    if not exists(netns):
+        raise NamespaceNotFoundError(netns)
+    return {mode: hp.prog_id for mode, hp in query(ifname, netns).items()}
 
 
 def offload_load_probe(ifindex, netns=None):
