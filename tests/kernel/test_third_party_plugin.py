@@ -226,7 +226,9 @@ def test_a_broken_plugin_breaks_only_itself(venv, broken_plugins):
     r = xnf("prog", "load", os.path.join(ROOT, "tests", "bpf", "xdp_counter.bpf.o"))
     assert r.returncode == 0, r.stderr
     assert xnf("attach", "example", "--help").returncode == 0
-    one_line_error(xnf("attach", "broken_import", "lo"), "broken_import")
+    one_line_error(xnf("attach", "broken_options", "lo"), "broken_options", "cannot build its options")
+    r = xnf("attach", "broken_import", "lo")                    # not importable: not a choice at all
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and "broken_import" in r.stderr
 
 
 def test_scheduler_plugin(venv):
