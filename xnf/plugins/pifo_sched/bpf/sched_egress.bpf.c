@@ -4,16 +4,20 @@
  * Rank: a virtual-clock fair queueing tag. Each flow (5-tuple) has a finish time; a
  * packet starts at max(now, finish) and finishes len * cost later, where cost is the
  * flow's nanoseconds per byte at its weighted share of the link (cost_q10 from the
- * `weights` map by destination or source port, else the default). The rank is the
- * start tag (STFQ) or the finish tag (WFQ), taken relative to now when `relative`
- * is set, so a flow within its share ranks 0 and one above it ranks by how far
- * ahead it has run. Idle flows bank no credit: start never lies in the past.
+ * `weights` map by destination or source port, else the default). Shares are taken
+ * of slightly less than the link (user space sets the costs), so every backlogged
+ * flow runs ahead of the clock and its distance ahead orders it. len is the length
+ * on the wire: a GSO packet counts the headers of each segment, as the qdisc
+ * charges it. The rank is the start tag (STFQ) or the finish tag (WFQ), relative to
+ * now when `relative` is set, so it stays in a stationary range. Idle flows bank no
+ * credit: a start never lies in the past.
  *
  * Band: SP-PIFO over NBANDS strict-priority HTB classes. Scanning from the lowest
  * priority band, the first band whose bound is <= rank takes the packet and its
  * bound becomes the rank (push-up); a rank below every bound goes to band 0 and all
- * bounds drop by the difference (push-down). skb->priority = MAJOR:MINOR_BASE+band
- * selects the HTB leaf directly. This kernel has no BPF qdisc: HTB holds the packets.
+ * bounds drop by the difference (push-down; bounds are signed so they keep their
+ * order). skb->priority = MAJOR:MINOR_BASE+band selects the HTB leaf directly. This
+ * kernel has no BPF qdisc: HTB holds the packets.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -53,7 +57,7 @@ struct flow_state {
 struct sp_state {
 	struct bpf_spin_lock lock;
 	__u32 pad;
-	__u64 bounds[NBANDS];
+	__s64 bounds[NBANDS]; /* signed: push-down may take them below zero */
 };
 
 struct band_stats {
@@ -96,8 +100,9 @@ struct {
 	__type(value, struct band_stats);
 } bands SEC(".maps");
 
-/* 0 and the flow key, or -1 for anything that is not IPv4/IPv6. */
-static __always_inline int parse(struct __sk_buff *skb, struct flow_key *key)
+/* 0 with the flow key and the header length up to the L4 payload (for TCP), or -1
+ * for anything that is not IPv4/IPv6. */
+static __always_inline int parse(struct __sk_buff *skb, struct flow_key *key, __u32 *hdr_len)
 {
 	__u16 proto = bpf_ntohs(skb->protocol);
 	__u32 l4;
@@ -127,10 +132,17 @@ static __always_inline int parse(struct __sk_buff *skb, struct flow_key *key)
 			key->dport = bpf_ntohs(ports[1]);
 		}
 	}
+	*hdr_len = l4 + (key->proto == IPPROTO_UDP ? 8 : 0);
+	if (key->proto == IPPROTO_TCP) {
+		__u8 doff;
+
+		if (!bpf_skb_load_bytes(skb, l4 + 12, &doff, 1))
+			*hdr_len += (doff >> 4) * 4;
+	}
 	return 0;
 }
 
-static __always_inline __u32 sp_pifo_band(__u64 rank)
+static __always_inline __u32 sp_pifo_band(__s64 rank)
 {
 	__u32 zero = 0, band = 0;
 	struct sp_state *s = bpf_map_lookup_elem(&sp, &zero);
@@ -148,11 +160,11 @@ static __always_inline __u32 sp_pifo_band(__u64 rank)
 		}
 	}
 	if (!found) {
-		__u64 cost = s->bounds[0] - rank; /* push-down */
+		__s64 cost = s->bounds[0] - rank; /* push-down */
 
 #pragma unroll
 		for (int i = 0; i < NBANDS; i++)
-			s->bounds[i] = s->bounds[i] > cost ? s->bounds[i] - cost : 0;
+			s->bounds[i] -= cost;
 	}
 	bpf_spin_unlock(&s->lock);
 	return band;
@@ -168,10 +180,16 @@ int sched_egress(struct __sk_buff *skb)
 	struct band_stats *bs;
 	__u64 *cost, now, start, finish, rank;
 	__u16 port = 0;
+	__u32 hdr_len = 0;
+	__u64 len = skb->len;
 
 	if (!cfg)
 		return TC_ACT_OK;
-	if (parse(skb, &key) == 0) {
+	if (parse(skb, &key, &hdr_len) == 0) {
+		/* a GSO packet leaves as gso_segs packets, each with its own headers, and
+		 * the qdisc charges it so: rank by the bytes on the wire */
+		if (skb->gso_segs > 1)
+			len += (__u64)(skb->gso_segs - 1) * hdr_len;
 		cost = bpf_map_lookup_elem(&weights, &key.dport);
 		port = key.dport;
 		if (!cost) {
@@ -189,14 +207,14 @@ int sched_egress(struct __sk_buff *skb)
 		if (st) {
 			now = bpf_ktime_get_ns();
 			start = st->finish > now ? st->finish : now;
-			finish = start + (((__u64)skb->len * (cost ? *cost : cfg->default_cost_q10)) >> 10);
+			finish = start + ((len * (cost ? *cost : cfg->default_cost_q10)) >> 10);
 			st->finish = finish;
 			rank = cfg->mode ? finish : start;
 			if (cfg->relative)
 				rank -= now;
 			band = sp_pifo_band(rank);
 			st->band = band;
-			__sync_fetch_and_add(&st->bytes, skb->len);
+			__sync_fetch_and_add(&st->bytes, len);
 			__sync_fetch_and_add(&st->packets, 1);
 		}
 	}
@@ -204,7 +222,7 @@ int sched_egress(struct __sk_buff *skb)
 	bs = bpf_map_lookup_elem(&bands, &band);
 	if (bs) {
 		bs->packets++;
-		bs->bytes += skb->len;
+		bs->bytes += len;
 	}
 	return TC_ACT_OK;
 }
