@@ -210,3 +210,12 @@ def test_unknown_scheduler_and_options_are_typed_errors():
         registry.create("wfq", {"weights": [1, 0]})
     with pytest.raises(SchedulerConfigError, match="rate"):
         registry.create("tbf", {"rate": "fast"})
+
+
+def test_dequeue_hook_may_bulk():
+    sched = registry.create("drr", {"weights": [1, 1]})
+    for seq in range(6):
+        sched.enqueue(Packet(seq % 2, 500, 0, seq), 0)
+    first, second = sched.dequeue_bulk(0, 4), sched.dequeue_bulk(0, 4)
+    assert len(first) == 4 and len(second) == 2 and not sched.dequeue_bulk(0, 4)
+    assert sorted(p.seq for p in first + second) == list(range(6))

@@ -10,7 +10,7 @@ import os
 
 import attrs
 
-from xnf.core.errors import AttachError, ConfigError
+from xnf.core.errors import AttachError
 from xnf.nf import NetworkFunction
 from xnf.plugins.pifo_sched import cli
 from xnf.plugins.pifo_sched.kernel import MODES, NBANDS, EgressDataPath, HtbBands
@@ -159,5 +159,3 @@ class PifoSched(NetworkFunction):
     def demo(cls, args):
         return cli.demo(args)
 
-
-__all__ = ["PifoSched", "PifoSchedConfig", "ConfigError"]
