@@ -257,6 +257,45 @@ def test_map_from_id_and_pin_decode_with_kernel_btf(bpffs):
             assert list(pinned.items()) == expected and pinned.pinned_at == path
 
 
+# --- maps of programs and of maps ---------------------------------------------------------------
+
+def test_prog_array_written_from_python():
+    """Slots take a Program; reading a slot gives the program's id; the tail call follows."""
+    with xnf.load(obj("tail_call")) as coll:
+        jmp, cfg, drop = coll.maps["jmp_table"], coll.maps["tail_cfg"], coll.programs["tail_drop"]
+        assert dict(jmp.items()) == {0: drop.id, 2: coll.programs["tail_tx"].id}
+        jmp[1] = drop
+        assert jmp[1] == drop.id
+        cfg[0] = 1
+        assert coll.programs["tail_entry"].test_run(udp_frame()).retval == XDP_DROP
+        del jmp[1]
+        assert 1 not in jmp
+        assert coll.programs["tail_entry"].test_run(udp_frame()).retval == XDP_PASS
+
+
+def test_map_in_map_written_from_python():
+    with xnf.load(obj("map_in_map")) as coll:
+        outer, outer_h = coll.maps["outer_arr"], coll.maps["outer_hash"]
+        inner_a, inner_b = coll.maps["inner_a"], coll.maps["inner_b"]
+        assert dict(outer.items()) == {0: inner_a.id, 1: inner_b.id}
+        inner_a[0], inner_b[0] = XDP_PASS, XDP_DROP
+        outer[0] = inner_b                                       # the program now reads inner_b via slot 0
+        assert outer[0] == inner_b.id
+        assert coll.programs["mim_lookup"].test_run(udp_frame()).retval == XDP_DROP
+        outer_h[3] = inner_a
+        assert dict(outer_h.items()) == {1: inner_b.id, 3: inner_a.id}
+
+
+def test_frozen_map_refuses_writes_with_a_hint(counter):
+    m = counter.maps["proto_count"]
+    m[1] = 1
+    m.freeze()
+    with pytest.raises(BPFError) as e:
+        m[2] = 2
+    assert e.value.errno == errno.EPERM and "frozen" in str(e.value), str(e.value)
+    assert m[1] == 1 and 2 not in m                             # still readable
+
+
 # --- batches --------------------------------------------------------------------------------
 
 def test_batch_update_and_lookup_in_chunks():
