@@ -232,6 +232,16 @@ def test_btf_struct_keys_and_values():
         assert matrices[0].rows == [[1, 2, 3], [4, 5, 6]]
 
 
+def test_struct_keys_are_hashable():
+    """``dict(m.items())`` works for struct-keyed maps too, and its keys look elements up."""
+    with xnf.load(obj("btf_types")) as coll:
+        flows = coll.maps["flows"]
+        coll.programs["btf_socket"].test_run(udp_frame())
+        as_dict = dict(flows.items())
+        ((key, value),) = as_dict.items()
+        assert flows[key] == value and key in {key} and as_dict == dict(flows.lookup_batch())
+
+
 def test_struct_value_read_modify_write():
     """A value holding a union, read and written back unchanged, stays the same."""
     with xnf.load(obj("btf_types")) as coll:
