@@ -306,6 +306,33 @@ def test_frozen_map_refuses_writes_with_a_hint(counter):
     assert m[1] == 1 and 2 not in m                             # still readable
 
 
+# --- map types the dict API does not fit --------------------------------------------------------
+
+def test_maps_without_elements_refuse_with_a_typed_error():
+    """A ring buffer has no elements to look up; a bloom filter has no keys. Element access
+    raises MapTypeError (a TypeError) naming the map and what to use instead, never a
+    bare TypeError from inside the codec or a BPFError with an unnamed errno."""
+    with xnf.load(obj("ringbuf")) as coll:
+        rb = coll.maps["rb"]
+        for op in (lambda: rb[0], lambda: 0 in rb, lambda: len(rb), lambda: list(rb.items())):
+            with pytest.raises(errors.MapTypeError) as e:
+                op()
+            assert "'rb'" in str(e.value) and "RingBuffer" in str(e.value), str(e.value)
+    with xnf.load(obj("map_defs")) as coll:
+        with pytest.raises(errors.MapTypeError) as e:
+            42 in coll.maps["bloom"]
+        assert "'bloom'" in str(e.value)
+
+
+def test_unsupported_operation_names_the_errno():
+    """The kernel's ENOTSUPP (524, not in libc's table) is named, with a hint, not "Unknown error 524"."""
+    with xnf.load(obj("tail_call")) as coll:
+        with pytest.raises(BPFError) as e:
+            coll.maps["jmp_table"].lookup_batch()
+    msg = str(e.value)
+    assert "Unknown error" not in msg and ("ENOTSUPP" in msg or "not supported" in msg), msg
+
+
 # --- batches --------------------------------------------------------------------------------
 
 def test_batch_update_and_lookup_in_chunks():
