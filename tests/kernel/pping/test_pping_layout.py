@@ -40,7 +40,7 @@ def test_map_sizes_follow_the_config():
     assert spec.maps["pping_flows"].max_entries == 2000
     assert spec.maps["pping_agg_v4"].max_entries == 62
     assert spec.maps["pping_events"].max_entries == 1 << 16
-    with pytest.raises(datapath.PpingConfigError):
+    with pytest.raises(datapath.ConfigError):
         datapath.build_spec(PpingConfig(), ring_bytes=5000)
 
 

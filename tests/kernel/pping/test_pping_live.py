@@ -7,7 +7,6 @@ against tcpdump + the reference; queueing delay under a TBF bottleneck.
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -15,7 +14,7 @@ import time
 import pytest
 
 from pping_topology import DNS_RESPONDER, Topology, pping_ids, sh, still_loaded
-from xnf.core.errors import AttachError, ConfigError, InterfaceNotFoundError, XnfError
+from xnf.core.errors import AttachError, ConfigError, InterfaceNotFoundError
 from xnf.plugins.pping.config import PpingConfig
 from xnf.plugins.pping.datapath import Datapath
 from xnf.plugins.pping.events import FlowEvent, RttEvent

@@ -21,9 +21,9 @@ import socket
 import struct
 import time
 
-from xnf.core.errors import AttachError, ConfigError as _XnfConfigError, XnfError
+from xnf.core.errors import AttachError, XnfError
 from xnf.plugins.pping import bpf_events
-from xnf.plugins.pping.config import NS_PER_S, PpingConfig
+from xnf.plugins.pping.config import NS_PER_S, ConfigError, PpingConfig
 
 OBJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pping.bpf.o")
 
@@ -120,7 +120,7 @@ def build_spec(config: PpingConfig, l3: bool = False, ring_bytes: "int | None" =
     spec = xnf.open_object(path)
     if ring_bytes is not None:
         if ring_bytes < 4096 or ring_bytes & (ring_bytes - 1):
-            raise PpingConfigError(f"ring buffer size {ring_bytes} is not a power of two of at least 4096")
+            raise ConfigError(f"ring buffer size {ring_bytes} is not a power of two of at least 4096")
         spec.maps["pping_events"].max_entries = ring_bytes
     for name, value in rodata_values(config, l3).items():
         spec.rodata[name] = value
@@ -165,7 +165,7 @@ class Datapath:
 
         c = self.config
         if c.read is not None:
-            raise PpingConfigError("--read runs the reference over a capture; it attaches nothing",
+            raise ConfigError("--read runs the reference over a capture; it attaches nothing",
                                    "drop the interface, or drop --read")
         l3 = is_l3(self.iface, self.netns)
         try:
@@ -372,10 +372,6 @@ class _PinnedCollection:
     def close(self):
         for m in self.maps.values():
             m.close()
-
-
-class PpingConfigError(_XnfConfigError):
-    """Options that make no sense for a live data path."""
 
 
 def _config_dict(config: PpingConfig) -> dict:
