@@ -324,3 +324,46 @@ def test_core_relocations_are_kept_for_the_loader_to_refuse():
 def test_errors_are_xnf_errors():
     for cls in (ELFError, SectionError, BTFError, NotSupportedError):
         assert issubclass(cls, XnfError)
+
+
+# --- fuzzing ---------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_FUZZ_BASES = {name: open(obj(name), "rb").read() for name in ("xdp_counter", "subprog", "global_data")}
+
+
+def _structural_ranges(data):
+    """Byte ranges that describe the object (headers, symbols, relocations, BTF, map
+    definitions) rather than code: corruption there exercises the reader's checks."""
+    import io
+
+    elf = ELFFile(io.BytesIO(data))
+    ranges = [(0, 64), (elf["e_shoff"], elf["e_shoff"] + elf["e_shnum"] * elf["e_shentsize"])]
+    for sec in elf.iter_sections():
+        if sec["sh_type"] in ("SHT_SYMTAB", "SHT_REL", "SHT_STRTAB") or sec.name in (".BTF", ".BTF.ext", ".maps"):
+            ranges.append((sec["sh_offset"], sec["sh_offset"] + sec["sh_size"]))
+    return [(a, b) for a, b in ranges if b > a]
+
+
+_FUZZ_RANGES = {name: _structural_ranges(data) for name, data in _FUZZ_BASES.items()}
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(sorted(_FUZZ_BASES)), st.data())
+def test_corrupted_objects_raise_typed_errors_only(tmp_path_factory, name, data):
+    """Any corruption of a good object either still parses or raises an XnfError with a
+    one-line message: never an IndexError, KeyError, struct.error or other internal
+    exception (which the CLI would report as an internal error)."""
+    raw = bytearray(_FUZZ_BASES[name])
+    for _ in range(data.draw(st.integers(1, 6), label="flips")):
+        lo, hi = data.draw(st.sampled_from(_FUZZ_RANGES[name] + [(0, len(raw))]), label="range")
+        pos = data.draw(st.integers(lo, hi - 1), label="pos")
+        raw[pos] = data.draw(st.integers(0, 255), label="byte")
+    p = tmp_path_factory.mktemp("fuzz") / "f.bpf.o"
+    p.write_bytes(bytes(raw))
+    try:
+        load_spec(str(p))
+    except XnfError as e:
+        one_line(e)
