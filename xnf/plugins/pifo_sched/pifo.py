@@ -22,7 +22,7 @@ DEFAULT_CAPACITY = 1 << 20
 class _Window:
     """``range`` FIFO buckets for ranks ``base .. base+range-1`` and their bitmap tree."""
 
-    __slots__ = ("base", "buckets", "levels", "count")
+    __slots__ = ("base", "buckets", "levels", "top_down", "count")
 
     def __init__(self, rank_range, base):
         self.base = base
@@ -34,6 +34,7 @@ class _Window:
             self.levels.append([0] * words)
             if words == 1:
                 break
+        self.top_down = self.levels[::-1]
         self.count = 0
 
     def push(self, index, item):
@@ -54,13 +55,16 @@ class _Window:
     def first(self):
         """Index of the first non-empty bucket (the window must not be empty)."""
         index = 0
-        for level in reversed(self.levels):
+        for level in self.top_down:
             word = level[index]
             index = (index << 6) | ((word & -word).bit_length() - 1)
         return index
 
     def pop(self):
-        index = self.first()
+        index = 0
+        for level in self.top_down:
+            word = level[index]
+            index = (index << 6) | ((word & -word).bit_length() - 1)
         bucket = self.buckets[index]
         item = bucket.popleft()
         self.count -= 1
