@@ -237,3 +237,30 @@ def test_string_without_terminator_is_a_btf_error():
         struct.pack("<III", 1, B.KIND_FWD << 24, 0) + b"\0abc"
     with pytest.raises(BTFError):
         B.parse(raw)
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _alarm(_signum, _frame):
+    raise _Timeout("still running after 5 s")
+
+
+def test_type_cycles_raise_btf_error():
+    """Corrupt BTF can make types refer to themselves: look-ups must raise, not loop
+    forever (resolve) or overflow the stack (size_of)."""
+    import signal
+
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(5)
+    try:
+        loop = B.BTF([B.VOID, B.Type(kind=B.KIND_TYPEDEF, name="loop", type=1)])
+        with pytest.raises(BTFError):
+            loop.resolve(1)
+        nested = B.BTF([B.VOID, B.Type(kind=B.KIND_ARRAY, array=(1, 1, 2))])
+        with pytest.raises(BTFError):
+            nested.size_of(1)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)

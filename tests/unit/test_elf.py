@@ -367,3 +367,26 @@ def test_corrupted_objects_raise_typed_errors_only(tmp_path_factory, name, data)
         load_spec(str(p))
     except XnfError as e:
         one_line(e)
+
+
+def test_btf_type_cycle_is_an_error_not_a_hang(tmp_path):
+    """A typedef that names itself (a corrupt object) must raise, not loop forever."""
+    import subprocess
+    import sys
+
+    data = bytearray(open(obj("xdp_counter"), "rb").read())
+    off, size = _section_offset(bytes(data), ".BTF")
+    record = struct.pack("<II", 8 << 24, 9)          # TYPEDEF __u32 -> [9] unsigned int, type id 8
+    at = bytes(data).find(record, off, off + size)
+    assert at > 0
+    struct.pack_into("<I", data, at + 4, 8)          # now __u32 -> [8] itself
+    p = tmp_path / "cycle.bpf.o"
+    p.write_bytes(bytes(data))
+    code = ("import sys\nfrom xnf.core.elf import load_spec\nfrom xnf.core.errors import XnfError\n"
+            f"try:\n    load_spec({str(p)!r})\nexcept XnfError as e:\n    print(type(e).__name__, e)\n    sys.exit(3)\n")
+    try:
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+                           env=dict(os.environ, PYTHONPATH=ROOT))
+    except subprocess.TimeoutExpired:
+        pytest.fail("load_spec did not return within 30 s on a BTF type cycle")
+    assert r.returncode == 3, (r.returncode, r.stdout, r.stderr[-500:])
