@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import in_ns, sh
+from netenv import in_ns, sh
 from xnf.core.errors import AttachError, ConfigError
 from xnf.nf import config_from_args
 from xnf.plugins.pifo_sched.nf import PifoSched, PifoSchedConfig
