@@ -175,6 +175,15 @@ def test_missing_object(tmp_path):
     one_line_error(xnf("prog", "load", str(tmp_path / "nope.bpf.o")), "cannot read")
 
 
+def test_map_dump_bad_references(bpffs):
+    pin = os.path.join(bpffs, "refs")
+    assert xnf("prog", "load", obj("xdp_counter"), "--pin", pin).returncode == 0
+    one_line_error(xnf("map", "dump", os.path.join(pin, "progs", "xdp_count")), "holds a prog, not a map")
+    one_line_error(xnf("map", "dump", os.path.join(pin, "nothing")), "nothing is pinned")
+    one_line_error(xnf("map", "dump", "4000000000"), "no map with id")
+    one_line_error(xnf("map", "dump", "/tmp"))
+
+
 def test_pin_outside_bpffs(tmp_path):
     one_line_error(xnf("prog", "load", obj("xdp_counter"), "--pin", str(tmp_path / "pins")),
                    "not on a bpf filesystem")

@@ -145,6 +145,21 @@ def test_drop_verdict_from_rodata(venv, netns_pair, iface_state, attached_cleanu
     assert iface_state(pair.ns_a, pair.if_a) == before
 
 
+def test_detach_after_the_interface_is_gone(venv, netns_pair, attached_cleanup):
+    """The veth disappears while attached: status still answers, detach removes the pins."""
+    xnf = make_xnf(venv)
+    pair = netns_pair
+    xnf("attach", "example", pair.if_a, "--netns", pair.ns_a, check=True)
+    _run("ip", "-n", pair.ns_a, "link", "del", pair.if_a)
+    r = xnf("status", "--json")
+    assert r.returncode == 0, r.stderr
+    r = xnf("detach", "example", pair.if_a, "--netns", pair.ns_a)
+    assert r.returncode in (0, 1) and len(r.stderr.strip().splitlines()) <= 1, r.stderr
+    from xnf.core.pin import PinRoot
+
+    assert not os.path.exists(PinRoot(pair.if_a, "example", netns=pair.ns_a).path)
+
+
 def test_missing_interface_leaves_nothing(venv, netns_pair, iface_state):
     xnf = make_xnf(venv)
     before = iface_state(netns_pair.ns_a, netns_pair.if_a)

@@ -160,3 +160,21 @@ def test_object_path_is_in_the_plugin_package():
 
 def test_hooks_and_modes_vocabulary():
     assert set(DemoNF.hooks) <= set(nf.HOOKS) and set(DemoNF.modes) <= set(nf.MODES)
+
+
+def test_registry_look_ups():
+    from xnf import registry
+    from xnf.core.errors import PluginError
+
+    nfs = registry.network_functions()
+    for name, cls in nfs.items():
+        assert issubclass(cls, nf.NetworkFunction) and cls.name == name
+        assert registry.network_function(name) is cls
+    with pytest.raises(PluginError) as e:
+        registry.network_function("no_such_nf")
+    msg = str(e.value)
+    assert "no network function named 'no_such_nf'" in msg and "\n" not in msg
+    assert all(name in msg for name in nfs)
+    assert registry.scheduler("fifo").__name__ == "Fifo"
+    with pytest.raises(PluginError, match="no scheduler named"):
+        registry.scheduler("no_such_sched")
