@@ -219,3 +219,20 @@ def test_dequeue_hook_may_bulk():
     first, second = sched.dequeue_bulk(0, 4), sched.dequeue_bulk(0, 4)
     assert len(first) == 4 and len(second) == 2 and not sched.dequeue_bulk(0, 4)
     assert sorted(p.seq for p in first + second) == list(range(6))
+
+
+def test_wf2q_interleaves_where_wfq_bursts():
+    """One flow of weight 10 against ten of weight 1 (Bennett and Zhang's example):
+    WFQ and STFQ send the heavy flow's packets back to back, WF2Q+ spreads them."""
+    longest = {}
+    for algorithm in ("wfq", "stfq", "wf2q"):
+        weights = {0: 10, **{flow: 1 for flow in range(1, 11)}}
+        sched = registry.create(algorithm, {"weights": weights})
+        for flow in range(11):
+            for seq in range(12):
+                sched.enqueue(Packet(flow, 1000, 0, seq), 0)
+        run = longest[algorithm] = 0
+        for _ in range(40):
+            run = run + 1 if sched.dequeue(0).flow == 0 else 0
+            longest[algorithm] = max(longest[algorithm], run)
+    assert longest["wf2q"] <= 2 and longest["wfq"] >= 9 and longest["stfq"] >= 9
