@@ -171,7 +171,8 @@ def test_missing_interface_leaves_nothing(venv, netns_pair, iface_state):
     one_line_error(xnf("attach", "example", netns_pair.if_a, "--netns", "xnf-no-such-ns"), "xnf-no-such-ns")
 
 
-def test_run_streams_and_detaches_on_sigint(venv, netns_pair, iface_state, attached_cleanup):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_run_streams_and_detaches_on_signal(venv, netns_pair, iface_state, attached_cleanup, signum):
     pair = netns_pair
     before = iface_state(pair.ns_a, pair.if_a)
     proc = subprocess.Popen([venv, "-m", "xnf.cli.main", "run", "example", pair.if_a, "--netns", pair.ns_a,
@@ -182,7 +183,7 @@ def test_run_streams_and_detaches_on_sigint(venv, netns_pair, iface_state, attac
         assert f"{pair.if_a}: " in first and "packets" in first, (first, proc.stderr.read() if proc.poll() else "")
         pair.ping(count=3)
         time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
