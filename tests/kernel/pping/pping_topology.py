@@ -157,3 +157,28 @@ while True:
     p[10:12] = struct.pack("!H", csum(bytes(p[:hl])))
     os.write(fd, bytes(p))
 """
+
+
+# A QUIC-shaped exchange on UDP port 443: short-header packets (form bit clear, fixed
+# bit set) whose spin bit follows RFC 9000 17.4: the server reflects the last value it
+# received, the client sends the inverse of the last value it received.
+SPIN_SERVER = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 443))
+while True:
+    data, peer = s.recvfrom(2048)
+    s.sendto(bytes([0x40 | (data[0] & 0x20)]) + data[1:], peer)
+"""
+
+SPIN_CLIENT = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1.0)
+spin = 0
+for i in range(int(sys.argv[2])):
+    s.sendto(bytes([0x40 | (spin << 5)]) + bytes(8) + b"q" * 100, (sys.argv[1], 443))
+    data = s.recv(2048)
+    spin = 1 - ((data[0] >> 5) & 1)
+    time.sleep(0.002)
+"""

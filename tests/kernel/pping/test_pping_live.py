@@ -323,3 +323,21 @@ def test_aggregation_per_prefix_live(topo):
     # the server's prefix sent 5 replies (and the client's 5 requests), as seen here
     assert server.rx_packets == 5 and client.rx_packets == 5 and server.tx_packets == 5
     assert c["aggregate_map_full"] == 0
+
+
+def test_quic_spin_bit(topo):
+    """RTTs from spin-bit edges of a QUIC-shaped UDP exchange on port 443."""
+    from pping_topology import SPIN_CLIENT, SPIN_SERVER
+
+    topo.spawn(topo.srv, sys.executable, "-c", SPIN_SERVER, topo.srv_ip)
+    topo.wait_port(topo.srv, 443, "udp")
+    with attached(topo, quic=True, rate_limit=0) as dp:
+        topo.ns(topo.cli, sys.executable, "-c", SPIN_CLIENT, topo.srv_ip, "100")
+        got = rtts(drain(dp))
+    assert all(e.flow.proto == "QUIC" and e.identifier_kind == "spin" for e in got)
+    to_server = [e.rtt_ns for e in got if e.flow.src_ip == topo.srv_ip]
+    to_client = [e.rtt_ns for e in got if e.flow.src_ip == topo.cli_ip]
+    # every exchange flips the bit: an edge each way per round trip
+    assert len(to_server) > 40 and len(to_client) > 40
+    # the server answers at once; the client after its 2 ms pause
+    assert statistics.median(to_server) < 2_000_000 < statistics.median(to_client) < 50_000_000
