@@ -1,8 +1,9 @@
 """Random packet sequences through the kernel and the reference: same events.
 
 Hypothesis draws TCP conversations (flags, TSval steps, echoed or stale TSecrs,
-payload or none, SYN/FIN/RST anywhere) and echo exchanges, on IPv4 or IPv6, through
-tc egress, tc ingress or XDP. One object is loaded for the whole module; every example
+payload or none, SYN/FIN/RST anywhere; or no timestamp option, for seq/ACK with
+retransmissions and partial ACKs), echo exchanges and DNS queries/responses, on IPv4
+or IPv6, through tc egress, tc ingress or XDP. One object is loaded for the whole module; every example
 uses addresses of its own, so state never carries over, and a fresh reference.
 """
 import itertools
@@ -10,8 +11,8 @@ import itertools
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from pping_harness import (TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, Runner, assert_same, echo, eth, ipv4,
-                           ipv6, v4_tcp, v6_tcp)
+from pping_harness import (TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, Runner, assert_same, dns, echo, eth,
+                           ipv4, ipv6, udp, v4_tcp, v6_tcp)
 from xnf.plugins.pping.config import PpingConfig
 from xnf.plugins.pping.reference import Reference
 
@@ -29,13 +30,15 @@ step = st.tuples(
     st.sampled_from(["echo", "echo", "stale", "zero"]),
     st.sampled_from([0, 0, 50]),        # payload
     st.sampled_from(["ingress", "xdp"]),
-    st.sampled_from(["tcp", "tcp", "tcp", "icmp"]),
+    st.sampled_from(["tcp", "tcp", "tcp", "seq", "seq", "icmp", "dns"]),
+    st.sampled_from([1, 1, 1, 0, -1]),  # seq/ACK: new data, repeat, or go back (retransmission)
 )
 
 
 @pytest.fixture(scope="module")
 def runner():
-    r = Runner(PpingConfig(tcp=True, icmp=True, rate_limit=0, include_local=True, include_syn=True))
+    r = Runner(PpingConfig(tcp=True, seq_ack=True, icmp=True, dns=True, rate_limit=0, include_local=True,
+                           include_syn=True))
     try:
         yield r
     finally:
@@ -43,7 +46,7 @@ def runner():
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(steps=st.lists(step, min_size=1, max_size=25), v6=st.booleans())
+@given(steps=st.lists(step, min_size=4, max_size=30), v6=st.booleans())
 def test_random_sequences_match_the_reference(runner, steps, v6):
     n = next(_serial)
     a, b = (f"2001:db8:{n:x}::1", f"2001:db8:{n:x}::2") if v6 else (f"10.{n // 250}.{n % 250}.1",
@@ -55,24 +58,44 @@ def test_random_sequences_match_the_reference(runner, steps, v6):
     runner.max_window_ns = 0
     tsval = {True: 1000, False: 50000}
     seen = {True: [0], False: [0]}
-    for i, (fwd, flags, dts, ecr, payload, hook_in, proto) in enumerate(steps):
+    nxt = {True: 0xFFFFFF00, False: 7000}   # next sequence number of each side (the first wraps)
+    got_to = {True: [0xFFFFFF00], False: [7000]}  # sequence ends each side has sent
+    build = v6_tcp if v6 else v4_tcp
+    for i, (fwd, flags, dts, ecr, payload, hook_in, proto, seq_move) in enumerate(steps):
         src, dst = (a, b) if fwd else (b, a)
+        sport, dport = (1111, 80) if fwd else (80, 1111)
         hook = "egress" if fwd else hook_in
         if proto == "icmp":
             body = echo(v6, fwd, 99, i % 4)
             frame = eth(ipv6(src, dst, 58, body), 0x86DD) if v6 else eth(ipv4(src, dst, 1, body), 0x0800)
+        elif proto == "dns":
+            body = udp(5353, 53, dns(i % 3, False)) if fwd else udp(53, 5353, dns(i % 3, True))
+            frame = eth(ipv6(src, dst, 17, body), 0x86DD) if v6 else eth(ipv4(src, dst, 17, body), 0x0800)
+        elif proto == "seq":
+            if seq_move < 0 and len(got_to[fwd]) > 1:
+                seq = got_to[fwd][-2]                      # resend the previous segment
+            else:
+                seq = nxt[fwd]
+            other = got_to[not fwd]
+            ack = {"echo": other[-1], "stale": other[0], "zero": other[len(other) // 2]}[ecr]
+            frame = build(src, dst, sport + 1, dport + 1, seq=seq, ack=ack, flags=flags, payload=b"s" * payload)
+            if seq == nxt[fwd] and seq_move:
+                nxt[fwd] = (seq + payload + (1 if flags & TCP_SYN else 0)) & 0xFFFFFFFF
+                got_to[fwd].append(nxt[fwd])
         else:
             tsval[fwd] = (tsval[fwd] + dts) & 0xFFFFFFFF
             other = seen[not fwd]
             tsecr = {"echo": other[-1], "stale": other[0], "zero": 0}[ecr]
-            build = v6_tcp if v6 else v4_tcp
-            sport, dport = (1111, 80) if fwd else (80, 1111)
             frame = build(src, dst, sport, dport, flags=flags, tsval=tsval[fwd], tsecr=tsecr, payload=b"p" * payload)
             seen[fwd].append(tsval[fwd])
         runner.send(frame, hook)
     got = assert_same(runner)
     STATS["examples"] += 1
     STATS["events"] += len(got)
+    for e in got:
+        kind = getattr(e, "identifier_kind", None)
+        if kind:
+            STATS[kind] = STATS.get(kind, 0) + 1
 
 
 def test_the_random_examples_produced_events():
@@ -80,3 +103,4 @@ def test_the_random_examples_produced_events():
     if STATS["examples"] < 20:
         pytest.skip("needs test_random_sequences_match_the_reference to run first (whole module)")
     assert STATS["events"] > STATS["examples"] // 2
+    assert {"tsval", "seq", "icmp", "dns"} <= set(STATS), STATS
