@@ -27,6 +27,9 @@ VAR_STATIC, VAR_GLOBAL_ALLOCATED, VAR_GLOBAL_EXTERN = 0, 1, 2
 # BTF_FUNC linkage
 FUNC_STATIC, FUNC_GLOBAL, FUNC_EXTERN = 0, 1, 2
 
+MAX_NESTING = 64
+"""Deepest nesting of arrays and members followed; real C types stay far below it."""
+
 _MODIFIERS = (KIND_TYPEDEF, KIND_VOLATILE, KIND_CONST, KIND_RESTRICT, KIND_TYPE_TAG)
 
 _HDR = struct.Struct("<HBBIIIII")
@@ -104,23 +107,34 @@ class BTF:
         return self._by_name.get((name, kind))
 
     def resolve(self, type_id):
-        """Skip typedefs and qualifiers; returns (type_id, Type)."""
-        t = self.types[type_id]
-        while t.kind in _MODIFIERS:
+        """Skip typedefs and qualifiers; returns (type_id, Type). A cycle is a BTFError."""
+        start = type_id
+        t = self._type(type_id)
+        for _ in range(len(self.types)):
+            if t.kind not in _MODIFIERS:
+                return type_id, t
             type_id = t.type
-            t = self.types[type_id]
-        return type_id, t
+            t = self._type(type_id)
+        raise BTFError(f"BTF type [{start}] is part of a cycle of typedefs or qualifiers")
 
-    def size_of(self, type_id):
+    def _type(self, type_id):
+        try:
+            return self.types[type_id]
+        except IndexError:
+            raise BTFError(f"BTF refers to type [{type_id}], past the last type [{len(self.types) - 1}]") from None
+
+    def size_of(self, type_id, _depth=0):
+        if _depth > MAX_NESTING:
+            raise BTFError(f"BTF type [{type_id}] nests deeper than {MAX_NESTING} levels (a cycle?)")
         type_id, t = self.resolve(type_id)
         if t.kind in (KIND_INT, KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_ENUM64, KIND_DATASEC, KIND_FLOAT):
             return t.size
         if t.kind == KIND_PTR:
             return 8
         if t.kind == KIND_ARRAY:
-            return self.size_of(t.array[0]) * t.array[2]
+            return self.size_of(t.array[0], _depth + 1) * t.array[2]
         if t.kind == KIND_VAR:
-            return self.size_of(t.type)
+            return self.size_of(t.type, _depth + 1)
         raise BTFError(f"type [{type_id}] {t.kind_name} {t.name!r} has no size")
 
     def type_name(self, type_id):

@@ -265,10 +265,12 @@ class StructCodec(Codec):
         return bytes(buf)
 
 
-def codec_for(btf, type_id, size=None):
+def codec_for(btf, type_id, size=None, _depth=0):
     """A codec for BTF type ``type_id``; without BTF (``btf is None``) a raw one of ``size``."""
     if btf is None or not type_id:
         return _int_or_raw(size)
+    if _depth > B.MAX_NESTING:
+        raise BTFError(f"BTF type [{type_id}] nests deeper than {B.MAX_NESTING} levels (a cycle?)")
     type_id, t = btf.resolve(type_id)
     k = t.kind
     if k == B.KIND_INT:
@@ -285,15 +287,15 @@ def codec_for(btf, type_id, size=None):
         if et.kind == B.KIND_INT and et.size == 1 and (
                 et.name == "char" or et.int_encoding & B.INT_CHAR or not et.int_encoding & B.INT_SIGNED):
             return CharArrayCodec(count)
-        return ArrayCodec(codec_for(btf, elem_id), count)
+        return ArrayCodec(codec_for(btf, elem_id, _depth=_depth + 1), count)
     if k in (B.KIND_STRUCT, B.KIND_UNION):
-        members = [(name or f"_anon{i}", codec_for(btf, mtype), bit_off, bf)
+        members = [(name or f"_anon{i}", codec_for(btf, mtype, _depth=_depth + 1), bit_off, bf)
                    for i, (name, mtype, bit_off, bf) in enumerate(t.members)]
         return StructCodec(t.size, members, union=(k == B.KIND_UNION))
     if k == B.KIND_VAR:
-        return codec_for(btf, t.type)
+        return codec_for(btf, t.type, _depth=_depth + 1)
     if k == B.KIND_DATASEC:
-        members = [(btf[v].name, codec_for(btf, btf[v].type), off * 8, 0) for v, off, _s in t.members]
+        members = [(btf[v].name, codec_for(btf, btf[v].type, _depth=_depth + 1), off * 8, 0) for v, off, _s in t.members]
         return StructCodec(t.size, members)
     raise BTFError(f"cannot build a codec for BTF {t.kind_name} {t.name!r}")
 

@@ -140,6 +140,13 @@ class _Reader:
     # --- the whole read ----------------------------------------------------------------
 
     def read(self, pin_root):
+        try:
+            return self._read(pin_root)
+        except (struct.error, ValueError, IndexError, KeyError) as e:
+            # Corrupt tables (indices, offsets, strings): report the file, never a bare exception.
+            raise ELFError(f"{self.path} is corrupt: {type(e).__name__}: {e}") from None
+
+    def _read(self, pin_root):
         self._open()
         spec = ObjectSpec(path=self.path)
         if pin_root:
