@@ -14,7 +14,7 @@ import time
 import pytest
 
 from pping_topology import DNS_RESPONDER, Topology, pping_ids, sh, still_loaded
-from xnf.core.errors import AttachError, ConfigError, InterfaceNotFoundError
+from xnf.core.errors import AttachError, ConfigError, InterfaceNotFoundError, PinError
 from xnf.plugins.pping.config import PpingConfig
 from xnf.plugins.pping.datapath import Datapath
 from xnf.plugins.pping.events import FlowEvent, RttEvent
@@ -171,6 +171,10 @@ def test_nf_attach_status_detach_leaves_nothing(topo):
         assert len([i for i in ids if i[0] == "prog"]) == 2 and len(ids) > 8
         pin_dir = nf.pin_dir
         assert os.path.isdir(os.path.join(pin_dir, "maps"))
+        # a second attach is refused and leaves the first one alone
+        with pytest.raises(PinError, match="already attached"):
+            Pping("mid1", PpingConfig(), netns=topo.mid).attach()
+        assert pping_ids(topo.mid, "mid1") == ids
         again = Pping.attached("mid1", netns=topo.mid)
         topo.ns(topo.cli, "ping", "-c", "2", "-i", "0.2", topo.srv_ip)
         assert again.status()["rtt_events"] == 2

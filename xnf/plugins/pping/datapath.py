@@ -168,6 +168,11 @@ class Datapath:
             raise ConfigError("--read runs the reference over a capture; it attaches nothing",
                                    "drop the interface, or drop --read")
         l3 = is_l3(self.iface, self.netns)
+        if pin_dir is not None and os.path.isdir(pin_dir) and os.listdir(pin_dir):
+            from xnf.core.errors import PinError
+
+            raise PinError(f"pping is already attached to {self.iface} (pinned at {pin_dir})",
+                           f"detach it first with `xnf detach pping {self.iface}`")
         try:
             self.collection = load(c, l3)
             progs = self.collection.programs
