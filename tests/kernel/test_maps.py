@@ -455,6 +455,23 @@ def test_close_releases_the_map():
     assert map_id not in set(syscall.iter_ids("map"))
 
 
+def test_a_closed_map_never_reaches_another_map():
+    """After close() the fd number is free and the next map may get it: operations on the
+    closed Map must fail, not read or write whatever map now has that number."""
+    first = xnf.load(obj("xdp_counter"))
+    old = first.maps["pkt_count"]
+    old[0] = 1                                                   # prepares the reusable bpf_attr
+    number = int(old.fd)
+    first.close()
+    with xnf.load(obj("xdp_counter")) as second:
+        assert number in (int(second.maps["pkt_count"].fd), int(second.maps["proto_count"].fd))
+        with pytest.raises((XnfError, ValueError)):
+            old[0] = 99
+        with pytest.raises((XnfError, ValueError)):
+            old[0]
+        assert second.maps["pkt_count"][0] == 0 and len(second.maps["proto_count"]) == 0
+
+
 def test_repr_and_attributes(counter):
     m = counter.maps["proto_count"]
     assert (m.type, m.key_size, m.value_size, m.max_entries) == (uapi.BPF_MAP_TYPE_HASH, 4, 8, 256)
