@@ -14,7 +14,10 @@ _cache = {}
 
 
 def _manager(namespace):
-    if namespace not in _cache:
+    import sys
+
+    key = (namespace, tuple(sys.path))  # a package added to the path later is found too
+    if key not in _cache:
         from stevedore import ExtensionManager
 
         failures = {}
@@ -23,8 +26,8 @@ def _manager(namespace):
             failures[entrypoint.name] = exc
 
         mgr = ExtensionManager(namespace, invoke_on_load=False, on_load_failure_callback=on_failure)
-        _cache[namespace] = ({ext.name: ext.plugin for ext in mgr}, failures)
-    return _cache[namespace]
+        _cache[key] = ({ext.name: ext.plugin for ext in mgr}, failures)
+    return _cache[key]
 
 
 def available(namespace):

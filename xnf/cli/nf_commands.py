@@ -101,6 +101,9 @@ def cmd_attach(args):
     nf.attach()
     print(f"{nf.name} attached to {args.iface}" + (f" in {args.netns}" if args.netns else "")
           + f", pinned under {nf.pin_dir}")
+    explain = getattr(nf, "explain", None)
+    if explain is not None:
+        print(explain())  # which data path it uses, where the kernel lacks the ideal one
     return 0
 
 

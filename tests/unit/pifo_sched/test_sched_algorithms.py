@@ -202,7 +202,7 @@ def test_fifo_tail_drops_at_capacity():
 
 
 def test_unknown_scheduler_and_options_are_typed_errors():
-    with pytest.raises(UnknownSchedulerError, match="known schedulers: drr"):
+    with pytest.raises(UnknownSchedulerError, match="available: drr"):
         registry.create("nope")
     with pytest.raises(SchedulerConfigError, match="no option 'wieghts'"):
         registry.create("wfq", {"wieghts": [1]})
