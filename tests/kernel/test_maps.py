@@ -439,6 +439,28 @@ def test_explicit_pin_path_and_pin_root(bpffs):
         assert m[0] == 41
 
 
+def _mounts_at(path):
+    with open("/proc/self/mountinfo") as f:
+        return [line for line in f if line.split()[4] == path]
+
+
+def test_pin_root_outside_bpffs_is_refused_not_mounted_over(tmp_path):
+    """A pin root that is an ordinary directory is an error (PinError naming the fix); the
+    loader must not mount a bpffs over it, hiding its files, and leave that mount behind."""
+    root = tmp_path / "pins"
+    root.mkdir()
+    (root / "keep.txt").write_text("mine")
+    try:
+        with pytest.raises(errors.PinError) as e:
+            xnf.load(obj("pin_by_name"), pin_root=str(root))
+        assert "bpf" in str(e.value) and "\n" not in str(e.value)
+        assert not _mounts_at(str(root))
+        assert (root / "keep.txt").read_text() == "mine"
+    finally:
+        while _mounts_at(str(root)):
+            subprocess.run(["umount", str(root)], check=False)
+
+
 # --- lifetime ----------------------------------------------------------------------------------
 
 def test_close_releases_the_map():
