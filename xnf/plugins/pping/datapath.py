@@ -341,30 +341,10 @@ def collect_aggregates(maps, config: PpingConfig, clock_offset_ns: int = 0) -> l
                 continue
             slot = len(raw_value) // possible_cpus()
             merged = bpf_events.merge_percpu_agg(raw_value[i:i + slot] for i in range(0, len(raw_value), slot))
-            delete_raw(m, raw_key)
+            m.pop(raw_key, None)  # raw bytes keys are accepted as they are
             if merged[0] or merged[2]:
                 reports.append(bpf_events.aggregate_report(now, prefix, merged, bpf_events_bin_width()))
     return reports
-
-
-def delete_raw(m, raw_key: bytes) -> bool:
-    """Delete one element by its raw key; False if it was already gone.
-
-    (Straight through the syscall: Map.__delitem__ passes a value pointer the kernel
-    refuses for BPF_MAP_DELETE_ELEM on Linux 6.18.)"""
-    import ctypes
-    import errno
-
-    from xnf.core import syscall
-    from xnf.core.errors import BPFError
-
-    try:
-        syscall.map_delete_elem(int(m.fd), ctypes.create_string_buffer(raw_key, len(raw_key)))
-    except BPFError as e:
-        if e.errno == errno.ENOENT:
-            return False
-        raise
-    return True
 
 
 class _PinnedCollection:
