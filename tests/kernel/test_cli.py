@@ -202,6 +202,16 @@ def test_pin_conflict_removes_the_pins_it_made(bpffs):
     assert after == before
 
 
+def test_failure_while_pinning_unpins_what_was_pinned(bpffs):
+    """DIR/maps is in the way (a symlink), so pinning fails after the programs were pinned:
+    the command fails with one line and the program pins are removed again."""
+    pin = os.path.join(bpffs, "blocked")
+    os.makedirs(pin)
+    os.symlink("nowhere", os.path.join(pin, "maps"))
+    one_line_error(xnf("prog", "load", obj("xdp_counter"), "--pin", pin), "maps")
+    assert pinned_files(os.path.join(pin, "progs")) == []     # xdp_count was pinned first: unpinned again
+
+
 def test_incompatible_pin_by_name(tmp_path):
     load, refused, listing, show = in_private_bpffs(
         tmp_path,
