@@ -44,7 +44,7 @@ def cmd_load(args):
                     pinned.append(path)
         progs = [{"name": n, "type": uapi.PROG_TYPE_NAMES.get(p.type, p.type), "id": p.id} for n, p in coll.programs.items()]
         maps = [{"name": n, "type": uapi.MAP_TYPE_NAMES.get(m.type, m.type), "id": m.id} for n, m in coll.maps.items()]
-    except XnfError:
+    except BaseException:  # whatever failed, leave nothing pinned (pins keep programs loaded)
         for path in pinned:
             os.unlink(path)
         raise

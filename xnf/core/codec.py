@@ -29,6 +29,9 @@ class Struct:
     def __getitem__(self, name):
         return getattr(self, name)
 
+    def __hash__(self):
+        return hash(_frozen(tuple(self)))
+
     def __eq__(self, other):
         if isinstance(other, Struct):
             return dict(self) == dict(other)
@@ -38,6 +41,15 @@ class Struct:
 
     def __repr__(self):
         return "Struct(" + ", ".join(f"{k}={v!r}" for k, v in self) + ")"
+
+
+def _frozen(value):
+    """A hashable form of decoded values (lists become tuples), so structs can be dict keys."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, Struct):
+        return _frozen(tuple(value))
+    return value
 
 
 class Codec:

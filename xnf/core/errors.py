@@ -25,11 +25,11 @@ class BPFError(XnfError, OSError):
     """A bpf(2) command failed; ``errno`` is the kernel's answer."""
 
     def __init__(self, command, err, message=None, hint=None):
-        text = message or f"{command}: {os.strerror(err)} [{_errno.errorcode.get(err, err)}]"
+        text = message or f"{command}: {_strerror(err)} [{_errno.errorcode.get(err, _KERNEL_ERRNOS.get(err, err))}]"
         XnfError.__init__(self, text, hint if hint is not None else _hint_for(command, err))
         self.command = command
         self.errno = err  # after __init__: OSError.__init__ resets it
-        self.strerror = os.strerror(err)
+        self.strerror = _strerror(err)
 
 
 class VerifierError(BPFError):
@@ -99,7 +99,11 @@ class MapTypeError(XnfError, TypeError):
     """A reader or operation was given a map of the wrong type."""
 
 
-class ReaderClosedError(XnfError, ValueError):
+class ObjectClosedError(XnfError, ValueError):
+    """A map, program or reader used after ``close()``: its fd number may belong to another object now."""
+
+
+class ReaderClosedError(ObjectClosedError):
     """``poll()`` or ``consume()`` on an event reader after ``close()``."""
 
 
@@ -123,7 +127,7 @@ class InterfaceNotFoundError(AttachError):
         self.netns = netns
         where = f" in network namespace {netns!r}" if netns else ""
         super().__init__(f"no network interface named {ifname!r}{where}",
-                         "check the name with `ip link`" + (f" -n {netns}" if netns else ""))
+                         f"check the name with `ip {'-n ' + netns + ' ' if netns else ''}link`")
 
 
 class NamespaceNotFoundError(XnfError):
@@ -147,7 +151,22 @@ class ConfigError(XnfError):
     """Options that are invalid or contradict each other."""
 
 
+#: kernel-internal errnos that reach user space from bpf(2) but are not in libc's table
+_KERNEL_ERRNOS = {524: "ENOTSUPP"}
+
+
+def _strerror(err):
+    if err == 524:
+        return "Operation not supported"
+    return os.strerror(err)
+
+
 def _hint_for(command, err):
+    if err == 524:
+        return "this map or program type does not support the operation"
+    if err == _errno.EPERM and command in ("BPF_MAP_UPDATE_ELEM", "BPF_MAP_DELETE_ELEM", "BPF_MAP_UPDATE_BATCH",
+                                            "BPF_MAP_DELETE_BATCH") and os.geteuid() == 0:
+        return "the map is frozen or read-only to user space (like .rodata after load): set such values in the spec before loading"
     if err == _errno.EPERM:
         if os.geteuid() == 0:
             return "the kernel refused this for the process: an LSM, lockdown, or a missing capability"

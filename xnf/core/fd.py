@@ -1,6 +1,8 @@
 """A file descriptor that is closed exactly once, by its owner or at garbage collection."""
 import os
 
+from xnf.core.errors import ObjectClosedError
+
 
 class FD:
     __slots__ = ("_fd", "__weakref__")
@@ -12,7 +14,7 @@ class FD:
 
     def __int__(self):
         if self._fd < 0:
-            raise ValueError("file descriptor is closed")
+            raise ObjectClosedError("the BPF object was closed", "open it again (from its pin or id)")
         return self._fd
 
     __index__ = __int__

@@ -227,9 +227,11 @@ class Loader:
     def _create_map(self, m):
         path = self._pin_path(m)
         if path is not None:
-            from xnf.core.pin import ensure_bpffs
+            from xnf.core.pin import DEFAULT_BPFFS, ensure_bpffs, require_bpffs
 
-            ensure_bpffs(self.spec.pin_root if path.startswith(self.spec.pin_root) else os.path.dirname(path))
+            if self.spec.pin_root == DEFAULT_BPFFS:
+                ensure_bpffs(DEFAULT_BPFFS)  # mount the standard bpffs if the system has none
+            require_bpffs(path)  # never mount over a directory the caller chose
             if os.path.exists(path):
                 return self._reuse_pinned(m, path)
         max_entries = m.max_entries

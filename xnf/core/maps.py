@@ -9,7 +9,7 @@ import threading
 
 from xnf.core import syscall, uapi
 from xnf.core.codec import codec_for
-from xnf.core.errors import BPFError, XnfError
+from xnf.core.errors import BPFError, MapTypeError, XnfError
 from xnf.core.fd import FD
 
 _PERCPU = {uapi.BPF_MAP_TYPE_PERCPU_ARRAY, uapi.BPF_MAP_TYPE_PERCPU_HASH,
@@ -110,7 +110,17 @@ class Map:
 
     # --- coding --------------------------------------------------------------------
 
+    def _no_elements(self):
+        kind = uapi.MAP_TYPE_NAMES.get(self.type, str(self.type))
+        if self.type in (uapi.BPF_MAP_TYPE_RINGBUF, uapi.BPF_MAP_TYPE_USER_RINGBUF):
+            how = "read its records with xnf.RingBuffer(map)"
+        else:
+            how = "it is used from BPF programs (push, pop, peek), not as a dict"
+        return MapTypeError(f"map {self.name!r} is a {kind} map: it has no keys to look up", how)
+
     def _set_key(self, key, buf):
+        if not self.key_size:
+            raise self._no_elements()
         if isinstance(key, (bytes, bytearray)) and len(key) == self.key_size:
             ctypes.memmove(buf, bytes(key), self.key_size)
         else:
@@ -220,6 +230,8 @@ class Map:
     # --- iteration -------------------------------------------------------------------
 
     def _raw_keys(self):
+        if not self.key_size:
+            raise self._no_elements()
         if self.type in _ARRAYS:
             for i in range(self.max_entries):
                 yield i.to_bytes(self.key_size, "little")
@@ -294,6 +306,8 @@ class Map:
 
     def _batches(self, chunk):
         """(keys bytes, values bytes, count) for each BPF_MAP_LOOKUP_BATCH call until the map is read."""
+        if not self.key_size:
+            raise self._no_elements()
         ks, vs = self.key_size, self._value_len
         chunk = max(1, min(chunk, self.max_entries or chunk))
         keys = ctypes.create_string_buffer(ks * chunk)
@@ -344,6 +358,7 @@ class Map:
 
     def close(self):
         self.fd.close()
+        self.__dict__.pop("_attr", None)  # it holds the fd number, which the kernel may reuse
 
     def __enter__(self):
         return self

@@ -93,14 +93,25 @@ def require_bpffs(path):
 
 
 def pin_object(fd, path):
-    """Pin a program, map or link fd at ``path``, creating parent directories."""
-    require_bpffs(path)
+    """Pin a program, map or link fd at ``path``, creating parent directories.
+
+    The pin is tried first: checks and directory creation run only when it fails, so
+    pinning many objects into an existing directory costs one syscall each.
+    """
+    try:
+        syscall.obj_pin(fd, path)
+        return
+    except BPFError as e:
+        if e.errno == errno.EEXIST:
+            raise PinError(f"{path} is already pinned", "unpin it first or choose another path") from None
+        if e.errno != errno.ENOENT:
+            require_bpffs(path)
+            raise PinError(f"cannot pin at {path}: {e.strerror}", e.hint or None) from None
+    require_bpffs(path)  # ENOENT: a parent directory is missing
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     try:
         syscall.obj_pin(fd, path)
     except BPFError as e:
-        if e.errno == errno.EEXIST:
-            raise PinError(f"{path} is already pinned", "unpin it first or choose another path") from None
         raise PinError(f"cannot pin at {path}: {e.strerror}", e.hint or None) from None
 
 
@@ -124,6 +135,7 @@ def open_pinned(path, kind=None, flags=0):
     except BPFError as e:
         if e.errno == errno.ENOENT:
             raise PinError(f"nothing is pinned at {path}") from None
+        require_bpffs(path)  # the usual reason for any other errno: the path is not on bpffs
         raise PinError(f"cannot open pin {path}: {e.strerror}", e.hint or None) from None
     if kind is not None:
         found = object_kind(fd)

@@ -4,6 +4,8 @@ One table, matched the way libbpf matches it: a name ending in ``+`` matches its
 exactly or followed by ``/anything``; a name ending in ``/`` matches as a prefix; any
 other name matches exactly. The first match wins, so more specific names come first.
 """
+import functools
+
 import attrs
 
 from xnf.core import uapi as u
@@ -127,6 +129,7 @@ def _matches(defn, section):
     return section == name
 
 
+@functools.lru_cache(maxsize=256)
 def match(section):
     """The :class:`SectionDef` for a program section, and the target named after the prefix."""
     for defn in SECTION_DEFS:
