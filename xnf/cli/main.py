@@ -15,20 +15,29 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"xnf: error: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser():
-    from xnf.cli import features, maps, nf_commands, prog
+CORE_GROUPS = ("features", "prog", "map")
+"""Command groups that need no plugins: for them, plugins are not even looked up."""
 
+
+def build_parser(argv=()):
+    from xnf.cli import features, maps, prog
+
+    command = next((a for a in argv if not a.startswith("-")), None)
     parser = _Parser(prog="xnf", description="BPF network functions for Linux.")
     parser.add_argument("--version", action="version", version=f"xnf {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="on a verifier rejection, also print the end of the verifier log")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    nf_commands.register(sub)
+    if command not in CORE_GROUPS:
+        from xnf.cli import nf_commands
+
+        nf_commands.register(sub)
     features.register(sub)
     prog.register(sub)
     maps.register(sub)
-    nf_commands.register_plugin_groups(sub)
+    if command not in CORE_GROUPS:
+        nf_commands.register_plugin_groups(sub)
     return parser
 
 
@@ -36,7 +45,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     verbose = "-v" in argv or "--verbose" in argv
     try:
-        parser = build_parser()
+        parser = build_parser(argv)
         args = parser.parse_args(argv)
         return args.func(args) or 0
     except VerifierError as e:
