@@ -120,8 +120,12 @@ class Collection:
         return f"Collection(programs={list(self.programs)}, maps={list(self.maps)})"
 
 
-def load_collection(path_or_spec, programs=None, pin_root=None, log_level=0):
-    """Load every map and program (or only ``programs``, by name) of an object or spec."""
+def load_collection(path_or_spec, programs=None, pin_root=None, log_level=0, netns=None):
+    """Load every map and program (or only ``programs``, by name) of an object or spec.
+
+    ``netns`` names the network namespace of the device that programs and maps are bound
+    to (``ifindex`` in the spec, for offload): bpf(2) resolves it in the calling thread's.
+    """
     if isinstance(path_or_spec, ObjectSpec):
         spec = path_or_spec
     else:
@@ -130,7 +134,12 @@ def load_collection(path_or_spec, programs=None, pin_root=None, log_level=0):
         spec = load_spec(os.fspath(path_or_spec))
     if pin_root:
         spec.pin_root = pin_root
-    return Loader(spec, programs, log_level).load()
+    if netns is None:
+        return Loader(spec, programs, log_level).load()
+    from xnf.core.netns import entered
+
+    with entered(netns):
+        return Loader(spec, programs, log_level).load()
 
 
 class Loader:
