@@ -134,11 +134,9 @@ def load_collection(path_or_spec, programs=None, pin_root=None, log_level=0, net
         spec = load_spec(os.fspath(path_or_spec))
     if pin_root:
         spec.pin_root = pin_root
-    if netns is None:
-        return Loader(spec, programs, log_level).load()
     from xnf.core.netns import entered
 
-    with entered(netns):
+    with entered(netns):  # a no-op for netns=None
         return Loader(spec, programs, log_level).load()
 
 
