@@ -8,12 +8,14 @@ import sys
 
 import pytest
 
+import xnf
+
 from xnf.core.attach.xdp import attach_xdp, query
 from xnf.core.info import map_info, prog_info
 
 from vm_offload import FIXTURES, load_bound, sh, xdp_oracle
 
-NIC_STAGE = os.path.join(FIXTURES, "pping_nic_stage.bpf.o")
+NIC_STAGE = os.path.join(os.path.dirname(os.path.abspath(xnf.__file__)), "plugins", "pping", "pping_nic.bpf.o")
 
 
 def test_nic_stage_offloads_and_is_configured_from_python(nsim):

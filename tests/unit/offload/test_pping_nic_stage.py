@@ -10,8 +10,7 @@ import xnf
 from xnf.offload.check import check_object
 from xnf.offload.rules import target
 
-OBJ = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bpf", "offload",
-                   "pping_nic_stage.bpf.o")
+OBJ = os.path.join(os.path.dirname(os.path.abspath(xnf.__file__)), "plugins", "pping", "pping_nic.bpf.o")
 XDP_PASS = 2
 
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* pping's NIC stage for offload mode (see docs/drivers-and-offload.md).
+/* pping's NIC stage for --mode offload (xnf/plugins/pping/offload.py, docs/drivers-and-offload.md).
  *
  * Runs as an offloaded XDP program, so it follows the NFP rules: no clock, no ring
  * buffer, no global data, no stores into map values. It parses Ethernet, IPv4/IPv6
