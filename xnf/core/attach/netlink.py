@@ -118,8 +118,12 @@ def _netdevmsg():
     return netdevmsg
 
 
-def xdp_features(ifindex, netns=None):
-    """The device's ``NETDEV_XDP_ACT_*`` names, or None if the kernel has no netdev family."""
+def netdev_dev_get(ifindex, netns=None):
+    """The ``netdev`` genetlink family's reply for ``ifindex`` (XDP, XSK and RX metadata
+    features), or None when the kernel has no such family (before Linux 6.3).
+
+    Other netlink errors (ENODEV for a missing device) are raised as NetlinkError.
+    """
     from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
     from pyroute2.netlink.generic import GenericNetlinkSocket
 
@@ -135,14 +139,20 @@ def xdp_features(ifindex, netns=None):
         msg["cmd"] = NETDEV_CMD_DEV_GET
         msg["version"] = 1
         msg["attrs"] = [("NETDEV_A_DEV_IFINDEX", ifindex)]
-        try:
-            reply = request(sock, msg, sock.prid, NLM_F_REQUEST | NLM_F_ACK)
-        except NetlinkError:
-            return None
-        for r in reply:
-            bits = r.get_attr("NETDEV_A_DEV_XDP_FEATURES")
-            if bits is not None:
-                return sorted(name for name, bit in XDP_FEATURE_BITS.items() if bits & bit)
-        return None
+        replies = [r for r in request(sock, msg, sock.prid, NLM_F_REQUEST | NLM_F_ACK)
+                   if r.get_attr("NETDEV_A_DEV_IFINDEX") is not None]
+        return replies[0] if replies else None
     finally:
         sock.close()
+
+
+def xdp_features(ifindex, netns=None):
+    """The device's ``NETDEV_XDP_ACT_*`` names, or None if the kernel cannot say."""
+    try:
+        reply = netdev_dev_get(ifindex, netns)
+    except NetlinkError:
+        return None
+    if reply is None:
+        return None
+    bits = reply.get_attr("NETDEV_A_DEV_XDP_FEATURES") or 0
+    return sorted(name for name, bit in XDP_FEATURE_BITS.items() if bits & bit)
