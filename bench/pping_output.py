@@ -97,6 +97,26 @@ def encode_only(records, path):
     return time.process_time() - t
 
 
+PIPE_MAX = "/proc/sys/fs/pipe-max-size"
+
+
+def _pipe_up_to_limit(wfd):
+    """Size the pipe like the data path's ring buffer: as root, raise fs.pipe-max-size to
+    the ring size for this one pipe (and put it back); otherwise take the limit as it is."""
+    with open(PIPE_MAX) as f:
+        limit = int(f.read())
+    try:
+        with open(PIPE_MAX, "w") as f:
+            f.write(str(RING_BYTES))
+    except OSError:
+        return fcntl.fcntl(wfd, F_SETPIPE_SZ, limit)
+    try:
+        return fcntl.fcntl(wfd, F_SETPIPE_SZ, RING_BYTES)
+    finally:
+        with open(PIPE_MAX, "w") as f:
+            f.write(str(limit))
+
+
 def paced_run(rate, seconds, path):
     """Producer child at ``rate`` records/s into a ring-sized pipe; returns (written, dropped).
 
@@ -107,8 +127,7 @@ def paced_run(rate, seconds, path):
     try:
         ring = fcntl.fcntl(wfd, F_SETPIPE_SZ, RING_BYTES)
     except PermissionError:  # above fs.pipe-max-size needs CAP_SYS_RESOURCE
-        with open("/proc/sys/fs/pipe-max-size") as f:
-            ring = fcntl.fcntl(wfd, F_SETPIPE_SZ, int(f.read()))
+        ring = _pipe_up_to_limit(wfd)
     res_r, res_w = os.pipe()
     group = 4096 // RECORD.size
     pid = os.fork()
