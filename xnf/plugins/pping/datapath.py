@@ -257,6 +257,10 @@ class Datapath:
         except (OSError, ValueError):
             raise PinError(f"no pping instance pinned at {pin_dir}",
                            "attach one with `xnf attach pping IFACE`") from None
+        if state.get("mode") == "offload" and cls is Datapath:
+            from xnf.plugins.pping.offload import OffloadDatapath
+
+            return OffloadDatapath.from_pins(pin_dir)
         self = cls(state["iface"], PpingConfig(**state["config"]), state.get("netns"))
         maps = {}
         for name in PINNED_MAPS:

@@ -20,12 +20,12 @@ class Pping(NetworkFunction):
     description = "passive RTT monitoring of existing traffic (TCP, ICMP, DNS, QUIC)"
     objects = ("pping.bpf.o",)
     hooks = ("tc-egress", "tc-ingress", "xdp")
-    modes = ("skb", "native")
+    modes = ("skb", "native", "offload")
     Config = PpingConfig
 
     def __init__(self, iface, config=None, netns=None, mode="auto"):
         super().__init__(iface, config, netns, mode)
-        if mode != "auto":
+        if mode not in ("auto", "offload"):  # offload: the NIC stage replaces the ingress hook
             from xnf.plugins.pping.config import ConfigError
 
             if self.config.ingress_hook != "xdp":
@@ -36,7 +36,10 @@ class Pping(NetworkFunction):
     # --- life cycle ------------------------------------------------------------------
 
     def attach(self):
-        from xnf.plugins.pping.datapath import Datapath
+        if self.mode == "offload":
+            from xnf.plugins.pping.offload import OffloadDatapath as Datapath
+        else:
+            from xnf.plugins.pping.datapath import Datapath
 
         dp = Datapath(self.iface, self.config, self.netns)
         dp.attach(pin_dir=self.pin_dir)
@@ -69,7 +72,7 @@ class Pping(NetworkFunction):
         if not os.path.lexists(os.path.join(pin_dir, CONFIG_LINK)):
             return None
         dp = Datapath.from_pins(pin_dir)
-        inst = cls(iface, dp.config, netns=netns)
+        inst = cls(iface, dp.config, netns=netns, mode=getattr(dp, "MODE", "auto"))
         inst.datapath = dp
         return inst
 
