@@ -6,14 +6,11 @@ come from here; test_vm_netem_rtt.py checks RTT accuracy on veth.
 import os
 import sys
 
-import pytest
-
 import xnf
-
 from xnf.core.attach.xdp import attach_xdp, query
 from xnf.core.info import map_info, prog_info
 
-from vm_offload import FIXTURES, load_bound, sh, xdp_oracle
+from vm_offload import load_bound, sh, xdp_oracle
 
 NIC_STAGE = os.path.join(os.path.dirname(os.path.abspath(xnf.__file__)), "plugins", "pping", "pping_nic.bpf.o")
 
@@ -33,40 +30,41 @@ def test_nic_stage_offloads_and_is_configured_from_python(nsim):
             att.detach()
 
 
-def pping_offload_status():
-    """Why the CLI test cannot pass yet, or None when pping declares offload mode."""
-    try:
-        from xnf.registry import network_functions
-
-        pping = network_functions().get("pping")
-    except Exception as e:  # the plugin is still being written
-        return f"pping does not load yet ({e})"
-    if pping is None:
-        return "pping is not registered"
-    if "offload" not in pping.modes:
-        return "pping declares no offload mode yet (its NIC stage is tests/bpf/offload/pping_nic_stage.bpf.c)"
-    return None
-
-
 def xnf_cli(*args):
     return sh(sys.executable, "-m", "xnf.cli.main", *args, check=False)
 
 
-@pytest.mark.xfail(pping_offload_status() is not None, reason=str(pping_offload_status()), strict=False)
 def test_cli_attach_pping_offload_on_netdevsim(nsim):
+    """Loads and attaches both stages, pins them, and `xnf detach` removes all of it."""
+    from xnf.core.pin import PinRoot
+
+    pin_dir = PinRoot(nsim.ifname, "pping", netns=nsim.netns).path
     res = xnf_cli("attach", "pping", nsim.ifname, "--netns", nsim.netns, "--mode", "offload")
     try:
         assert res.returncode == 0, res.stderr
-        assert "offload" in query(nsim.ifname, nsim.netns)
+        xdp = xdp_oracle(nsim)
+        assert list(xdp) == ["offload"]
+        assert xdp["offload"] in nsim.bound_progs()  # the NIC stage is bound to this device
+        assert "pping_tc_egress" in sh("tc", "filter", "show", "dev", nsim.ifname, "egress",
+                                       netns=nsim.netns).stdout
+        assert {"pping_nic_cfg", "pping_nic_events", "pping_nic_stats", "pping_ts"} <= \
+            set(os.listdir(os.path.join(pin_dir, "maps")))
+        st = xnf_cli("pping", "stats", nsim.ifname, "--netns", nsim.netns, "--json")
+        assert st.returncode == 0, st.stderr
+        assert '"mode": "offload"' in st.stdout and '"nic_records": 0' in st.stdout
     finally:
-        xnf_cli("detach", "pping", nsim.ifname, "--netns", nsim.netns)
+        det = xnf_cli("detach", "pping", nsim.ifname, "--netns", nsim.netns)
+    assert det.returncode == 0, det.stderr
     assert query(nsim.ifname, nsim.netns) == {}
+    assert sh("tc", "filter", "show", "dev", nsim.ifname, "egress", netns=nsim.netns).stdout.strip() == ""
+    assert not os.path.exists(pin_dir)
 
 
-@pytest.mark.xfail(pping_offload_status() is not None, reason=str(pping_offload_status()), strict=False)
 def test_cli_attach_pping_offload_refused_on_veth(netns):
     sh("ip", "link", "add", "xv0", "type", "veth", "peer", "name", "xv1", netns=netns)
     res = xnf_cli("attach", "pping", "xv0", "--netns", netns, "--mode", "offload")
     assert res.returncode != 0
     assert "xv0 cannot" in res.stderr and "offload" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert query("xv0", netns) == {}
+    assert sh("tc", "filter", "show", "dev", "xv0", "egress", netns=netns).stdout.strip() == ""
