@@ -68,3 +68,31 @@ def test_cli_attach_pping_offload_refused_on_veth(netns):
     assert len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert query("xv0", netns) == {}
     assert sh("tc", "filter", "show", "dev", "xv0", "egress", netns=netns).stdout.strip() == ""
+
+
+def test_cli_attach_pping_offload_rolls_back_when_the_device_refuses_attach(nsim):
+    """netdevsim told to refuse hardware XDP: the load and tc egress already done are
+    undone, nothing is pinned, no program stays bound to the device."""
+    from xnf.core.pin import PinRoot
+
+    nsim.knob("bpf_xdpoffload_accept", "N")
+    res = xnf_cli("attach", "pping", nsim.ifname, "--netns", nsim.netns, "--mode", "offload")
+    assert res.returncode != 0
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert query(nsim.ifname, nsim.netns) == {}
+    assert sh("tc", "filter", "show", "dev", nsim.ifname, "egress", netns=nsim.netns).stdout.strip() == ""
+    assert not os.path.exists(PinRoot(nsim.ifname, "pping", netns=nsim.netns).path)
+    assert nsim.bound_progs() == []
+
+
+def test_cli_attach_pping_offload_twice_is_refused_and_keeps_the_first(nsim):
+    first = xnf_cli("attach", "pping", nsim.ifname, "--netns", nsim.netns, "--mode", "offload")
+    try:
+        assert first.returncode == 0, first.stderr
+        prog = xdp_oracle(nsim)["offload"]
+        again = xnf_cli("attach", "pping", nsim.ifname, "--netns", nsim.netns, "--mode", "offload")
+        assert again.returncode != 0 and "already attached" in again.stderr
+        assert xdp_oracle(nsim) == {"offload": prog}
+    finally:
+        xnf_cli("detach", "pping", nsim.ifname, "--netns", nsim.netns)
+    assert query(nsim.ifname, nsim.netns) == {}
