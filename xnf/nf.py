@@ -50,6 +50,12 @@ class NetworkFunction:
 
     # --- what plugins implement -------------------------------------------------------
 
+    @property
+    def offline(self):
+        """True when the configuration asks for a run that attaches nothing (pping's
+        ``--read FILE``): `xnf run` then only calls :meth:`run`, `xnf attach` refuses."""
+        return False
+
     def attach(self):
         """Load and attach everything, pinned under :attr:`pin_dir`; on failure leave nothing behind."""
         raise NotImplementedError

@@ -5,7 +5,7 @@ import threading
 
 from xnf import registry
 from xnf.cli.output import emit_json, table
-from xnf.core.errors import PluginError
+from xnf.core.errors import ConfigError, PluginError
 
 
 def register(sub):
@@ -98,6 +98,9 @@ def _instance(args):
 
 def cmd_attach(args):
     nf = _instance(args)
+    if nf.offline:
+        raise ConfigError(f"these {nf.name} options run offline and attach nothing",
+                          f"use `xnf run {nf.name} ...` with them instead")
     nf.attach()
     print(f"{nf.name} attached to {args.iface}" + (f" in {args.netns}" if args.netns else "")
           + f", pinned under {nf.pin_dir}")
@@ -115,11 +118,16 @@ def cmd_run(args):
         stop.set()
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    nf.attach()
     try:
-        nf.run(sys.stdout, stop)
+        if nf.offline:
+            nf.run(sys.stdout, stop)
+            return 0
+        nf.attach()
+        try:
+            nf.run(sys.stdout, stop)
+        finally:
+            nf.detach()
     finally:
-        nf.detach()
         for s, h in old.items():
             signal.signal(s, h)
     return 0

@@ -35,6 +35,10 @@ class Pping(NetworkFunction):
 
     # --- life cycle ------------------------------------------------------------------
 
+    @property
+    def offline(self):
+        return self.config.read is not None
+
     def attach(self):
         if self.mode == "offload":
             from xnf.plugins.pping.offload import OffloadDatapath as Datapath
@@ -77,15 +81,21 @@ class Pping(NetworkFunction):
         return inst
 
     def run(self, out, stop):
-        """Write events as --format/--write/--prometheus say until ``stop``; the stats
-        line goes to stderr."""
-        from xnf.plugins.pping.api import pump
+        """Write events as --format/--write/--prometheus say until ``stop`` (or, with
+        --read, until the capture ends); the stats line goes to stderr."""
         from xnf.plugins.pping.formats import stats_line
-        from xnf.plugins.pping.writer import Output
 
-        with Output(self.config, stream=out) as output:
-            stats = pump(self.datapath, output.emit, stop, output.update_stats)
-            output.update_stats(stats)
+        if self.offline:
+            from xnf.plugins.pping.cli import run_offline
+
+            stats = run_offline(self.config, out=out)
+        else:
+            from xnf.plugins.pping.api import pump
+            from xnf.plugins.pping.writer import Output
+
+            with Output(self.config, stream=out) as output:
+                stats = pump(self.datapath, output.emit, stop, output.update_stats)
+                output.update_stats(stats)
         print(stats_line(stats), file=sys.stderr)
 
     # --- CLI ---------------------------------------------------------------------------
