@@ -211,12 +211,19 @@ class Datapath:
         require_bpffs(os.path.dirname(pin_dir.rstrip("/")) or "/")
         os.makedirs(maps_dir, exist_ok=True)
         self.pin_dir = pin_dir
-        for name in PINNED_MAPS:
-            self.collection.maps[name].pin(os.path.join(maps_dir, name))
+        for name, m in self._maps_to_pin():
+            m.pin(os.path.join(maps_dir, name))
         for name, att in self.attachments.items():
             att.pin(os.path.join(pin_dir, name))
-        state = {"config": _config_dict(self.config), "iface": self.iface, "netns": self.netns}
-        os.symlink(json.dumps(state, sort_keys=True), os.path.join(pin_dir, CONFIG_LINK))
+        os.symlink(json.dumps(self._state(), sort_keys=True), os.path.join(pin_dir, CONFIG_LINK))
+
+    def _maps_to_pin(self):
+        """(name, Map) pairs an attached instance keeps pinned."""
+        return [(name, self.collection.maps[name]) for name in PINNED_MAPS]
+
+    def _state(self):
+        """What a later process needs to find this instance again (the config record)."""
+        return {"config": _config_dict(self.config), "iface": self.iface, "netns": self.netns}
 
     def detach(self):
         """Detach every hook, remove every pin, release every object; safe to repeat."""

@@ -14,13 +14,12 @@ Design and accuracy limits: docs/drivers-and-offload.md, "pping in offload mode"
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 import time
 
 from xnf.plugins.pping.config import ConfigError, PpingConfig
-from xnf.plugins.pping.datapath import CONFIG_LINK, PINNED_MAPS, Datapath, _config_dict, is_l3, load
+from xnf.plugins.pping.datapath import Datapath, is_l3, load
 from xnf.plugins.pping.events import Flow, RttEvent
 
 NIC_OBJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pping_nic.bpf.o")
@@ -104,21 +103,11 @@ class OffloadDatapath(Datapath):
             raise
         return self
 
-    def _pin(self, pin_dir):
-        from xnf.core.pin import require_bpffs
+    def _maps_to_pin(self):
+        return super()._maps_to_pin() + [(name, self.nic.maps[name]) for name in NIC_MAPS]
 
-        maps_dir = os.path.join(pin_dir, "maps")
-        require_bpffs(os.path.dirname(pin_dir.rstrip("/")) or "/")
-        os.makedirs(maps_dir, exist_ok=True)
-        self.pin_dir = pin_dir
-        for name in PINNED_MAPS:
-            self.collection.maps[name].pin(os.path.join(maps_dir, name))
-        for name in NIC_MAPS:
-            self.nic.maps[name].pin(os.path.join(maps_dir, name))
-        for name, att in self.attachments.items():
-            att.pin(os.path.join(pin_dir, name))
-        state = {"config": _config_dict(self.config), "iface": self.iface, "netns": self.netns, "mode": MODE}
-        os.symlink(json.dumps(state, sort_keys=True), os.path.join(pin_dir, CONFIG_LINK))
+    def _state(self):
+        return {**super()._state(), "mode": MODE}
 
     def detach(self):
         """Detach both stages, remove every pin, release every object; safe to repeat."""
