@@ -1,4 +1,5 @@
-"""Fixtures: a private network namespace with a veth pair, removed even on failure."""
+"""Fixtures shared by unit tests that need a namespace (drivers, offload): a private
+network namespace with a veth pair, removed even on failure."""
 import os
 import subprocess
 import uuid
