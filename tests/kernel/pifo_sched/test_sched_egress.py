@@ -116,6 +116,7 @@ def iperf3_shares(pair, weights, rate, seconds=30, omit=5):
 
 
 @pytest.mark.slow
+@pytest.mark.measurement
 @pytest.mark.parametrize("scheduler", ["wfq", "stfq"])
 def test_three_iperf3_flows_get_shares_within_5_percent_of_1_2_3(netns_pair, scheduler):
     if shutil.which("iperf3") is None:

@@ -212,6 +212,7 @@ def test_bad_input_leaves_nothing_attached(topo):
     assert pping_ids(topo.mid, "lo") == set() and pping_ids(topo.mid, "mid1") == set()
 
 
+@pytest.mark.measurement
 def test_accuracy_against_tcpdump_and_reference(topo):
     """Same traffic, captured by tcpdump on mid1 and run through the reference: the
     same identifiers are matched and 99% of the RTTs agree within 50 us."""
