@@ -173,3 +173,26 @@ def test_read_from_standard_input(tmp_path):
                        input=data, capture_output=True)
     assert r.returncode == 0
     assert len(r.stdout.decode().splitlines()) == 19
+
+
+# --- `xnf run pping IFACE --read FILE`: offline through the reference, nothing attached ---
+
+def xnf(*argv):
+    return subprocess.run([sys.executable, "-m", "xnf.cli.main", *argv], capture_output=True, text=True)
+
+
+def test_run_with_read_streams_the_capture_and_needs_no_interface_or_root(tmp_path):
+    path = str(capture(tmp_path / "c.pcap", n=5))
+    res = xnf("run", "pping", "no-such-if0", "--read", path, "--format", "jsonl", "--rate-limit", "0")
+    assert res.returncode == 0, res.stderr
+    events = [json.loads(line) for line in res.stdout.splitlines()]
+    rtts = [e["rtt"] for e in events if "rtt" in e]
+    # the flow is seen mid-stream: its first TSval is not timestamped (ePPing's rule)
+    assert len(rtts) == 4 and all(r == 5 * MS for r in rtts)
+
+
+def test_attach_with_read_is_refused_in_one_line(tmp_path):
+    path = str(capture(tmp_path / "c.pcap", n=5))
+    res = xnf("attach", "pping", "lo", "--read", path)
+    assert res.returncode == 1 and res.stdout == ""
+    assert res.stderr.count("\n") == 1 and "xnf run pping" in res.stderr, res.stderr
