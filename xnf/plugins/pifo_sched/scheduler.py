@@ -12,6 +12,7 @@ namespace. The runtime (simulation or kernel model) drives it through three hook
 Configuration is a dict checked against :attr:`Scheduler.defaults`.
 """
 from xnf.plugins.pifo_sched.errors import SchedulerConfigError
+from xnf.plugins.pifo_sched.pifo import BucketedPifo
 
 #: options every scheduler accepts
 COMMON_DEFAULTS = {"capacity": 10000}
@@ -114,3 +115,38 @@ class Scheduler:
         self.dropped += 1
         if self.on_drop is not None:
             self.on_drop(pkt, now, reason)
+
+
+class RankScheduler(Scheduler):
+    """One PIFO with tail drop: a subclass only says how a packet is ranked.
+
+    :meth:`rank` returns a rank in the PIFO's window and records it on the packet when
+    the rank-inversion metric should count it.
+    """
+
+    #: rank range of the PIFO (a power of two)
+    rank_range = 2
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.pifo = BucketedPifo(self.pifo_range())
+
+    def pifo_range(self):
+        """The PIFO's rank range; the options are parsed by the time it is asked."""
+        return self.rank_range
+
+    def __len__(self):
+        return len(self.pifo)
+
+    def rank(self, pkt, now):
+        raise NotImplementedError
+
+    def enqueue(self, pkt, now):
+        if self.full():
+            self.drop(pkt, now, "overflow")
+            return False
+        self.pifo.enqueue(pkt, self.rank(pkt, now))
+        return True
+
+    def dequeue(self, now):
+        return self.pifo.dequeue()[1] if self.pifo else None

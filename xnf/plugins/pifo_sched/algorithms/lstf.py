@@ -1,15 +1,15 @@
 """Least slack time first: the rank is the time by which a packet must leave."""
 from xnf.plugins.pifo_sched.errors import SchedulerConfigError
-from xnf.plugins.pifo_sched.pifo import BucketedPifo
-from xnf.plugins.pifo_sched.scheduler import Scheduler, push_clamped, weight_of
+from xnf.plugins.pifo_sched.scheduler import RankScheduler, weight_of
 
 RANGE = 1 << 20
 
 
-class Lstf(Scheduler):
+class Lstf(RankScheduler):
     """LSTF: rank = arrival + slack (packet.slack, else `slack_ns` by flow), earliest first."""
 
     defaults = {"slack_ns": None, "default_slack_ns": 1_000_000, "resolution_ns": 1000}
+    rank_range = RANGE
 
     def __init__(self, config=None):
         super().__init__(config)
@@ -18,23 +18,14 @@ class Lstf(Scheduler):
             raise SchedulerConfigError(f"resolution_ns must be a positive integer, got {resolution!r}",
                                        "e.g. resolution_ns=1000")
         self.resolution = resolution
-        self.pifo = BucketedPifo(RANGE)
 
-    def __len__(self):
-        return len(self.pifo)
-
-    def enqueue(self, pkt, now):
-        if self.full():
-            self.drop(pkt, now, "overflow")
-            return False
+    def rank(self, pkt, now):
         slack = pkt.slack
         if slack is None:
             slack = weight_of(self.config["slack_ns"], pkt.flow, self.config["default_slack_ns"])
         if slack >= RANGE * self.resolution:
             raise SchedulerConfigError(f"slack {slack} ns exceeds the rank window of {RANGE * self.resolution} ns",
                                        "raise resolution_ns")
-        pkt.rank = push_clamped(self.pifo, pkt, (now + int(slack)) // self.resolution)
-        return True
-
-    def dequeue(self, now):
-        return self.pifo.dequeue()[1] if self.pifo else None
+        # a deadline already behind the queue's minimum goes first
+        pkt.rank = max((now + int(slack)) // self.resolution, self.pifo.min_rank)
+        return pkt.rank

@@ -1,15 +1,15 @@
 """Shortest remaining processing time: the rank is what is left of the flow."""
 from xnf.plugins.pifo_sched.errors import SchedulerConfigError
-from xnf.plugins.pifo_sched.pifo import BucketedPifo
-from xnf.plugins.pifo_sched.scheduler import Scheduler
+from xnf.plugins.pifo_sched.scheduler import RankScheduler
 
 RANGE = 1 << 16
 
 
-class Srpt(Scheduler):
+class Srpt(RankScheduler):
     """SRPT: packets of the flow with the fewest remaining bytes first (packet.remaining)."""
 
     defaults = {"granularity": 64}
+    rank_range = RANGE
 
     def __init__(self, config=None):
         super().__init__(config)
@@ -18,20 +18,9 @@ class Srpt(Scheduler):
             raise SchedulerConfigError(f"granularity must be a positive integer of bytes, got {granularity!r}",
                                        "e.g. granularity=64")
         self.granularity = granularity
-        self.pifo = BucketedPifo(RANGE)
 
-    def __len__(self):
-        return len(self.pifo)
-
-    def enqueue(self, pkt, now):
-        if self.full():
-            self.drop(pkt, now, "overflow")
-            return False
+    def rank(self, pkt, now):
         # flows of unknown size, and flows larger than the range, share the last bucket
         remaining = pkt.remaining if pkt.remaining is not None else RANGE * self.granularity
         pkt.rank = min(remaining // self.granularity, RANGE - 1)
-        self.pifo.enqueue(pkt, pkt.rank)
-        return True
-
-    def dequeue(self, now):
-        return self.pifo.dequeue()[1] if self.pifo else None
+        return pkt.rank

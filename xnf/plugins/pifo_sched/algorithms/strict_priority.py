@@ -1,24 +1,19 @@
 """Strict priority: the rank is the band, lower bands always go first."""
 from xnf.plugins.pifo_sched.errors import SchedulerConfigError
-from xnf.plugins.pifo_sched.pifo import BucketedPifo
-from xnf.plugins.pifo_sched.scheduler import Scheduler, weight_of
+from xnf.plugins.pifo_sched.scheduler import RankScheduler, weight_of
 
 
-class StrictPriority(Scheduler):
+class StrictPriority(RankScheduler):
     """Strict priority bands (0 first); band from `priorities` by flow, else packet.priority."""
 
     defaults = {"bands": 8, "priorities": None}
 
-    def __init__(self, config=None):
-        super().__init__(config)
+    def pifo_range(self):
         bands = self.config["bands"]
         if not isinstance(bands, int) or not 1 <= bands <= 1 << 16:
             raise SchedulerConfigError(f"bands must be an integer 1..65536, got {bands!r}", "e.g. bands=8")
         self.bands = bands
-        self.pifo = BucketedPifo(max(2, 1 << (bands - 1).bit_length()))
-
-    def __len__(self):
-        return len(self.pifo)
+        return max(2, 1 << (bands - 1).bit_length())
 
     def band_of(self, pkt):
         band = weight_of(self.config["priorities"], pkt.flow, None)
@@ -26,13 +21,6 @@ class StrictPriority(Scheduler):
             band = pkt.priority or 0
         return min(max(int(band), 0), self.bands - 1)
 
-    def enqueue(self, pkt, now):
-        if self.full():
-            self.drop(pkt, now, "overflow")
-            return False
+    def rank(self, pkt, now):
         pkt.rank = self.band_of(pkt)
-        self.pifo.enqueue(pkt, pkt.rank)
-        return True
-
-    def dequeue(self, now):
-        return self.pifo.dequeue()[1] if self.pifo else None
+        return pkt.rank
