@@ -162,24 +162,35 @@ class EgressDataPath:
 
         total = sum(self.weights.values()) or self.default_weight
         # shares of slightly less than the link: backlogged flows then all run ahead of
-        # the virtual clock, and their distance from it orders them
+        # the clock, each with a tag of its own (see sched_egress.bpf.c)
         reference = int(self.rate * RESERVED_FRACTION)
         self.collection.maps["config"][0] = struct.pack(
-            "<QIIII", cost_q10(self.default_weight, total, reference), MODES[self.scheduler], 1,
+            "<QIII4x", cost_q10(self.default_weight, total, reference), MODES[self.scheduler],
             HTB_MAJOR, MINOR_BASE)
         for port, weight in self.weights.items():
             self.collection.maps["weights"][struct.pack("<H", port)] = struct.pack(
                 "<Q", cost_q10(weight, total, reference))
 
-    def attach(self, pin_root=None):
-        """Everything or nothing: on any failure what was made is removed again."""
+    def load(self):
+        """Load the ranking program and write its configuration; nothing is attached."""
         import xnf
-        from xnf.core.attach.tc import attach_tc
 
         self.collection = xnf.load(OBJECT)
-        built = False
         try:
             self._configure()
+        except BaseException:
+            self.collection.close()
+            self.collection = None
+            raise
+        return self.collection
+
+    def attach(self, pin_root=None):
+        """Everything or nothing: on any failure what was made is removed again."""
+        from xnf.core.attach.tc import attach_tc
+
+        self.load()
+        built = False
+        try:
             self.htb.build()
             built = True
             self.attachment = attach_tc(self.collection.programs["sched_egress"], self.ifname, "egress",
