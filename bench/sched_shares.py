@@ -2,7 +2,8 @@
 """Throughput shares of weighted iperf3 flows on the kernel data path, against FIFO.
 
 One iperf3 cubic flow per weight (ports 5201, 5202, ...) crosses a veth pair between
-two throwaway namespaces (``pifo_sched.demo.Topology``). Each round runs the flows
+two throwaway namespaces (``pifo_sched.demo.Topology``; iperf3 through
+``tests/kernel/pifo_sched/iperf3_flows.py``). Each round runs the flows
 through the same HTB bands three times: with WFQ ranks, with STFQ ranks, and, as the
 baseline, without the ranking program (every packet in the default band: one FIFO at
 the same rate). Printed per run: the byte shares after the warm-up and the largest
@@ -12,16 +13,15 @@ median of those errors and their ratio to the FIFO baseline's.
 Usage: python3 bench/sched_shares.py [--runs N] [--seconds S] [--rate R] [--weights 1,2,3]   (root)
 """
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests", "kernel", "pifo_sched"))
 
+from iperf3_flows import iperf3_shares  # noqa: E402
 from xnf.plugins.pifo_sched.demo import BASE_PORT, Topology  # noqa: E402
 from xnf.plugins.pifo_sched.kernel import EgressDataPath, HtbBands  # noqa: E402
 from xnf.plugins.pifo_sched.shaping import parse_rate  # noqa: E402
@@ -29,36 +29,18 @@ from xnf.plugins.pifo_sched.shaping import parse_rate  # noqa: E402
 WARMUP = 5
 
 
-def iperf3_shares(topo, ports, seconds):
-    """Bytes each flow delivered after the warm-up, as shares of the total."""
-    servers = [subprocess.Popen(["ip", "netns", "exec", topo.ns_b, "iperf3", "-s", "-1", "-p", str(p)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for p in ports]
-    try:
-        time.sleep(0.5)
-        clients = [subprocess.Popen(["ip", "netns", "exec", topo.ns_a, "iperf3", "-c", topo.ip_b, "-p", str(p),
-                                     "-t", str(seconds), "-O", str(WARMUP), "-C", "cubic", "-J"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for p in ports]
-        received = [json.loads(c.communicate(timeout=seconds + WARMUP + 30)[0])["end"]["sum_received"]["bytes"]
-                    for c in clients]
-    finally:
-        for s in servers:
-            s.kill()
-            s.wait()
-    return [b / sum(received) for b in received]
-
-
 def run(topo, scheduler, weights, rate, seconds):
     ports = [BASE_PORT + i for i in range(len(weights))]
     if scheduler == "fifo":
         bands = HtbBands(topo.if_a, parse_rate(rate), topo.ns_a).build()
         try:
-            return iperf3_shares(topo, ports, seconds)
+            return iperf3_shares(topo.ns_a, topo.ns_b, topo.ip_b, ports, seconds, WARMUP)[0]
         finally:
             bands.remove()
     path = EgressDataPath(topo.if_a, rate, dict(zip(ports, weights)), netns=topo.ns_a, scheduler=scheduler)
     path.attach()
     try:
-        return iperf3_shares(topo, ports, seconds)
+        return iperf3_shares(topo.ns_a, topo.ns_b, topo.ip_b, ports, seconds, WARMUP)[0]
     finally:
         path.detach()
 

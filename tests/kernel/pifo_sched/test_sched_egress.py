@@ -4,11 +4,11 @@ import json
 import os
 import shutil
 import struct
-import subprocess
 import time
 
 import pytest
 
+from iperf3_flows import iperf3_shares
 from netenv import in_ns, sh
 from xnf.core.errors import AttachError, ConfigError
 from xnf.nf import config_from_args
@@ -131,25 +131,6 @@ def test_ranks_are_tags_so_a_waiting_flow_never_overtakes_its_own_packets():
         collection.close()
 
 
-def iperf3_shares(pair, seconds, omit=5):
-    """Bytes each iperf3 flow delivered after ``omit`` warm-up seconds, as shares, and
-    the total in Mbit/s."""
-    servers = [subprocess.Popen(["ip", "netns", "exec", pair.ns_b, "iperf3", "-s", "-1", "-p", str(port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in PORTS]
-    try:
-        time.sleep(0.5)
-        clients = [subprocess.Popen(["ip", "netns", "exec", pair.ns_a, "iperf3", "-c", pair.ip_b, "-p", str(port),
-                                     "-t", str(seconds), "-O", str(omit), "-C", "cubic", "-J"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for port in PORTS]
-        results = [json.loads(c.communicate(timeout=seconds + 30)[0]) for c in clients]
-    finally:
-        for s in servers:
-            s.kill()
-            s.wait()
-    received = [r["end"]["sum_received"]["bytes"] for r in results]
-    return [b / sum(received) for b in received], sum(received) * 8 / seconds / 1e6
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("scheduler", ["wfq", "stfq"])
 def test_three_iperf3_flows_get_shares_within_5_percent_of_1_2_3(netns_pair, scheduler):
@@ -160,7 +141,7 @@ def test_three_iperf3_flows_get_shares_within_5_percent_of_1_2_3(netns_pair, sch
                weights=",".join(f"{p}={w}" for p, w in zip(PORTS, weights)))
     nf.attach()
     try:
-        shares, mbit = iperf3_shares(netns_pair, seconds=40)
+        shares, mbit = iperf3_shares(netns_pair.ns_a, netns_pair.ns_b, netns_pair.ip_b, PORTS, seconds=40)
         flows = nf.status()["flows"]
     finally:
         nf.detach()
