@@ -10,13 +10,13 @@ they are delivered, so its RTTs are at most ping's).
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
 
 import pytest
 
+from pping_hosts import client_server, sh, stop_all
 from xnf.plugins.pping.config import PpingConfig
 from xnf.plugins.pping.events import FlowEvent, RttEvent
 from xnf.plugins.pping.reference import run_pcap
@@ -68,28 +68,10 @@ for qid in (0x1111, 0x2222, 0x3333):
 """
 
 
-def sh(*cmd, **kw):
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
-
-
 @pytest.fixture
 def two_hosts():
-    tag = f"{os.getpid() % 100000}"
-    cns, sns = f"pprc{tag}", f"pprs{tag}"
-    made = []
-    try:
-        for ns in (cns, sns):
-            sh("ip", "netns", "add", ns)
-            made.append(ns)
-        sh("ip", "link", "add", f"ppc{tag}", "netns", cns, "type", "veth", "peer", f"pps{tag}", "netns", sns)
-        for ns, dev, addr in ((cns, f"ppc{tag}", "10.201.0.1/24"), (sns, f"pps{tag}", "10.201.0.2/24")):
-            sh("ip", "-n", ns, "addr", "add", addr, "dev", dev)
-            sh("ip", "-n", ns, "link", "set", dev, "up")
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-        yield cns, sns, f"ppc{tag}"
-    finally:
-        for ns in made:
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    with client_server("ppr", 201) as (cns, sns, cdev, _):
+        yield cns, sns, cdev
 
 
 def test_reference_on_a_real_capture(two_hosts, tmp_path):
@@ -110,14 +92,7 @@ def test_reference_on_a_real_capture(two_hosts, tmp_path):
         sh("ip", "netns", "exec", cns, sys.executable, "-c", CLIENT, "10.201.0.2", timeout=60)
         time.sleep(0.3)
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+        stop_all(procs)
     ping_rtts = {int(m.group(1)): float(m.group(2)) * 1e6
                  for m in re.finditer(r"icmp_seq=(\d+) ttl=\d+ time=([\d.]+) ms", pings)}
     assert len(ping_rtts) == 6

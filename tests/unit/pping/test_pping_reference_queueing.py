@@ -11,7 +11,6 @@ RTTs must be ping's own.
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import time
 
 import pytest
 
+from pping_hosts import client_server, sh, stop_all
 from xnf.plugins.pping.config import PpingConfig
 from xnf.plugins.pping.events import RttEvent
 from xnf.plugins.pping.reference import run_pcap
@@ -58,33 +58,14 @@ s.close()
 """
 
 
-def sh(*cmd, **kw):
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
-
-
 @pytest.fixture
 def bottleneck():
-    tag = f"{os.getpid() % 100000}"
-    cns, sns = f"ppqc{tag}", f"ppqs{tag}"
-    made = []
-    try:
-        for ns in (cns, sns):
-            sh("ip", "netns", "add", ns)
-            made.append(ns)
-        cdev, sdev = f"pqc{tag}", f"pqs{tag}"
-        sh("ip", "link", "add", cdev, "netns", cns, "type", "veth", "peer", sdev, "netns", sns)
-        for ns, dev, addr in ((cns, cdev, "10.202.0.1/24"), (sns, sdev, "10.202.0.2/24")):
-            sh("ip", "-n", ns, "addr", "add", addr, "dev", dev)
-            sh("ip", "-n", ns, "link", "set", dev, "up")
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
+    with client_server("ppq", 202) as (cns, sns, cdev, sdev):
         # server -> client bottleneck: 20 Mbit/s with a 600 KB queue (about 240 ms)
         sh("ip", "netns", "exec", sns, "tc", "qdisc", "add", "dev", sdev, "root", "tbf",
            "rate", "20mbit", "burst", "20kb", "limit", "600kb")
         # (the bulk sender uses cubic through iperf3 -C: BBR would keep the queue short)
         yield cns, sns, cdev
-    finally:
-        for ns in made:
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 def test_rtts_follow_the_queue_like_ping(bottleneck, tmp_path):
@@ -98,7 +79,7 @@ def test_rtts_follow_the_queue_like_ping(bottleneck, tmp_path):
         return p
 
     try:
-        iperf_srv = start("ip", "netns", "exec", sns, "iperf3", "-s", "-1", stdout=subprocess.DEVNULL)
+        start("ip", "netns", "exec", sns, "iperf3", "-s", "-1", stdout=subprocess.DEVNULL)
         echo = start("ip", "netns", "exec", sns, sys.executable, "-c", ECHO_SERVER,
                      stdout=subprocess.PIPE, text=True)
         assert echo.stdout.readline().strip() == "ready"
@@ -120,14 +101,7 @@ def test_rtts_follow_the_queue_like_ping(bottleneck, tmp_path):
         client.wait(timeout=30)
         pings = ping.communicate(timeout=30)[0]
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+        stop_all(procs)
 
     ping_samples = [(float(t), float(ms) * 1e6) for t, ms in
                     re.findall(r"^\[(\d+\.\d+)\] .*icmp_seq=\d+ ttl=\d+ time=([\d.]+) ms", pings, re.M)]
