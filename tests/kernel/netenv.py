@@ -5,6 +5,7 @@ library never does. The fixtures in ``conftest.py`` are built from these helpers
 """
 import json
 import subprocess
+import time
 import uuid
 
 import attrs
@@ -83,3 +84,12 @@ def teardown_pair(pair):
 def bpftool_links():
     """bpftool's view of every BPF link in the system (a list of dicts)."""
     return json.loads(sh("bpftool", "-j", "link", "show") or "[]")
+
+
+def delete_ns_under(attachment, ns, timeout=5.0):
+    """Delete ``ns`` and wait until ``attachment`` (in it) no longer reports itself
+    attached: the kernel dismantles a namespace asynchronously."""
+    sh("ip", "netns", "del", ns)
+    deadline = time.monotonic() + timeout
+    while attachment.attached and time.monotonic() < deadline:
+        time.sleep(0.05)

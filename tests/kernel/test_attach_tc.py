@@ -3,10 +3,9 @@
 Ping requests from ``ns_b`` arrive at ``if_a`` ingress; the replies leave by its egress.
 """
 import json
-import time
 
 import pytest
-from netenv import bpftool_links, in_ns
+from netenv import bpftool_links, delete_ns_under, in_ns
 from progs import Counters, counter_program, return_program
 
 import xnf
@@ -354,10 +353,7 @@ def test_detach_after_the_namespace_is_gone(netns_pair, counters, via):
     prog = counter_program("sched_cls", counters)
     try:
         att = attach_tc(prog, p.if_a, "ingress", netns=p.ns_a, via=via)
-        in_ns(None, "ip", "netns", "del", p.ns_a)
-        deadline = time.monotonic() + 5  # the kernel dismantles a namespace asynchronously
-        while att.attached and time.monotonic() < deadline:
-            time.sleep(0.05)
+        delete_ns_under(att, p.ns_a)
         assert not att.attached
         assert att.detach() is False
     finally:
