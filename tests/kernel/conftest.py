@@ -25,6 +25,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 from netenv import VethPair, bpftool_links, in_ns, make_pair, setup_pair, sh, teardown_pair  # noqa: E402
+from progs import Counters  # noqa: E402
 
 __all__ = ["VethPair", "bpftool_links", "in_ns", "sh"]  # kept for tests that still import them here
 
@@ -58,6 +59,17 @@ def root_veth():
         yield pair
     finally:
         teardown_pair(pair)
+
+
+@pytest.fixture
+def counters():
+    """Eight u64 counters in an array map, for the counting test programs of ``progs``."""
+    _require_root()
+    c = Counters(8)
+    try:
+        yield c
+    finally:
+        c.close()
 
 
 @pytest.fixture

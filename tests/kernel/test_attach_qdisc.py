@@ -6,7 +6,7 @@ class they went through.
 """
 import pytest
 from netenv import in_ns
-from progs import Counters, classify_program, counter_program
+from progs import classify_program, counter_program
 
 import xnf
 from xnf.core.attach import attach_cls_bpf, attach_tc, query_tc
@@ -16,14 +16,6 @@ pytestmark = pytest.mark.root
 
 CLASS_10, CLASS_20 = 0x10010, 0x10020
 
-
-@pytest.fixture
-def counters():
-    c = Counters(4)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 @pytest.fixture

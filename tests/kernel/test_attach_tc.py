@@ -6,7 +6,7 @@ import json
 
 import pytest
 from netenv import bpftool_links, delete_ns_under, in_ns
-from progs import Counters, counter_program, return_program
+from progs import counter_program, return_program
 
 import xnf
 from xnf.core import features
@@ -19,14 +19,6 @@ pytestmark = pytest.mark.root
 
 DIRECTIONS = ["ingress", "egress"]
 
-
-@pytest.fixture
-def counters():
-    c = Counters(8)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ bpftool snapshots prove detach leaves the interface as it was.
 
 import pytest
 from netenv import bpftool_links, delete_ns_under, in_ns
-from progs import Counters, counter_program, return_program
+from progs import counter_program, return_program
 
 from xnf.core import features
 from xnf.core.attach import XdpAttachment, attach_xdp, detach_xdp, query_xdp
@@ -15,14 +15,6 @@ from xnf.core.netns import NamespaceNotFoundError
 
 pytestmark = pytest.mark.root
 
-
-@pytest.fixture
-def counters():
-    c = Counters(4)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def _need_link(via):

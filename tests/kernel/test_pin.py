@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 from netenv import sh
-from progs import Counters, counter_program
+from progs import counter_program
 
 from xnf.core import info, syscall
 from xnf.core.attach import Attachment, attach_tc, attach_xdp, load_pinned, query
@@ -19,14 +19,6 @@ pytestmark = pytest.mark.root
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-
-@pytest.fixture
-def counters():
-    c = Counters(4)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 # --- bpffs ----------------------------------------------------------------------------
