@@ -6,8 +6,10 @@ reports the mean time per run; the baseline is bench/bpf/pping_empty.bpf.o (pass
 packet, nothing else), measured the same way in the same run, so the ratio says what
 pping adds to a hook. A repeated frame exercises the common path: a TSval already
 seen (most data packets: first instance only), a reply that matches nothing (most
-ACKs). The rows marked "stored" and "matched" change the identifier on every run
-(one run per syscall, medians) to show the cost of a map insert and of a match.
+ACKs). The rows marked "stored" and "matched" (with ``--rate-limit 0`` only, where every
+new TSval is stored) change the identifier on every run (one run per syscall, medians) to
+show the cost of a map insert and of a match; the benchmark counts the stores and matches
+and fails if any run took another path.
 
 Usage: python3 bench/pping_prog.py [--repeat N]   (root)
 """
@@ -57,6 +59,36 @@ def one_by_one(prog, make, n):
     return statistics.median(prog.test_run(make(i)).duration_ns for i in range(n))
 
 
+def single_runs(coll, empty, n=3000):
+    """Medians of single runs that store a new TSval and that match one, checked by counting.
+
+    Only meaningful without the rate limit: with it, all but the first of ``n`` new TSvals
+    would take the rate-limited path and the rows would time that instead.
+    """
+    eg, ing = coll.programs["pping_tc_egress"], coll.programs["pping_tc_ingress"]
+    before = len(coll.maps["pping_ts"])
+    stored = one_by_one(eg, lambda i: v4_tcp(A, B, 1, 2, tsval=1000 + 2 * i, payload=DATA), n)
+    n_stored = len(coll.maps["pping_ts"]) - before
+    rtts = counter(coll, "rtt_events")
+    matched = one_by_one(ing, lambda i: v4_tcp(B, A, 2, 1, tsval=9, tsecr=1000 + 2 * i), n)
+    n_matched = counter(coll, "rtt_events") - rtts
+    base = one_by_one(empty.programs["empty_tc"], lambda i: v4_tcp(A, B, 1, 2, tsval=i), n)
+    print(f"{'TCP data, TSval stored':28} {'egress':8} {stored:9.0f} {base:9.0f} {stored / max(base, 1):6.1f}"
+          f"  (single runs; {n_stored} of {n} stored)")
+    print(f"{'TCP ACK, matched':28} {'ingress':8} {matched:9.0f} {base:9.0f} {matched / max(base, 1):6.1f}"
+          f"  (single runs; {n_matched} of {n} matched)")
+    if n_stored < n or n_matched < n:
+        raise SystemExit(f"the stored/matched rows did not store and match every packet "
+                         f"({n_stored}, {n_matched} of {n}): they would time another path")
+
+
+def counter(coll, name):
+    from xnf.plugins.pping import bpf_events
+
+    m = coll.maps["pping_counters"]
+    return bpf_events.counters([m[i] for i in range(len(bpf_events.COUNTERS))])[name]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=200000)
@@ -79,15 +111,11 @@ def main(argv=None):
                 e = per_packet(empty.programs[EMPTY[hook]], frame, args.repeat)
                 results.append((label, name, hook, p, e))
                 print(f"{name:28} {hook:8} {p:9d} {e:9d} {p / max(e, 1):6.1f}")
-            n = 3000
-            eg, ing = coll.programs["pping_tc_egress"], coll.programs["pping_tc_ingress"]
-            stored = one_by_one(eg, lambda i: v4_tcp(A, B, 1, 2, tsval=1000 + 2 * i, payload=DATA), n)
-            matched = one_by_one(ing, lambda i: v4_tcp(B, A, 2, 1, tsval=9, tsecr=1000 + 2 * i), n)
-            base = one_by_one(empty.programs["empty_tc"], lambda i: v4_tcp(A, B, 1, 2, tsval=i), n)
-            print(f"{'TCP data, TSval stored':28} {'egress':8} {stored:9.0f} {base:9.0f} {stored / max(base, 1):6.1f}"
-                  "  (single runs)")
-            print(f"{'TCP ACK, matched':28} {'ingress':8} {matched:9.0f} {base:9.0f} {matched / max(base, 1):6.1f}"
-                  "  (single runs)")
+            if config.rate_limit == 0:
+                single_runs(coll, empty)
+            else:
+                print("(TSval stores and matches: see --rate-limit 0; under the 100 ms rate limit a "
+                      "flow stores at most one TSval per 100 ms)")
         finally:
             coll.close()
     empty.close()
