@@ -2,11 +2,12 @@
 
 Every test sends the same frames through the kernel and through
 :class:`~xnf.plugins.pping.reference.Reference` and requires the same events in the
-same order (flows, counters, kinds, directions; times within 2 ms), plus what the
-rule itself says should happen.
+same order (flows, counters, kinds, directions; times within the clock window of
+the runs, see pping_harness.assert_same), plus what the rule itself says should happen.
 """
 import time
 
+import attrs
 import pytest
 
 from pping_harness import (TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, Runner, assert_same, dns, echo,
@@ -52,6 +53,20 @@ def test_tsval_tsecr_both_directions():
         assert [e.match_on_egress for e in samples] == [False, True, False]
         assert samples[0].flow.src_ip == B and samples[1].flow.src_ip == A
         assert [e.reason for e in flows(got)] == ["first observed packet"] * 2
+
+
+def test_assert_same_catches_an_rtt_error_just_beyond_the_clock_window():
+    """A test of the harness: an RTT off by 50 us more than the window between the clock
+    reads around each run must fail the comparison (the crafted RTTs are tens of us, so
+    a looser bound would check only the shape of the events)."""
+    with Runner(cfg()) as r:
+        conversation(r)
+        assert_same(r)
+        skew = r.max_window_ns + 50_000
+        r._ref_events = [attrs.evolve(e, rtt_ns=e.rtt_ns + skew) if isinstance(e, RttEvent) else e
+                         for e in r._ref_events]
+        with pytest.raises(AssertionError):
+            assert_same(r)
 
 
 def test_first_instance_only_with_serial_wraparound():
@@ -298,7 +313,7 @@ def test_expiry_of_timestamps_and_flows():
         assert len(r.coll.maps["pping_ts"]) == 0
         time.sleep(0.12)
         r.cleanup()
-        got = flows(assert_same(r, tolerance_ns=20_000_000))
+        got = flows(assert_same(r))
         timeouts = [e for e in got if e.reason == "flow timeout"]
         assert len(timeouts) == 2 and all(e.triggered_by == "garbage collection" for e in timeouts)
         assert len(r.coll.maps["pping_flows"]) == 0
