@@ -85,6 +85,11 @@ class SectionError(ELFError):
     """A program section name that maps to no known program type."""
 
 
+class ObjectLimitError(ELFError):
+    """An object declares more than xnf or the kernel accepts (a size, a count, a nesting
+    depth): refused before anything that large is allocated."""
+
+
 class BTFError(XnfError):
     """BTF that is malformed or uses something xnf does not handle."""
 
