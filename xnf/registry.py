@@ -25,14 +25,23 @@ def _manager(namespace):
         def on_failure(_manager, entrypoint, exc):
             failures[entrypoint.name] = exc
 
+        # stevedore keeps each namespace's entry points for the life of the process; drop
+        # them so a path added or removed since is seen (the key above says when to rescan)
+        ExtensionManager.ENTRY_POINT_CACHE.pop(namespace, None)
         mgr = ExtensionManager(namespace, invoke_on_load=False, on_load_failure_callback=on_failure)
         _cache[key] = ({ext.name: ext.plugin for ext in mgr}, failures)
     return _cache[key]
 
 
 def available(namespace):
-    """{name: plugin class} of every plugin that imports cleanly."""
+    """{name: plugin class} of every plugin that imports cleanly (see :func:`broken`)."""
     return dict(_manager(namespace)[0])
+
+
+def broken(namespace):
+    """{name: one-line error} of every registered plugin that failed to import, so that
+    listings can show it instead of letting it vanish."""
+    return {name: f"{type(exc).__name__}: {exc}" for name, exc in _manager(namespace)[1].items()}
 
 
 def get(namespace, name):
