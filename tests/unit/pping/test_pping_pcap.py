@@ -1,8 +1,10 @@
 """Capture files: classic pcap (both resolutions, both byte orders), pcapng, bad files."""
 
+import os
 import shutil
 import struct
 import subprocess
+import sys
 
 import pytest
 
@@ -13,6 +15,7 @@ from xnf.plugins.pping.config import PpingConfig
 from pping_packets import Endpoints, ipv4, tcp
 
 TS = 1_700_000_000_123_456_789
+NS = 1_000_000_000
 E = Endpoints()
 
 
@@ -142,3 +145,117 @@ def test_tcpdump_reads_what_we_write(tmp_path, writer):
     assert len(out) == 2
     assert out[0].startswith("1700000000.123456789 IP 10.0.0.1.40000 > 10.0.1.2.5201")
     assert "TS val 1 ecr 1" in out[0]
+
+
+# --- damaged and hostile captures (issue 9): typed errors naming the file and the offset ---
+
+SHB = _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+IDB = _block(1, struct.pack("<HHI", 1, 0, 0))
+
+
+@pytest.mark.parametrize("block,what", [
+    pytest.param(struct.pack("<III", 1, 12, 12), "interface block without a body", id="idb"),
+    pytest.param(struct.pack("<II", 6, 16) + b"\0" * 4 + struct.pack("<I", 16), "packet block of 4 bytes", id="epb"),
+    pytest.param(struct.pack("<II", 2, 20) + b"\0" * 8 + struct.pack("<I", 20), "obsolete packet block of 8 bytes",
+                 id="opb"),
+    pytest.param(struct.pack("<III", 3, 12, 12), "simple packet block without a body", id="spb"),
+])
+def test_short_pcapng_blocks_are_typed_errors(tmp_path, block, what):
+    """A block too short for its fixed fields was a struct.error (an internal error)."""
+    path = tmp_path / "short.pcapng"
+    path.write_bytes(SHB + IDB + block)
+    with pytest.raises(pcap.PcapError) as err:
+        list(pcap.read(path))
+    at = len(SHB) + len(IDB)
+    assert err.value.offset == at and err.value.path == path, what
+    assert str(path) in str(err.value) and f"at byte {at}" in str(err.value), what
+
+
+@pytest.mark.parametrize("layout", ["pcapng", "pcap"])
+@pytest.mark.parametrize("claim", [0xFFFFFFF0, 0x3FFFFF0])
+def test_huge_declared_lengths_allocate_nothing(tmp_path, layout, claim):
+    """A length the file claims (4 GiB, or just under the 64 MiB limit) is checked against
+    what the file holds before anything is read: the old reader asked for that many bytes
+    (MemoryError, or 64 MiB for a 100-byte file)."""
+    import tracemalloc
+
+    path = tmp_path / f"claim.{layout}"
+    if layout == "pcapng":
+        path.write_bytes(SHB + IDB + struct.pack("<II", 6, claim) + b"\0" * 40)
+    else:
+        path.write_bytes(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, 1)
+                         + struct.pack("<IIII", 1, 2, claim, claim) + b"\0" * 40)
+    tracemalloc.start()
+    try:
+        with pytest.raises(pcap.PcapError) as err:
+            list(pcap.read(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 256 * 1024, peak          # a file object and a few headers
+    assert "implausible" in str(err.value) or "truncated" in str(err.value), str(err.value)
+    assert err.value.offset is not None
+
+
+def test_errors_on_a_stream_name_the_offset(tmp_path):
+    """Standard input cannot seek: the old reader's f.tell() in its error path raised
+    OSError (Illegal seek) instead of the PcapError it was building."""
+    path = tmp_path / "t.pcap"
+    pcap.write_pcap(path, frames())
+    data = path.read_bytes()[:24 + 16 + 5]
+    r, w = os.pipe()
+    os.write(w, data)
+    os.close(w)
+    try:
+        with pytest.raises(pcap.PcapError) as err:
+            list(pcap.read(f"/proc/self/fd/{r}"))
+    finally:
+        os.close(r)
+    assert err.value.offset == 24 and "truncated packet data" in str(err.value)
+
+
+def _one_packet_pcapng(path, tsresol=None, tsoffset=None, ticks=0):
+    data = E.c2s(ts=(1, 1))
+    opts = b""
+    if tsresol is not None:
+        opts += struct.pack("<HHB3x", 9, 1, tsresol)
+    if tsoffset is not None:
+        opts += struct.pack("<HHq", 14, 8, tsoffset)
+    idb = _block(1, struct.pack("<HHI", 1, 0, 0) + opts + (struct.pack("<HH", 0, 0) if opts else b""))
+    epb = _block(6, struct.pack("<IIIII", 0, ticks >> 32, ticks & 0xFFFFFFFF, len(data), len(data)) + data)
+    path.write_bytes(SHB + idb + epb)
+    return len(SHB) + len(idb)
+
+
+@pytest.mark.parametrize("case", [dict(tsresol=0, ticks=(1 << 64) - 1), dict(tsoffset=-(1 << 40), ticks=5),
+                                  dict(tsoffset=(1 << 62))])
+def test_out_of_range_timestamps_are_refused(tmp_path, case):
+    """Times beyond 64-bit nanoseconds reached the formatter, where localtime() raised
+    OverflowError/OSError; they are now a PcapError at the packet."""
+    path = tmp_path / "ts.pcapng"
+    at = _one_packet_pcapng(path, **case)
+    with pytest.raises(pcap.PcapError, match="timestamp") as err:
+        list(pcap.read(path))
+    assert err.value.offset == at
+
+
+def test_cli_read_of_a_hostile_capture_is_one_line(tmp_path):
+    """`xnf pping read` and `xnf run pping IFACE --read` end with one line and status 1."""
+    path = tmp_path / "ts.pcapng"
+    _one_packet_pcapng(path, tsresol=0, ticks=(1 << 64) - 1)
+    for argv in (["-m", "xnf.plugins.pping.cli", "pping", "read", str(path)],
+                 ["-m", "xnf.cli.main", "run", "pping", "no-such-if0", "--read", str(path)]):
+        r = subprocess.run([sys.executable, *argv], capture_output=True, text=True)
+        assert r.returncode == 1, r.stderr
+        assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+        assert str(path) in r.stderr and "timestamp" in r.stderr, r.stderr
+
+
+def test_clock_time_never_raises():
+    """The formatter's local time of day, for times localtime() cannot convert (API callers
+    can feed the reference any timestamp): the UTC time of day instead of OverflowError."""
+    from xnf.plugins.pping.formats import clock_time
+
+    assert clock_time(3 * 3600 * NS + 5) == clock_time(3 * 3600 * NS + 5)  # the ordinary path
+    assert clock_time((1 << 90) * NS + 7).endswith(".000000007")
+    assert clock_time(-(1 << 90) * NS).endswith(".000000000")

@@ -25,9 +25,17 @@ NS = 1_000_000_000
 
 
 def clock_time(ts_ns: int) -> str:
-    """Local wall-clock time of day with nanoseconds: ``16:00:46.147705205``."""
+    """Local wall-clock time of day with nanoseconds: ``16:00:46.147705205``.
+
+    A time the C library cannot convert (beyond its year range, from a corrupt capture
+    or a caller's arithmetic) is shown as the UTC time of day rather than raising.
+    """
     sec, ns = divmod(ts_ns, NS)
-    return f"{time.strftime('%H:%M:%S', time.localtime(sec))}.{ns:09d}"
+    try:
+        hms = time.strftime('%H:%M:%S', time.localtime(sec))
+    except (OverflowError, OSError, ValueError):
+        hms = "%02d:%02d:%02d" % (sec // 3600 % 24, sec // 60 % 60, sec % 60)
+    return f"{hms}.{ns:09d}"
 
 
 def seconds(ns: int) -> str:

@@ -7,6 +7,8 @@ so this stays small and needs no libpcap.
 
 from __future__ import annotations
 
+import os
+import stat
 import struct
 
 from xnf.core.errors import XnfError
@@ -26,8 +28,28 @@ _OPT_IF_TSOFFSET = 14
 _OPT_EPB_FLAGS = 2
 
 
+#: Largest captured length (classic pcap) or block length (pcapng) accepted, whatever
+#: the file holds: real captures stay far below it (snap lengths are at most 256 KiB),
+#: and it bounds what one record can cost when reading a stream.
+MAX_RECORD_BYTES = 64 << 20
+#: Read in chunks of this size, so a length a file claims is never allocated before
+#: the bytes are there (standard input has no size to check against).
+_CHUNK = 1 << 20
+#: Timestamps are kept as non-negative signed 64-bit nanoseconds (up to the year 2262),
+#: which every consumer (json, BPF's u64 clock, formatting) can represent.
+MAX_TIMESTAMP_NS = (1 << 63) - 1
+
+_MIN_BODY = {PCAPNG_IDB: 8, PCAPNG_EPB: 20, PCAPNG_OPB: 20, PCAPNG_SPB: 4}
+
+
 class PcapError(XnfError, ValueError):
-    """A capture file that cannot be read; the message names the file and the problem."""
+    """A capture file that cannot be read; the message names the file, the problem and,
+    for damage inside the file, the byte offset (``offset``, else ``None``)."""
+
+    def __init__(self, message, hint=None, path=None, offset=None):
+        super().__init__(message, hint)
+        self.path = path
+        self.offset = offset
 
 
 class Record:
@@ -53,8 +75,10 @@ def read(path):
 
     ``path`` ``"-"`` reads standard input, so a capture can be streamed
     (``tcpdump -w - | xnf pping read -``): records are read one after the other.
-    Raises :class:`PcapError` for a missing, empty, non-capture or truncated file
-    (records before the damage have been yielded by then).
+    Raises :class:`PcapError` for a missing, empty, non-capture, corrupt or truncated
+    file (records before the damage have been yielded by then). Every length the file
+    declares is checked against what is left of it before anything is read, so memory
+    stays proportional to the file, not to what it claims.
     """
     if str(path) == "-":
         import sys
@@ -65,97 +89,154 @@ def read(path):
         try:
             f = open(path, "rb")
         except OSError as exc:
-            raise PcapError(f"{path}: cannot open capture file: {exc.strerror}") from None
+            raise PcapError(f"{path}: cannot open capture file: {exc.strerror}", path=path) from None
     with f:
-        head = f.read(4)
+        src = _Source(path, f)
+        head = src.read_upto(4)
         if len(head) < 4:
-            raise PcapError(f"{path}: not a capture file: {'empty' if not head else 'only %d bytes' % len(head)}")
+            raise src.error(f"not a capture file: {'empty' if not head else 'only %d bytes' % len(head)}")
         for endian in "<>":
             magic, = struct.unpack(endian + "I", head)
             if magic in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
-                yield from _read_pcap(path, f, endian, magic == PCAP_MAGIC_NS)
+                yield from _read_pcap(src, endian, magic == PCAP_MAGIC_NS)
                 return
         if struct.unpack("<I", head)[0] == PCAPNG_SHB:
-            yield from _read_pcapng(path, f, head)
+            yield from _read_pcapng(src, head)
             return
-        raise PcapError(f"{path}: not a pcap or pcapng file (magic bytes {head.hex()}); "
+        raise src.error(f"not a pcap or pcapng file (magic bytes {head.hex()})",
                         "write captures with tcpdump -w or dumpcap")
 
 
-def _need(path, f, n, what):
-    buf = f.read(n)
-    if len(buf) < n:
-        raise PcapError(f"{path}: truncated {what} at byte {f.tell() - len(buf)}: "
-                        f"needs {n} bytes, file has {len(buf)}")
-    return buf
+class _Source:
+    """A capture being read: the position (for error messages; standard input cannot
+    tell it) and, for a regular file, how many bytes are left."""
+
+    def __init__(self, path, f):
+        self.path = path
+        self.f = f
+        self.pos = 0
+        try:
+            st = os.fstat(f.fileno())
+            self.size = st.st_size if stat.S_ISREG(st.st_mode) else None
+        except OSError:
+            self.size = None
+
+    def error(self, problem, hint=None, at=None):
+        where = "" if at is None else f" at byte {at}"
+        return PcapError(f"{self.path}: {problem}{where}", hint, path=self.path, offset=at)
+
+    def read_upto(self, n):
+        """Up to ``n`` bytes (fewer only at the end of the file); ``n`` is a header size."""
+        buf = self.f.read(n)
+        self.pos += len(buf)
+        return buf
+
+    def need(self, n, what, start=None):
+        """Exactly ``n`` bytes of ``what`` (which began at byte ``start``), or a PcapError."""
+        at = self.pos if start is None else start
+        left = None if self.size is None else self.size - self.pos
+        if left is not None and n > left:
+            raise self.error(f"truncated {what}: needs {n} more bytes, the file has {max(left, 0)}", at=at)
+        if n <= _CHUNK:
+            buf = self.f.read(n)
+        else:
+            parts, got = [], 0
+            while got < n:
+                part = self.f.read(min(_CHUNK, n - got))
+                if not part:
+                    break
+                parts.append(part)
+                got += len(part)
+            buf = b"".join(parts)
+        self.pos += len(buf)
+        if len(buf) < n:
+            raise self.error(f"truncated {what}: needs {n} bytes, the file has {len(buf)}", at=at)
+        return buf
 
 
-def _read_pcap(path, f, endian, nanosecond):
-    hdr = _need(path, f, 20, "pcap file header")
+def _check_length(src, length, what, at):
+    if length > MAX_RECORD_BYTES:
+        raise src.error(f"corrupt {what}: length {length} is implausible (over {MAX_RECORD_BYTES} bytes)", at=at)
+
+
+def _timestamp(src, ts_ns, at):
+    if not 0 <= ts_ns <= MAX_TIMESTAMP_NS:
+        raise src.error(f"corrupt packet timestamp ({ts_ns} ns since 1970 is outside 1970..2262)", at=at)
+    return ts_ns
+
+
+def _read_pcap(src, endian, nanosecond):
+    hdr = src.need(20, "pcap file header")
     _vmaj, _vmin, _zone, _sigfigs, _snaplen, network = struct.unpack(endian + "HHiIII", hdr)
     linktype = network & 0x0FFFFFFF
     rec = struct.Struct(endian + "IIII")
     scale = 1 if nanosecond else 1000
     while True:
-        raw = f.read(16)
+        at = src.pos
+        raw = src.read_upto(16)
         if not raw:
             return
         if len(raw) < 16:
-            raise PcapError(f"{path}: truncated record header at byte {f.tell() - len(raw)}: "
-                            f"needs 16 bytes, file has {len(raw)}")
+            raise src.error(f"truncated record header: needs 16 bytes, the file has {len(raw)}", at=at)
         sec, frac, incl, orig = rec.unpack(raw)
-        if incl > 0x4000000:
-            raise PcapError(f"{path}: corrupt record at byte {f.tell() - 16}: "
-                            f"captured length {incl} is implausible")
-        data = _need(path, f, incl, "packet data")
-        yield Record(sec * 1_000_000_000 + frac * scale, linktype, data, orig)
+        _check_length(src, incl, "record (captured length)", at)
+        data = src.need(incl, "packet data", at)
+        yield Record(_timestamp(src, sec * 1_000_000_000 + frac * scale, at), linktype, data, orig)
 
 
-def _read_pcapng(path, f, head):
+def _read_pcapng(src, head):
     endian = "<"
     interfaces = []  # (linktype, units_per_second, offset_seconds)
-    first = True
+    raw = head + src.need(4, "block header", 0)
     while True:
-        if first:
-            raw = head + _need(path, f, 4, "block header")
-            first = False
-        else:
-            raw = f.read(8)
-            if not raw:
-                return
-            if len(raw) < 8:
-                raise PcapError(f"{path}: truncated block header at byte {f.tell() - len(raw)}: "
-                                f"needs 8 bytes, file has {len(raw)}")
+        at = src.pos - 8
         btype = struct.unpack(endian + "I", raw[:4])[0]
         if btype == PCAPNG_SHB:
-            bom = _need(path, f, 4, "section header")
+            bom = src.need(4, "section header", at)
             if bom == struct.pack("<I", PCAPNG_BYTE_ORDER_MAGIC):
                 endian = "<"
             elif bom == struct.pack(">I", PCAPNG_BYTE_ORDER_MAGIC):
                 endian = ">"
             else:
-                raise PcapError(f"{path}: corrupt pcapng section header (byte-order magic {bom.hex()})")
+                raise src.error(f"corrupt pcapng section header (byte-order magic {bom.hex()})", at=at)
             total, = struct.unpack(endian + "I", raw[4:8])
             if total < 28 or total % 4:
-                raise PcapError(f"{path}: corrupt pcapng section header (block length {total})")
-            _need(path, f, total - 12, "section header")
+                raise src.error(f"corrupt pcapng section header (block length {total})", at=at)
+            _check_length(src, total, "pcapng section header", at)
+            body = src.need(total - 12, "section header", at)
+            _check_trailer(src, endian, total, body[-4:], at)
             interfaces = []
-            continue
-        total, = struct.unpack(endian + "I", raw[4:8])
-        if total < 12 or total % 4:
-            raise PcapError(f"{path}: corrupt pcapng block at byte {f.tell() - 8} (block length {total})")
-        body = _need(path, f, total - 12, "pcapng block")
-        _need(path, f, 4, "pcapng block trailer")
-        if btype == PCAPNG_IDB:
-            interfaces.append(_interface(endian, body))
-        elif btype in (PCAPNG_EPB, PCAPNG_OPB):
-            yield _packet_block(path, endian, btype, body, interfaces)
-        elif btype == PCAPNG_SPB:
-            if not interfaces:
-                raise PcapError(f"{path}: packet block before any interface description block")
-            orig, = struct.unpack_from(endian + "I", body, 0)
-            data = body[4:4 + orig]
-            yield Record(None, interfaces[0][0], data, orig)
+        else:
+            total, = struct.unpack(endian + "I", raw[4:8])
+            if total < 12 or total % 4:
+                raise src.error(f"corrupt pcapng block (block length {total})", at=at)
+            _check_length(src, total, "pcapng block", at)
+            body = src.need(total - 8, "pcapng block", at)
+            body, trailer = body[:-4], body[-4:]
+            _check_trailer(src, endian, total, trailer, at)
+            if len(body) < _MIN_BODY.get(btype, 0):
+                raise src.error(f"corrupt pcapng block (type {btype}, block length {total} is too short)", at=at)
+            if btype == PCAPNG_IDB:
+                interfaces.append(_interface(endian, body))
+            elif btype in (PCAPNG_EPB, PCAPNG_OPB):
+                yield _packet_block(src, endian, btype, body, interfaces, at)
+            elif btype == PCAPNG_SPB:
+                if not interfaces:
+                    raise src.error("packet block before any interface description block", at=at)
+                orig, = struct.unpack_from(endian + "I", body, 0)
+                yield Record(None, interfaces[0][0], body[4:4 + orig], orig)
+        at = src.pos
+        raw = src.read_upto(8)
+        if not raw:
+            return
+        if len(raw) < 8:
+            raise src.error(f"truncated block header: needs 8 bytes, the file has {len(raw)}", at=at)
+
+
+def _check_trailer(src, endian, total, trailer, at):
+    again, = struct.unpack(endian + "I", trailer)
+    if again != total:
+        raise src.error(f"corrupt pcapng block (length {total} at the start, {again} at the end)", at=at)
 
 
 def _options(endian, body, pos):
@@ -179,19 +260,19 @@ def _interface(endian, body):
     return linktype, units, offset
 
 
-def _packet_block(path, endian, btype, body, interfaces):
+def _packet_block(src, endian, btype, body, interfaces, at):
     if btype == PCAPNG_EPB:
         iface, ts_hi, ts_lo, cap, orig = struct.unpack_from(endian + "IIIII", body, 0)
     else:
         iface, _drops, ts_hi, ts_lo, cap, orig = struct.unpack_from(endian + "HHIIII", body, 0)
     if iface >= len(interfaces):
-        raise PcapError(f"{path}: packet block names interface {iface}, "
-                        f"but only {len(interfaces)} interface(s) are described")
+        raise src.error(f"packet block names interface {iface}, "
+                        f"but only {len(interfaces)} interface(s) are described", at=at)
     if 20 + cap > len(body):
-        raise PcapError(f"{path}: corrupt packet block: captured length {cap} exceeds the block")
+        raise src.error(f"corrupt packet block: captured length {cap} exceeds the block", at=at)
     linktype, units, offset = interfaces[iface]
     ticks = (ts_hi << 32) | ts_lo
-    ts_ns = offset * 1_000_000_000 + ticks * 1_000_000_000 // units
+    ts_ns = _timestamp(src, offset * 1_000_000_000 + ticks * 1_000_000_000 // units, at)
     direction = None
     if btype == PCAPNG_EPB:
         for code, value in _options(endian, body, 20 + ((cap + 3) & ~3)):

@@ -11,6 +11,7 @@ pyplot (no global state, no display needed).
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections import defaultdict
 
@@ -29,29 +30,73 @@ class PlotError(XnfError, RuntimeError):
 def read_results(path) -> list:
     """The objects of a ``json`` array or ``jsonl`` file."""
     try:
-        with open(path) as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError as exc:
         raise PlotError(f"{path}: cannot read results: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PlotError(f"{path}: not pping json output (binary data at byte {exc.start}); "
+                        "plot reads --format json or jsonl output") from None
     stripped = text.lstrip()
     if stripped.startswith("["):
-        try:
-            return json.loads(stripped)
-        except json.JSONDecodeError:
-            # an array still being written (or cut by a crash) lacks its closing bracket
+        # an array still being written (or cut by a crash) lacks its closing bracket
+        for candidate in (stripped, stripped.rstrip().rstrip(",") + "]"):
             try:
-                return json.loads(stripped.rstrip().rstrip(",") + "]")
+                return _loads(candidate)
             except json.JSONDecodeError as exc:
-                raise PlotError(f"{path}: not pping json output: {exc.msg} at line {exc.lineno}") from None
+                error = exc
+        raise PlotError(f"{path}: not pping json output: {error.msg} at line {error.lineno}") from None
     out = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            out.append(json.loads(line))
+            out.append(_loads(line))
         except json.JSONDecodeError:
             raise PlotError(f"{path}: line {n} is not json; plot reads --format json or jsonl output") from None
     return out
+
+
+def _loads(text):
+    try:
+        return json.loads(text)
+    except RecursionError:  # json nested deeper than the interpreter's stack: not pping's
+        raise json.JSONDecodeError("nested too deeply", text, 0) from None
+
+
+_NUMBER = (int, float)
+_RTT_FIELDS = {"timestamp": _NUMBER, "rtt": _NUMBER, "protocol": str, "src_ip": str, "src_port": int,
+               "dest_ip": str, "dest_port": int}
+_REPORT_FIELDS = {"timestamp": _NUMBER, "ip_prefix": str}
+_HISTOGRAM_FIELDS = {"bin_width_ns": _NUMBER, "median_rtt": _NUMBER, "p95_rtt": _NUMBER, "histogram": list}
+
+
+def _checked(path, index, d, fields):
+    """``d`` when it has ``fields`` with the right types (json numbers, finite), else a PlotError."""
+    for name, kind in fields.items():
+        v = d.get(name)
+        if not isinstance(v, kind) or isinstance(v, bool) or (isinstance(v, float) and not math.isfinite(v)):
+            raise PlotError(f"{path}: record {index} is not a pping result: field {name!r} is {v!r}")
+    return d
+
+
+def _results(path, objs):
+    """The RTT samples and the aggregated reports among ``objs``, checked field by field."""
+    rtts, reports = [], []
+    for i, d in enumerate(objs, 1):
+        if not isinstance(d, dict):
+            continue
+        if "rtt" in d:
+            rtts.append(_checked(path, i, d, _RTT_FIELDS))
+        elif "ip_prefix" in d:
+            reports.append(_checked(path, i, d, _REPORT_FIELDS))
+            if "histogram" in d:
+                _checked(path, i, d, _HISTOGRAM_FIELDS)
+                if d["bin_width_ns"] <= 0 or not all(type(n) is int and n >= 0 for n in d["histogram"]):
+                    raise PlotError(f"{path}: record {i} is not a pping result: bad histogram")
+    return rtts, reports
 
 
 def _figure():
@@ -74,9 +119,7 @@ def plot(results, output, max_flows: int = 10) -> dict:
 
     Returns what was drawn: ``{"samples": n, "flows": n}`` or ``{"reports": n, "prefixes": n}``.
     """
-    objs = read_results(results)
-    rtts = [d for d in objs if isinstance(d, dict) and "rtt" in d]
-    reports = [d for d in objs if isinstance(d, dict) and "ip_prefix" in d]
+    rtts, reports = _results(results, read_results(results))
     if rtts:
         fig, drawn = _figure(), {"samples": len(rtts)}
         drawn["flows"] = _plot_samples(fig, rtts, max_flows, os.path.basename(str(results)))
