@@ -156,6 +156,11 @@ class ConfigError(XnfError):
     """Options that are invalid or contradict each other."""
 
 
+class ValueEncodeError(ConfigError, TypeError, ValueError):
+    """A key or value that does not fit the map's BTF type (wrong kind, out of range);
+    names the map and the field (``.map``, ``.field``) so nothing is stored silently."""
+
+
 #: kernel-internal errnos that reach user space from bpf(2) but are not in libc's table
 _KERNEL_ERRNOS = {524: "ENOTSUPP"}
 
