@@ -2,8 +2,10 @@
 
 Virtual time is integer nanoseconds. Events are ordered by (time, sequence number), so
 the same sources with the same seed give the same run, byte for byte. The link asks
-the dequeue hook for a packet whenever it is idle; when the scheduler holds packets it
-will not release yet, the loop sleeps until ``next_timer()`` and runs the timer hook.
+the dequeue hook for a packet whenever it is idle, once every event of the current
+instant has been handled, so packets that arrive together are all queued before the
+scheduler chooses among them; when the scheduler holds packets it will not release
+yet, the loop sleeps until ``next_timer()`` and runs the timer hook.
 """
 import heapq
 import random
@@ -108,6 +110,8 @@ class Simulation:
                 if self.timer_at == now:
                     self.timer_at = None
                 self.scheduler.timer(now)
-            if not self.link_busy:
+            # every event of this instant (arrivals above all) is in before the link
+            # chooses: otherwise whichever packet was listed first would go out alone
+            if not self.link_busy and not (events and events[0][0] == now):
                 self._send(now)
         return self.metrics
