@@ -500,3 +500,46 @@ def test_repr_and_attributes(counter):
     assert repr(m) == "Map('proto_count', type=hash, key_size=4, value_size=8, max_entries=256)"
     assert isinstance(m.id, int) and m.id > 0
     assert issubclass(errors.BPFError, OSError)
+
+
+# --- values that do not fit the map's BTF type (issue 9: stored as all-zero structs) ----------
+
+@pytest.mark.parametrize("value", [5, 1 << 70, "hello"], ids=["int", "huge-int", "str"])
+def test_struct_value_of_the_wrong_kind_is_refused_and_nothing_is_stored(value):
+    """``m[k] = 5`` on maps whose value is a BTF struct raises a ValueEncodeError (a
+    TypeError) naming the map and the struct's fields; the element is not written. Three
+    code paths: a precompiled struct (pcpu_stats, per-CPU hash), a nested one with arrays
+    (matrices, array map), and the same struct in a plain hash map."""
+    spec = xnf.open_object(obj("percpu"))
+    spec.maps["pcpu_stats"].type = uapi.BPF_MAP_TYPE_HASH
+    with xnf.load(obj("btf_types")) as coll, xnf.load(obj("percpu")) as pc, xnf.load(spec) as plain:
+        matrices, stats, hashed = coll.maps["matrices"], pc.maps["pcpu_stats"], plain.maps["pcpu_stats"]
+        matrices[1] = {"rows": [[1, 2, 3], [4, 5, 6]], "origin": {"x": 7, "y": 8}}
+        for m, key, fields in ((matrices, 1, "['rows', 'origin']"), (stats, 1, "['packets', 'bytes']"),
+                               (hashed, 3, "['packets', 'bytes']")):
+            with pytest.raises(errors.ValueEncodeError) as e:
+                m[key] = value
+            msg = str(e.value)
+            assert isinstance(e.value, TypeError) and f"map {m.name!r} value" in msg and fields in msg, msg
+            assert e.value.map == m.name
+        assert matrices[1].rows == [[1, 2, 3], [4, 5, 6]]            # unchanged
+        assert 1 not in stats and 3 not in hashed and len(hashed) == 0
+
+
+def test_out_of_range_field_is_refused_naming_map_and_field():
+    with xnf.load(obj("btf_types")) as coll, xnf.load(obj("percpu")) as pc:
+        matrices, stats = coll.maps["matrices"], pc.maps["pcpu_stats"]
+        for m, key, value, field in (
+                (matrices, 0, {"origin": {"x": 1 << 70}}, "origin.x"),
+                (matrices, 0, {"rows": [[1, 2, 3], [4, "x", 6]]}, "rows[1][1]"),
+                (stats, 2, {"packets": 1, "bytes": -1}, "bytes"),
+                (stats, 2, [{"packets": 1}] * (possible_cpus() - 1) + [{"packets": 1 << 64}], "packets")):
+            with pytest.raises(errors.ValueEncodeError) as e:
+                m[key] = value
+            assert e.value.field == field, str(e.value)
+            assert str(e.value).startswith(f"map {m.name!r} value, field {field!r}: "), str(e.value)
+        assert matrices[0].origin.x == 0 and 2 not in stats
+        with pytest.raises(errors.ValueEncodeError, match="map 'matrices' key: expected an integer"):
+            matrices["zero"] = {}
+        with pytest.raises(errors.ValueEncodeError, match="map 'pcpu_stats' key: .* does not fit"):
+            stats.update_batch([(1 << 40, {"packets": 1})])

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from xnf.core import btf as B
 from xnf.core.codec import (ArrayCodec, CharArrayCodec, IntCodec, RawCodec, Struct, StructCodec,
                             codec_for)
-from xnf.core.errors import ConfigError
+from xnf.core.errors import ConfigError, ValueEncodeError
 
 
 class Types:
@@ -107,8 +107,16 @@ def test_bitfields(t):
     assert raw == struct.pack("<II", lo, 0xDEADBEEF)
     v = c.decode(raw)
     assert (v.ver, v.ihl, v.neg, v.rest, v.word) == (4, 5, -3, 0x7FFFF, 0xDEADBEEF)
-    # too-wide values are masked to the field, neighbours stay intact
-    assert c.decode(c.encode({"ver": 0x1F, "ihl": 1})).ihl == 1
+    # a value wider than its bitfield is refused (it used to be masked: silent corruption)
+    with pytest.raises(ValueEncodeError, match=r"field 'ver': 31 does not fit an unsigned 4-bit bitfield \(0\.\.15\)"):
+        c.encode({"ver": 0x1F, "ihl": 1})
+    with pytest.raises(ValueEncodeError, match=r"field 'neg': -17 does not fit a signed 5-bit bitfield \(-16\.\.15\)"):
+        c.encode({"neg": -17})
+    with pytest.raises(ValueEncodeError, match="field 'rest': -1 does not fit an unsigned"):
+        c.encode({"rest": -1})
+    with pytest.raises(ValueEncodeError, match="field 'ihl': expected an integer, got str 'x'"):
+        c.encode({"ihl": "x"})
+    assert c.decode(c.encode({"neg": -16, "rest": (1 << 19) - 1})).neg == -16
 
 
 def test_union_arrays_and_char_arrays(t):
@@ -179,6 +187,83 @@ def test_without_btf():
     with pytest.raises(ConfigError):
         raw.encode(b"short")
     assert RawCodec(4).encode(-1) == b"\xff\xff\xff\xff"
+
+
+# --- values of the wrong kind or range (issue 9: they were stored as all-zero structs) ---
+
+def _struct_codec(t):
+    u32, u64 = t.int(4), t.int(8)
+    inner = t.add(kind=B.KIND_STRUCT, name="inner", size=8, members=[("lo", u32, 0, 0), ("hi", u32, 32, 0)])
+    row = t.add(kind=B.KIND_ARRAY, array=(u32, u32, 2))
+    outer = t.add(kind=B.KIND_STRUCT, name="outer", size=32,
+                  members=[("packets", u64, 0, 0), ("bytes", u64, 64, 0), ("range", inner, 128, 0),
+                           ("row", row, 192, 0)])
+    simple = t.add(kind=B.KIND_STRUCT, name="pair", size=16, members=[("a", u64, 0, 0), ("b", u64, 64, 0)])
+    btf = t.btf()
+    return codec_for(btf, outer), codec_for(btf, simple)
+
+
+@pytest.mark.parametrize("value", [5, 1 << 70, "hello", 2.5, None, [1, 2], (1, 2), b"xxx"])
+def test_struct_refuses_values_that_are_not_structs(t, value):
+    """``m[k] = 5`` on a struct-valued map stored zeros: the fast path read every field
+    with getattr(5, name, 0). Both codec paths (precompiled and member by member) refuse."""
+    outer, simple = _struct_codec(t)
+    assert simple._fast is not None and outer._fast is None
+    for c in (outer, simple):
+        with pytest.raises(ValueEncodeError) as e:
+            c.encode(value)
+        assert isinstance(e.value, TypeError) and isinstance(e.value, ConfigError)
+        if not isinstance(value, bytes):
+            assert "expected a dict or Struct" in str(e.value) and repr(list(c.names)) in str(e.value), str(e.value)
+
+
+def test_field_errors_name_the_field(t):
+    outer, simple = _struct_codec(t)
+    cases = [({"packets": 1 << 70}, "field 'packets': 1180591620717411303424 does not fit an unsigned 64-bit"),
+             ({"bytes": "hello"}, "field 'bytes': expected an integer, got str 'hello'"),
+             ({"range": {"hi": -1}}, "field 'range.hi': -1 does not fit an unsigned 32-bit"),
+             ({"range": 5}, "field 'range': expected a dict or Struct"),
+             ({"row": [1, 1 << 40]}, r"field 'row\[1\]': 1099511627776 does not fit"),
+             ({"row": "ab"}, "field 'row': expected a list"),
+             (Struct(packets=2.5), "field 'packets': expected an integer, got float 2.5")]
+    for value, message in cases:
+        with pytest.raises(ValueEncodeError, match=message):
+            outer.encode(value)
+    with pytest.raises(ValueEncodeError, match="field 'a': 1180591620717411303424 does not fit"):
+        simple.encode(Struct(a=1 << 70))                      # the precompiled path falls back to name it
+    with pytest.raises(ValueEncodeError, match="field 'b': expected an integer"):
+        simple.encode({"b": "x"})
+
+
+def test_struct_accepts_objects_with_its_fields(t):
+    """attrs classes, namedtuples and namespaces with the fields still encode."""
+    import collections
+    import types
+
+    _, simple = _struct_codec(t)
+    want = struct.pack("<QQ", 1, 2)
+    assert simple.encode(types.SimpleNamespace(a=1, b=2)) == want
+    assert simple.encode(collections.namedtuple("P", "a b")(1, 2)) == want
+    assert simple.encode({}) == bytes(16)                     # an empty dict: every field 0, on purpose
+
+
+def test_scalar_codecs_refuse_other_kinds(t):
+    u32 = t.int(4)
+    f64 = t.add(kind=B.KIND_FLOAT, name="float", size=4)
+    char = t.int(1, signed=True, name="char", char=True)
+    name = t.add(kind=B.KIND_ARRAY, array=(char, char, 4))
+    btf = t.btf()
+    for codec, value, message in [
+        (codec_for(btf, u32), "7", "expected an integer, got str '7'"),
+        (codec_for(btf, u32), 7.0, "expected an integer, got float 7.0"),
+        (codec_for(btf, f64), "x", "expected a number"),
+        (codec_for(btf, f64), 1e300, "does not fit a 32-bit float"),
+        (codec_for(btf, name), 5, r"expected str or bytes for char\[4\], got int 5"),
+        (RawCodec(8), 1 << 70, "does not fit 8 bytes"),
+        (RawCodec(12), 5, "expected 12 bytes"),
+    ]:
+        with pytest.raises(ValueEncodeError, match=message):
+            codec.encode(value)
 
 
 def test_struct_object():

@@ -4,11 +4,15 @@ Integers become ``int``, enums ``int``, ``char[N]`` ``bytes``, other arrays ``li
 structs and unions :class:`Struct` objects with attribute access. ``bytes`` of the right
 size are always accepted when encoding. Structs made only of byte-aligned integers are
 coded with one precompiled :class:`struct.Struct`, which keeps map access fast.
+
+Encoding never guesses: a value of the wrong kind (an ``int`` for a struct, a ``str`` for
+an integer) or out of its field's range raises :class:`ValueEncodeError` naming the
+field, so nothing is stored that the caller did not write.
 """
 import struct
 
 from xnf.core import btf as B
-from xnf.core.errors import BTFError, ConfigError
+from xnf.core.errors import BTFError, ValueEncodeError
 
 
 class Struct:
@@ -52,6 +56,35 @@ def _frozen(value):
     return value
 
 
+def encode_error(problem, field=None, map=None, part="value"):
+    """A :class:`ValueEncodeError` whose message says where: map, key or value, field."""
+    where = f"map {map!r} {part}" if map is not None else ""
+    if field:
+        where += (", " if where else "") + f"field {field!r}"
+    err = ValueEncodeError(f"{where}: {problem}" if where else problem)
+    err.problem, err.field, err.map, err.part = problem, field, map, part
+    return err
+
+
+def in_field(err, name):
+    """``err`` raised inside member or element ``name``: the same error one level out."""
+    field = name if not err.field else (f"{name}{err.field}" if err.field.startswith("[") else f"{name}.{err.field}")
+    return encode_error(err.problem, field, err.map, err.part)
+
+
+def in_map(err, map, part):
+    """``err`` from a map's key or value codec, now naming the map."""
+    return encode_error(err.problem, err.field, map, part)
+
+
+def _what(value):
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+_BYTES = (bytes, bytearray, memoryview)
+
+
 class Codec:
     size = 0
 
@@ -77,7 +110,7 @@ class Codec:
 
     def _check_bytes(self, value):
         if len(value) != self.size:
-            raise ConfigError(f"expected {self.size} bytes, got {len(value)}")
+            raise encode_error(f"expected {self.size} bytes, got {len(value)}")
         return bytes(value)
 
 
@@ -92,7 +125,12 @@ class RawCodec(Codec):
 
     def encode(self, value):
         if isinstance(value, int) and self.size in (1, 2, 4, 8):
-            return value.to_bytes(self.size, "little", signed=value < 0)
+            try:
+                return value.to_bytes(self.size, "little", signed=value < 0)
+            except OverflowError:
+                raise encode_error(f"{value} does not fit {self.size} bytes") from None
+        if not isinstance(value, _BYTES):
+            raise encode_error(f"expected {self.size} bytes (no BTF describes this map), got {_what(value)}")
         return self._check_bytes(value)
 
 
@@ -134,15 +172,19 @@ class IntCodec(Codec):
         super().encode_into(buf, value)
 
     def encode(self, value):
-        if isinstance(value, (bytes, bytearray, memoryview)):
+        if isinstance(value, _BYTES):
             return self._check_bytes(value)
+        if not isinstance(value, int):
+            if not hasattr(value, "__index__"):
+                raise encode_error(f"expected an integer, got {_what(value)}")
+            value = value.__index__()
         try:
             if self._struct:
                 return self._struct.pack(value)
-            return int(value).to_bytes(self.size, "little", signed=self.signed)
+            return value.to_bytes(self.size, "little", signed=self.signed)
         except (struct.error, OverflowError):
-            raise ConfigError(f"{value!r} does not fit {'a signed' if self.signed else 'an unsigned'} "
-                              f"{self.size * 8}-bit integer") from None
+            raise encode_error(f"{value!r} does not fit {'a signed' if self.signed else 'an unsigned'} "
+                               f"{self.size * 8}-bit integer") from None
 
 
 class FloatCodec(Codec):
@@ -154,9 +196,14 @@ class FloatCodec(Codec):
         return self._struct.unpack(raw)[0]
 
     def encode(self, value):
-        if isinstance(value, (bytes, bytearray, memoryview)):
+        if isinstance(value, _BYTES):
             return self._check_bytes(value)
-        return self._struct.pack(value)
+        if not isinstance(value, (int, float)):
+            raise encode_error(f"expected a number, got {_what(value)}")
+        try:
+            return self._struct.pack(value)
+        except OverflowError:
+            raise encode_error(f"{value!r} does not fit a {self.size * 8}-bit float") from None
 
 
 class CharArrayCodec(Codec):
@@ -169,9 +216,11 @@ class CharArrayCodec(Codec):
     def encode(self, value):
         if isinstance(value, str):
             value = value.encode()
+        elif not isinstance(value, _BYTES):
+            raise encode_error(f"expected str or bytes for char[{self.size}], got {_what(value)}")
         value = bytes(value)
         if len(value) > self.size:
-            raise ConfigError(f"{len(value)} bytes do not fit char[{self.size}]")
+            raise encode_error(f"{len(value)} bytes do not fit char[{self.size}]")
         return value.ljust(self.size, b"\0")
 
 
@@ -186,13 +235,20 @@ class ArrayCodec(Codec):
         return [self.elem.decode(raw[i * es:(i + 1) * es]) for i in range(self.count)]
 
     def encode(self, value):
-        if isinstance(value, (bytes, bytearray, memoryview)):
+        if isinstance(value, _BYTES):
             return self._check_bytes(value)
+        if isinstance(value, (str, dict, Struct)) or not hasattr(value, "__iter__"):
+            raise encode_error(f"expected a list of up to {self.count} elements, got {_what(value)}")
         value = list(value)
         if len(value) > self.count:
-            raise ConfigError(f"{len(value)} elements do not fit an array of {self.count}")
-        out = b"".join(self.elem.encode(v) for v in value)
-        return out.ljust(self.size, b"\0")
+            raise encode_error(f"{len(value)} elements do not fit an array of {self.count}")
+        out = []
+        for i, v in enumerate(value):
+            try:
+                out.append(self.elem.encode(v))
+            except ValueEncodeError as e:
+                raise in_field(e, f"[{i}]") from None
+        return b"".join(out).ljust(self.size, b"\0")
 
 
 class StructCodec(Codec):
@@ -248,9 +304,16 @@ class StructCodec(Codec):
         return Struct(self.names, **values)
 
     def encode(self, value):
-        if isinstance(value, (bytes, bytearray, memoryview)):
+        if isinstance(value, _BYTES):
             return self._check_bytes(value)
-        get = value.get if isinstance(value, dict) else (lambda k, d=None: getattr(value, k, d))
+        if isinstance(value, dict):
+            get = value.get
+        elif isinstance(value, Struct) or self._has_fields(value):
+            get = lambda k, d=None: getattr(value, k, d)  # noqa: E731 - attrs, namedtuples, namespaces
+        else:
+            kind = "union" if self.union else "struct"
+            raise encode_error(f"expected a dict or Struct with the {kind}'s fields {list(self.names)} "
+                               f"(or {self.size} bytes), got {_what(value)}")
         if self._fast is not None and not isinstance(value, dict):
             try:
                 return self._fast.pack(*(get(n, 0) for n in self.names))
@@ -258,7 +321,7 @@ class StructCodec(Codec):
                 pass  # fall through for a precise error message
         unknown = set(value) - set(self.names) if isinstance(value, dict) else set()
         if unknown:
-            raise ConfigError(f"unknown field(s) {sorted(unknown)}; the struct has {list(self.names)}")
+            raise encode_error(f"unknown field(s) {sorted(unknown)}; the struct has {list(self.names)}")
         buf = bytearray(self.size)
         # Union members overlap: write the largest last, so a decoded union writes back unchanged.
         members = sorted(self.members, key=lambda m: m[1].size) if self.union else self.members
@@ -266,15 +329,39 @@ class StructCodec(Codec):
             v = get(name, None)
             if v is None:
                 continue
-            if bf:
-                whole = int.from_bytes(buf, "little")
-                mask = ((1 << bf) - 1) << bit_off
-                whole = (whole & ~mask) | ((int(v) << bit_off) & mask)
-                buf[:] = whole.to_bytes(self.size, "little")
-            else:
-                off = bit_off // 8
-                buf[off:off + codec.size] = codec.encode(v)
+            try:
+                if bf:
+                    whole = int.from_bytes(buf, "little")
+                    mask = ((1 << bf) - 1) << bit_off
+                    whole = (whole & ~mask) | (_bitfield(v, bf, codec) << bit_off)
+                    buf[:] = whole.to_bytes(self.size, "little")
+                else:
+                    off = bit_off // 8
+                    buf[off:off + codec.size] = codec.encode(v)
+            except ValueEncodeError as e:
+                raise in_field(e, name) from None
         return bytes(buf)
+
+    def _has_fields(self, value):
+        """An object that carries some of the fields as attributes (an attrs class, a
+        namedtuple, a namespace); numbers, strings and sequences never do."""
+        if isinstance(value, (int, float, complex, str, list, tuple, set)) and not hasattr(value, "_fields"):
+            return False
+        return any(hasattr(value, n) for n in self.names)
+
+
+def _bitfield(value, bits, codec):
+    """``value`` as the ``bits``-bit field it is stored in, or an error (never masked)."""
+    if not isinstance(value, int):
+        if not hasattr(value, "__index__"):
+            raise encode_error(f"expected an integer, got {_what(value)}")
+        value = value.__index__()
+    signed = isinstance(codec, IntCodec) and codec.signed
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    if not lo <= value <= hi:
+        raise encode_error(f"{value} does not fit {'a signed' if signed else 'an unsigned'} {bits}-bit bitfield "
+                           f"({lo}..{hi})")
+    return value & ((1 << bits) - 1)
 
 
 def codec_for(btf, type_id, size=None, _depth=0):

@@ -8,8 +8,8 @@ import functools
 import threading
 
 from xnf.core import syscall, uapi
-from xnf.core.codec import codec_for
-from xnf.core.errors import BPFError, MapTypeError, XnfError
+from xnf.core.codec import codec_for, in_map
+from xnf.core.errors import BPFError, MapTypeError, ValueEncodeError, XnfError
 from xnf.core.fd import FD
 
 _PERCPU = {uapi.BPF_MAP_TYPE_PERCPU_ARRAY, uapi.BPF_MAP_TYPE_PERCPU_HASH,
@@ -124,17 +124,31 @@ class Map:
         if isinstance(key, (bytes, bytearray)) and len(key) == self.key_size:
             ctypes.memmove(buf, bytes(key), self.key_size)
         else:
-            self.key_codec.encode_into(buf, key)
+            try:
+                self.key_codec.encode_into(buf, key)
+            except ValueEncodeError as e:
+                raise in_map(e, self.name, "key") from None
+
+    def _encode_key(self, key):
+        if isinstance(key, (bytes, bytearray)):
+            return bytes(key)
+        try:
+            return self.key_codec.encode(key)
+        except ValueEncodeError as e:
+            raise in_map(e, self.name, "key") from None
 
     def _encode_value(self, value):
         if isinstance(value, (bytes, bytearray)) and len(value) == self._value_len:
             return bytes(value)
-        if self.percpu:
-            values = list(value) if isinstance(value, (list, tuple)) else [value] * possible_cpus()
-            if len(values) != possible_cpus():
-                raise XnfError(f"map {self.name!r} is per-CPU: give {possible_cpus()} values, one per possible CPU")
-            return b"".join(self.value_codec.encode(v).ljust(self._stride, b"\0") for v in values)
-        return self.value_codec.encode(value)
+        try:
+            if self.percpu:
+                values = list(value) if isinstance(value, (list, tuple)) else [value] * possible_cpus()
+                if len(values) != possible_cpus():
+                    raise XnfError(f"map {self.name!r} is per-CPU: give {possible_cpus()} values, one per possible CPU")
+                return b"".join(self.value_codec.encode(v).ljust(self._stride, b"\0") for v in values)
+            return self.value_codec.encode(value)
+        except ValueEncodeError as e:
+            raise in_map(e, self.name, "value") from None
 
     def _decode_value(self, raw):
         if self.percpu:
@@ -190,7 +204,10 @@ class Map:
         with self._lock:
             self._set_key(key, self._kbuf)
             if direct:
-                self.value_codec.encode_into(self._vbuf, value)
+                try:
+                    self.value_codec.encode_into(self._vbuf, value)
+                except ValueEncodeError as e:
+                    raise in_map(e, self.name, "value") from None
             else:
                 ctypes.memmove(self._vbuf, raw, len(raw))
             self._op(syscall.BPF_MAP_UPDATE_ELEM, flags)
@@ -330,8 +347,7 @@ class Map:
         items = list(items.items() if hasattr(items, "items") else items)
         if not items:
             return 0
-        kraw = b"".join(self.key_codec.encode(k) if not isinstance(k, (bytes, bytearray)) else bytes(k)
-                        for k, _ in items)
+        kraw = b"".join(self._encode_key(k) for k, _ in items)
         vraw = b"".join(self._encode_value(v) for _, v in items)
         keys = ctypes.create_string_buffer(kraw, len(kraw))
         values = ctypes.create_string_buffer(vraw, len(vraw))
