@@ -30,6 +30,51 @@ FUNC_STATIC, FUNC_GLOBAL, FUNC_EXTERN = 0, 1, 2
 MAX_NESTING = 64
 """Deepest nesting of arrays and members followed; real C types stay far below it."""
 
+MAX_NAME_LEN = 1024
+"""Longest type or member name read. The kernel refuses BTF names over KSYM_NAME_LEN (512)."""
+
+MAX_LINE_LEN = 64 * 1024
+""".BTF.ext line info quotes source lines; longer ones are a corrupt offset, not C."""
+
+
+class StringReader:
+    """NUL-terminated strings of one string table, read by offset, each decoded once.
+
+    A string longer than ``limit`` (or without its NUL) is an error, and the characters
+    decoded in all stay below four times the table plus 64 KiB: offsets into the middle of
+    a long string would otherwise cost memory quadratic in the table's size.
+    """
+
+    def __init__(self, table, what, error=None, limit=MAX_NAME_LEN, errors="strict"):
+        self.table = table
+        self.errors = errors
+        self.what = what
+        self.error = error or BTFError
+        self.limit = limit
+        self.budget = 4 * len(table) + 65536
+        self._cache = {}
+
+    def __call__(self, off):
+        text = self._cache.get(off)
+        if text is None:
+            table = self.table
+            if off >= len(table):
+                raise self.error(f"{self.what}: string offset {off} is past the string table ({len(table)} bytes)")
+            end = table.find(b"\0", off, off + self.limit + 1)
+            if end < 0:
+                raise self.error(f"{self.what}: the string at offset {off} is unterminated or longer than "
+                                 f"{self.limit} bytes")
+            self.budget -= end - off
+            if self.budget < 0:
+                raise self.error(f"{self.what}: strings overlap far more than any compiler emits "
+                                 f"(offsets into the middle of long strings); the table is corrupt")
+            try:
+                text = table[off:end].decode(errors=self.errors)
+            except UnicodeDecodeError:
+                raise self.error(f"{self.what}: the string at offset {off} is not UTF-8") from None
+            self._cache[off] = text
+        return text
+
 _MODIFIERS = (KIND_TYPEDEF, KIND_VOLATILE, KIND_CONST, KIND_RESTRICT, KIND_TYPE_TAG)
 
 _HDR = struct.Struct("<HBBIIIII")
@@ -137,19 +182,21 @@ class BTF:
             return self.size_of(t.type, _depth + 1)
         raise BTFError(f"type [{type_id}] {t.kind_name} {t.name!r} has no size")
 
-    def type_name(self, type_id):
+    def type_name(self, type_id, _depth=0):
         """A C-like name for error messages."""
-        t = self.types[type_id]
+        if _depth > MAX_NESTING:
+            return "..."
+        t = self._type(type_id)
         if t.kind == 0:
             return "void"
         if t.kind == KIND_PTR:
-            return self.type_name(t.type) + " *"
+            return self.type_name(t.type, _depth + 1) + " *"
         if t.kind == KIND_ARRAY:
-            return f"{self.type_name(t.array[0])}[{t.array[2]}]"
+            return f"{self.type_name(t.array[0], _depth + 1)}[{t.array[2]}]"
         if t.kind in (KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_ENUM64):
             return f"{KIND_NAMES[t.kind].lower().rstrip('64')} {t.name}".rstrip()
         if t.kind in _MODIFIERS and not t.name:
-            return self.type_name(t.type)
+            return self.type_name(t.type, _depth + 1)
         return t.name or t.kind_name.lower()
 
     def enum_values(self, name):
@@ -264,12 +311,7 @@ def _parse(raw):
         raise BTFError("BTF section offsets point past the end of the data; the object is truncated")
     strs = raw[strs_start:strs_start + str_len]
 
-    def name_at(off):
-        if off >= len(strs):
-            raise BTFError(f"BTF string offset {off} is past the string table")
-        end = strs.index(b"\0", off)
-        return strs[off:end].decode()
-
+    name_at = StringReader(strs, "BTF")
     types = [VOID]
     pos, end = types_start, types_start + type_len
     while pos < end:
@@ -413,14 +455,7 @@ def _parse_ext(raw, btf_strings):
     if hdr_len >= 32:
         core_off, core_len = struct.unpack_from("<II", raw, 24)
 
-    names = {}
-
-    def name_at(off):
-        name = names.get(off)
-        if name is None:
-            end = btf_strings.index(b"\0", off)
-            name = names[off] = btf_strings[off:end].decode()
-        return name
+    name_at = StringReader(btf_strings, ".BTF.ext", limit=MAX_LINE_LEN)
 
     def records(off, length, rec_min, make):
         out = {}

@@ -12,8 +12,8 @@ from xnf.core import btf as B
 from xnf.core import insn as I
 from xnf.core import link, sections
 from xnf.core import uapi as u
-from xnf.core.errors import BTFError, ELFError, NotSupportedError
-from xnf.core.spec import PIN_BY_NAME, Function, MapSpec, ObjectSpec, ProgramSpec
+from xnf.core.errors import BTFError, ELFError, NotSupportedError, ObjectLimitError
+from xnf.core.spec import PIN_BY_NAME, Function, MapSpec, ObjectSpec, ProgramSpec, ZeroData
 
 EM_BPF = 247
 SHT_PROGBITS, SHT_SYMTAB, SHT_NOBITS, SHT_REL = 1, 2, 8, 9
@@ -29,6 +29,23 @@ _DATA_PREFIXES = (".data", ".rodata", ".bss")
 _SYM = struct.Struct("<IBBHQQ")
 _REL = struct.Struct("<QQ")
 _SHDR = struct.Struct("<IIQQQQIIQQ")
+
+# Limits on what an object declares, checked before anything that size is allocated: the
+# file's own bytes bound everything else (tables are read from it, never sized from a count).
+MAX_DATA_SECTION = 1 << 29
+"""Largest global-data section (.data, .rodata, .bss, ...): 512 MiB. The kernel refuses array
+values over 2 GiB, verifiers before Linux 6.17 refuse variable offsets past 512 MiB
+(BPF_MAX_VAR_OFF), and a .bss declares its size without storing it."""
+MAX_KCONFIG = 1 << 16
+"""Largest ``.kconfig`` layout: kernel config values are integers and short strings."""
+MAX_PROG_INSNS = 1_000_000
+"""Most instructions in one linked program: the kernel's BPF_COMPLEXITY_LIMIT_INSNS."""
+MAX_LINKED_INSNS = 2_000_000
+"""Most instructions of all programs together after linking: each program gets its own
+copy of the subprograms it calls, so many programs sharing a large subprogram would
+otherwise cost memory the file does not account for."""
+MAX_MAP_IN_MAP_DEPTH = 1
+"""The kernel supports one level of map-in-map (an inner map cannot hold maps)."""
 
 
 class _Section:
@@ -80,9 +97,6 @@ class _Reader:
                 raise ELFError(f"{self.path} is an ELF for {elf['e_machine']}, not BPF",
                                "build the object with clang -target bpf")
             self.sections = self._read_sections(elf.header)
-            for s in self.sections:
-                if s.type != SHT_NOBITS and s.offset + s.size > len(self.data):
-                    raise ELFError(f"{self.path} is truncated: section {s.name!r} ends past the end of the file")
             symtab = next((s for s in self.sections if s.type == SHT_SYMTAB), None)
             if symtab is None:
                 raise ELFError(f"{self.path} has no symbol table", "do not strip BPF objects")
@@ -92,7 +106,7 @@ class _Reader:
             for s in self.sections:
                 if s.type == SHT_REL:
                     self.relocs[s.info] = [(off, info >> 32, info & 0xFFFFFFFF)
-                                                 for off, info in _REL.iter_unpack(self._raw(s))]
+                                           for off, info in _REL.iter_unpack(self._raw(s, _REL.size))]
         except PyELFError as e:
             raise ELFError(f"{self.path} is not a readable ELF object: {e}") from None
         except (struct.error, ValueError, IndexError) as e:
@@ -101,35 +115,60 @@ class _Reader:
     def _read_sections(self, header):
         """Section headers (Elf64_Shdr) from the table pyelftools located; names from shstrtab."""
         off, num, size = header["e_shoff"], header["e_shnum"], header["e_shentsize"]
-        if size != _SHDR.size or off + num * size > len(self.data):
+        if size != _SHDR.size:
+            raise ELFError(f"{self.path} is corrupt: section headers of {size} bytes (ELF64 has {_SHDR.size})")
+        if off + num * size > len(self.data):
             raise ELFError(f"{self.path} is truncated: the section header table ends past the end of the file")
         raw = [_SHDR.unpack_from(self.data, off + i * size) for i in range(num)]
-        names_hdr = raw[header["e_shstrndx"]]
-        names = self.data[names_hdr[4]:names_hdr[4] + names_hdr[5]]
+        shstrndx = header["e_shstrndx"]
+        if shstrndx >= num:
+            raise ELFError(f"{self.path} is corrupt: the section name table is section {shstrndx} of {num}")
+        names_hdr = raw[shstrndx]
+        if names_hdr[4] + names_hdr[5] > len(self.data):
+            raise ELFError(f"{self.path} is truncated: the section name table ends past the end of the file")
+        name_at = B.StringReader(self.data[names_hdr[4]:names_hdr[4] + names_hdr[5]],
+                                 f"{self.path}: section names", ELFError, errors="replace")
         out = []
-        for name_off, type_, flags, _addr, offset, sec_size, sh_link, info, _align, _entsize in raw:
-            name = names[name_off:names.find(b"\0", name_off)].decode(errors="replace")
-            out.append(_Section(name, type_, flags, offset, sec_size, sh_link, info))
+        for i, (name_off, type_, flags, _addr, offset, sec_size, sh_link, info, _align, _entsize) in enumerate(raw):
+            sec = _Section(name_at(name_off) if i else "", type_, flags, offset, sec_size, sh_link, info)
+            if type_ != SHT_NOBITS and offset + sec_size > len(self.data):
+                raise ELFError(f"{self.path} is truncated: section {sec.name!r} (offset {offset}, {sec_size} bytes) "
+                               f"ends past the end of the file ({len(self.data)} bytes)")
+            out.append(sec)
         return out
 
-    def _raw(self, section):
+    def _raw(self, section, entry_size=1):
+        """The bytes of ``section`` from the file (a NOBITS section has none to read)."""
+        if section.type == SHT_NOBITS and section.size:
+            raise ELFError(f"{self.path}: section {section.name!r} has no contents in the file (SHT_NOBITS) "
+                           "but xnf needs them", "rebuild the object with clang -target bpf")
+        if section.size % entry_size:
+            raise ELFError(f"{self.path}: section {section.name!r} is {section.size} bytes, not a whole number "
+                           f"of {entry_size}-byte entries")
         return self.data[section.offset:section.offset + section.size]
+
+    def _section_at(self, idx, what):
+        if not 0 <= idx < len(self.sections):
+            raise ELFError(f"{self.path}: {what} names section {idx}, but the object has {len(self.sections)}")
+        return self.sections[idx]
 
     def _read_symbols(self, symtab):
         """Elf64_Sym entries, read directly: pyelftools' per-entry parsing dominates load time."""
-        strtab = self._raw(self.sections[symtab.link])
+        strtab = self._raw(self._section_at(symtab.link, "the symbol table's string table"))
+        name_at = B.StringReader(strtab, f"{self.path}: symbol names", ELFError, errors="replace")
         out = []
-        for name_off, info, _other, shndx, value, size in _SYM.iter_unpack(self._raw(symtab)):
-            end = strtab.find(b"\0", name_off)
-            name = strtab[name_off:end].decode(errors="replace")
-            out.append(_Sym(name, value, size, shndx if shndx < 0xFF00 else 0, info & 0xF, info >> 4))
+        for name_off, info, _other, shndx, value, size in _SYM.iter_unpack(self._raw(symtab, _SYM.size)):
+            out.append(_Sym(name_at(name_off), value, size, shndx if shndx < 0xFF00 else 0, info & 0xF, info >> 4))
         return out
 
+    def _symbol(self, idx, where):
+        if not 0 <= idx < len(self.symbols):
+            raise ELFError(f"{self.path}: relocation at {where} names symbol {idx}, "
+                           f"but the symbol table has {len(self.symbols)}")
+        return self.symbols[idx]
+
     def _section_data(self, idx):
-        s = self.sections[idx]
-        if s.type == SHT_NOBITS:
-            return bytes(s.size)
-        return self.data[s.offset:s.offset + s.size]
+        return self._raw(self.sections[idx])
 
     def _find_section(self, name):
         for i, s in enumerate(self.sections):
@@ -143,7 +182,7 @@ class _Reader:
         try:
             return self._read(pin_root)
         except (struct.error, ValueError, IndexError, KeyError) as e:
-            # Corrupt tables (indices, offsets, strings): report the file, never a bare exception.
+            # A check this reader lacks: still report the file, never a bare exception.
             raise ELFError(f"{self.path} is corrupt: {type(e).__name__}: {e}") from None
 
     def _read(self, pin_root):
@@ -154,6 +193,8 @@ class _Reader:
         lic = self._find_section("license")
         spec.license = self._section_data(lic).split(b"\0")[0].decode() if lic is not None else ""
         ver = self._find_section("version")
+        if ver is not None and self.sections[ver].size < 4:
+            raise ELFError(f"{self.path}: the version section has {self.sections[ver].size} bytes, not 4")
         spec.kern_version = struct.unpack("<I", self._section_data(ver)[:4])[0] if ver is not None else 0
         self._read_btf(spec)
         self._read_maps(spec)
@@ -191,26 +232,43 @@ class _Reader:
             idx = self._find_section(t.name)
             if idx is None:
                 continue
-            t.size = self.sections[idx].size
+            size = t.size = self._data_section_size(idx)
             by_name = {s.name: s for s in self.symbols if s.shndx == idx and s.type == STT_OBJECT}
             for entry in t.members:
-                var = btf[entry[0]]
+                var = btf._type(entry[0])
                 sym = by_name.get(var.name)
                 if sym is not None:
+                    if sym.value + entry[2] > size:
+                        raise ELFError(f"{self.path}: variable {var.name!r} at {t.name}+{sym.value} "
+                                       f"({entry[2]} bytes) ends past the section ({size} bytes)")
                     entry[1] = sym.value
                 if var.kind == B.KIND_VAR and var.linkage == B.VAR_GLOBAL_EXTERN:
                     var.linkage = B.VAR_GLOBAL_ALLOCATED
             t.members.sort(key=lambda e: e[1])
+
+    def _data_section_size(self, idx):
+        s = self.sections[idx]
+        if s.size > MAX_DATA_SECTION:
+            raise ObjectLimitError(
+                f"{self.path}: section {s.name!r} declares {s.size} bytes of global data; xnf accepts up to "
+                f"{MAX_DATA_SECTION >> 20} MiB per section (older verifiers cannot address past 512 MiB, "
+                "the kernel refuses array values over 2 GiB)",
+                "keep large state in a map (BPF_MAP_TYPE_ARRAY with max_entries) instead of a global array")
+        return s.size
 
     def _layout_kconfig(self, sec):
         """Give each ``__kconfig`` extern an aligned slot; the loader fills the values."""
         off = 0
         self.kconfig = {}
         for entry in sec.members:
-            var = self.btf[entry[0]]
+            var = self.btf._type(entry[0])
             size = self.btf.size_of(var.type)
             align = min(size, 8) or 1
             off = (off + align - 1) // align * align
+            if off + size > MAX_KCONFIG:
+                raise ObjectLimitError(f"{self.path}: the __kconfig externs need more than {MAX_KCONFIG} bytes "
+                                       f"(at {var.name!r}, {size} bytes)",
+                                       "kernel config values are integers, bools and short strings")
             entry[1], entry[2] = off, size
             var.linkage = B.VAR_GLOBAL_ALLOCATED
             self.kconfig[var.name] = (off, size, var.type)
@@ -237,8 +295,22 @@ class _Reader:
             raise BTFError(f"{self.path}: map attribute is not encoded as __uint()")
         return arr.array[2]
 
-    def _parse_map_def(self, name, type_id):
+    def _pointee(self, name, attr, type_id, kind=B.KIND_PTR):
+        """The type a ``__type()``/``__array()`` member points at, checking each step's kind."""
+        _, t = self.btf.resolve(type_id)
+        if t.kind != kind:
+            raise BTFError(f"{self.path}: map {name!r} attribute {attr!r} is a {t.kind_name}, "
+                           f"not a {B.KIND_NAMES[kind]}")
+        return t
+
+    def _sized(self, name, what, size):
+        if size > 0xFFFFFFFF:
+            raise ObjectLimitError(f"{self.path}: map {name!r} {what} is {size} bytes; the kernel's field is 32 bits")
+        return size
+
+    def _parse_map_def(self, name, type_id, depth=0):
         btf = self.btf
+        _check_map_name(self.path, name)
         _, st = btf.resolve(type_id)
         if st.kind != B.KIND_STRUCT:
             raise BTFError(f"{self.path}: map {name!r} is not a struct in .maps")
@@ -262,20 +334,22 @@ class _Reader:
             elif mname == "value_size":
                 m.value_size = self._map_uint(mtype)
             elif mname in ("key", "value"):
-                _, ptr = btf.resolve(mtype)
-                target = ptr.type
-                size = btf.size_of(target)
+                target = self._pointee(name, mname, mtype).type
+                size = self._sized(name, mname, btf.size_of(target))
                 if mname == "key":
                     m.key_size, m.btf_key_type_id = size, target
                 else:
                     m.value_size, m.btf_value_type_id = size, target
             elif mname == "values":
                 values_member = bit_off // 8
-                _, arr = btf.resolve(mtype)
-                _, ptr = btf.resolve(arr.array[0])
+                arr = self._pointee(name, mname, mtype, B.KIND_ARRAY)
+                ptr = self._pointee(name, mname, arr.array[0])
                 inner_id, inner_t = btf.resolve(ptr.type)
                 if inner_t.kind == B.KIND_STRUCT and inner_t.members and m.type != u.BPF_MAP_TYPE_PROG_ARRAY:
-                    m.inner = self._parse_map_def(name + ".inner", inner_id)[0]
+                    if depth >= MAX_MAP_IN_MAP_DEPTH:
+                        raise ObjectLimitError(f"{self.path}: map {name!r} is a map-in-map inside a map-in-map "
+                                               "(or refers to itself)", "the kernel supports one level of map-in-map")
+                    m.inner = self._parse_map_def(name + ".inner", inner_id, depth + 1)[0]
             else:
                 raise BTFError(f"{self.path}: map {name!r} has unknown attribute {mname!r}")
         if m.type in (u.BPF_MAP_TYPE_ARRAY_OF_MAPS, u.BPF_MAP_TYPE_HASH_OF_MAPS, u.BPF_MAP_TYPE_PROG_ARRAY):
@@ -292,18 +366,23 @@ class _Reader:
             raise BTFError(f"{self.path}: no BTF DATASEC for .maps")
         starts = []
         for var_id, off, size in self.btf[sec_id].members:
-            var = self.btf[var_id]
+            var = self.btf._type(var_id)
+            if var.kind != B.KIND_VAR:
+                raise BTFError(f"{self.path}: the .maps DATASEC lists a {var.kind_name}, not a variable")
             m, values_off = self._parse_map_def(var.name, var.type)
             m.section = ".maps"
             spec.maps[m.name] = m
             starts.append((off, size, m, values_off))
         for r_off, sym_idx, _rtype in self.relocs.get(idx, []):
-            sym = self.symbols[sym_idx]
+            sym = self._symbol(sym_idx, f".maps+{r_off}")
             for off, size, m, values_off in starts:
                 if off <= r_off < off + size:
                     if values_off is None:
                         raise BTFError(f"{self.path}: relocation inside map {m.name!r} outside 'values'")
-                    slot = (r_off - off - values_off) // 8
+                    slot, rest = divmod(r_off - off - values_off, 8)
+                    if slot < 0 or rest or (m.max_entries and slot >= m.max_entries):
+                        raise BTFError(f"{self.path}: relocation at .maps+{r_off} is not a slot of map {m.name!r}'s "
+                                       f"values ({m.max_entries} entries)")
                     m.contents.append((slot, sym.name))
                     break
 
@@ -317,7 +396,11 @@ class _Reader:
         if def_size < 20:
             raise ELFError(f"{self.path}: legacy map definitions of {def_size} bytes are too small")
         for s in syms:
+            _check_map_name(self.path, s.name)
             chunk = raw[s.value:s.value + def_size]
+            if len(chunk) < 20:
+                raise ELFError(f"{self.path}: legacy map {s.name!r} at maps+{s.value} ends past the section "
+                               f"({len(raw)} bytes)")
             mtype, ksize, vsize, maxe, flags = struct.unpack_from("<5I", chunk)
             m = MapSpec(name=s.name, type=mtype, key_size=ksize, value_size=vsize, max_entries=maxe,
                         flags=flags, section="maps", extra=bytes(chunk[20:]))
@@ -337,8 +420,10 @@ class _Reader:
                 continue
             if name.startswith(".rel") or s.size == 0:
                 continue
-            m = MapSpec(name=name, type=u.BPF_MAP_TYPE_ARRAY, key_size=4, value_size=s.size,
-                        max_entries=1, section=name, data=bytearray(self._section_data(i)))
+            size = self._data_section_size(i)
+            data = ZeroData(size) if s.type == SHT_NOBITS else bytearray(self._section_data(i))
+            m = MapSpec(name=name, type=u.BPF_MAP_TYPE_ARRAY, key_size=4, value_size=size,
+                        max_entries=1, section=name, data=data)
             if name.startswith(".rodata"):
                 m.flags |= BPF_F_RDONLY_PROG
                 m.freeze = True
@@ -357,12 +442,18 @@ class _Reader:
 
     # --- functions and relocations ---------------------------------------------------
 
+    def _insn_index(self, section, slot_index, slot, what):
+        i = slot_index.get(slot)
+        if i is None:
+            raise ELFError(f"{self.path}: {what} at {section}+{slot * 8} is not on an instruction")
+        return i
+
     def _read_functions(self, spec):
         self.entry_points = []
         for idx, s in enumerate(self.sections):
             if s.type != SHT_PROGBITS or not s.flags & SHF_EXECINSTR or not s.size:
                 continue
-            insns = I.decode(self._section_data(idx))
+            insns = I.decode(self._raw(s, 8))
             slot_of, pos = [], 0
             for ins in insns:
                 slot_of.append(pos)
@@ -374,10 +465,8 @@ class _Reader:
                 raise ELFError(f"{self.path}: section {s.name!r} has code but no function symbols")
             func_at = {f.value // 8: f for f in funcs}
             for r_off, sym_idx, rtype in self.relocs.get(idx, []):
-                i = index_at.get(r_off // 8)
-                if i is None:
-                    raise ELFError(f"{self.path}: relocation at {s.name}+{r_off} is not on an instruction")
-                self._relocate(s.name, insns, i, slot_of[i], self.symbols[sym_idx], rtype)
+                i = self._insn_index(s.name, index_at, r_off // 8, "relocation")
+                self._relocate(spec, s.name, insns, i, slot_of[i], self._symbol(sym_idx, f"{s.name}+{r_off}"), rtype)
             for i, ins in enumerate(insns):  # calls clang resolved itself (same section, static)
                 if ins.is_bpf_to_bpf_call and ins.reference is None:
                     target = slot_of[i] + ins.imm + 1
@@ -385,13 +474,17 @@ class _Reader:
                     if f is None:
                         raise ELFError(f"{self.path}: call at {s.name}+{slot_of[i]} targets no function")
                     ins.reference = ("func", f.name)
-            sec_fi = self.btf_ext.func_info.get(s.name, []) if self.btf_ext else []
-            sec_li = self.btf_ext.line_info.get(s.name, []) if self.btf_ext else []
-            sec_core = sorted(self.btf_ext.core_relos.get(s.name, []), key=_insn_off) if self.btf_ext else []
+            ext = self.btf_ext
+            sec_fi = sorted(ext.func_info.get(s.name, []), key=_insn_off) if ext else []
+            sec_li = sorted(ext.line_info.get(s.name, []), key=_insn_off) if ext else []
+            sec_core = sorted(ext.core_relos.get(s.name, []), key=_insn_off) if ext else []
             for f in funcs:
                 start = f.value // 8
                 end = (f.value + f.size) // 8 if f.size else pos
-                first = index_at[start]
+                if f.value % 8:
+                    raise ELFError(f"{self.path}: function {f.name!r} starts at {s.name}+{f.value}, "
+                                   "not on an instruction")
+                first = self._insn_index(s.name, index_at, start, f"function {f.name!r}")
                 last = bisect.bisect_left(slot_of, end)
                 key = f.name
                 if key in spec.functions:
@@ -404,9 +497,9 @@ class _Reader:
                 if is_prog:
                     self.entry_points.append(key)
 
-    def _relocate(self, section, insns, i, slot, sym, rtype):
+    def _relocate(self, spec, section, insns, i, slot, sym, rtype):
         ins = insns[i]
-        target_sec = self.sections[sym.shndx] if sym.shndx else None
+        target_sec = self._section_at(sym.shndx, f"symbol {sym.name!r}") if sym.shndx else None
         tname = target_sec.name if target_sec is not None else None
         if target_sec is not None and target_sec.flags & SHF_EXECINSTR:
             if ins.is_call:
@@ -428,31 +521,59 @@ class _Reader:
         if tname in (".maps", "maps"):
             if sym.type == STT_SECTION:
                 raise ELFError(f"{self.path}: {section}+{slot}: reference to a static map", "make the map global")
+            if sym.name not in spec.maps:
+                raise ELFError(f"{self.path}: {section}+{slot}: reference to {sym.name!r} in {tname}, "
+                               "which defines no such map")
             ins.reference = ("map", sym.name)
             return
         if tname is not None and tname.startswith(_DATA_PREFIXES):
             offset = (0 if sym.type == STT_SECTION else sym.value) + (ins.imm & 0xFFFFFFFF)
-            ins.reference = ("data", tname, offset)
+            ins.reference = ("data", tname, self._data_offset(spec, section, slot, tname, offset))
             return
         if sym.shndx == SHN_UNDEF:
             if sym.name in getattr(self, "kconfig", {}):
-                ins.reference = ("data", ".kconfig", self.kconfig[sym.name][0] + (ins.imm & 0xFFFFFFFF))
+                offset = self.kconfig[sym.name][0] + (ins.imm & 0xFFFFFFFF)
+                ins.reference = ("data", ".kconfig", self._data_offset(spec, section, slot, ".kconfig", offset))
                 return
             raise NotSupportedError(f"extern {sym.name!r}", by="xnf", hint="only __kconfig externs are supported")
         raise ELFError(f"{self.path}: {section}+{slot}: relocation against {sym.name!r} in unsupported section {tname!r}")
 
+    def _data_offset(self, spec, section, slot, tname, offset):
+        m = spec.maps.get(tname)
+        if m is None or not m.is_data:
+            raise ELFError(f"{self.path}: {section}+{slot}: reference into section {tname!r}, "
+                           "which holds no global data")
+        if offset >= m.value_size:
+            raise ELFError(f"{self.path}: {section}+{slot}: reference to {tname}+{offset}, past its "
+                           f"{m.value_size} bytes")
+        return offset
+
     # --- programs ----------------------------------------------------------------------
 
     def _read_programs(self, spec):
+        total = 0
         for key in self.entry_points:
             fn = spec.functions[key]
             defn, target = sections.match(fn.section)
-            insns, fi, li, core = link.flatten(spec.functions, key)
+            insns, fi, li, core = link.flatten(spec.functions, key, MAX_PROG_INSNS)
+            total += len(insns)
+            if total > MAX_LINKED_INSNS:
+                raise ObjectLimitError(f"{self.path}: its programs link to more than {MAX_LINKED_INSNS} "
+                                       f"instructions in all (at program {key!r})",
+                                       "split the object, or call fewer shared subprograms from each program")
             spec.programs[fn.name] = ProgramSpec(
                 name=fn.name, section=fn.section, type=defn.prog_type,
                 expected_attach_type=defn.attach_type, attach_to=target, target_kind=defn.target,
                 flags=defn.flags, license=spec.license, kern_version=spec.kern_version,
                 instructions=insns, func_info=fi, line_info=li, core_relos=core)
+
+
+def _check_map_name(path, name):
+    """Map names become pin names (``<pin_root>/<name>``, ``tc/globals/<name>``): refuse any
+    that would leave the directory."""
+    if not name or "/" in name or ".." in name or "\0" in name:
+        raise ELFError(f"{path}: map name {name!r} cannot name a pin (empty, or contains '/', '..' or NUL)",
+                       "rename the map in the source")
 
 
 def _within(records, start, end):

@@ -5,17 +5,18 @@ only calls and callback address loads (``BPF_PSEUDO_FUNC``) that cross functions
 rewritten: ``imm = callee_start - (call_slot + 1)``, counted in 8-byte slots.
 """
 from xnf.core import insn as I
-from xnf.core.errors import LinkError
+from xnf.core.errors import LinkError, ObjectLimitError
 
 
-def flatten(functions, entry):
+def flatten(functions, entry, max_slots=None):
     """Return (instructions, func_info, line_info, core_relos) of ``entry`` with its callees.
 
     Instructions that need no change are shared with the functions, not copied: specs
     treat instructions as values and the loader copies any it rewrites.
 
     ``functions`` maps names to :class:`~xnf.core.spec.Function`; instruction
-    ``reference`` values of the form ``("func", name)`` mark calls to resolve.
+    ``reference`` values of the form ``("func", name)`` mark calls to resolve. A program
+    longer than ``max_slots`` is refused before it is built.
     """
     order = [entry]
     seen = {entry}
@@ -37,6 +38,9 @@ def flatten(functions, entry):
     for name in order:
         starts[name] = slot
         slot += I.slot_count(functions[name].instructions)
+    if max_slots is not None and slot > max_slots:
+        raise ObjectLimitError(f"program {entry!r} links to {slot} instructions with its subprograms; "
+                               f"the kernel loads at most {max_slots}", "split the program (tail calls)")
 
     out, func_info, line_info, core_relos = [], [], [], []
     for name in order:

@@ -17,8 +17,8 @@ import attrs
 from xnf.core import btf as B
 from xnf.core import insn as I
 from xnf.core import sections, syscall, uapi
-from xnf.core.errors import (BPFError, ConfigError, LicenseError, MapIncompatibleError, NotSupportedError,
-                             VerifierError, XnfError)
+from xnf.core.errors import (BPFError, ConfigError, LicenseError, LinkError, MapIncompatibleError,
+                             NotSupportedError, PinError, VerifierError, XnfError)
 from xnf.core.fd import FD
 from xnf.core.maps import Map, possible_cpus
 from xnf.core.spec import PIN_BY_NAME, ObjectSpec
@@ -26,6 +26,7 @@ from xnf.core.spec import PIN_BY_NAME, ObjectSpec
 LOG_SIZE_START = 1 << 20
 LOG_SIZE_MAX = (1 << 30) - 1
 _COMPAT_FIELDS = ("type", "key_size", "value_size", "max_entries", "flags")
+_U32_FIELDS = ("type", "key_size", "value_size", "max_entries", "flags", "numa_node", "ifindex")
 
 
 @attrs.frozen
@@ -182,6 +183,11 @@ class Loader:
     # --- prepare -------------------------------------------------------------------
 
     def prepare(self):
+        for m in self.spec.maps.values():
+            _check_map_fields(m)
+            if m.inner is not None:
+                _check_map_fields(m.inner)
+            self._pin_path(m)  # a pin path that would leave the pin root is refused here
         for name in self.wanted:
             p = self.spec.programs[name]
             if p.core_relos:
@@ -225,10 +231,21 @@ class Loader:
             self.maps[name] = self._create_map(specs[name])
 
     def _pin_path(self, m):
+        """Where map ``m`` is pinned: an absolute ``pin_path`` as given (the caller chose it);
+        otherwise under the pin root, which a name or relative path may not leave."""
         if m.pin_path and os.path.isabs(m.pin_path):
             return m.pin_path
-        if m.pinning == PIN_BY_NAME or m.pin_path:
-            return os.path.join(self.spec.pin_root, m.pin_path or m.name)
+        if m.pin_path:
+            parts = m.pin_path.split("/")
+            if "\0" in m.pin_path or ".." in parts:
+                raise PinError(f"map {m.name!r}: pin path {m.pin_path!r} would leave the pin root "
+                               f"{self.spec.pin_root}", "use a path without '..' or an absolute one")
+            return os.path.join(self.spec.pin_root, m.pin_path)
+        if m.pinning == PIN_BY_NAME:
+            if not m.name or "/" in m.name or ".." in m.name or "\0" in m.name:
+                raise PinError(f"map name {m.name!r} cannot be pinned by name under {self.spec.pin_root} "
+                               "(it contains '/', '..' or NUL)", "rename the map, or set its pin_path")
+            return os.path.join(self.spec.pin_root, m.name)
         return None
 
     def _create_map(self, m):
@@ -257,7 +274,9 @@ class Loader:
                    m.btf_key_type_id, m.btf_value_type_id)
         self.maps[m.name] = live  # owned by the loader from here on, for rollback
         if m.is_data:
-            live.update(0, bytes(m.data))
+            value = m.initial_value()
+            if value is not None:  # else the kernel's zero-filled map already holds it
+                live.update(0, value)
             if m.freeze:
                 live.freeze()
         if path is not None:
@@ -310,39 +329,22 @@ class Loader:
             if ref is not None:
                 kind = ref[0]
                 ins = I.Instruction(ins.code, ins.dst, ins.src, ins.off, ins.imm)
+                live = self.maps.get(ref[1]) if kind in ("map", "data") else None
+                if live is None:
+                    raise LinkError(f"program {p.name!r} refers to {kind} {ref[1]!r}, which is not in the object",
+                                    "keep every map the program uses in spec.maps")
                 if kind == "map":
-                    live = self.maps.get(ref[1])
-                    if live is None:
-                        raise XnfError(f"program {p.name!r} refers to map {ref[1]!r}, which is not in the object")
                     ins.src, ins.imm = I.BPF_PSEUDO_MAP_FD, int(live.fd)
-                elif kind == "data":
-                    live = self.maps[ref[1]]
+                else:
+                    if not 0 <= ref[2] < live.value_size:
+                        raise LinkError(f"program {p.name!r} refers to {ref[1]}+{ref[2]}, past its "
+                                        f"{live.value_size} bytes")
                     ins.src, ins.imm = I.BPF_PSEUDO_MAP_VALUE, int(live.fd) | (ref[2] << 32)
             out.append(ins)
         return I.encode(out)
 
     def _load_program(self, p):
-        code = self._resolve(p)
-        insns = ctypes.create_string_buffer(code, len(code))
-        lic = ctypes.create_string_buffer((p.license or "").encode())
-        attr = syscall.ProgLoadAttr(
-            prog_type=p.type, insn_cnt=len(code) // 8, insns=ctypes.addressof(insns),
-            license=ctypes.addressof(lic), kern_version=p.kern_version, prog_flags=p.flags,
-            prog_name=_sanitize(p.name)[:15].encode(), prog_ifindex=p.ifindex,
-            expected_attach_type=p.expected_attach_type, attach_btf_id=p.attach_btf_id,
-            attach_prog_fd=p.attach_prog_fd)
-        if self.btf_fd is not None and p.func_info:
-            fi = b"".join(struct.pack("<II", r.insn_off, r.type_id) for r in p.func_info)
-            li = b"".join(struct.pack("<IIII", r.insn_off, r.file_off, r.line_off, (r.line << 10) | r.col)
-                          for r in p.line_info)
-            fib = ctypes.create_string_buffer(fi, len(fi))
-            lib = ctypes.create_string_buffer(li, max(len(li), 1))
-            attr.keep(fib, lib)
-            attr.prog_btf_fd = int(self.btf_fd)
-            attr.func_info_rec_size, attr.func_info, attr.func_info_cnt = 8, ctypes.addressof(fib), len(p.func_info)
-            if p.line_info:
-                attr.line_info_rec_size, attr.line_info = 16, ctypes.addressof(lib)
-                attr.line_info_cnt = len(p.line_info)
+        attr = self.program_attr(p)
         if self.log_level:
             return Program(self._load_with_log(p, attr, self.log_level), p.name, p.type, p)
         try:
@@ -356,6 +358,33 @@ class Loader:
         except BPFError:
             first_error.args = (f"cannot load program {p.name!r} ({p.section}): {first_error.args[0]}",)
             raise first_error from None
+
+    def program_attr(self, p):
+        """The BPF_PROG_LOAD attributes of program spec ``p``, its references resolved to the fds
+        of the maps created so far: everything short of the system call."""
+        code = self._resolve(p)
+        insns = ctypes.create_string_buffer(code, len(code))
+        lic = ctypes.create_string_buffer((p.license or "").encode())
+        attr = syscall.ProgLoadAttr(
+            prog_type=p.type, insn_cnt=len(code) // 8, insns=ctypes.addressof(insns),
+            license=ctypes.addressof(lic), kern_version=p.kern_version, prog_flags=p.flags,
+            prog_name=_sanitize(p.name)[:15].encode(), prog_ifindex=p.ifindex,
+            expected_attach_type=p.expected_attach_type, attach_btf_id=p.attach_btf_id,
+            attach_prog_fd=p.attach_prog_fd)
+        attr.keep(insns, lic)  # the attributes point into these buffers
+        if self.btf_fd is not None and p.func_info:
+            fi = b"".join(struct.pack("<II", r.insn_off, r.type_id) for r in p.func_info)
+            li = b"".join(struct.pack("<IIII", r.insn_off, r.file_off, r.line_off, (r.line << 10) | r.col)
+                          for r in p.line_info)
+            fib = ctypes.create_string_buffer(fi, len(fi))
+            lib = ctypes.create_string_buffer(li, max(len(li), 1))
+            attr.keep(fib, lib)
+            attr.prog_btf_fd = int(self.btf_fd)
+            attr.func_info_rec_size, attr.func_info, attr.func_info_cnt = 8, ctypes.addressof(fib), len(p.func_info)
+            if p.line_info:
+                attr.line_info_rec_size, attr.line_info = 16, ctypes.addressof(lib)
+                attr.line_info_cnt = len(p.line_info)
+        return attr
 
     def _load_with_log(self, p, attr, level):
         size = LOG_SIZE_START
@@ -400,6 +429,20 @@ class Loader:
                     live[key] = value
                     continue
                 live.update(key, int(target.fd).to_bytes(4, "little"))
+
+
+def _check_map_fields(m):
+    """bpf(2) takes these as 32-bit fields (map_extra 64): an edited spec that overflows one
+    would otherwise be truncated silently by ctypes."""
+    for field in _U32_FIELDS:
+        value = getattr(m, field)
+        if not isinstance(value, int) or not 0 <= value <= 0xFFFFFFFF:
+            raise ConfigError(f"map {m.name!r}: {field} {value!r} does not fit the kernel's 32-bit field")
+    if not isinstance(m.map_extra, int) or not 0 <= m.map_extra < 1 << 64:
+        raise ConfigError(f"map {m.name!r}: map_extra {m.map_extra!r} does not fit 64 bits")
+    if m.is_data and len(m.data) != m.value_size:
+        raise ConfigError(f"map {m.name!r}: its data is {len(m.data)} bytes but value_size is {m.value_size}",
+                          "change the data in place (spec.variables[...]) rather than replacing it")
 
 
 def _map_error(m, e):

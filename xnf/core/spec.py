@@ -15,6 +15,45 @@ PIN_NONE, PIN_BY_NAME = 0, 1
 DEFAULT_PIN_ROOT = "/sys/fs/bpf"
 
 
+class ZeroData:
+    """The initial contents of a NOBITS section (``.bss``): all zeros, allocated only when a
+    variable is written. An object declares a ``.bss`` size it does not store, so opening
+    it must not cost that much memory; the kernel creates the map zero-filled anyway."""
+
+    __slots__ = ("size", "_buf")
+
+    def __init__(self, size):
+        self.size = size
+        self._buf = None
+
+    @property
+    def written(self):
+        return self._buf is not None
+
+    def __len__(self):
+        return self.size
+
+    def __getitem__(self, index):
+        if self._buf is not None:
+            return self._buf[index]
+        if isinstance(index, slice):
+            return bytes(len(range(*index.indices(self.size))))
+        if not -self.size <= index < self.size:
+            raise IndexError("ZeroData index out of range")
+        return 0
+
+    def __setitem__(self, index, value):
+        if self._buf is None:
+            self._buf = bytearray(self.size)
+        self._buf[index] = value
+
+    def __bytes__(self):
+        return bytes(self._buf) if self._buf is not None else bytes(self.size)
+
+    def __repr__(self):
+        return f"ZeroData({self.size}{', written' if self.written else ''})"
+
+
 @attrs.define(eq=False)
 class MapSpec:
     name: str
@@ -37,7 +76,8 @@ class MapSpec:
     contents: list = attrs.Factory(list)
     """Initial (key, value) pairs; for prog arrays and map-in-map, values are program / map names."""
     data: bytearray = None
-    """Initial contents of a global-data map (.data, .rodata, .bss, .kconfig)."""
+    """Initial contents of a global-data map (.data, .rodata, .kconfig); a :class:`ZeroData`
+    for NOBITS sections (.bss)."""
     section: str = ".maps"
     freeze: bool = False
     extra: bytes = b""
@@ -50,6 +90,13 @@ class MapSpec:
     @property
     def is_data(self):
         return self.data is not None
+
+    def initial_value(self):
+        """The bytes to write into a global-data map at load, or None when the zero-filled
+        map the kernel creates already holds them (a ``.bss`` nobody wrote to)."""
+        if self.data is None or (isinstance(self.data, ZeroData) and not self.data.written):
+            return None
+        return bytes(self.data)
 
     def copy(self):
         return copy.deepcopy(self)
