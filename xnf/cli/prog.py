@@ -27,15 +27,15 @@ def cmd_load(args):
     if args.pin:
         from xnf.core.pin import require_bpffs
 
-        os.makedirs(args.pin, exist_ok=True)
-        require_bpffs(args.pin)
+        require_bpffs(args.pin)  # before anything exists: a refusal leaves nothing behind
     coll = xnf.load(spec)
-    pinned = []
+    pinned, created = [], []
     try:
         if args.pin:
+            _make_dirs(args.pin, created)
             for kind, objs in (("progs", coll.programs), ("maps", coll.maps)):
                 base = os.path.join(args.pin, kind)
-                os.makedirs(base, exist_ok=True)
+                _make_dirs(base, created)
                 for name, obj in objs.items():
                     if getattr(obj, "pinned_at", None):
                         continue
@@ -44,9 +44,8 @@ def cmd_load(args):
                     pinned.append(path)
         progs = [{"name": n, "type": uapi.PROG_TYPE_NAMES.get(p.type, p.type), "id": p.id} for n, p in coll.programs.items()]
         maps = [{"name": n, "type": uapi.MAP_TYPE_NAMES.get(m.type, m.type), "id": m.id} for n, m in coll.maps.items()]
-    except BaseException:  # whatever failed, leave nothing pinned (pins keep programs loaded)
-        for path in pinned:
-            os.unlink(path)
+    except BaseException:  # whatever failed, undo what this run made (pins keep programs loaded)
+        _remove(pinned, created)
         raise
     finally:
         coll.close()
@@ -58,6 +57,38 @@ def cmd_load(args):
         if args.pin:
             print(f"pinned under {args.pin}")
     return 0
+
+
+def _make_dirs(path, created):
+    """``os.makedirs``, recording each directory it creates (outermost first) in ``created``."""
+    missing = []
+    path = os.path.abspath(path)
+    while not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for d in reversed(missing):
+        try:
+            os.mkdir(d)
+        except OSError as e:
+            from xnf.core.errors import PinError
+
+            raise PinError(f"cannot create {d}: {e.strerror}") from None
+        created.append(d)
+
+
+def _remove(pins, dirs):
+    """Undo a failed load: only the pins and directories this run made, innermost first.
+    A directory that is not empty (someone else pinned into it meanwhile) stays."""
+    for path in reversed(pins):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+    for d in reversed(dirs):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
 
 
 def cmd_show(args):

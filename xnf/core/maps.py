@@ -5,6 +5,7 @@ Single-element operations reuse one key buffer, one value buffer and one prepare
 """
 import ctypes
 import functools
+import os
 import threading
 
 from xnf.core import syscall, uapi
@@ -106,6 +107,8 @@ class Map:
     def from_pin(cls, path):
         from xnf.core.pin import open_pinned
 
+        if os.path.isdir(path):
+            raise _directory_error(path)
         return cls.from_fd(open_pinned(path, "map"), pinned_at=path)
 
     # --- coding --------------------------------------------------------------------
@@ -386,6 +389,15 @@ class Map:
         return (f"Map({self.name!r}, type={uapi.MAP_TYPE_NAMES.get(self.type, self.type)}, "
                 f"key_size={self.key_size}, value_size={self.value_size}, max_entries={self.max_entries})")
 
+
+
+def _directory_error(path):
+    """bpf(2) answers EACCES for a directory, which reads as a permission problem: say what it is."""
+    from xnf.core.errors import PinError
+
+    return PinError(f"{path} is a directory, not a pinned map",
+                    f"give the path of a map pinned in it, such as {os.path.join(path, 'NAME')} "
+                    f"(`ls {path}` lists them), or a map id")
 
 
 class _btf_info(ctypes.Structure):
