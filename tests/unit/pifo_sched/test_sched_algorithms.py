@@ -149,16 +149,6 @@ def test_edt_paces_each_flow_to_its_rate_and_honours_timestamps():
     assert out == [(2000, 100), (5000, 100)]
 
 
-def test_srpt_serves_the_shortest_remaining_flow_first():
-    sched = registry.create("srpt", {"granularity": 1})
-    arrivals = [Packet(1, 1000, 0, 1, remaining=2000), Packet(2, 1000, 0, 1, remaining=1500),
-                Packet(1, 1000, 0, 2, remaining=1000), Packet(2, 500, 0, 2, remaining=500)]
-    for pkt in arrivals:
-        sched.enqueue(pkt, 0)
-    order = [(p.flow, p.seq) for p in iter(lambda: sched.dequeue(0), None)]
-    assert order == [(2, 2), (1, 2), (2, 1), (1, 1)]
-
-
 def test_lstf_serves_least_slack_first():
     sched = registry.create("lstf")
     sched.enqueue(Packet("a", 100, 0, 1, slack=50_000), 0)

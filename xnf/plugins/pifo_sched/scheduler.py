@@ -11,6 +11,8 @@ namespace. The runtime (simulation or kernel model) drives it through three hook
 
 Configuration is a dict checked against :attr:`Scheduler.defaults`.
 """
+from collections import deque
+
 from xnf.plugins.pifo_sched.errors import SchedulerConfigError
 from xnf.plugins.pifo_sched.pifo import BucketedPifo
 
@@ -150,3 +152,100 @@ class RankScheduler(Scheduler):
 
     def dequeue(self, now):
         return self.pifo.dequeue()[1] if self.pifo else None
+
+
+class _FlowHead:
+    __slots__ = ("key", "packets", "rank", "token", "state")
+
+    def __init__(self, key):
+        self.key = key
+        self.packets = deque()
+        self.rank = None
+        self.token = 0
+        self.state = None  # whatever the subclass keeps per flow
+
+
+class FlowOrderScheduler(Scheduler):
+    """One PIFO entry per backlogged flow, standing for its head packet: every flow's
+    packets leave in arrival order, whatever their ranks.
+
+    For ranks that can fall within a flow. SRPT's rank, the bytes left in the flow,
+    shrinks with every packet; ranked per packet in one PIFO, a flow queued at once
+    left tail first, and flows queued together took turns instead of the shortest
+    finishing first. The flow's rank is :meth:`flow_rank` when it becomes backlogged
+    and after each of its packets is served (the PIFO re-ranks nothing, so the flow is
+    pushed again). :meth:`arrival_rank` may lower it when a packet arrives (a closer
+    deadline behind the head): the flow is pushed again at the lower rank and the old
+    entry, now stale, is skipped when it comes out. A rank beyond the window the PIFO
+    can order is held at its end, so it goes after everything queued (and ties keep
+    arrival order) instead of stopping the run.
+    """
+
+    rank_range = 2
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.pifo = BucketedPifo(self.pifo_range())
+        self.flows = {}
+        self.count = 0
+
+    def pifo_range(self):
+        return self.rank_range
+
+    def __len__(self):
+        return self.count
+
+    def flow_rank(self, flow, now):
+        """Rank of ``flow`` (a :class:`_FlowHead`) with ``flow.packets[0]`` at its head."""
+        raise NotImplementedError
+
+    def arrival_rank(self, flow, pkt, now):
+        """A rank to lower a backlogged flow to when ``pkt`` joins it, or None."""
+        return None
+
+    def joined(self, flow, pkt, now):
+        """``pkt`` was appended to ``flow.packets`` (per-flow bookkeeping)."""
+
+    def left(self, flow, pkt):
+        """``pkt`` left the head of ``flow.packets``."""
+
+    def _push(self, flow, rank):
+        if self.pifo and rank > self.pifo.max_rank:
+            rank = self.pifo.max_rank
+        flow.token += 1
+        flow.rank = push_clamped(self.pifo, (flow, flow.token), rank)
+
+    def enqueue(self, pkt, now):
+        if self.full():
+            self.drop(pkt, now, "overflow")
+            return False
+        flow = self.flows.get(pkt.flow)
+        if flow is None:
+            flow = self.flows[pkt.flow] = _FlowHead(pkt.flow)
+        flow.packets.append(pkt)
+        self.joined(flow, pkt, now)
+        self.count += 1
+        if len(flow.packets) == 1:
+            self._push(flow, self.flow_rank(flow, now))
+        else:
+            rank = self.arrival_rank(flow, pkt, now)
+            if rank is not None and rank < flow.rank:
+                self._push(flow, rank)
+        return True
+
+    def dequeue(self, now):
+        while self.pifo:
+            _, (flow, token) = self.pifo.dequeue()
+            if token == flow.token:
+                break
+        else:
+            return None
+        pkt = flow.packets.popleft()
+        self.left(flow, pkt)
+        self.count -= 1
+        if flow.packets:
+            self._push(flow, self.flow_rank(flow, now))
+        else:
+            flow.token += 1
+            del self.flows[flow.key]
+        return pkt
