@@ -77,6 +77,21 @@ class NetworkFunction:
         """The instance attached to ``iface`` (found through its pins), or None."""
         return None
 
+    @classmethod
+    def clear(cls, iface, netns=None):
+        """Remove a broken instance (what a process killed while attaching or detaching left
+        under the pin directory); False if there was none. `xnf detach` calls it when
+        :meth:`attached` finds no whole instance. The default removes what the pins and
+        their records name (attachments, tc filters, maps); override to remove more
+        (pifo_sched removes the HTB root it built)."""
+        from xnf.core.pin import PinRoot
+
+        pins = PinRoot(iface, cls.name, netns=netns)
+        if not (pins.exists() or pins.leftovers()):
+            return False
+        pins.remove_all()
+        return True
+
     # --- optional CLI extensions ------------------------------------------------------
 
     @classmethod

@@ -136,16 +136,29 @@ def cmd_run(args):
 def cmd_detach(args):
     cls = registry.network_function(args.nf)
     nf = cls.attached(args.iface, netns=args.netns)
-    if nf is None:
-        raise PluginError(f"{args.nf} is not attached to {args.iface}",
-                          "see `xnf status` for what is attached")
-    nf.detach()
-    print(f"{args.nf} detached from {args.iface}")
-    return 0
+    if nf is not None:
+        nf.detach()
+        print(f"{args.nf} detached from {args.iface}")
+        return 0
+    if cls.clear(args.iface, netns=args.netns):
+        print(f"removed a broken {args.nf} instance from {args.iface}")
+        return 0
+    raise PluginError(f"{args.nf} is not attached to {args.iface}", "see `xnf status` for what is attached")
 
 
-def _attached_instances(iface=None, netns=None):
-    from xnf.core.pin import PinRoot, find_bpffs
+def _broken_entry(root, leftovers):
+    """What `xnf status` shows for a half-made or half-removed instance."""
+    problem = "; ".join(item.describe() for item in leftovers) or \
+        f"{root.path} is there but cannot be read as a {root.nf} instance"
+    return {"name": root.nf, "iface": root.ifname, "netns": root.netns, "mode": "-", "state": "broken",
+            "problem": problem, "fix": root.detach_command,
+            "leftovers": [item.path for item in leftovers] or [root.path]}
+
+
+def _entries(iface=None, netns=None):
+    """status() of each attached instance, and an entry for each broken or busy one."""
+    from xnf.core.errors import XnfError
+    from xnf.core.pin import PinPermissionError, PinRoot, find_bpffs
 
     if find_bpffs() is None:
         return []
@@ -157,20 +170,57 @@ def _attached_instances(iface=None, netns=None):
             cls = registry.network_function(root.nf)
         except PluginError:
             continue  # pins of a plugin that is no longer installed
-        inst = cls.attached(root.ifname, netns=root.netns)
+        try:
+            inst = cls.attached(root.ifname, netns=root.netns)
+        except PinPermissionError:
+            raise
+        except XnfError:
+            inst = None  # pins left by an older xnf that cannot be read: shown as broken below
         if inst is not None:
-            found.append(inst)
+            found.append(inst.status())
+        if not (root.leftovers() or (inst is None and root.exists())):
+            continue
+        busy = root.busy()
+        if busy is not None:
+            found.append({"name": root.nf, "iface": root.ifname, "netns": root.netns, "mode": "-",
+                          "state": "busy", "problem": "being attached or detached by "
+                          + (f"pid {busy}" if busy else "another process")})
+            continue
+        leftovers = root.broken()
+        if leftovers or (inst is None and root.exists()):
+            found.append(_broken_entry(root, leftovers))
     return found
 
 
+def _check_scope(iface, netns):
+    """`xnf status IFACE` / `--netns NS` naming nothing that exists is an error, not an empty list."""
+    from xnf.core import netns as _netns
+
+    if netns and not _netns.exists(netns):
+        from xnf.core.errors import NamespaceNotFoundError
+
+        raise NamespaceNotFoundError(netns)
+    if iface:
+        _netns.ifindex(iface, netns)
+
+
 def cmd_status(args):
-    found = [nf.status() for nf in _attached_instances(args.iface, args.netns)]
+    found = _entries(args.iface, args.netns)
+    if not found:
+        _check_scope(args.iface, args.netns)
     if args.json:
         emit_json(found)
     elif not found:
         print("no network functions attached")
     else:
-        table([(s.get("name"), s.get("iface"), s.get("netns") or "-", s.get("mode", "-"),
-                ", ".join(f"{k}={v}" for k, v in s.items() if k not in ("name", "iface", "netns", "mode")))
+        table([(s.get("name"), s.get("iface"), s.get("netns") or "-", s.get("mode", "-"), _details(s))
                for s in found], ["NF", "IFACE", "NETNS", "MODE", "DETAILS"])
     return 0
+
+
+def _details(entry):
+    if entry.get("state") == "broken":
+        return f"BROKEN: {entry['problem']}; clear it with `{entry['fix']}`"
+    if entry.get("state") == "busy":
+        return f"BUSY: {entry['problem']}"
+    return ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("name", "iface", "netns", "mode"))

@@ -10,9 +10,11 @@ names with a dot), so the record is the target of a symlink, readable with ``rea
     <path>/link     the pinned link            (link attachments)
     <path>/prog     the pinned program         (netlink attachments)
     <path>/record   symlink -> '{"kind": "xdp", "ifindex": 3, ...}' (JSON)
+
+The record is written first: from a record alone (its pin never made, the process
+killed in between) :func:`detach_pinned` still removes a netlink program or filter.
 """
 import errno
-import json
 import os
 
 import attrs
@@ -240,15 +242,25 @@ class Attachment:
         return d
 
     def pin(self, path):
-        """Pin under directory ``path`` (on bpffs) so the attachment outlives this process."""
+        """Pin under directory ``path`` (on bpffs) so the attachment outlives this process.
+
+        The record is written before the pin: a process killed in between leaves a
+        record from which :func:`detach_pinned` can still find what to remove.
+        """
         from xnf.core import pin as _pin
 
         path = os.path.abspath(path)
         _pin.require_bpffs(path)
+        if os.path.lexists(path) and not os.path.isdir(path):
+            raise PinError(f"cannot pin an attachment at {path}: something that is not a directory is there",
+                           "pick another path, or remove what is there first (rm PATH)")
         if os.path.lexists(os.path.join(path, RECORD)):
             raise PinError(f"{path} already holds a pinned attachment",
                            "remove it first (Attachment.load_pinned(path).detach()) or pick another name")
-        os.makedirs(path, exist_ok=True)
+        try:
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        except OSError as e:
+            raise PinError(f"cannot create the pin directory {path}: {e.strerror}") from None
         try:
             self._write_pin(path)
         except BaseException:
@@ -261,14 +273,16 @@ class Attachment:
 
         obj, name = (self.link, LINK_PIN) if self.link is not None else (self.program, PROG_PIN)
         target = os.path.join(path, name)
-        if not (replace and name == LINK_PIN):
-            if replace and os.path.lexists(target):
-                os.unlink(target)
-            _pin.pin_object(obj, target)
-        rec = os.path.join(path, RECORD)
-        if os.path.lexists(rec):
-            os.unlink(rec)
-        os.symlink(json.dumps(self.record(), sort_keys=True), rec)
+        if replace:
+            if name == PROG_PIN:
+                if os.path.lexists(target):
+                    os.unlink(target)
+                _pin.pin_object(obj, target)
+            _pin.write_record(os.path.join(path, RECORD), self.record())
+            return
+        _pin.write_record(os.path.join(path, RECORD), self.record())
+        _pin.checkpoint(f"pin-record-{os.path.basename(path)}")
+        _pin.pin_object(obj, target)
 
     def unpin(self):
         """Remove the pin (not the attachment: a pinned link still has our fd until close)."""
@@ -310,13 +324,57 @@ class Attachment:
 
 
 def read_record(path):
+    from xnf.core import pin as _pin
+
     rec = os.path.join(path, RECORD)
+    data = _pin.read_record(rec, "xnf attachment record")
+    if data is None:
+        raise PinError(f"no pinned attachment at {path}", f"{rec} is missing")
+    return data
+
+
+def is_attachment_dir(path):
+    """Whether ``path`` is (part of) a pinned attachment: a directory with a record or a pin."""
+    return os.path.isdir(path) and any(os.path.lexists(os.path.join(path, n)) for n in (RECORD, LINK_PIN, PROG_PIN))
+
+
+def detach_pinned(path):
+    """Detach and unpin the attachment at ``path``, however far its pinning got.
+
+    Whole, it is loaded and detached. A record without its pin (the pinning process
+    died in between): a link died with that process; a netlink program is found by
+    the id in the record and removed only while it is still the one attached. A pin
+    without a record (pins made by older xnf) is unpinned, which ends a link.
+    """
     try:
-        return json.loads(os.readlink(rec))
-    except FileNotFoundError:
-        raise PinError(f"no pinned attachment at {path}", f"{rec} is missing") from None
-    except (OSError, ValueError) as e:
-        raise PinError(f"{rec} is not an xnf attachment record ({e})") from None
+        att = Attachment.load_pinned(path)
+    except PinError:
+        att = _from_record(path)
+    if att is not None:
+        try:
+            att.detach()
+        finally:
+            att.close()
+    _remove_pin_dir(path)
+
+
+def _from_record(path):
+    from xnf.core import pin as _pin
+    from xnf.core.attach import tc, tcx, xdp  # noqa: F401  (register the kinds)
+
+    rec = _pin.read_record(os.path.join(path, RECORD), "xnf attachment record")
+    if rec is None or rec.get("via") != "netlink" or rec.get("kind") not in _KINDS:
+        return None
+    try:
+        program = syscall.fd_by_id("prog", rec["prog_id"])
+    except (BPFError, KeyError, TypeError):
+        return None  # the program is gone, so it is attached nowhere
+    fields = {k: v for k, v in rec.items() if k not in ("kind", "via")}
+    try:
+        return _KINDS[rec["kind"]](**fields, program=program)
+    except TypeError:
+        program.close()
+        return None
 
 
 def _remove_pin_dir(path):

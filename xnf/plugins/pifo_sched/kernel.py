@@ -10,7 +10,6 @@ band through ``skb->priority``. Detaching removes the program, then the HTB root
 the kernel puts the interface's default qdisc back.
 """
 import errno
-import json
 import os
 
 from xnf.core.errors import AttachError, ConfigError
@@ -25,6 +24,8 @@ TC_H_ROOT = 0xFFFFFFFF
 DEFAULT_QDISCS = ("noqueue", "pfifo_fast", "mq", "fq_codel", "pfifo", "fq", "sfq", "noop")
 MODES = {"stfq": 0, "wfq": 1}
 RESERVED_FRACTION = 0.9  # of the link rate, shared out by weight (see _configure)
+RECORD = "sched_record"  # the instance's record (bpffs names take no dots)
+PINNED_MAPS = ("flows", "bands", "config")
 
 
 def handle(major, minor=0):
@@ -80,14 +81,18 @@ class HtbBands:
     def __init__(self, ifname, rate_bps, netns=None, bands=NBANDS, limit=64):
         self.ifname, self.rate, self.netns, self.bands, self.limit = ifname, rate_bps, netns, bands, limit
 
-    def build(self):
-        from xnf.core import netns as _netns
-        from xnf.core.attach.netlink import NetlinkError, kernel_message, rtnl
-
+    def check(self):
+        """Refuse an interface whose root qdisc is not a default one (xnf never replaces it)."""
         kind, _ = root_qdisc(self.ifname, self.netns)
         if kind not in (None,) + DEFAULT_QDISCS:
             raise AttachError(f"{self.ifname} already has a {kind} root qdisc",
                               "remove it first (tc qdisc del dev IFACE root); xnf does not replace it")
+
+    def build(self):
+        from xnf.core import netns as _netns
+        from xnf.core.attach.netlink import NetlinkError, kernel_message, rtnl
+
+        self.check()
         index = _netns.ifindex(self.ifname, self.netns)
         guaranteed = max(8000, self.rate // 1000)
         with rtnl(self.netns) as ipr:
@@ -185,18 +190,41 @@ class EgressDataPath:
         return self.collection
 
     def attach(self, pin_root=None):
-        """Everything or nothing: on any failure what was made is removed again."""
+        """Everything or nothing: on any failure what was made is removed again.
+
+        With ``pin_root`` (a :class:`~xnf.core.pin.PinRoot`) the instance is built under
+        the interface lock in a staging directory and published whole (see
+        :mod:`xnf.core.pin`); its record, naming the HTB root, is written before the HTB
+        is built, so that a process killed afterwards leaves something to clear it by.
+        """
+        if pin_root is None:
+            self._build(None)
+            return self
+        with pin_root.attaching() as txn:
+            self._build(txn)
+            txn.commit()
+        return self
+
+    def _build(self, txn):
         from xnf.core.attach.tc import attach_tc
+        from xnf.core.pin import checkpoint
 
         self.load()
+        checkpoint("loaded")
         built = False
         try:
+            self.htb.check()
+            if txn is not None:
+                txn.write_record(RECORD, self.record())
             self.htb.build()
             built = True
+            checkpoint("htb-built")
             self.attachment = attach_tc(self.collection.programs["sched_egress"], self.ifname, "egress",
                                         netns=self.netns)
-            if pin_root is not None:
-                self._pin(pin_root)
+            checkpoint("attached-egress")
+            if txn is not None:
+                txn.store("egress", self.attachment)
+                txn.pin_maps((name, self.collection.maps[name]) for name in PINNED_MAPS)
         except BaseException:
             if self.attachment is not None:
                 self.attachment.detach()
@@ -206,20 +234,22 @@ class EgressDataPath:
             self.collection.close()
             self.collection = None
             raise
-        return self
-
-    def _pin(self, pin_root):
-        os.makedirs(pin_root.maps_dir, exist_ok=True)
-        pin_root.store("egress", self.attachment)
-        for name in ("flows", "bands", "config"):
-            self.collection.maps[name].pin(os.path.join(pin_root.maps_dir, name))
-        os.symlink(json.dumps(self.record(), sort_keys=True), os.path.join(pin_root.path, "sched_record"))  # bpffs names take no dots
 
     def detach(self):
+        """Detach the program, remove the HTB root, close everything (an unpinned data path)."""
         if self.attachment is not None:
             self.attachment.detach()
             self.attachment = None
         self.htb.remove()
+        if self.collection is not None:
+            self.collection.close()
+            self.collection = None
+
+    def release(self):
+        """Drop our references without detaching (a pinned instance stays)."""
+        if self.attachment is not None:
+            self.attachment.close()
+            self.attachment = None
         if self.collection is not None:
             self.collection.close()
             self.collection = None

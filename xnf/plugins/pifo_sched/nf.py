@@ -5,17 +5,14 @@ strict-priority HTB bands under a rate-limited HTB root, with WFQ or STFQ ranks
 computed per packet by a tc egress program (see :mod:`.kernel`). Every other
 scheduler runs on the reference runtime (``xnf sched simulate``).
 """
-import json
 import os
 
 import attrs
 
-from xnf.core.errors import AttachError
+from xnf.core.pin import PinRoot
 from xnf.nf import NetworkFunction
 from xnf.plugins.pifo_sched import cli
-from xnf.plugins.pifo_sched.kernel import MODES, NBANDS, EgressDataPath, HtbBands
-
-RECORD = "sched_record"  # written by EgressDataPath._pin
+from xnf.plugins.pifo_sched.kernel import MODES, NBANDS, RECORD, EgressDataPath, HtbBands
 
 
 def _scheduler(value):
@@ -55,8 +52,6 @@ class PifoSched(NetworkFunction):
                               default_weight=c.default_weight, limit=c.limit)
 
     def _pin_root(self):
-        from xnf.core.pin import PinRoot
-
         return PinRoot(self.iface, self.name, netns=self.netns)
 
     def explain(self):
@@ -69,42 +64,36 @@ class PifoSched(NetworkFunction):
                 f"strict-priority HTB bands (SP-PIFO) under a {self.config.rate} HTB root")
 
     def attach(self):
-        pins = self._pin_root()
-        if pins.find("egress") is not None:
-            raise AttachError(f"{self.name} is already attached to {self.iface}",
-                              f"detach it first: xnf detach {self.name} {self.iface}")
         path = self._data_path()
-        try:
-            path.attach(pin_root=pins)
-        except BaseException:
-            self._unpin(pins)
-            raise
+        path.attach(pin_root=self._pin_root())  # refuses if an instance (whole or broken) is there
         self._path = path
         return self
 
-    def _unpin(self, pins):
-        record = os.path.join(pins.path, RECORD)
-        if os.path.lexists(record):
-            os.unlink(record)
-        pins.remove_all()
-
     def detach(self):
+        """Remove the program and the pins (under the interface lock), then the HTB root."""
         pins = self._pin_root()
-        if self._path is not None:
-            self._path.detach()
-            self._path = None
-        else:
+        with pins.locked():
+            if self._path is not None:
+                self._path.release()
+                self._path = None
+            pins.remove_all()
             HtbBands(self.iface, 0, self.netns).remove()
-        self._unpin(pins)
+
+    @classmethod
+    def clear(cls, iface, netns=None):
+        """Remove a broken instance: its pins and records, then the HTB root it built."""
+        pins = PinRoot(iface, cls.name, netns=netns)
+        with pins.locked():
+            if not super().clear(iface, netns):
+                return False
+            HtbBands(iface, 0, netns).remove()
+        return True
 
     @classmethod
     def attached(cls, iface, netns=None):
-        from xnf.core.pin import PinRoot
-
         pins = PinRoot(iface, cls.name, netns=netns)
-        try:
-            record = json.loads(os.readlink(os.path.join(pins.path, RECORD)))
-        except OSError:
+        record = pins.read_record(RECORD)
+        if record is None:
             return None
         weights = ",".join(f"{p}={w:g}" for p, w in record["weights"].items())
         config = PifoSchedConfig(scheduler=record["scheduler"], weights=weights, rate=f"{record['rate']}bit",

@@ -8,20 +8,21 @@ needs no process), and reads events, counters and per-prefix histograms. Any fai
 on the way detaches and closes what was already done: nothing is left half attached.
 
 A pinned instance (``xnf attach pping IFACE``) keeps its maps and attachments under
-the network function's pin directory; :meth:`Datapath.from_pins` opens it again from
-any process.
+the network function's :class:`~xnf.core.pin.PinRoot`, built and removed with the attach
+protocol of :mod:`xnf.core.pin` (lock, staging directory, atomic rename);
+:meth:`Datapath.from_pins` opens it again from any process.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import socket
 import struct
 import time
 
 from xnf.core.errors import AttachError, XnfError
+from xnf.core.pin import checkpoint
 from xnf.plugins.pping import bpf_events
 from xnf.plugins.pping.config import NS_PER_S, ConfigError, PpingConfig
 
@@ -152,47 +153,70 @@ class Datapath:
         self.netns = netns
         self.collection = None
         self.attachments = {}
-        self.pin_dir = None
+        self.pins = None
+        self._l3 = False
         self._gen = 0
         self._agg_last_report = None
         self.clock_offset_ns = bpf_events.wall_clock_offset()
 
     # --- life cycle ------------------------------------------------------------------
 
-    def attach(self, pin_dir: "str | None" = None):
-        """Load, attach egress and ingress, arm the clean-up; pin under ``pin_dir`` if given."""
+    def attach(self, pins: "PinRoot | None" = None):
+        """Load, attach egress and ingress, arm the clean-up; with ``pins`` (a
+        :class:`~xnf.core.pin.PinRoot`), pin it as one instance that appears only whole.
+
+        The pins are built under the interface lock in a staging directory and
+        published by one rename; a failure removes only what this attempt made.
+        """
+        self._check()
+        if pins is None:
+            self._build(None)
+            return self
+        with pins.attaching() as txn:
+            self._build(txn)
+            txn.commit()
+        self.pins = pins
+        return self
+
+    def _check(self):
+        """Refuse what cannot work before anything is made."""
+        if self.config.read is not None:
+            raise ConfigError("--read runs the reference over a capture; it attaches nothing",
+                              "drop the interface, or drop --read")
+        self._l3 = is_l3(self.iface, self.netns)
+
+    def _build(self, txn):
+        try:
+            self._load_and_attach()
+            if txn is not None:
+                self._pin(txn)
+            if self.config.cleanup_interval:
+                self._start_cleanup()
+                checkpoint("cleanup-armed")
+        except BaseException:
+            self.close()  # our own objects only: nothing is published yet
+            raise
+
+    def _load_and_attach(self):
         from xnf.core.attach import attach_tc, attach_xdp
+        from xnf.core.attach.tc import edge
 
         c = self.config
-        if c.read is not None:
-            raise ConfigError("--read runs the reference over a capture; it attaches nothing",
-                                   "drop the interface, or drop --read")
-        l3 = is_l3(self.iface, self.netns)
-        if pin_dir is not None and os.path.isdir(pin_dir) and os.listdir(pin_dir):
-            from xnf.core.errors import PinError
-
-            raise PinError(f"pping is already attached to {self.iface} (pinned at {pin_dir})",
-                           f"detach it first with `xnf detach pping {self.iface}`")
-        try:
-            self.collection = load(c, l3)
-            progs = self.collection.programs
-            self.attachments["egress"] = attach_tc(progs["pping_tc_egress"], self.iface, "egress",
-                                                   netns=self.netns)
-            if c.ingress_hook == "xdp":
-                mode = {"unspecified": "auto", "native": "native", "generic": "skb"}[c.xdp_mode]
-                self.attachments["ingress"] = attach_xdp(progs["pping_xdp_ingress"], self.iface,
-                                                         mode=mode, netns=self.netns)
-            else:
-                self.attachments["ingress"] = attach_tc(progs["pping_tc_ingress"], self.iface,
-                                                        "ingress", netns=self.netns)
-            if pin_dir is not None:
-                self._pin(pin_dir)
-            if c.cleanup_interval:
-                self._start_cleanup()
-        except BaseException:
-            self.close()
-            raise
-        return self
+        self.collection = load(c, self._l3)
+        checkpoint("loaded")
+        progs = self.collection.programs
+        # closest to the wire: last on egress, first on ingress (docs/pping.md, "Where pping stamps")
+        self.attachments["egress"] = attach_tc(progs["pping_tc_egress"], self.iface, "egress", netns=self.netns,
+                                               **edge("last"))
+        checkpoint("attached-egress")
+        if c.ingress_hook == "xdp":
+            mode = {"unspecified": "auto", "native": "native", "generic": "skb"}[c.xdp_mode]
+            self.attachments["ingress"] = attach_xdp(progs["pping_xdp_ingress"], self.iface,
+                                                     mode=mode, netns=self.netns)
+        else:
+            self.attachments["ingress"] = attach_tc(progs["pping_tc_ingress"], self.iface, "ingress",
+                                                    netns=self.netns, **edge("first"))
+        checkpoint("attached-ingress")
 
     def _start_cleanup(self):
         ret = self.collection.programs["pping_gc_start"].test_run(_GC_RUN_INPUT).retval
@@ -204,18 +228,11 @@ class Datapath:
         """One expiry pass over timestamps and flows, now (tests, --cleanup-interval 0)."""
         self.collection.programs["pping_gc_now"].test_run(_GC_RUN_INPUT)
 
-    def _pin(self, pin_dir):
-        from xnf.core.pin import require_bpffs
-
-        maps_dir = os.path.join(pin_dir, "maps")
-        require_bpffs(os.path.dirname(pin_dir.rstrip("/")) or "/")
-        os.makedirs(maps_dir, exist_ok=True)
-        self.pin_dir = pin_dir
-        for name, m in self._maps_to_pin():
-            m.pin(os.path.join(maps_dir, name))
+    def _pin(self, txn):
+        txn.pin_maps(self._maps_to_pin())
         for name, att in self.attachments.items():
-            att.pin(os.path.join(pin_dir, name))
-        os.symlink(json.dumps(self._state(), sort_keys=True), os.path.join(pin_dir, CONFIG_LINK))
+            txn.store(name, att)
+        txn.write_record(CONFIG_LINK, self._state())
 
     def _maps_to_pin(self):
         """(name, Map) pairs an attached instance keeps pinned."""
@@ -225,8 +242,21 @@ class Datapath:
         """What a later process needs to find this instance again (the config record)."""
         return {"config": _config_dict(self.config), "iface": self.iface, "netns": self.netns}
 
+    @property
+    def pin_dir(self):
+        return self.pins.path if self.pins is not None else None
+
     def detach(self):
-        """Detach every hook, remove every pin, release every object; safe to repeat."""
+        """Detach every hook, remove every pin, release every object; safe to repeat.
+
+        A pinned instance is removed through its pins, under the interface lock (see
+        :meth:`~xnf.core.pin.PinRoot.remove_all`); otherwise our own attachments are.
+        """
+        pins = self.pins
+        if pins is not None:
+            self.release()
+            pins.remove_all()
+            return
         errors = []
         for name, att in list(self.attachments.items()):
             try:
@@ -234,9 +264,6 @@ class Datapath:
             except XnfError as e:
                 errors.append(e)
             self.attachments.pop(name, None)
-        if self.pin_dir is not None:
-            _remove_pins(self.pin_dir)
-            self.pin_dir = None
         if self.collection is not None:
             self.collection.close()
             self.collection = None
@@ -252,33 +279,32 @@ class Datapath:
         self.detach()
 
     @classmethod
-    def from_pins(cls, pin_dir: str):
-        """A :class:`Datapath` reading the instance pinned at ``pin_dir`` (maps only, and
-        the pinned attachments so that :meth:`detach` removes them)."""
-        from xnf.core.attach import load_pinned
+    def from_pins(cls, pins: "PinRoot"):
+        """A :class:`Datapath` reading the instance pinned under ``pins`` (its maps, and
+        its attachments for :meth:`status`); :meth:`detach` removes it."""
         from xnf.core.errors import PinError
         from xnf.core.maps import Map
 
-        try:
-            state = json.loads(os.readlink(os.path.join(pin_dir, CONFIG_LINK)))
-        except (OSError, ValueError):
-            raise PinError(f"no pping instance pinned at {pin_dir}",
-                           "attach one with `xnf attach pping IFACE`") from None
+        state = pins.read_record(CONFIG_LINK)
+        if state is None:
+            raise PinError(f"no pping instance pinned at {pins.path}",
+                           "attach one with `xnf attach pping IFACE`")
         if state.get("mode") == "offload" and cls is Datapath:
             from xnf.plugins.pping.offload import OffloadDatapath
 
-            return OffloadDatapath.from_pins(pin_dir)
+            return OffloadDatapath.from_pins(pins)
         self = cls(state["iface"], PpingConfig(**state["config"]), state.get("netns"))
         maps = {}
         for name in PINNED_MAPS:
-            path = os.path.join(pin_dir, "maps", name)
+            path = os.path.join(pins.maps_dir, name)
             if os.path.exists(path):
                 maps[name] = Map.from_pin(path)
         self.collection = _PinnedCollection(maps)
         for name in ("egress", "ingress"):
-            if os.path.lexists(os.path.join(pin_dir, name)):
-                self.attachments[name] = load_pinned(os.path.join(pin_dir, name))
-        self.pin_dir = pin_dir
+            att = pins.find(name)
+            if att is not None:
+                self.attachments[name] = att
+        self.pins = pins
         return self
 
     def release(self):
@@ -289,7 +315,7 @@ class Datapath:
         if self.collection is not None:
             self.collection.close()
             self.collection = None
-        self.pin_dir = None
+        self.pins = None
 
     # --- reading ---------------------------------------------------------------------
 
@@ -376,28 +402,3 @@ def _config_dict(config: PpingConfig) -> dict:
     d = attrs.asdict(config)
     d["local_addresses"] = list(d["local_addresses"])
     return d
-
-
-def _remove_pins(pin_dir):
-    """Unpin maps, attachment pins already detached, the config record, and the dirs."""
-    import shutil
-
-    link = os.path.join(pin_dir, CONFIG_LINK)
-    if os.path.lexists(link):
-        os.unlink(link)
-    maps_dir = os.path.join(pin_dir, "maps")
-    if os.path.isdir(maps_dir):
-        for entry in os.listdir(maps_dir):
-            os.unlink(os.path.join(maps_dir, entry))
-        os.rmdir(maps_dir)
-    for name in ("egress", "ingress"):
-        path = os.path.join(pin_dir, name)
-        if os.path.isdir(path):
-            shutil.rmtree(path, ignore_errors=True)
-    path = pin_dir.rstrip("/")
-    for _ in range(3):  # .../<iface>/pping, then .../<iface>, then .../xnf if empty
-        try:
-            os.rmdir(path)
-        except OSError:
-            break
-        path = os.path.dirname(path)

@@ -46,15 +46,20 @@ class Pping(NetworkFunction):
             from xnf.plugins.pping.datapath import Datapath
 
         dp = Datapath(self.iface, self.config, self.netns)
-        dp.attach(pin_dir=self.pin_dir)
+        dp.attach(pins=self._pins())
         self.datapath = dp
         return self
+
+    def _pins(self):
+        from xnf.core.pin import PinRoot
+
+        return PinRoot(self.iface, self.name, netns=self.netns)
 
     def detach(self):
         if self.datapath is None:
             from xnf.plugins.pping.datapath import Datapath
 
-            self.datapath = Datapath.from_pins(self.pin_dir)
+            self.datapath = Datapath.from_pins(self._pins())
         self.datapath.detach()
         self.datapath = None
 
@@ -67,15 +72,13 @@ class Pping(NetworkFunction):
 
     @classmethod
     def attached(cls, iface, netns=None):
-        import os
-
         from xnf.core.pin import PinRoot
         from xnf.plugins.pping.datapath import CONFIG_LINK, Datapath
 
-        pin_dir = PinRoot(iface, cls.name, netns=netns).path
-        if not os.path.lexists(os.path.join(pin_dir, CONFIG_LINK)):
+        pins = PinRoot(iface, cls.name, netns=netns)
+        if pins.read_record(CONFIG_LINK) is None:  # a permission error is raised, not taken for "absent"
             return None
-        dp = Datapath.from_pins(pin_dir)
+        dp = Datapath.from_pins(pins)
         inst = cls(iface, dp.config, netns=netns, mode=getattr(dp, "MODE", "auto"))
         inst.datapath = dp
         return inst

@@ -66,42 +66,36 @@ class OffloadDatapath(Datapath):
     def __init__(self, iface, config=None, netns=None):
         super().__init__(iface, config, netns)
         self.nic = None
+        self._nic_spec = None
 
-    def attach(self, pin_dir: "str | None" = None):
-        """Check the device, load the host egress side and the bound NIC stage, attach
-        tc egress and XDP in hardware mode; pin under ``pin_dir`` if given."""
-        import xnf
-        from xnf.core.attach import attach_tc, attach_xdp
-        from xnf.core.errors import PinError
-        from xnf.core.netns import entered
-        from xnf.offload.device import check_xdp_attach
-
+    def _check(self):
+        """Check the device before anything is loaded: it refuses a device that cannot offload."""
         check_config(self.config)
-        spec = nic_spec(self.iface, self.netns)  # refuses a device that cannot offload
+        self._nic_spec = nic_spec(self.iface, self.netns)
         if is_l3(self.iface, self.netns):
             raise ConfigError(f"{self.iface} has no Ethernet header; pping's NIC stage parses Ethernet frames",
                               "use --mode native or skb on this interface")
-        if pin_dir is not None and os.path.isdir(pin_dir) and os.listdir(pin_dir):
-            raise PinError(f"pping is already attached to {self.iface} (pinned at {pin_dir})",
-                           f"detach it first with `xnf detach pping {self.iface}`")
-        try:
-            self.collection = load(self.config, l3=False)
-            with entered(self.netns):  # bpf(2) resolves prog_ifindex in the caller's namespace
-                self.nic = xnf.load(spec, programs=[NIC_PROGRAM])
-            self.nic.maps["pping_nic_cfg"][0] = 0  # every port: flows are filtered on the host
-            self.attachments["egress"] = attach_tc(self.collection.programs["pping_tc_egress"], self.iface,
-                                                   "egress", netns=self.netns)
-            prog = self.nic.programs[NIC_PROGRAM]
-            check_xdp_attach(prog, self.iface, MODE, self.netns)
-            self.attachments["ingress"] = attach_xdp(prog, self.iface, mode=MODE, netns=self.netns)
-            if pin_dir is not None:
-                self._pin(pin_dir)
-            if self.config.cleanup_interval:
-                self._start_cleanup()
-        except BaseException:
-            self.close()
-            raise
-        return self
+
+    def _load_and_attach(self):
+        """Load the host egress side and the bound NIC stage, attach tc egress and XDP in hardware mode."""
+        import xnf
+        from xnf.core.attach import attach_tc, attach_xdp
+        from xnf.core.netns import entered
+        from xnf.core.pin import checkpoint
+        from xnf.offload.device import check_xdp_attach
+
+        self.collection = load(self.config, l3=False)
+        with entered(self.netns):  # bpf(2) resolves prog_ifindex in the caller's namespace
+            self.nic = xnf.load(self._nic_spec, programs=[NIC_PROGRAM])
+        checkpoint("loaded")
+        self.nic.maps["pping_nic_cfg"][0] = 0  # every port: flows are filtered on the host
+        self.attachments["egress"] = attach_tc(self.collection.programs["pping_tc_egress"], self.iface,
+                                               "egress", netns=self.netns)
+        checkpoint("attached-egress")
+        prog = self.nic.programs[NIC_PROGRAM]
+        check_xdp_attach(prog, self.iface, MODE, self.netns)
+        self.attachments["ingress"] = attach_xdp(prog, self.iface, mode=MODE, netns=self.netns)
+        checkpoint("attached-ingress")
 
     def _maps_to_pin(self):
         return super()._maps_to_pin() + [(name, self.nic.maps[name]) for name in NIC_MAPS]
@@ -121,12 +115,12 @@ class OffloadDatapath(Datapath):
     close = detach
 
     @classmethod
-    def from_pins(cls, pin_dir: str):
+    def from_pins(cls, pins):
         from xnf.core.maps import Map
 
-        self = super().from_pins(pin_dir)
+        self = super().from_pins(pins)
         for name in NIC_MAPS:
-            path = os.path.join(pin_dir, "maps", name)
+            path = os.path.join(pins.maps_dir, name)
             if os.path.exists(path):
                 self.collection.maps[name] = Map.from_pin(path)
         return self
