@@ -315,12 +315,13 @@ def _explain(att, code, message):
 
 def attach_tc(program, ifname, direction="ingress", netns=None, via="auto", prio=None, handle=None,
               skip_sw=False, skip_hw=False, before=None, after=None, first=False,
-              expected_revision=None):
+              expected_revision=None, last=False):
     """Attach a ``sched_cls`` program at tc ingress or egress of ``ifname``.
 
     ``via="auto"`` uses a tcx link where the kernel has tcx, else clsact + cls_bpf in
     direct-action mode. tcx takes ``before``/``after``/``first``/``expected_revision``;
-    clsact takes ``prio``/``handle``/``skip_sw``/``skip_hw``.
+    clsact takes ``prio``/``handle``/``skip_sw``/``skip_hw``. ``**edge("first")`` places
+    it first, ``**edge("last")`` last, either way.
     """
     from xnf.core.attach.tcx import attach_tcx
 
@@ -333,11 +334,26 @@ def attach_tc(program, ifname, direction="ingress", netns=None, via="auto", prio
         via = "clsact" if clsact_only or not features.have_tcx() else "tcx"
     if via == "tcx":
         return attach_tcx(program, ifname, direction, netns, before=before, after=after, first=first,
-                          expected_revision=expected_revision)
-    if before is not None or after is not None or first or expected_revision is not None:
-        raise AttachError("before/after/first/expected_revision need tcx", "use via='tcx'")
+                          expected_revision=expected_revision, last=last)
+    if before is not None or after is not None or first or last or expected_revision is not None:
+        raise AttachError("before/after/first/last/expected_revision need tcx", "use via='tcx'")
     return attach_cls_bpf(program, ifname, CLSACT_PARENTS[direction], netns, prio=prio, handle=handle,
                           skip_sw=skip_sw, skip_hw=skip_hw, _clsact_direction=direction)
+
+
+#: cls_bpf priorities that run a filter before / after the others under clsact (lower first).
+CLSACT_FIRST_PRIO, CLSACT_LAST_PRIO = 1, 0xFFFF
+
+
+def edge(position):
+    """:func:`attach_tc` keywords that run a program ``"first"`` or ``"last"`` at its hook:
+    tcx ``BPF_F_BEFORE`` / ``BPF_F_AFTER`` where the kernel has tcx, else the lowest /
+    highest clsact priority. (tcx programs run before clsact filters in both directions.)"""
+    if position not in ("first", "last"):
+        raise AttachError(f"unknown position {position!r}", "use first or last")
+    if features.have_tcx():
+        return {position: True}
+    return {"prio": CLSACT_FIRST_PRIO if position == "first" else CLSACT_LAST_PRIO}
 
 
 def query_tc(ifname, netns=None, parents=None):

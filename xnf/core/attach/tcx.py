@@ -52,17 +52,19 @@ def _anchor(anchor):
 
 
 def attach_tcx(program, ifname, direction="ingress", netns=None, before=None, after=None,
-               first=False, expected_revision=None):
+               first=False, expected_revision=None, last=False):
     """Attach a ``sched_cls`` program through a tcx link; returns a :class:`TcxAttachment`.
 
-    Placement: last (default), ``first=True``, or ``before=``/``after=`` an anchor: a
-    TcxAttachment, a program, or a HookProgram from :func:`query_tcx`.
+    Placement: last (default; ``last=True`` says so with ``BPF_F_AFTER``), ``first=True``
+    (``BPF_F_BEFORE``), or ``before=``/``after=`` an anchor: a TcxAttachment, a program,
+    or a HookProgram from :func:`query_tcx`. First and last hold when attaching: a later
+    link asked to go first or last goes beyond this one.
     """
     if not features.have_tcx():
         raise NotSupportedError("tcx links", "6.6", "use attach_tc(..., via='clsact')")
     atype = attach_type(direction)
-    if sum(x is not None and x is not False for x in (before, after, first or None)) > 1:
-        raise AttachError("give only one of before=, after= and first=")
+    if sum(x is not None and x is not False for x in (before, after, first or None, last or None)) > 1:
+        raise AttachError("give only one of before=, after=, first= and last=")
     ifindex = _netns.ifindex(ifname, netns)
     fd = program_fd(program)
     close_anchor = None
@@ -71,6 +73,8 @@ def attach_tcx(program, ifname, direction="ingress", netns=None, before=None, af
         flags, relative = 0, 0
         if first:
             flags = BPF_F_BEFORE
+        elif last:
+            flags = BPF_F_AFTER
         elif before is not None or after is not None:
             aflags, relative, close_anchor = _anchor(before if before is not None else after)
             flags = aflags | (BPF_F_BEFORE if before is not None else BPF_F_AFTER)
