@@ -123,8 +123,14 @@ struct {
 	__uint(max_entries, 1);
 } pping_agg_gen SEC(".maps");
 
+#define PP_GC_HISTORY 64
+
+/* The clean-up timer, and when the last PP_GC_HISTORY passes ran (run_ns[n % size] for
+ * pass n), so that a reference can run its passes at the data path's times. */
 struct pp_gc {
 	struct bpf_timer timer;
+	__u64 runs;
+	__u64 run_ns[PP_GC_HISTORY];
 };
 
 struct {
@@ -1042,18 +1048,20 @@ static long gc_flow(void *map, struct pp_flow *key, struct pp_flow_state *st, st
 	return 0;
 }
 
-static __always_inline void run_gc(void)
+static __always_inline void run_gc(struct pp_gc *gc)
 {
 	struct gc_ctx g = { .now = bpf_ktime_get_ns() };
 
 	bpf_for_each_map_elem(&pping_ts, gc_timestamp, &g, 0);
 	bpf_for_each_map_elem(&pping_flows, gc_flow, &g, 0);
 	count(PP_CNT_GC_RUNS);
+	gc->run_ns[gc->runs % PP_GC_HISTORY] = g.now;
+	gc->runs += 1;
 }
 
 static int gc_fire(void *map, __u32 *key, struct pp_gc *gc)
 {
-	run_gc();
+	run_gc(gc);
 	if (cfg_gc_interval_ns)
 		bpf_timer_start(&gc->timer, cfg_gc_interval_ns, 0);
 	return 0;
@@ -1080,6 +1088,10 @@ int pping_gc_start(struct __sk_buff *skb)
 SEC("tc")
 int pping_gc_now(struct __sk_buff *skb)
 {
-	run_gc();
+	__u32 zero = 0;
+	struct pp_gc *gc = bpf_map_lookup_elem(&pping_gc, &zero);
+
+	if (gc)
+		run_gc(gc);
 	return 0;
 }

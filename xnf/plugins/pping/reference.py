@@ -57,9 +57,19 @@ Time is the capture's: expiry passes run at multiples of ``cleanup_interval`` fr
 the first packet (over a gap in the capture, once, at the latest boundary passed),
 aggregation reports at multiples of ``aggregate`` (at the first boundary after the
 data they hold), both before the first packet at or after the boundary.
+
+Held against the data path, whose passes run from a BPF timer armed at attach (each
+one ``cleanup_interval`` after the previous one ended), that schedule would expire a
+timestamp the kernel still has, or the reverse, whenever a pass of one side falls
+inside a wait the other side's passes miss (a delayed ACK outliving 8 smoothed RTTs).
+``cleanup_times`` removes the difference: the passes run at exactly those times
+(the data path records when its passes ran), each before the first packet at or
+after it, so both sides expire the same entries at the same moments.
 """
 
 from __future__ import annotations
+
+import collections
 
 import attrs
 
@@ -180,7 +190,10 @@ class _PrefixStats:
 class Reference:
     """Feed packets in capture order; get back the events pping reports for them."""
 
-    def __init__(self, config: "PpingConfig | None" = None, local_addresses=None):
+    def __init__(self, config: "PpingConfig | None" = None, local_addresses=None, cleanup_times=None):
+        """``cleanup_times``: run the expiry passes at these times (ns, the packets'
+        clock) instead of every ``cleanup_interval`` from the first packet; to mirror
+        the data path's timer (see the module docstring)."""
         self.config = config or PpingConfig()
         c = self.config
         addrs = c.local_addresses if local_addresses is None else local_addresses
@@ -199,6 +212,7 @@ class Reference:
         self.timestamps = {}   # (directed tuple, kind, identifier) -> time
         self._agg = ({}, {})   # per family: prefix -> _PrefixStats
         self._next_cleanup = None
+        self._cleanup_times = None if cleanup_times is None else collections.deque(sorted(cleanup_times))
         self._next_report = None
         self._last_time = None
         self._stats = {f.name: 0 for f in attrs.fields(Stats)}
@@ -256,7 +270,10 @@ class Reference:
             if self._agg_ns:
                 self._next_report = now + self._agg_ns
         self._last_time = now
-        if self._cleanup_ns and now >= self._next_cleanup:
+        if self._cleanup_times is not None:
+            while self._cleanup_times and self._cleanup_times[0] <= now:
+                self._cleanup(self._cleanup_times.popleft(), out)
+        elif self._cleanup_ns and now >= self._next_cleanup:
             # one pass at the latest boundary: those skipped over a gap would find less
             latest = self._next_cleanup + (now - self._next_cleanup) // self._cleanup_ns * self._cleanup_ns
             self._cleanup(latest, out)
