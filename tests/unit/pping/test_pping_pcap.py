@@ -259,3 +259,45 @@ def test_clock_time_never_raises():
     assert clock_time(3 * 3600 * NS + 5) == clock_time(3 * 3600 * NS + 5)  # the ordinary path
     assert clock_time((1 << 90) * NS + 7).endswith(".000000007")
     assert clock_time(-(1 << 90) * NS).endswith(".000000000")
+
+
+def _read_through_pipe(data):
+    """pcap.read over a pipe (standard input's path: no file size), fed by a thread."""
+    import threading
+    import tracemalloc
+
+    r, w = os.pipe()
+
+    def feed():
+        with open(w, "wb") as f:
+            try:
+                f.write(data)
+            except BrokenPipeError:
+                pass  # the reader stopped at the damage
+
+    t = threading.Thread(target=feed)
+    t.start()
+    tracemalloc.start()
+    try:
+        try:
+            result = list(pcap.read(f"/proc/self/fd/{r}"))
+        except pcap.PcapError as exc:
+            result = exc
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        os.close(r)
+        t.join()
+    return result, peak
+
+
+def test_stream_memory_follows_the_bytes_not_the_claims():
+    """A 200 KB record arrives whole through the chunked stream path; a 60 MiB claim
+    followed by 100 KB costs about what arrived, not what was claimed."""
+    big = bytes(range(256)) * 800
+    head = struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, 1)
+    [rec], _ = _read_through_pipe(head + struct.pack("<IIII", 1, 2, len(big), len(big)) + big)
+    assert rec.data == big
+    err, peak = _read_through_pipe(head + struct.pack("<IIII", 1, 2, 60 << 20, 60 << 20) + bytes(100_000))
+    assert isinstance(err, pcap.PcapError) and "truncated packet data" in str(err) and err.offset == 24
+    assert peak < 1 << 20, peak                 # 100 KB arrived; chunks of 64 KiB, then joined

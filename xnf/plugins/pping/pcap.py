@@ -32,9 +32,9 @@ _OPT_EPB_FLAGS = 2
 #: the file holds: real captures stay far below it (snap lengths are at most 256 KiB),
 #: and it bounds what one record can cost when reading a stream.
 MAX_RECORD_BYTES = 64 << 20
-#: Read in chunks of this size, so a length a file claims is never allocated before
-#: the bytes are there (standard input has no size to check against).
-_CHUNK = 1 << 20
+#: Standard input (no size to check a length against) is read in chunks of this size,
+#: so a length it claims is never allocated before the bytes are there.
+_CHUNK = 64 << 10
 #: Timestamps are kept as non-negative signed 64-bit nanoseconds (up to the year 2262),
 #: which every consumer (json, BPF's u64 clock, formatting) can represent.
 MAX_TIMESTAMP_NS = (1 << 63) - 1
@@ -137,7 +137,7 @@ class _Source:
         left = None if self.size is None else self.size - self.pos
         if left is not None and n > left:
             raise self.error(f"truncated {what}: needs {n} more bytes, the file has {max(left, 0)}", at=at)
-        if n <= _CHUNK:
+        if left is not None or n <= _CHUNK:
             buf = self.f.read(n)
         else:
             parts, got = [], 0
