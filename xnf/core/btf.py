@@ -77,6 +77,10 @@ class StringReader:
 
 _MODIFIERS = (KIND_TYPEDEF, KIND_VOLATILE, KIND_CONST, KIND_RESTRICT, KIND_TYPE_TAG)
 
+#: bytes after the 12-byte record, per kind, and per vlen entry
+_KIND_EXTRA = {KIND_INT: 4, KIND_ARRAY: 12, KIND_VAR: 4, KIND_DECL_TAG: 4}
+_KIND_VLEN = {KIND_STRUCT: 12, KIND_UNION: 12, KIND_ENUM: 8, KIND_FUNC_PROTO: 8, KIND_DATASEC: 12, KIND_ENUM64: 12}
+
 _HDR = struct.Struct("<HBBIIIII")
 _TYPE = struct.Struct("<III")
 _U32 = struct.Struct("<I")
@@ -315,11 +319,18 @@ def _parse(raw):
     types = [VOID]
     pos, end = types_start, types_start + type_len
     while pos < end:
+        if pos + _TYPE.size > end:
+            raise BTFError("BTF type section ends in the middle of a type; the object is truncated")
         name_off, info, size_or_type = _TYPE.unpack_from(raw, pos)
         pos += _TYPE.size
         kind = (info >> 24) & 0x1F
         vlen = info & 0xFFFF
         kflag = bool(info >> 31)
+        need = _KIND_EXTRA.get(kind, 0) + _KIND_VLEN.get(kind, 0) * vlen
+        if pos + need > end:
+            # checked before the members are read: vlen is 16 bits of the record, not the data
+            raise BTFError(f"BTF type [{len(types)}] ({KIND_NAMES[kind] if kind < len(KIND_NAMES) else kind}) "
+                           f"declares {vlen} members that end past the type section; the object is truncated")
         t = Type(kind=kind, name=name_at(name_off), kind_flag=kflag)
         if kind in (KIND_INT, KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_ENUM64, KIND_DATASEC, KIND_FLOAT):
             t.size = size_or_type
@@ -450,6 +461,8 @@ def _parse_ext(raw, btf_strings):
     magic, version, _flags, hdr_len = struct.unpack_from("<HBBI", raw)
     if magic != BTF_MAGIC:
         raise BTFError(f"bad .BTF.ext magic {magic:#x}")
+    if not 24 <= hdr_len <= len(raw):
+        raise BTFError(f".BTF.ext header of {hdr_len} bytes does not fit the section ({len(raw)} bytes)")
     fi_off, fi_len, li_off, li_len = struct.unpack_from("<IIII", raw, 8)
     core_off = core_len = 0
     if hdr_len >= 32:
@@ -457,19 +470,27 @@ def _parse_ext(raw, btf_strings):
 
     name_at = StringReader(btf_strings, ".BTF.ext", limit=MAX_LINE_LEN)
 
-    def records(off, length, rec_min, make):
+    def records(what, off, length, rec_min, make):
         out = {}
         if not length:
             return out
         pos = hdr_len + off
         end = pos + length
+        if end > len(raw) or length < 4:
+            raise BTFError(f".BTF.ext {what} (offset {off}, {length} bytes) ends past the section "
+                           f"({len(raw)} bytes); the object is truncated")
         (rec_size,) = _U32.unpack_from(raw, pos)
         if rec_size < rec_min:
             raise BTFError(f".BTF.ext record size {rec_size} is smaller than {rec_min}")
         pos += 4
         while pos < end:
+            if pos + 8 > end:
+                raise BTFError(f".BTF.ext {what} ends in the middle of a section header")
             sec_off, count = _2U32.unpack_from(raw, pos)
             pos += 8
+            if pos + count * rec_size > end:
+                raise BTFError(f".BTF.ext {what} declares {count} records of {rec_size} bytes at offset {pos}, "
+                               f"past its end ({end})")
             sec = name_at(sec_off)
             out[sec] = [make(pos + i * rec_size) for i in range(count)]
             pos += count * rec_size
@@ -488,9 +509,9 @@ def _parse_ext(raw, btf_strings):
         insn_off, type_id, access_off, kind = struct.unpack_from("<IIII", raw, p)
         return CoreRelo(insn_off // 8, type_id, name_at(access_off), kind)
 
-    return BTFExt(func_info=records(fi_off, fi_len, 8, func),
-                  line_info=records(li_off, li_len, 16, line),
-                  core_relos=records(core_off, core_len, 16, core))
+    return BTFExt(func_info=records("func info", fi_off, fi_len, 8, func),
+                  line_info=records("line info", li_off, li_len, 16, line),
+                  core_relos=records("CO-RE relocations", core_off, core_len, 16, core))
 
 
 def string_section(raw):

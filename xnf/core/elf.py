@@ -116,13 +116,13 @@ class _Reader:
         """Section headers (Elf64_Shdr) from the table pyelftools located; names from shstrtab."""
         off, num, size = header["e_shoff"], header["e_shnum"], header["e_shentsize"]
         if size != _SHDR.size:
-            raise ELFError(f"{self.path} is corrupt: section headers of {size} bytes (ELF64 has {_SHDR.size})")
+            raise ELFError(f"{self.path} declares section headers of {size} bytes (ELF64's are {_SHDR.size})")
         if off + num * size > len(self.data):
             raise ELFError(f"{self.path} is truncated: the section header table ends past the end of the file")
         raw = [_SHDR.unpack_from(self.data, off + i * size) for i in range(num)]
         shstrndx = header["e_shstrndx"]
         if shstrndx >= num:
-            raise ELFError(f"{self.path} is corrupt: the section name table is section {shstrndx} of {num}")
+            raise ELFError(f"{self.path} names section {shstrndx} as its section name table, but has {num}")
         names_hdr = raw[shstrndx]
         if names_hdr[4] + names_hdr[5] > len(self.data):
             raise ELFError(f"{self.path} is truncated: the section name table ends past the end of the file")
