@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Needs CO-RE: a local task_struct marked preserve_access_index read with BPF_CORE_READ
- * emits field relocations in .BTF.ext. libbpf (bpftool) resolves them against the kernel
- * BTF; xnf does not yet and must refuse the object with an error that says so. */
+ * emits field relocations in .BTF.ext, resolved against the kernel's BTF by libbpf
+ * (bpftool) and by xnf (xnf.core.core_reloc) alike. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>

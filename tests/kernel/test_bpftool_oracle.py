@@ -3,7 +3,7 @@ and xnf's loader agree on whether the kernel accepts it.
 
 Where the two differ on purpose the object is treated specially (see ``SPECIAL`` and
 tests/bpf/README.md): bpftool's libbpf dropped legacy ``SEC("maps")`` in 1.0 and learnt
-the ``tcx/*`` section names only in 1.3, and xnf does not do CO-RE yet.
+the ``tcx/*`` section names only in 1.3.
 """
 import glob
 import os
@@ -41,7 +41,6 @@ def special_cases():
     cases = {
         "legacy_maps": ("xnf-only", "libbpf >= 1.0 refuses legacy SEC(\"maps\") definitions"),
         "legacy_iproute2": ("xnf-only", "libbpf >= 1.0 refuses legacy SEC(\"maps\") definitions"),
-        "core_relo": ("bpftool-only", "xnf refuses CO-RE relocations until CO-RE support lands"),
     }
     if bpftool_libbpf_version() < (1, 3):
         cases["tc_counter"] = (["type", "tc"], "libbpf < 1.3 does not know tcx/* sections; "

@@ -739,11 +739,15 @@ def test_verifier_rejection_shows_source_line():
 
 
 @root
-def test_core_relocations_refused():
-    before = live("map")
-    with pytest.raises(errors.NotSupportedError, match="CO-RE"):
-        xnf.load(obj("core_relo"))
-    assert_gone("map", {".bss", "core_rel.bss"}, before)
+def test_core_relocations_resolved():
+    """core_prog reads task->pid through a CO-RE relocation: run here, it finds this thread."""
+    import threading
+
+    from xnf.core import syscall
+
+    with xnf.load(obj("core_relo")) as coll:
+        syscall.prog_test_run(int(coll.programs["core_prog"].fd), repeat=0, ctx_in=bytes(8))  # raw_tp: repeat 0
+        assert coll.maps[".bss"][0].core_pid == threading.get_native_id()
 
 
 @root
@@ -781,7 +785,7 @@ def bad_input(name, tmp_path):
 
 @root
 @pytest.mark.parametrize("name", ["truncated", "not_bpf", "unknown_section", "no_license_gpl_helper",
-                                  "verifier_reject", "core_relo", "sections_parse_only"])
+                                  "verifier_reject", "core_poison", "sections_parse_only"])
 def test_cli_prog_load_bad_input(name, tmp_path, bpffs):
     pin_dir = os.path.join(bpffs, "xnf-cli-test")
     res = xnf_cli("prog", "load", bad_input(name, tmp_path), "--pin", pin_dir)

@@ -217,11 +217,18 @@ def test_unknown_program_name_creates_nothing(tmp_path):
     before.assert_nothing_new(kernel_map_names(spec, tag), prog_names(spec))
 
 
-def test_core_relocations_refused_before_anything_is_created(tmp_path):
+def test_ambiguous_core_relocation_refused_before_anything_is_created(tmp_path):
+    """Two target flavours of task_struct with pid at different offsets: CO-RE cannot choose."""
+    from xnf.core import btf as B
+    from xnf.core.core_reloc import CoreRelocationError
+
     spec, tag = unique_spec(tmp_path, "core_relo")
+    int_t = B.Type(B.KIND_INT, "int", size=4, int_encoding=B.INT_SIGNED, int_bits=32)
+    target = B.BTF([B.VOID, int_t, B.Type(B.KIND_STRUCT, "task_struct", size=8, members=[("pid", 1, 0, 0)]),
+                    B.Type(B.KIND_STRUCT, "task_struct___2", size=8, members=[("pid", 1, 32, 0)])])
     before = Snapshot()
-    with pytest.raises(errors.NotSupportedError, match="CO-RE"):
-        xnf.load(spec)
+    with pytest.raises(CoreRelocationError, match="ambiguity"):
+        xnf.load(spec, target_btf=target)
     before.assert_nothing_new(kernel_map_names(spec, tag), prog_names(spec))
 
 

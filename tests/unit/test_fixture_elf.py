@@ -78,6 +78,11 @@ FIXTURES = {
     "verifier_reject": dict(programs={"verifier_reject_prog": "xdp"}, maps={"vr_map": ".maps"}),
     "core_relo": dict(programs={"core_prog": "raw_tp/sys_enter"}, maps={},
                       variables={"core_pid": ".bss"}, core_relo=True),
+    "core_kinds": dict(programs={"core_kinds": "raw_tp/sys_enter"}, maps={},
+                       variables={"core_pid": ".bss", "core_comm": ".bss", "core_ringbuf_value": ".bss"},
+                       core_relo=True),
+    "core_poison": dict(programs={"core_guarded": "raw_tp/sys_enter", "core_unguarded": "raw_tp/sys_enter"},
+                        maps={}, variables={"poison_out": ".bss"}, core_relo=True),
 }
 
 
@@ -168,7 +173,7 @@ def test_kconfig_externs_are_undefined(fixture):
 
 
 def test_btf_and_core_relocations(fixture):
-    """Only core_relo carries CO-RE relocations, so only it triggers the loader's refusal."""
+    """Only the core_* fixtures carry CO-RE relocations (resolved by xnf.core.core_reloc)."""
     name, spec, elf, _ = fixture
     assert elf.get_section_by_name(".BTF") is not None, name
     ext = elf.get_section_by_name(".BTF.ext").data()

@@ -27,7 +27,7 @@ import attrs
 
 from xnf.core import btf as B
 from xnf.core import insn as I
-from xnf.core.errors import BTFError, LinkError, VerifierError
+from xnf.core.errors import BTFError, LinkError, VerifierError, XnfError
 from xnf.core.spec import ProgramSpec
 
 (FIELD_BYTE_OFFSET, FIELD_BYTE_SIZE, FIELD_EXISTS, FIELD_SIGNED, FIELD_LSHIFT_U64, FIELD_RSHIFT_U64,
@@ -74,8 +74,8 @@ class PoisonedInstructionError(VerifierError):
         if resolution.source:
             file, line, _col, text = resolution.source
             where += f" ({file}:{line}: {text})"
-        super(VerifierError, self).__init__(
-            f"program {program!r} reaches {where}, whose CO-RE relocation cannot be satisfied on this "
+        XnfError.__init__(  # the message names the relocation; the log stays in .log
+            self, f"program {program!r} reaches {where}, whose CO-RE relocation cannot be satisfied on this "
             f"kernel: {resolution.kind_name} of {resolution.local}: {resolution.reason}",
             "guard the access with bpf_core_field_exists() / bpf_core_type_exists(), or fix the local "
             "type definition; the verifier log is in .log")

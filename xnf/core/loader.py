@@ -121,8 +121,11 @@ class Collection:
         return f"Collection(programs={list(self.programs)}, maps={list(self.maps)})"
 
 
-def load_collection(path_or_spec, programs=None, pin_root=None, log_level=0, netns=None):
+def load_collection(path_or_spec, programs=None, pin_root=None, log_level=0, netns=None, target_btf=None):
     """Load every map and program (or only ``programs``, by name) of an object or spec.
+
+    ``target_btf`` (a BTF file, or a parsed :class:`~xnf.core.btf.BTF`) replaces the running
+    kernel's BTF as the target of CO-RE relocations (see :mod:`xnf.core.core_reloc`).
 
     ``netns`` names the network namespace of the device that programs and maps are bound
     to (``ifindex`` in the spec, for offload): bpf(2) resolves it in the calling thread's.
@@ -138,12 +141,13 @@ def load_collection(path_or_spec, programs=None, pin_root=None, log_level=0, net
     from xnf.core.netns import entered
 
     with entered(netns):  # a no-op for netns=None
-        return Loader(spec, programs, log_level).load()
+        return Loader(spec, programs, log_level, target_btf).load()
 
 
 class Loader:
-    def __init__(self, spec, programs=None, log_level=0):
+    def __init__(self, spec, programs=None, log_level=0, target_btf=None):
         self.spec = spec
+        self.target_btf = target_btf
         wanted = list(spec.programs) if programs is None else list(programs)
         unknown = [p for p in wanted if p not in spec.programs]
         if unknown:
@@ -190,10 +194,6 @@ class Loader:
             self._pin_path(m)  # a pin path that would leave the pin root is refused here
         for name in self.wanted:
             p = self.spec.programs[name]
-            if p.core_relos:
-                raise NotSupportedError(f"CO-RE relocations yet (program {name!r} has {len(p.core_relos)})", by="xnf",
-                                        hint="avoid BPF_CORE_READ and preserve_access_index, "
-                                             "or use kernel UAPI headers")
             if p.target_kind == sections.TARGET_STRUCT_OPS:
                 raise NotSupportedError(f"struct_ops programs yet ({name!r})", by="xnf",
                                         hint="struct_ops maps come in a later release")
@@ -203,6 +203,9 @@ class Loader:
             if p.target_kind in (sections.TARGET_KFUNC, sections.TARGET_ITER, sections.TARGET_TP_BTF) \
                     and not p.attach_btf_id:
                 p.attach_btf_id = _vmlinux_target(p)
+        from xnf.core.core_reloc import relocate_spec
+
+        self.spec = relocate_spec(self.spec, self.wanted, self.target_btf)  # a relocated copy if CO-RE is used
         if self.spec.kconfig:
             _fill_kconfig(self.spec)
 
@@ -319,8 +322,13 @@ class Loader:
     # --- programs ------------------------------------------------------------------
 
     def load_programs(self):
+        from xnf.core.core_reloc import explain_rejection
+
         for name in self.wanted:
-            self.programs[name] = self._load_program(self.spec.programs[name])
+            try:
+                self.programs[name] = self._load_program(self.spec.programs[name])
+            except VerifierError as e:  # a poisoned CO-RE relocation is named with its C line and type path
+                raise explain_rejection(e, self.spec.programs[name]) from None
 
     def _resolve(self, p):
         out = []
