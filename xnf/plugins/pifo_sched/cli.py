@@ -27,7 +27,7 @@ def register(subparsers):
     sim.add_argument("--config", metavar="FILE", help="JSON or TOML: scheduler, traffic, link_rate, duration, seed")
     sim.add_argument("--weights", metavar="W1,W2,..", help="per-flow weights; one bulk flow each unless traffic is given")
     sim.add_argument("--trace", metavar="FILE", help="replay packets from a CSV or pcap trace")
-    sim.add_argument("--traffic", choices=("bulk", "cbr", "poisson", "onoff", "flows"),
+    sim.add_argument("--traffic", choices=("bulk", "cbr", "poisson", "onoff", "flows", "reno", "cubic"),
                      help="generator for each flow (default bulk)")
     sim.add_argument("--flows", type=int, metavar="N", help="number of flows (default: one per weight, else 3)")
     sim.add_argument("--size", metavar="SPEC", help="packet sizes: bytes, mixed, imix, uniform:LO:HI, ... (default mixed)")
@@ -105,6 +105,8 @@ def build_run(args):
             spec = {"kind": kind, "flow": flow, "size": args.size or "mixed"}
             if kind in ("cbr", "poisson", "onoff"):
                 spec["rate"] = args.rate or "5mbit"
+            if kind in ("reno", "cubic"):
+                spec["size"] = args.size or 1500  # a transport sends full segments
             if kind == "flows":
                 spec = {"kind": kind, "flow": flow * 1_000_000, "load": args.rate or "5mbit"}
             if args.rank:

@@ -7,14 +7,15 @@ class Packet:
     ``flow`` identifies the flow, ``cls`` its class (for hierarchies), ``priority`` a
     strict-priority band, ``rank`` an input rank (SP-PIFO) or the rank a scheduler gave
     it, ``slack`` a deadline budget (LSTF), ``remaining`` the bytes left in its flow
-    including this packet (SRPT), ``tstamp`` an earliest departure time (EDT).
+    including this packet (SRPT), ``tstamp`` an earliest departure time (EDT); ``ect``
+    says the sender understands ECN, and an AQM sets ``ce`` instead of dropping it.
     """
 
     __slots__ = ("flow", "size", "arrival", "seq", "cls", "priority", "rank", "slack",
-                 "remaining", "tstamp", "enqueued")
+                 "remaining", "tstamp", "enqueued", "ect", "ce")
 
     def __init__(self, flow, size, arrival=0, seq=0, cls=None, priority=0, rank=None,
-                 slack=None, remaining=None, tstamp=None):
+                 slack=None, remaining=None, tstamp=None, ect=False):
         self.flow = flow
         self.size = size
         self.arrival = arrival
@@ -26,6 +27,8 @@ class Packet:
         self.remaining = remaining
         self.tstamp = tstamp
         self.enqueued = arrival
+        self.ect = ect
+        self.ce = False
 
     def __repr__(self):
         return f"Packet(flow={self.flow!r}, seq={self.seq}, size={self.size}, rank={self.rank})"

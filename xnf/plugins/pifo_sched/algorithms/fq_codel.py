@@ -1,4 +1,8 @@
-"""FQ-CoDel (RFC 8290): flow queues served by DRR, each kept short by CoDel (RFC 8289)."""
+"""FQ-CoDel (RFC 8290): flow queues served by DRR, each kept short by CoDel (RFC 8289).
+
+With ``ecn`` (on by default, as in Linux), CoDel marks a packet whose sender set
+``ect`` (Congestion Experienced) instead of dropping it.
+"""
 import zlib
 from collections import deque
 from math import sqrt
@@ -27,7 +31,7 @@ class FqCodel(Scheduler):
     """FQ-CoDel: hashed flow queues, new-flow priority, DRR quantum, CoDel drops."""
 
     defaults = {"flows": 1024, "quantum": 1514, "target_ns": 5_000_000, "interval_ns": 100_000_000,
-                "mtu": 1514}
+                "mtu": 1514, "ecn": True}
 
     def __init__(self, config=None):
         super().__init__(config)
@@ -35,6 +39,9 @@ class FqCodel(Scheduler):
             if not isinstance(self.config[key], int) or self.config[key] < 1:
                 raise SchedulerConfigError(f"{key} must be a positive integer, got {self.config[key]!r}",
                                            "see RFC 8290 for the usual values")
+        if not isinstance(self.config["ecn"], bool):
+            raise SchedulerConfigError(f"ecn must be true or false, got {self.config['ecn']!r}",
+                                       "ecn: true marks ECN-capable packets instead of dropping them")
         self.queues = [_FlowState() for _ in range(self.config["flows"])]
         self.new_flows = deque()
         self.old_flows = deque()
@@ -85,6 +92,13 @@ class FqCodel(Scheduler):
             return pkt, False
         return pkt, now >= queue.first_above
 
+    def _mark(self, pkt):
+        """Mark instead of drop when the sender understands ECN."""
+        if self.config["ecn"] and pkt.ect:
+            pkt.ce = True
+            return True
+        return False
+
     def _control_law(self, start, count):
         return start + int(self.config["interval_ns"] / sqrt(count))
 
@@ -97,16 +111,20 @@ class FqCodel(Scheduler):
             if not ok_to_drop:
                 queue.dropping = False
             while queue.dropping and now >= queue.drop_next:
-                self.drop(pkt, now, "codel")
                 queue.count += 1
+                if self._mark(pkt):
+                    queue.drop_next = self._control_law(queue.drop_next, queue.count)
+                    break
+                self.drop(pkt, now, "codel")
                 pkt, ok_to_drop = self._codel_pop(queue, now)
                 if pkt is None or not ok_to_drop:
                     queue.dropping = False
                 else:
                     queue.drop_next = self._control_law(queue.drop_next, queue.count)
         elif ok_to_drop:
-            self.drop(pkt, now, "codel")
-            pkt, _ = self._codel_pop(queue, now)
+            if not self._mark(pkt):
+                self.drop(pkt, now, "codel")
+                pkt, _ = self._codel_pop(queue, now)
             queue.dropping = True
             delta = queue.count - queue.last_count
             recent = now - queue.drop_next < 16 * self.config["interval_ns"]

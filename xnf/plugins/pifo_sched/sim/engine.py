@@ -15,7 +15,7 @@ from xnf.plugins.pifo_sched.shaping import NS, parse_rate
 from xnf.plugins.pifo_sched.sim.metrics import Metrics
 from xnf.plugins.pifo_sched.sim.traffic import TraceSource, make_source
 
-ARRIVAL, LINK_FREE, TIMER = 0, 1, 2
+ARRIVAL, LINK_FREE, TIMER, FEEDBACK = 0, 1, 2, 3
 
 
 class Simulation:
@@ -54,11 +54,21 @@ class Simulation:
         source = self.owner.pop(id(pkt), None)
         self.metrics.dropped(pkt, now, reason, was_queued=source is not None)
         if source is not None:
-            self._answer(source, pkt, now)
+            self._answer(source, pkt, now, lost=True)
 
-    def _answer(self, source, pkt, now):
+    def _answer(self, source, pkt, now, lost=False, done_at=None):
+        """Tell the source its packet left (at ``now``, off the wire at ``done_at``) or was
+        dropped. A window source (with ``rtt``) hears of it a base RTT later."""
+        rtt = getattr(source, "rtt", None)
+        if rtt is not None:
+            self._push((now if lost else done_at) + rtt, FEEDBACK, (source, pkt, lost))
+            return
         reply = source.on_done(pkt, now)
         if reply is not None:
+            self._push(now, ARRIVAL, (source, reply, False))
+
+    def _feedback(self, source, pkt, lost, now):
+        for reply in source.on_feedback(pkt, lost, now):
             self._push(now, ARRIVAL, (source, reply, False))
 
     def _next_arrival(self, source):
@@ -74,7 +84,7 @@ class Simulation:
         elif id(pkt) in self.owner:  # refused without passing through the drop hook
             del self.owner[id(pkt)]
             self.metrics.dropped(pkt, now, "refused", was_queued=False)
-            self._answer(source, pkt, now)
+            self._answer(source, pkt, now, lost=True)
         if streamed:  # the source's own stream: fetch its next packet lazily
             self._next_arrival(source)
 
@@ -89,9 +99,10 @@ class Simulation:
         self.link_busy = True
         source = self.owner.pop(id(pkt), None)
         self.metrics.departed(pkt, now)
-        self._push(now + -(-pkt.size * 8 * NS // self.link_rate), LINK_FREE)
+        done_at = now + -(-pkt.size * 8 * NS // self.link_rate)
+        self._push(done_at, LINK_FREE)
         if source is not None:
-            self._answer(source, pkt, now)
+            self._answer(source, pkt, now, done_at=done_at)
 
     def run(self):
         """Run to the end and return the :class:`Metrics`."""
@@ -106,6 +117,8 @@ class Simulation:
                 self._arrive(*data, now=now)
             elif kind == LINK_FREE:
                 self.link_busy = False
+            elif kind == FEEDBACK:
+                self._feedback(*data, now=now)
             else:
                 if self.timer_at == now:
                     self.timer_at = None

@@ -2,9 +2,10 @@
 flow arrivals) with arrival times in integer nanoseconds.
 
 Open-loop sources (``cbr``, ``poisson``, ``onoff``, ``flows``, traces) answer
-:meth:`Source.next_packet`; the closed-loop ``bulk`` source keeps ``window`` packets
-queued and makes a new one whenever one leaves or is dropped, so it is always
-backlogged without overflowing the buffer.
+:meth:`Source.next_packet`; the ``bulk`` source keeps ``window`` packets queued and
+makes a new one whenever one leaves or is dropped, so it is always backlogged without
+overflowing the buffer. The responsive ``reno`` and ``cubic`` sources (:mod:`.tcp`)
+send as their congestion window allows and hear of each packet a round trip later.
 
 A source spec is a dict: ``kind``, ``flow``, and per kind ``rate`` (bits/s or
 ``10mbit``), ``size`` (see :mod:`.distributions`), ``start``/``stop`` (seconds), plus the
@@ -192,10 +193,14 @@ KINDS = {"bulk": Bulk, "cbr": Cbr, "poisson": Poisson, "onoff": OnOff, "flows": 
 
 def make_source(spec, rng, duration_ns):
     """Build the source a spec dict describes."""
+    # the window sources build on Source, so their module is imported here, not at the top
+    from xnf.plugins.pifo_sched.sim.tcp import Cubic, Reno
+
+    kinds = dict(KINDS, reno=Reno, cubic=Cubic)
     if not isinstance(spec, dict):
         raise SchedulerConfigError(f"a traffic source must be an object, got {spec!r}",
                                    "e.g. {\"kind\": \"bulk\", \"flow\": 0}")
     kind = spec.get("kind", "bulk")
-    if kind not in KINDS:
-        raise SchedulerConfigError(f"unknown traffic kind {kind!r}", "kinds: " + ", ".join(KINDS))
-    return KINDS[kind](spec, rng, duration_ns)
+    if kind not in kinds:
+        raise SchedulerConfigError(f"unknown traffic kind {kind!r}", "kinds: " + ", ".join(kinds))
+    return kinds[kind](spec, rng, duration_ns)
