@@ -222,3 +222,69 @@ def test_relative_pin_path_may_not_climb_out_of_the_root():
         Loader(spec, programs=[]).prepare()
     spec.maps["xnf_pinned_cnt"].pin_path = "sub/dir/cnt"                # relative, inside: fine
     Loader(spec, programs=[]).prepare()
+
+
+# --- limits on what linking and strings may cost --------------------------------------------
+
+def test_a_program_longer_than_the_kernel_loads_is_refused_before_it_is_built():
+    from xnf.core import insn as I
+    from xnf.core import link
+    from xnf.core.spec import Function
+
+    body = [I.Instruction(0xB7, 0, 0, 0, 0)] * 10 + [I.Instruction(I.EXIT)]
+    functions = {"p": Function("p", "xdp", body, is_program=True)}
+    assert len(link.flatten(functions, "p", max_slots=11)[0]) == 11
+    with pytest.raises(ObjectLimitError) as e:
+        link.flatten(functions, "p", max_slots=10)
+    assert "'p'" in one_line(e.value) and "11" in str(e.value)
+
+
+def test_linked_instructions_of_all_programs_are_bounded(monkeypatch):
+    """Each program gets a copy of the subprograms it calls: the total is capped."""
+    from xnf.core import elf
+
+    path = os.path.join(ROOT, "tests", "bpf", "subprog.bpf.o")
+    total = sum(len(p.instructions) for p in load_spec(path).programs.values())
+    monkeypatch.setattr(elf, "MAX_LINKED_INSNS", total - 1)
+    with pytest.raises(ObjectLimitError) as e:
+        load_spec(path)
+    assert "instructions in all" in one_line(e.value)
+
+
+def test_kconfig_layout_is_bounded(monkeypatch):
+    from xnf.core import elf
+
+    monkeypatch.setattr(elf, "MAX_KCONFIG", 8)
+    with pytest.raises(ObjectLimitError) as e:
+        load_spec(os.path.join(ROOT, "tests", "bpf", "kconfig.bpf.o"))
+    assert "__kconfig" in one_line(e.value)
+
+
+def test_strings_cost_memory_in_proportion_to_their_table():
+    """A thousand offsets into the middle of one long string would decode ~0.5 MB from a
+    1 KB table; the reader stops at four times the table plus 64 KiB."""
+    table = b"x" * 1000 + b"\0"
+    read = B.StringReader(table, "test", limit=2000)
+    read.budget = 4 * len(table)                       # as for a table of this size without the 64 KiB
+    with pytest.raises(BTFError, match="overlap"):
+        for off in range(1000):
+            read(off)
+    assert B.StringReader(table, "test", limit=2000)(0) == "x" * 1000
+    with pytest.raises(BTFError, match="longer than 100"):
+        B.StringReader(table, "test", limit=100)(0)
+    with pytest.raises(BTFError, match="past the string table"):
+        B.StringReader(table, "test")(5000)
+
+
+def test_btf_member_count_is_checked_before_the_members_are_read():
+    """vlen 65535 on the last type: refused from the section's size, not by reading on."""
+    spec = load_spec(os.path.join(ROOT, "tests", "bpf", "xdp_counter.bpf.o"))
+    raw = bytearray(spec.btf.encode())
+    last_struct = max(i for i, t in enumerate(spec.btf.types) if t.kind == B.KIND_STRUCT)
+    # find the record: re-encode only the types up to it to learn its offset
+    prefix = B.BTF(spec.btf.types[:last_struct], spec.btf.strings).encode()
+    at = 24 + (len(prefix) - 24 - int.from_bytes(prefix[20:24], "little"))
+    assert int.from_bytes(raw[at + 4:at + 6], "little") == len(spec.btf[last_struct].members)
+    L.put(raw, at + 4, 2, 0xFFFF)
+    with pytest.raises(BTFError, match="members that end past"):
+        B.parse(bytes(raw))
