@@ -1,4 +1,4 @@
-"""`xnf prog load OBJ [--pin DIR]` and `xnf prog show`: objects and programs in the kernel."""
+"""`xnf prog load OBJ [--pin DIR]`, `xnf prog show` and `xnf prog core OBJ`: objects and programs in the kernel."""
 import os
 
 from xnf.cli.output import emit_json, table
@@ -17,6 +17,13 @@ def register(sub):
     q = psub.add_parser("show", help="list programs loaded in the kernel")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_show)
+    q = psub.add_parser("core", help="explain each CO-RE relocation of an object: how it resolves here, "
+                                     "or why it is poisoned (loads nothing, needs no root)")
+    q.add_argument("object", metavar="OBJ")
+    q.add_argument("--target-btf", metavar="FILE", help="relocate against this BTF file instead of the running "
+                                                        "kernel's (/sys/kernel/btf/vmlinux and modules)")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_core)
 
 
 def cmd_load(args):
@@ -114,3 +121,24 @@ def cmd_show(args):
         table([(r["id"], r["type"], r["name"], r["tag"], ",".join(map(str, r["map_ids"])) or "-") for r in rows],
               ["ID", "TYPE", "NAME", "TAG", "MAPS"])
     return 0
+
+
+def cmd_core(args):
+    """Exit status 1 when a relocation cannot be resolved at all (loading would fail); poisoned
+    relocations are reported but are not failures: they only fail if the verifier reaches them."""
+    import xnf
+    from xnf.core.core_reloc import explain
+
+    resolutions = explain(xnf.open_object(args.object), args.target_btf)
+    errors = sum(r.error for r in resolutions)
+    if args.json:
+        emit_json([r.as_dict() for r in resolutions])
+    elif not resolutions:
+        print(f"{args.object} has no CO-RE relocations")
+    else:
+        for r in resolutions:
+            print(r.describe())
+        poisoned = sum(r.poisoned for r in resolutions)
+        print(f"{len(resolutions)} relocations: {len(resolutions) - poisoned - errors} resolved, "
+              f"{poisoned} poisoned (fail only if reached), {errors} errors")
+    return 1 if errors else 0

@@ -79,6 +79,7 @@ class PoisonedInstructionError(VerifierError):
             f"kernel: {resolution.kind_name} of {resolution.local}: {resolution.reason}",
             "guard the access with bpf_core_field_exists() / bpf_core_type_exists(), or fix the local "
             "type definition; the verifier log is in .log")
+        self.errno, self.strerror = err, os.strerror(err)  # OSError.__init__ reset them
 
 
 # --- target BTF ----------------------------------------------------------------------------------
@@ -109,14 +110,16 @@ class Target:
         return f"Target({self.name!r}, {len(self.btf.types)} types)"
 
 
+KERNEL_BTF_DIR = "/sys/kernel/btf"
 _BTF_HDR = struct.Struct("<HBBIIIII")
 _MODULES = {}
 _VMLINUX_TARGET = None
 
 
-def kernel_module_targets(vmlinux, sysfs="/sys/kernel/btf"):
+def kernel_module_targets(vmlinux, sysfs=None):
     """Every loaded module's BTF, parsed as split BTF on top of ``vmlinux`` (cached while unchanged)."""
     out = []
+    sysfs = sysfs or KERNEL_BTF_DIR
     try:
         names = sorted(os.listdir(sysfs))
     except OSError:
@@ -736,8 +739,10 @@ class Relocator:
     one object, so resolve the relocations of one load through one Relocator.
     """
 
-    def __init__(self, local_btf, target_btf=None):
+    def __init__(self, local_btf, target_btf=None, kernel_btf_dir=KERNEL_BTF_DIR):
         self.local = local_btf
+        self._btf_dir = kernel_btf_dir
+        """Where the kernel's BTF is (vmlinux and one file per module); tests point it elsewhere."""
         if target_btf is None:
             self._vmlinux = None
             self._override = None
@@ -752,11 +757,12 @@ class Relocator:
             return self._override
         if self._vmlinux is None:
             global _VMLINUX_TARGET
+            path = os.path.join(self._btf_dir, "vmlinux")
             try:
-                vmlinux = B.load_vmlinux()
+                vmlinux = B.load_vmlinux() if self._btf_dir == KERNEL_BTF_DIR else load_btf_file(path)
             except BTFError:
                 raise CoreRelocationError(
-                    "CO-RE relocations need the kernel's BTF and /sys/kernel/btf/vmlinux is missing",
+                    f"CO-RE relocations need the kernel's BTF and {path} is missing or unreadable",
                     "use a kernel built with CONFIG_DEBUG_INFO_BTF=y, or pass target_btf= (a BTF file "
                     "describing the target kernel)") from None
             if _VMLINUX_TARGET is None or _VMLINUX_TARGET.btf is not vmlinux:
@@ -777,7 +783,7 @@ class Relocator:
         main = self._main_target()
         cands = [(main, i) for i in main.candidates(essential, local_type)]
         if not cands and self._override is None:  # modules only when vmlinux has none, like libbpf
-            for module in kernel_module_targets(main.btf):
+            for module in kernel_module_targets(main.btf, self._btf_dir):
                 cands.extend((module, i) for i in module.candidates(essential, local_type))
         self._cands[local_id] = cands
         return cands
