@@ -414,3 +414,12 @@ def test_cli_prog_core(tmp_path):
     res = xnf_cli("prog", "core", obj("core_relo"), "--target-btf", str(tmp_path / "nope"))
     assert res.returncode != 0 and res.stderr.strip().startswith("xnf: error: cannot read BTF file")
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_malformed_btf_gives_a_typed_error():
+    local = btf(STRUCT("z", 0), STRUCT("bf", 4, ("f", 1, 0, 3)))  # a bitfield whose type is an empty struct
+    with pytest.raises(C.CoreRelocationError, match="integer type"):
+        resolve(local, btf(STRUCT("z", 0), STRUCT("bf", 4, ("f", 1, 0, 3))), 2, "0:0", C.FIELD_LSHIFT_U64)
+    dangling = btf(STRUCT("foo", 4, ("a", 9, 0)))  # member type [9] does not exist
+    with pytest.raises(C.CoreRelocationError):
+        resolve(dangling, dangling, 1, "0:0", C.FIELD_BYTE_OFFSET)

@@ -630,6 +630,8 @@ def _field_value(kind, spec, want_validate):
     bit_off = spec.bit_offset
     bitfield = bit_sz > 0
     if bitfield:
+        if mt is None or mt.kind not in (B.KIND_INT,) + _ENUMS or mt.size not in (1, 2, 4, 8):
+            raise CoreRelocationError(f"bitfield {spec.path()} is not of an integer type of 1, 2, 4 or 8 bytes")
         byte_sz = mt.size
         byte_off = bit_off // 8 // byte_sz * byte_sz
         while bit_off + bit_sz - byte_off * 8 > byte_sz * 8:  # smallest load that holds the bits
@@ -790,6 +792,13 @@ class Relocator:
 
     def resolve(self, relo):
         """bpf_core_calc_relo_insn for one relocation record: a :class:`_Resolved`."""
+        try:
+            return self._resolve(relo)
+        except (IndexError, KeyError, TypeError, AttributeError, ZeroDivisionError) as e:
+            # only reachable with a malformed object: BTF ids or members that do not hold together
+            raise CoreRelocationError(f"malformed CO-RE record or BTF ({type(e).__name__}: {e})") from None
+
+    def _resolve(self, relo):
         if relo.type_id >= len(self.local.types) or relo.type_id == 0:
             raise CoreRelocationError(f"relocation refers to local type [{relo.type_id}], which does not exist")
         try:
