@@ -10,9 +10,17 @@ mix-up) is off by a whole RTT or timestamp tick, far outside.
 The reference (``xnf.plugins.pping.reference``) is fed the capture: each frame at the
 middle of its window, with its hook as direction, and with its expiry passes at the
 times the data path's timer ran them (read from pping's ``pping_gc`` map), so both
-sides take the same samples by construction. :func:`compare` then pairs every pping
-sample with the reference sample of the same reply frame (the frame whose window holds
-pping's reply time; never by order) and checks identity and containment.
+sides expire the same timestamps. :func:`compare` then pairs every pping sample with
+the reference sample of the same reply frame (the frame whose window holds pping's
+reply time; never by order) and checks identity and containment.
+
+One difference remains, and is told apart rather than hidden: a kernel pass judges
+staleness at its start but walks the maps for a while (~3 ms with the default
+131072-entry maps, ~0.1 ms with 4096), so a reply arriving during the walk may still
+find, and match, a timestamp the pass is about to delete; the reference, whose pass is
+an instant, has no sample there. Such a pping sample is ``raced``: accepted only if its
+reply time falls inside a pass's walk and both of its ends lie in tap windows (the
+reply frame's at the hook it was matched on, a request frame's at the other hook).
 """
 import bisect
 import statistics
@@ -23,19 +31,20 @@ import attrs
 from xnf.plugins.pping.events import RttEvent
 from xnf.plugins.pping.reference import Reference
 
-#: ``struct pp_gc`` in pping.bpf.c after its 16-byte ``struct bpf_timer``: runs, run_ns[64].
+#: ``struct pp_gc`` in pping.bpf.c after its 16-byte ``struct bpf_timer``: runs, then
+#: run_ns[64][2] (a pass's clock, and when its walk ended).
 GC_HISTORY = 64
-_GC = struct.Struct(f"<16xQ{GC_HISTORY}Q")
+_GC = struct.Struct(f"<16xQ{2 * GC_HISTORY}Q")
 
 
-def cleanup_times(datapath) -> list:
-    """When the data path's expiry passes ran (ktime ns), oldest first."""
+def cleanup_passes(datapath) -> list:
+    """When the data path's expiry passes ran: (clock, walk end) in ktime ns, oldest first."""
     raw = datapath.maps["pping_gc"].lookup_raw(0)
     runs, *ring = _GC.unpack_from(raw)
     if runs > GC_HISTORY:
         raise AssertionError(f"{runs} expiry passes ran, only the last {GC_HISTORY} are kept: "
                              "a shorter run or a longer --cleanup-interval")
-    return sorted(ring[:runs])
+    return sorted(zip(ring[0:2 * runs:2], ring[1:2 * runs:2]))
 
 
 @attrs.frozen
@@ -59,9 +68,11 @@ class RefSample:
         return self.reply.mid_ns - self.request.mid_ns
 
 
-def reference_samples(frames, config, gc_times=None) -> list:
-    """The reference's RTT samples over the capture, each with its reply and request frames."""
-    ref = Reference(config, local_addresses=(), cleanup_times=gc_times)
+def reference_samples(frames, config, passes=None) -> list:
+    """The reference's RTT samples over the capture, each with its reply and request
+    frames; ``passes`` (from :func:`cleanup_passes`): expiry at the data path's times."""
+    times = None if passes is None else [start for start, _ in passes]
+    ref = Reference(config, local_addresses=(), cleanup_times=times)
     ordered = sorted(frames, key=lambda f: f.mid_ns)
     by_mid = {}
     for f in ordered:
@@ -96,6 +107,7 @@ class Comparison:
     pairs: tuple
     only_pping: tuple      # pping samples with no reference sample at their reply frame
     only_ref: tuple        # reference samples no pping sample claimed
+    raced: tuple = ()      # pping samples taken while a pass walked the maps (module doc)
 
     def counts(self):
         """Samples per (flow, identifier kind): (pping, reference)."""
@@ -137,17 +149,20 @@ class Comparison:
         if not d:
             return "no samples"
         return (f"{len(self.pairs)} paired, {len(self.only_pping)} only pping, {len(self.only_ref)} only "
-                f"reference, {len(self.outside())} outside the bracket; |pping - midpoint| median "
+                f"reference, {len(self.raced)} raced with a pass, {len(self.outside())} outside the "
+                f"bracket; |pping - midpoint| median "
                 f"{statistics.median(d) / 1000:.2f} us, p99 {d[int(0.99 * (len(d) - 1))] / 1000:.2f} us, "
                 f"max {d[-1] / 1000:.2f} us")
 
 
-def compare(pping_events, ref_samples, clock_offset_ns=0) -> Comparison:
+def compare(pping_events, ref_samples, clock_offset_ns=0, frames=(), passes=()) -> Comparison:
     """Pair pping's RTT events with ``ref_samples`` by reply frame.
 
     ``clock_offset_ns``: what pping's decoder added to ``bpf_ktime_get_ns`` (the data
     path's ``clock_offset_ns``); taken off again, a pping sample's time is its reply
     frame's pping stamp, inside that frame's tap window at the hook it was matched on.
+    With ``frames`` (the capture) and ``passes`` (:func:`cleanup_passes`), unpaired pping
+    samples that raced with a pass are told apart (module doc).
     """
     by_hook = {}
     for r in ref_samples:
@@ -178,4 +193,17 @@ def compare(pping_events, ref_samples, clock_offset_ns=0) -> Comparison:
             claimed.add(id(best))
             pairs.append(Pair(e, best))
     only_ref = [r for r in ref_samples if id(r) not in claimed]
-    return Comparison(tuple(pairs), tuple(only_pping), tuple(only_ref))
+    raced = [e for e in only_pping if _raced(e, clock_offset_ns, frames, passes)]
+    only_pping = [e for e in only_pping if e not in raced]
+    return Comparison(tuple(pairs), tuple(only_pping), tuple(only_ref), tuple(raced))
+
+
+def _raced(e, clock_offset_ns, frames, passes):
+    """Whether ``e``'s reply came during a pass's walk, with both of its ends in tap windows."""
+    t = e.timestamp_ns - clock_offset_ns
+    if not any(start <= t <= end for start, end in passes):
+        return False
+    reply_hook = "egress" if e.match_on_egress else "ingress"
+    sent = t - e.rtt_ns
+    return (any(f.hook == reply_hook and f.first_ns <= t <= f.last_ns for f in frames)
+            and any(f.hook != reply_hook and f.first_ns <= sent <= f.last_ns for f in frames))

@@ -88,3 +88,23 @@ def test_a_sample_reported_on_the_wrong_hook_is_unpaired(ref):
     moved = attrs.evolve(samples[3], match_on_egress=True)
     assert bracket.compare(samples[:3] + [moved] + samples[4:], ref, OFFSET).only_pping == (moved,)
 
+
+
+def test_a_sample_taken_while_a_pass_walked_the_maps_is_told_apart(ref):
+    """The kernel matched a timestamp the reference's instant pass expired: accepted as
+    raced only inside the pass's walk and with both ends in tap windows."""
+    frames = capture()
+    samples = pping_like(ref)
+    kept = samples[:30] + samples[31:]
+    t = samples[30].timestamp_ns - OFFSET                 # its reply, 1 us into the window
+    shorter = [r for r in ref if r is not ref[30]]        # the reference expired it
+    walk = [(t - 500 * US, t + 500 * US)]
+    cmp = bracket.compare(samples, shorter, OFFSET, frames, walk)
+    assert cmp.raced == (samples[30],) and not cmp.problems() and len(cmp.pairs) == 68
+    # outside any walk: an unpaired sample
+    cmp = bracket.compare(samples, shorter, OFFSET, frames, [(t + 1 * US, t + 500 * US)])
+    assert cmp.only_pping == (samples[30],) and not cmp.raced
+    # inside a walk but its request end in no tap window: an unpaired sample
+    off = attrs.evolve(samples[30], rtt_ns=samples[30].rtt_ns + 50 * US)
+    cmp = bracket.compare(kept + [off], shorter, OFFSET, frames, walk)
+    assert cmp.only_pping == (off,) and not cmp.raced

@@ -126,11 +126,12 @@ struct {
 #define PP_GC_HISTORY 64
 
 /* The clean-up timer, and when the last PP_GC_HISTORY passes ran (run_ns[n % size] for
- * pass n), so that a reference can run its passes at the data path's times. */
+ * pass n: its clock, and when its walk over the maps ended), so that a reference can
+ * run its passes at the data path's times. */
 struct pp_gc {
 	struct bpf_timer timer;
 	__u64 runs;
-	__u64 run_ns[PP_GC_HISTORY];
+	__u64 run_ns[PP_GC_HISTORY][2];
 };
 
 struct {
@@ -1051,11 +1052,14 @@ static long gc_flow(void *map, struct pp_flow *key, struct pp_flow_state *st, st
 static __always_inline void run_gc(struct pp_gc *gc)
 {
 	struct gc_ctx g = { .now = bpf_ktime_get_ns() };
+	__u64 slot;
 
 	bpf_for_each_map_elem(&pping_ts, gc_timestamp, &g, 0);
 	bpf_for_each_map_elem(&pping_flows, gc_flow, &g, 0);
 	count(PP_CNT_GC_RUNS);
-	gc->run_ns[gc->runs % PP_GC_HISTORY] = g.now;
+	slot = gc->runs % PP_GC_HISTORY;
+	gc->run_ns[slot][0] = g.now;
+	gc->run_ns[slot][1] = bpf_ktime_get_ns();
 	gc->runs += 1;
 }
 

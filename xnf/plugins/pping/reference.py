@@ -64,7 +64,10 @@ timestamp the kernel still has, or the reverse, whenever a pass of one side fall
 inside a wait the other side's passes miss (a delayed ACK outliving 8 smoothed RTTs).
 ``cleanup_times`` removes the difference: the passes run at exactly those times
 (the data path records when its passes ran), each before the first packet at or
-after it, so both sides expire the same entries at the same moments.
+after it, so both sides expire the same entries at the same moments. One window is
+left: a kernel pass judges at its start but walks the maps for a while (~3 ms with
+131072-entry maps), so a reply during the walk may still match a timestamp it is
+about to delete, where this pass, an instant, has already deleted it.
 """
 
 from __future__ import annotations
