@@ -168,6 +168,7 @@ def test_corpus_xlated_equals_libbpf(libbpf, corpus):
     blocked = collections.Counter()  # why xnf refuses what libbpf loads
     refused = collections.Counter()  # what the kernel (libbpf and xnf alike) refuses
     failures = []
+    per_object = {}  # tool -> outcomes of its programs
     for path in corpus:
         tool = os.path.basename(path)[:-len(".bpf.o")]
         names = libbpf.programs(path)
@@ -177,6 +178,7 @@ def test_corpus_xlated_equals_libbpf(libbpf, corpus):
             want, why = libbpf.load_program(path, name)
             got, xwhy = O.xnf_load_program(path, name)
             label = f"{tool}/{name}"
+            per_object.setdefault(tool, []).append(want is not None and got is not None)
             if want is not None and got is not None:
                 diff = O.first_difference(want, got)
                 if diff is not None:
@@ -198,8 +200,12 @@ def test_corpus_xlated_equals_libbpf(libbpf, corpus):
                 refused[_short(xwhy)] += 1
                 if f"unknown#{C.POISON_HELPER_ID}" in why and "PoisonedInstructionError" not in xwhy:
                     failures.append(f"{label}: the verifier reached a poisoned relocation but xnf says {xwhy}")
+    whole = sum(all(v) for v in per_object.values())
+    none = sorted(t for t, v in per_object.items() if not any(v))
     report = [f"libbpf-tools corpus: {len(corpus)} objects, {sum(outcome.values())} programs: {dict(outcome)}; "
-              f"identical with CO-RE relocations: {with_core}"]
+              f"identical with CO-RE relocations: {with_core}",
+              f"  objects with every program identical: {whole}; with some: {len(per_object) - whole - len(none)}; "
+              f"with none (refused): {len(none)} {none}"]
     report += [f"  xnf refuses ({n}): {why}" for why, n in blocked.most_common()]
     report += [f"  both refuse ({n}): {why}" for why, n in refused.most_common()]
     print("\n".join(report))
