@@ -423,3 +423,29 @@ def test_malformed_btf_gives_a_typed_error():
     dangling = btf(STRUCT("foo", 4, ("a", 9, 0)))  # member type [9] does not exist
     with pytest.raises(C.CoreRelocationError):
         resolve(dangling, dangling, 1, "0:0", C.FIELD_BYTE_OFFSET)
+
+
+# --- the corpus extractor --------------------------------------------------------------------------
+
+def test_extract_bpf_objects_finds_embedded_images(tmp_path):
+    """BPF ELF images inside a host binary are cut out by their own header's size; the host's
+    ELF header (not EM_BPF) and stray magic bytes are skipped; an alias is named after its target."""
+    with open(obj("core_relo"), "rb") as f:
+        first = f.read()
+    with open(obj("core_kinds"), "rb") as f:
+        second = f.read()
+    with open(sys.executable, "rb") as f:
+        host = f.read(4096)  # an x86-64 ELF header first, as in a real tool
+    tool = tmp_path / "bin" / "mytool"
+    tool.parent.mkdir()
+    tool.write_bytes(host + b"\x7fELF junk" + first + bytes(13) + second + b"trailer")
+    (tmp_path / "bin" / "alias").symlink_to("mytool")
+    out = tmp_path / "out"
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "extract-bpf-objects"), str(out),
+                          str(tool.parent)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert sorted(os.listdir(out)) == ["mytool.2.bpf.o", "mytool.bpf.o"]
+    assert (out / "mytool.bpf.o").read_bytes() == first and (out / "mytool.2.bpf.o").read_bytes() == second
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "extract-bpf-objects"), str(out),
+                          sys.executable], capture_output=True, text=True)
+    assert res.returncode == 1 and "no BPF object" in res.stderr
