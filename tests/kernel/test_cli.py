@@ -265,6 +265,28 @@ def test_detach_what_is_not_attached(netns_pair):
     one_line_error(xnf("detach", NFS[0], netns_pair.if_b, "--netns", netns_pair.ns_b), "not attached")
 
 
+def test_status_of_a_missing_namespace_or_interface(netns_pair):
+    """Issue 9 item 6: these used to exit 0 with "no network functions attached"."""
+    one_line_error(xnf("status", "--netns", "xnf-no-such-ns"), "xnf-no-such-ns")
+    one_line_error(xnf("status", "xnfnosuchif0"), "xnfnosuchif0")
+    one_line_error(xnf("status", "xnfnosuchif0", "--netns", netns_pair.ns_b), "xnfnosuchif0")
+    r = xnf("status", netns_pair.if_b, "--netns", netns_pair.ns_b, "--json")  # exists, nothing attached
+    assert r.returncode == 0 and json.loads(r.stdout) == [], r.stderr
+
+
+def test_reading_pins_without_privileges_says_so(tmp_path):
+    """Issue 9 item 6: the permission error used to be swallowed ("pping is not attached").
+    In a private bpffs made unreadable (mode 000), a process without capabilities is
+    refused as a user would be on /sys/fs/bpf (mode 0700, root's)."""
+    unprivileged = "chmod 000 /sys/fs/bpf && setpriv --bounding-set=-all --inh-caps=-all " + \
+        " ".join(map(shlex.quote, XNF))
+    results = in_private_bpffs(tmp_path, f"{unprivileged} pping stats lo", f"{unprivileged} detach pping lo",
+                               f"{unprivileged} status")
+    for r in results:
+        line = one_line_error(r, "permission", "root")
+        assert "not attached" not in line
+
+
 def test_status_and_features():
     r = xnf("status", "--json")
     assert r.returncode == 0 and isinstance(json.loads(r.stdout), list)

@@ -181,6 +181,20 @@ def test_pin_twice_and_bad_records(bpffs, netns_pair, counters):
         prog.close()
 
 
+def test_pin_onto_an_existing_file_is_a_pin_error(bpffs, netns_pair, counters):
+    """Issue 9 item 6: this used to raise a bare FileExistsError."""
+    prog = counter_program("xdp", counters)
+    try:
+        att = attach_xdp(prog, netns_pair.if_a, "skb", netns_pair.ns_a, via="link")
+        pin_object(counters.fd, f"{bpffs}/taken")
+        with pytest.raises(PinError, match=f"{bpffs}/taken.*not a directory.*remove what is there"):
+            att.pin(f"{bpffs}/taken")
+        assert object_kind(open_pinned(f"{bpffs}/taken")) == "map"  # left alone
+        assert att.attached and att.detach()
+    finally:
+        prog.close()
+
+
 def test_replace_rewrites_the_pin(bpffs, netns_pair, counters):
     p = netns_pair
     a, b = counter_program("sched_cls", counters, 0), counter_program("sched_cls", counters, 1)

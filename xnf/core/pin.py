@@ -29,6 +29,7 @@ import fcntl
 import json
 import os
 import sys
+import threading
 import time
 from typing import NamedTuple
 
@@ -247,6 +248,7 @@ def checkpoint(step):
 
 LOCK_TIMEOUT = 30.0
 """Seconds to wait for another xnf process that attaches or detaches on the same interface."""
+_HELD = set()  # (directory, thread id) of the locks this process holds: taking one again nests
 
 
 def _same_file(fd, path):
@@ -309,8 +311,14 @@ class InterfaceLock:
     def __init__(self, path, label, timeout=LOCK_TIMEOUT):
         self.path, self.label, self.timeout = path, label, timeout
         self.fd = None
+        self._nested = False
 
     def acquire(self):
+        """Take the lock, waiting up to ``timeout`` s; a thread that holds it already just nests."""
+        key = (self.path, threading.get_ident())
+        if key in _HELD:
+            self._nested = True
+            return self
         deadline = time.monotonic() + self.timeout
         while True:
             fd = self._open()
@@ -329,6 +337,7 @@ class InterfaceLock:
                 continue
             if _same_file(fd, self.path):
                 self.fd = fd
+                _HELD.add(key)
                 return self
             os.close(fd)  # the directory was removed (and maybe made again) while we waited
 
@@ -342,7 +351,14 @@ class InterfaceLock:
             raise _denied(self.path) from None
 
     def release(self):
-        if self.fd is not None:
+        if self._nested:
+            self._nested = False
+        elif self.fd is not None:
+            _HELD.discard((self.path, threading.get_ident()))
+            try:
+                os.rmdir(self.path)  # only if empty: nothing on the interface, keep bpffs tidy
+            except OSError:
+                pass
             os.close(self.fd)
             self.fd = None
 
@@ -422,7 +438,6 @@ class PinRoot:
             _check_name("network namespace name", _escape(netns))
         self.ifname, self.nf, self.netns = ifname, nf, netns
         self.root = root if root is not None else os.path.join(ensure_bpffs(), XNF_DIR)
-        self._held = None
 
     @property
     def ifdir(self):
@@ -499,16 +514,9 @@ class PinRoot:
 
     @contextlib.contextmanager
     def locked(self):
-        """Hold the interface lock for the body (``remove_all`` inside it does not lock again)."""
-        if self._held is not None:
+        """Hold the interface lock for the body (taking it again inside, as ``remove_all`` does, nests)."""
+        with self.lock():
             yield self
-            return
-        with self.lock() as held:
-            self._held = held
-            try:
-                yield self
-            finally:
-                self._held = None
 
     def attaching(self):
         """A :class:`Transaction`: build the instance in a staging directory, then commit."""
@@ -688,20 +696,30 @@ def remove_instance_dir(path):
             detach_pinned(sub)
             checkpoint(f"detached-{name}")
     _remove_tree(path)
-    checkpoint("unpinned")
 
 
 def _remove_tree(path):
+    """Unpin and unlink everything under ``path``, then remove it (the directory last, so
+    a removal cut short leaves the directory, which is still reported)."""
+    _empty(path)
+    checkpoint("unpinned")
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+
+
+def _empty(path):
     for name in _listdir(path):
         sub = os.path.join(path, name)
         if os.path.isdir(sub) and not os.path.islink(sub):
-            _remove_tree(sub)
+            _empty(sub)
+            try:
+                os.rmdir(sub)
+            except FileNotFoundError:
+                pass
         else:
             try:
                 os.unlink(sub)
             except FileNotFoundError:
                 pass
-    try:
-        os.rmdir(path)
-    except FileNotFoundError:
-        pass

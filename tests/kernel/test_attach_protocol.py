@@ -1,0 +1,292 @@
+"""The attach protocol (xnf.core.pin) under races and crashes, through the `xnf` command.
+
+* Two `xnf attach pping IFACE` started together, 20 times: exactly one wins, its instance
+  is whole (listed by `xnf status`, counting a ping, detachable) and the loser exits
+  non-zero saying why, having changed nothing (issue 9, item 1).
+* `xnf attach` and `xnf detach` SIGKILLed at every named step of the protocol (the
+  test-only pause ``XNF_TEST_PAUSE_AT=step`` stops the process there; the test kills it):
+  `xnf status` tells the truth (nothing, broken, or whole), `xnf attach` refuses a broken
+  instance naming `xnf detach`, `xnf detach` removes it, and afterwards no program, map,
+  link, tc filter or pin of it is left (ids taken from the killed process's fds and from
+  the interface, checked with bpftool and tc); a new attach then works (item 2).
+
+The CLI pins under the system bpffs (/sys/fs/bpf/xnf); every test uses its own veth
+pair and namespaces (unique names), so parallel runs never share an interface directory.
+"""
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from netenv import in_ns, sh
+
+from xnf.core.attach import query
+from xnf.core.pin import PinRoot
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ENV = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+ENV.pop("XNF_DEBUG", None)
+ENV.pop("XNF_TEST_PAUSE_AT", None)
+XNF = [sys.executable, "-m", "xnf.cli.main"]
+
+#: Every step of `xnf attach pping` (tc ingress hook), in order.
+ATTACH_STEPS = ["locked", "staging", "loaded", "attached-egress", "attached-ingress", "pinned-maps",
+                "pin-record-egress", "pinned-egress", "pin-record-ingress", "pinned-ingress", "record-config",
+                "cleanup-armed", "committed"]
+#: Every step of `xnf detach pping`.
+DETACH_STEPS = ["detach-locked", "detach-marked", "detached-egress", "detached-ingress", "unpinned",
+                "detach-removed"]
+#: Killed there, the instance is whole (the rename happened, or the detach had not begun)...
+WHOLE_AFTER = {"committed", "detach-locked"}
+#: ... or there is nothing at all (nothing made yet, or everything removed already).
+NOTHING_AFTER = {"locked", "detach-removed"}
+#: Every step of `xnf attach pifo_sched`.
+PIFO_STEPS = ["staging", "loaded", "record-sched_record", "htb-built", "attached-egress", "pin-record-egress",
+              "pinned-egress", "pinned-maps"]
+
+
+def xnf(*args, env=None, timeout=120):
+    return subprocess.run(XNF + list(args), capture_output=True, text=True, env=env or ENV, cwd=ROOT,
+                          timeout=timeout)
+
+
+def one_line_error(r, *contains):
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("xnf: error: ") and "Traceback" not in r.stderr, r.stderr
+    for text in contains:
+        assert text in lines[0], (text, lines[0])
+    return lines[0]
+
+
+def status_of(pair, nf="pping"):
+    """`xnf status --json` entries for ``nf`` on the pair's ``if_a``."""
+    r = xnf("status", "--json")
+    assert r.returncode == 0, r.stderr
+    return [e for e in json.loads(r.stdout) if e["iface"] == pair.if_a and e["netns"] == pair.ns_a
+            and e["name"] == nf]
+
+
+def states(entries):
+    return sorted(e.get("state", "attached") for e in entries)
+
+
+# --- kernel objects: what an instance or a killed process owns, and whether it is gone -----------
+
+def fd_ids(pid):
+    """(kind, id) of every program, map and link the process ``pid`` holds an fd of (fdinfo)."""
+    keys = {"prog_id": "prog", "map_id": "map", "link_id": "link"}
+    ids = set()
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                text = f.read()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in keys:
+                ids.add((keys[key.strip()], int(value)))
+    return ids
+
+
+def hook_ids(pair):
+    """Programs and links on the pair's ``if_a``, and the maps those programs use (bpftool)."""
+    ids = set()
+    for hp in query(pair.if_a, pair.ns_a):
+        ids.add(("prog", hp.prog_id))
+        if hp.link_id:
+            ids.add(("link", hp.link_id))
+        shown = json.loads(sh("bpftool", "-j", "prog", "show", "id", str(hp.prog_id)))
+        ids.update(("map", m) for m in shown.get("map_ids", []))
+    return ids
+
+
+def pinned_ids(path):
+    """Objects pinned anywhere under ``path`` (bpftool identifies each pin)."""
+    ids = set()
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            pin = os.path.join(dirpath, name)
+            if os.path.islink(pin):
+                continue  # a record
+            kind = name if name in ("link", "prog") else "map"
+            r = subprocess.run(["bpftool", "-j", kind, "show", "pinned", pin], capture_output=True, text=True)
+            if r.returncode == 0:
+                ids.add((kind, json.loads(r.stdout)["id"]))
+    return ids
+
+
+def still_there(ids, settle=3.0):
+    """Those of ``ids`` the kernel still has, from bpftool's listings (freeing is
+    asynchronous: awaited up to ``settle`` s)."""
+    deadline = time.monotonic() + settle
+    while True:
+        live = {(kind, obj["id"]) for kind in ("prog", "map", "link")
+                for obj in json.loads(sh("bpftool", "-j", kind, "show") or "[]")}
+        left = ids & live
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)
+
+
+def assert_nothing_left(pair, ids, nf="pping"):
+    assert still_there(ids) == set()
+    assert query(pair.if_a, pair.ns_a) == []
+    for direction in ("ingress", "egress"):
+        assert in_ns(pair.ns_a, "tc", "filter", "show", "dev", pair.if_a, direction) == ""
+    root = PinRoot(pair.if_a, nf, netns=pair.ns_a)
+    assert not root.exists() and root.leftovers() == []
+    # at most the interface directory itself stays, empty (a process killed holding its lock)
+    assert not os.path.isdir(root.ifdir) or os.listdir(root.ifdir) == []
+
+
+# --- killing at a step ----------------------------------------------------------------------------
+
+def killed_at(step, *args):
+    """Run `xnf ARGS` until it pauses at ``step``; return the ids it holds, having SIGKILLed it.
+
+    While it is paused, `xnf status` must not call anything broken: its maker is alive.
+    """
+    env = dict(ENV, XNF_TEST_PAUSE_AT=step)
+    proc = subprocess.Popen(XNF + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=ROOT)
+    try:
+        ready, _, _ = select.select([proc.stderr], [], [], 120)
+        line = proc.stderr.readline() if ready else ""
+        assert line.startswith(f"xnf: test pause at {step} "), \
+            f"step {step} never reached: {line}{proc.stderr.read() if proc.poll() is not None else ''}"
+        ids = fd_ids(proc.pid)
+        return ids, proc
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+
+
+def kill(proc, pair, nf="pping"):
+    assert "broken" not in states(status_of(pair, nf))  # paused, not dead: nothing is broken yet
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    proc.stdout.close()
+    proc.stderr.close()
+
+
+def expect_after_kill(pair, step, args, nf="pping"):
+    """`xnf status` tells the truth about what a kill at ``step`` left; `xnf detach` removes it."""
+    entries = status_of(pair, nf)
+    detach_cmd = f"xnf detach {nf} {pair.if_a} --netns {pair.ns_a}"
+    if step in NOTHING_AFTER:
+        assert entries == []
+        one_line_error(xnf("detach", *args[:2], "--netns", pair.ns_a), "not attached")
+        return
+    if step in WHOLE_AFTER:
+        assert states(entries) == ["attached"], entries
+    else:
+        assert states(entries) == ["broken"], entries
+        assert entries[0]["fix"] == detach_cmd
+        one_line_error(xnf("attach", *args), "broken", detach_cmd)  # refused, naming the fix
+        assert states(status_of(pair, nf)) == ["broken"]
+    r = xnf("detach", *args[:2], "--netns", pair.ns_a)
+    assert r.returncode == 0, r.stderr
+    assert ("removed a broken" in r.stdout) == (step not in WHOLE_AFTER)
+
+
+def attach_whole(pair, args, nf="pping"):
+    """Attach, then show the instance works: listed, and (pping) counting a ping."""
+    r = xnf("attach", *args)
+    assert r.returncode == 0, r.stderr
+    assert pair.ping(2) == 2
+    entries = status_of(pair, nf)
+    assert states(entries) == ["attached"], entries
+    if nf == "pping":
+        assert entries[0]["packets"] >= 2
+    return entries[0]
+
+
+def detach_quietly(args):
+    xnf("detach", *args)
+
+
+@pytest.mark.parametrize("attach_step,detach_step",
+                         [(s, DETACH_STEPS[i % len(DETACH_STEPS)]) for i, s in enumerate(ATTACH_STEPS)])
+def test_pping_sigkill_at_every_step(netns_pair, iface_state, attach_step, detach_step):
+    p = netns_pair
+    args = ["pping", p.if_a, "--netns", p.ns_a]
+    before = iface_state(p.ns_a, p.if_a)
+    try:
+        ids, proc = killed_at(attach_step, "attach", *args)
+        ids |= hook_ids(p) | pinned_ids(PinRoot(p.if_a, "pping", netns=p.ns_a).ifdir)
+        kill(proc, p)
+        expect_after_kill(p, attach_step, args)
+        assert_nothing_left(p, ids)
+
+        attach_whole(p, args)  # a new attach works, and its detach is killed in turn
+        ids = hook_ids(p) | pinned_ids(PinRoot(p.if_a, "pping", netns=p.ns_a).path)
+        more, proc = killed_at(detach_step, "detach", *args[:2], "--netns", p.ns_a)
+        kill(proc, p)
+        expect_after_kill(p, detach_step, args)
+        assert_nothing_left(p, ids | more)
+    finally:
+        detach_quietly(args[:2] + ["--netns", p.ns_a])
+    assert iface_state(p.ns_a, p.if_a) == before
+
+
+@pytest.mark.parametrize("step", PIFO_STEPS)
+def test_pifo_sched_sigkill_at_every_attach_step(netns_pair, iface_state, step):
+    p = netns_pair
+    args = ["pifo_sched", p.if_a, "--netns", p.ns_a, "--rate", "20mbit"]
+    before = iface_state(p.ns_a, p.if_a)
+    try:
+        ids, proc = killed_at(step, "attach", *args)
+        ids |= hook_ids(p) | pinned_ids(PinRoot(p.if_a, "pifo_sched", netns=p.ns_a).ifdir)
+        kill(proc, p, "pifo_sched")
+        expect_after_kill(p, step, args, "pifo_sched")
+        assert_nothing_left(p, ids, "pifo_sched")
+        assert iface_state(p.ns_a, p.if_a) == before  # the HTB root it built is gone too
+        attach_whole(p, args, "pifo_sched")
+    finally:
+        detach_quietly(args[:2] + ["--netns", p.ns_a])
+    assert iface_state(p.ns_a, p.if_a) == before
+
+
+TRIALS = 20
+
+
+def test_concurrent_attaches_exactly_one_wins(netns_pair, iface_state):
+    """Issue 9 item 1: the loser's rollback used to remove the winner's pins and links."""
+    p = netns_pair
+    args = ["attach", "pping", p.if_a, "--netns", p.ns_a]
+    before = iface_state(p.ns_a, p.if_a)
+    try:
+        for trial in range(TRIALS):
+            procs = [subprocess.Popen(XNF + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                      env=ENV, cwd=ROOT) for _ in range(2)]
+            results = [(proc.wait(120), *proc.communicate()) for proc in procs]
+            won = [r for r in results if r[0] == 0]
+            lost = [r for r in results if r[0] != 0]
+            assert len(won) == 1 and len(lost) == 1, (trial, results)
+            assert "pping attached to" in won[0][1]
+            lines = lost[0][2].strip().splitlines()
+            assert lost[0][0] == 1 and len(lines) == 1 and "already attached" in lines[0], (trial, lost)
+            # the winner's instance is whole: two hooks, every pin, listed, measuring, detachable
+            root = PinRoot(p.if_a, "pping", netns=p.ns_a)
+            assert sorted(h.prog_name[:11] for h in query(p.if_a, p.ns_a)) == ["pping_tc_eg", "pping_tc_in"]
+            assert sorted(os.listdir(root.path)) == ["config", "egress", "ingress", "maps"]
+            assert root.leftovers() == []
+            ids = hook_ids(p)
+            assert p.ping(1) == 1
+            entries = status_of(p)
+            assert states(entries) == ["attached"] and entries[0]["packets"] >= 1, (trial, entries)
+            r = xnf("detach", "pping", p.if_a, "--netns", p.ns_a)
+            assert r.returncode == 0, (trial, r.stderr)
+            assert_nothing_left(p, ids)
+    finally:
+        detach_quietly(["pping", p.if_a, "--netns", p.ns_a])
+    assert iface_state(p.ns_a, p.if_a) == before
