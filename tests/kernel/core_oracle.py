@@ -6,6 +6,7 @@ Used by tests/kernel/test_core_exactness.py; the library itself never uses libbp
 """
 import ctypes
 import ctypes.util
+import re
 import struct
 
 import xnf
@@ -83,10 +84,53 @@ class Libbpf:
         finally:
             self.lib.bpf_object__close(obj)
 
+    def core_log(self, path, name):
+        """libbpf's CO-RE decisions (see :func:`core_decisions`) when loading program ``name``;
+        CO-RE runs before any program is loaded, so this works for programs the kernel refuses."""
+        self.load_program(path, name)
+        return core_decisions(self.log)
+
     def _reason(self, phase):
         lines = [line.strip() for line in self.log if line.strip() and not line.startswith("libbpf: -- ")]
         errors = [line for line in lines if "failed" in line or "error" in line.lower() or "invalid" in line]
         return f"libbpf {phase}: " + " | ".join((errors or lines)[-3:])
+
+
+_RELO = re.compile(r"prog '(?P<prog>[^']+)': relo #(?P<relo>\d+): (?:"
+                   r"patched insn #(?P<insn>\d+) \([^)]*\) (?P<what>imm64|imm|off|mem_sz) \d+ -> (?P<new>\d+)"
+                   r"|substituting insn #(?P<poisoned>\d+) w/ invalid insn"
+                   r"|matching candidate #\d+ <[a-z_0-9]+> (?P<target>.*))$")
+
+
+def core_decisions(log):
+    """libbpf's debug log -> {(function, insn): {"new": value, "poisoned": bool, "target": spec}}.
+
+    ``insn`` counts slots from the start of the function (a subprogram is a program of its
+    own for libbpf's relocation); ``target`` is the first matching candidate as libbpf prints it.
+    """
+    by_relo, out = {}, {}
+    for line in log:
+        m = _RELO.search(line.strip())
+        if not m:
+            continue
+        key = (m["prog"], int(m["relo"]))
+        entry = by_relo.setdefault(key, {"target": None})
+        if m["target"] is not None:
+            if entry["target"] is None:
+                entry["target"] = m["target"]
+        elif m["poisoned"] is not None:
+            insn = int(m["poisoned"])
+            entry.setdefault("insn", insn)
+            entry["insn"] = min(entry["insn"], insn)  # an ldimm64 is poisoned in both slots
+            entry["poisoned"] = True
+        elif m["what"] == "mem_sz":
+            entry["mem_sz"] = int(m["new"])
+        else:
+            entry.update(insn=int(m["insn"]), new=int(m["new"]), poisoned=False)
+    for (prog, _relo), entry in by_relo.items():
+        if "insn" in entry:
+            out[(prog, entry["insn"])] = entry
+    return out
 
 
 def xlated(fd):
@@ -149,3 +193,32 @@ def first_difference(a, b):
         i = min(len(a), len(b))
         return i, a[i] if i < len(a) else None, b[i] if i < len(b) else None
     return None
+
+
+def xnf_core_decisions(path, name):
+    """xnf's CO-RE decisions for program ``name`` and the subprograms it calls, keyed like
+    :func:`core_decisions` (function, slot within the function)."""
+    from xnf.core import core_reloc
+    from xnf.core.spec import ProgramSpec
+
+    spec = xnf.open_object(path)
+    relocator = core_reloc.Relocator(spec.btf)
+    called = set()
+    order = [name]
+    while order:
+        fname = order.pop()
+        if fname in called:
+            continue
+        called.add(fname)
+        order.extend(i.reference[1] for i in spec.functions[fname].instructions
+                     if i.reference and i.reference[0] == "func")
+    out = {}
+    for fname in called:
+        fn = spec.functions[fname]
+        if not fn.core_relos:
+            continue
+        as_prog = ProgramSpec(name=fname, section=fn.section, type=0, instructions=fn.instructions,
+                              core_relos=fn.core_relos, line_info=fn.line_info)
+        for r in core_reloc.relocate_program(relocator, as_prog, collect_errors=True)[1]:
+            out[(fname, r.insn)] = r
+    return out

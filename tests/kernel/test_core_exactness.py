@@ -5,7 +5,9 @@ The oracle is libbpf itself (libbpf.so, the library bpftool is built on, driven 
 ctypes in core_oracle.py, one program at a time so that a refusal is attributed to the
 program that caused it) and ``bpftool prog loadall`` for the fixtures. Instructions are
 compared as the kernel reports them (``BPF_OBJ_GET_INFO_BY_FD`` xlated), map ids replaced
-by map names; a difference fails with the first differing instruction.
+by map names; a difference fails with the first differing instruction. The relocation
+decisions themselves (new value or poisoning, and the target type path matched) are also
+compared with libbpf's debug log, which covers programs the kernel then refuses.
 
 The corpus is every BPF object embedded in Debian's libbpf-tools (extracted by
 tools/extract-bpf-objects into a temporary directory).
@@ -211,6 +213,63 @@ def test_corpus_xlated_equals_libbpf(libbpf, corpus):
     print("\n".join(report))
     assert not failures, "\n".join(failures[:20] + report)
     assert outcome["identical"] and with_core
+
+
+def test_corpus_relocations_equal_libbpf_decisions(libbpf, corpus):
+    """Each CO-RE relocation of the corpus decided as libbpf decides it (its debug log: new
+    value or poisoning, and the target path it matched, type id and access string included).
+
+    libbpf relocates before it loads a program, so this covers the programs the kernel then
+    refuses (fentry with EPERM, ...) too; only objects whose maps libbpf cannot create are
+    never relocated by it.
+    """
+    relocations, compared, not_relocated, failures = compare_decisions(libbpf, corpus)
+    print(f"CO-RE decisions equal to libbpf's: {relocations} relocations in {compared} programs; "
+          f"not relocated by libbpf (its maps fail first): {len(not_relocated)}")
+    assert not failures, "\n".join(failures[:20])
+    assert relocations
+
+
+def test_fixture_relocations_equal_libbpf_decisions(libbpf):
+    relocations, compared, not_relocated, failures = compare_decisions(libbpf, [obj(n) for n in FIXTURES])
+    assert not failures, "\n".join(failures)
+    assert compared == 4 and not not_relocated  # core_kinds, core_guarded, core_unguarded, core_prog
+
+
+def compare_decisions(libbpf, paths):
+    """(relocations equal, programs compared, programs libbpf never relocated, failures)."""
+    compared = relocations = 0
+    not_relocated, failures = [], []
+    for path in paths:
+        tool = os.path.basename(path)[:-len(".bpf.o")]
+        for name in libbpf.programs(path):
+            try:
+                ours = O.xnf_core_decisions(path, name)
+            except xnf.core.errors.XnfError:
+                continue  # xnf cannot open the object (counted by test_corpus_xlated_equals_libbpf)
+            if not ours:
+                continue
+            theirs = libbpf.core_log(path, name)
+            if not theirs:
+                not_relocated.append(f"{tool}/{name}")
+                continue
+            compared += 1
+            for key, r in sorted(ours.items()):
+                e = theirs.get(key)
+                where = f"{tool}/{name} {key[0]} insn {key[1]}: {r.describe()}"
+                if e is None:
+                    failures.append(f"{where}: libbpf logged no decision")
+                elif e["poisoned"] != r.poisoned:
+                    failures.append(f"{where}: libbpf {'poisons' if e['poisoned'] else 'patches'} it")
+                elif not r.poisoned and e["new"] != r.new & (1 << 64) - 1:
+                    failures.append(f"{where}: libbpf's new value is {e['new']}")
+                elif not r.poisoned and e["target"] and not (r.target or "").endswith(" " + e["target"]):
+                    failures.append(f"{where}: libbpf matched {e['target']}")
+                else:
+                    relocations += 1
+            missing = [k for k in theirs if k[0] == name and k not in ours]
+            failures += [f"{tool}/{name} insn {k[1]}: libbpf relocates it, xnf does not" for k in missing]
+    return relocations, compared, not_relocated, failures
 
 
 def _core_programs(path):
