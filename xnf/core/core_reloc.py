@@ -608,7 +608,7 @@ class _Result:
     new_type_id: int = 0
 
 
-def _field_value(kind, spec, want_validate):
+def _field_value(kind, spec):
     """bpf_core_calc_field_relo: (value, memory size, field type id, validate)."""
     if kind == FIELD_EXISTS:
         return (1 if spec else 0), 0, 0, True
@@ -699,8 +699,8 @@ def _calc(kind, local, targ):
     res = _Result()
     try:
         if kind in _FIELD_KINDS:
-            res.orig_val, res.orig_sz, res.orig_type_id, res.validate = _field_value(kind, local, True)
-            res.new_val, res.new_sz, res.new_type_id, _ = _field_value(kind, targ, False)
+            res.orig_val, res.orig_sz, res.orig_type_id, res.validate = _field_value(kind, local)
+            res.new_val, res.new_sz, res.new_type_id, _ = _field_value(kind, targ)
             if res.orig_sz != res.new_sz:
                 ot = local.btf.types[res.orig_type_id]
                 nt = targ.btf.types[res.new_type_id]
