@@ -449,3 +449,10 @@ def test_extract_bpf_objects_finds_embedded_images(tmp_path):
     res = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "extract-bpf-objects"), str(out),
                           sys.executable], capture_output=True, text=True)
     assert res.returncode == 1 and "no BPF object" in res.stderr
+
+
+def test_kernel_without_btf_is_a_clear_error(tmp_path):
+    r = C.Relocator(LOCAL, kernel_btf_dir=str(tmp_path))
+    with pytest.raises(C.CoreRelocationError, match="need the kernel's BTF") as info:
+        r.resolve(CoreRelo(0, 3, "0:1", C.FIELD_BYTE_OFFSET))
+    assert "target_btf=" in str(info.value)
