@@ -128,12 +128,12 @@ class HtbBands:
         """Delete our HTB root (only if it is still ours); the default qdisc comes back."""
         from xnf.core import netns as _netns
         from xnf.core.attach.netlink import rtnl
-        from xnf.core.errors import InterfaceNotFoundError
+        from xnf.core.errors import InterfaceNotFoundError, NamespaceNotFoundError
 
         try:
             index = _netns.ifindex(self.ifname, self.netns)
-        except InterfaceNotFoundError:
-            return  # the interface is gone, and its qdiscs with it
+        except (InterfaceNotFoundError, NamespaceNotFoundError):
+            return  # the interface (or its namespace) is gone, and its qdiscs with it
         kind, root = root_qdisc(self.ifname, self.netns)
         if kind == "htb" and root == handle(HTB_MAJOR):
             with rtnl(self.netns) as ipr:

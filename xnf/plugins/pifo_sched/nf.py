@@ -83,9 +83,10 @@ class PifoSched(NetworkFunction):
     def clear(cls, iface, netns=None):
         """Remove a broken instance: its pins and records, then the HTB root it built."""
         pins = PinRoot(iface, cls.name, netns=netns)
+        if not (pins.exists() or pins.leftovers()):
+            return False
         with pins.locked():
-            if not super().clear(iface, netns):
-                return False
+            super().clear(iface, netns)
             HtbBands(iface, 0, netns).remove()
         return True
 
