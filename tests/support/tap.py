@@ -55,7 +55,7 @@ class Tap:
 
         self.iface, self.netns = iface, netns
         self.collection = xnf.load(OBJECT)
-        self.attachments = []
+        self.attachments = {}      # (hook, "first" | "last") -> TcxAttachment
         self._records = []
 
     def attach(self):
@@ -65,10 +65,9 @@ class Tap:
         progs = self.collection.programs
         try:
             for hook in HOOKS:
-                self.attachments.append(attach_tcx(progs[f"tap_{hook}_first"], self.iface, hook,
-                                                   self.netns, first=True))
-                self.attachments.append(attach_tcx(progs[f"tap_{hook}_last"], self.iface, hook,
-                                                   self.netns, last=True))
+                for place in ("first", "last"):
+                    self.attachments[hook, place] = attach_tcx(progs[f"tap_{hook}_{place}"], self.iface, hook,
+                                                               self.netns, **{place: True})
         except BaseException:
             self.close()
             raise
@@ -79,12 +78,8 @@ class Tap:
         ``tap-first`` and ``tap-last``."""
         from xnf.core.attach import query_tcx
 
-        mine = {a.prog_id: f"tap-{'first' if a.prog_id == self._first_id(hook) else 'last'}"
-                for a in self.attachments if a.direction == hook}
+        mine = {a.prog_id: f"tap-{place}" for (h, place), a in self.attachments.items() if h == hook}
         return [mine.get(p.prog_id, p.prog_name) for p in query_tcx(self.iface, hook, self.netns)[0]]
-
-    def _first_id(self, hook):
-        return next(a.prog_id for a in self.attachments if a.direction == hook)
 
     def drain(self):
         """Read what the ring holds now (call now and then if the traffic is long)."""
@@ -115,9 +110,9 @@ class Tap:
         return Capture(tuple(frames), unpaired, dropped)
 
     def close(self):
-        for att in reversed(self.attachments):
+        for att in self.attachments.values():
             att.detach()
-        self.attachments = []
+        self.attachments = {}
         if self.collection is not None:
             self.collection.close()
             self.collection = None
