@@ -131,7 +131,10 @@ def test_ranks_are_tags_so_a_waiting_flow_never_overtakes_its_own_packets():
         collection.close()
 
 
+# A measurement: 16 of 16 runs passed (worst share error 3.9 %, median 0.6 %), which bounds
+# the false-failure rate only below ~17 % (95 %), far from the 1 in 1,000 of the default suite.
 @pytest.mark.slow
+@pytest.mark.measurement
 @pytest.mark.parametrize("scheduler", ["wfq", "stfq"])
 def test_three_iperf3_flows_get_shares_within_5_percent_of_1_2_3(netns_pair, scheduler):
     if shutil.which("iperf3") is None:
