@@ -288,3 +288,24 @@ def test_btf_member_count_is_checked_before_the_members_are_read():
     L.put(raw, at + 4, 2, 0xFFFF)
     with pytest.raises(BTFError, match="members that end past"):
         B.parse(bytes(raw))
+
+
+# --- found by the fuzzer (tests/unit/test_fuzz_objects.py, long run) ------------------------
+
+def test_license_that_is_not_text_is_an_elf_error(tmp_path):
+    """Mutant 19139: was ELFError '... is corrupt: UnicodeDecodeError' from the last-resort net."""
+    data = fixture_bytes("xdp_counter")
+    data[L.section(data, "license").offset] = 0xA0
+    with pytest.raises(ELFError) as e:
+        load_spec(write(tmp_path, data))
+    assert "license section is not ASCII" in one_line(e.value)
+
+
+def test_call_into_an_executable_section_without_code_names_the_file(tmp_path):
+    """Mutant 27324: .text made SHT_NOBITS; was a LinkError naming neither file nor section."""
+    data = fixture_bytes("subprog")
+    L.put(data, L.section(data, ".text").header_at + 4, 4, 8)     # sh_type = SHT_NOBITS
+    path = write(tmp_path, data)
+    with pytest.raises(ELFError) as e:
+        load_spec(path)
+    assert path in one_line(e.value) and ".text" in str(e.value)

@@ -12,7 +12,7 @@ from xnf.core import btf as B
 from xnf.core import insn as I
 from xnf.core import link, sections
 from xnf.core import uapi as u
-from xnf.core.errors import BTFError, ELFError, NotSupportedError, ObjectLimitError
+from xnf.core.errors import BTFError, ELFError, LinkError, NotSupportedError, ObjectLimitError
 from xnf.core.spec import PIN_BY_NAME, Function, MapSpec, ObjectSpec, ProgramSpec, ZeroData
 
 EM_BPF = 247
@@ -191,7 +191,7 @@ class _Reader:
         if pin_root:
             spec.pin_root = pin_root
         lic = self._find_section("license")
-        spec.license = self._section_data(lic).split(b"\0")[0].decode() if lic is not None else ""
+        spec.license = self._license(lic) if lic is not None else ""
         ver = self._find_section("version")
         if ver is not None and self.sections[ver].size < 4:
             raise ELFError(f"{self.path}: the version section has {self.sections[ver].size} bytes, not 4")
@@ -202,6 +202,14 @@ class _Reader:
         self._read_functions(spec)
         self._read_programs(spec)
         return spec
+
+    def _license(self, idx):
+        raw = self._section_data(idx).split(b"\0")[0]
+        try:
+            return raw.decode("ascii")
+        except UnicodeDecodeError:
+            raise ELFError(f"{self.path}: the license section is not ASCII text ({bytes(raw[:16])!r})",
+                           'write char LICENSE[] SEC("license") = "GPL";') from None
 
     # --- BTF -------------------------------------------------------------------------
 
@@ -502,6 +510,9 @@ class _Reader:
         target_sec = self._section_at(sym.shndx, f"symbol {sym.name!r}") if sym.shndx else None
         tname = target_sec.name if target_sec is not None else None
         if target_sec is not None and target_sec.flags & SHF_EXECINSTR:
+            if target_sec.type != SHT_PROGBITS:
+                raise ELFError(f"{self.path}: {section}+{slot}: reference to {sym.name!r} in {tname}, "
+                               "an executable section without code (not SHT_PROGBITS)")
             if ins.is_call:
                 target = sym.value // 8 + ins.imm + 1
             elif ins.is_lddw:
@@ -555,7 +566,10 @@ class _Reader:
         for key in self.entry_points:
             fn = spec.functions[key]
             defn, target = sections.match(fn.section)
-            insns, fi, li, core = link.flatten(spec.functions, key, MAX_PROG_INSNS)
+            try:
+                insns, fi, li, core = link.flatten(spec.functions, key, MAX_PROG_INSNS)
+            except LinkError as e:
+                raise LinkError(f"{self.path}: {e.args[0]}", e.hint) from None
             total += len(insns)
             if total > MAX_LINKED_INSNS:
                 raise ObjectLimitError(f"{self.path}: its programs link to more than {MAX_LINKED_INSNS} "
