@@ -20,13 +20,18 @@ DEFAULT_CAPACITY = 1 << 20
 
 
 class _Window:
-    """``range`` FIFO buckets for ranks ``base .. base+range-1`` and their bitmap tree."""
+    """``range`` FIFO buckets for ranks ``base .. base+range-1`` and their bitmap tree.
 
-    __slots__ = ("base", "buckets", "levels", "top_down", "count")
+    Only non-empty buckets exist (an emptied one is deleted, so a window that sweeps a
+    wide range of ranks holds no garbage), and ``head`` caches the first one's index
+    (-1: unknown) so a pop walks the tree only after the previous head bucket emptied.
+    """
+
+    __slots__ = ("base", "buckets", "levels", "top_down", "count", "head")
 
     def __init__(self, rank_range, base):
         self.base = base
-        self.buckets = {}  # index -> deque, created on first use so large ranges cost nothing
+        self.buckets = {}  # index -> deque of a non-empty bucket
         self.levels = []  # levels[0]: one bit per bucket; levels[-1]: a single word
         words = rank_range
         while True:
@@ -36,12 +41,16 @@ class _Window:
                 break
         self.top_down = self.levels[::-1]
         self.count = 0
+        self.head = -1
 
     def push(self, index, item):
         bucket = self.buckets.get(index)
         if bucket is None:
-            bucket = self.buckets[index] = deque()
-        if not bucket:
+            self.buckets[index] = deque((item,))
+            if not self.count:
+                self.head = index
+            elif index < self.head:
+                self.head = index
             for level in self.levels:
                 word = index >> 6
                 old = level[word]
@@ -49,26 +58,37 @@ class _Window:
                 if old:
                     break
                 index = word
-        bucket.append(item)
+        else:
+            bucket.append(item)
         self.count += 1
 
     def first(self):
         """Index of the first non-empty bucket (the window must not be empty)."""
+        if self.head >= 0:
+            return self.head
         index = 0
         for level in self.top_down:
             word = level[index]
             index = (index << 6) | ((word & -word).bit_length() - 1)
+        self.head = index
         return index
 
     def pop(self):
-        index = 0
-        for level in self.top_down:
-            word = level[index]
-            index = (index << 6) | ((word & -word).bit_length() - 1)
-        bucket = self.buckets[index]
+        index = self.head
+        if index < 0:
+            index = 0
+            for level in self.top_down:
+                word = level[index]
+                index = (index << 6) | ((word & -word).bit_length() - 1)
+        buckets = self.buckets
+        bucket = buckets[index]
         item = bucket.popleft()
         self.count -= 1
-        if not bucket:
+        if bucket:
+            self.head = index
+        else:
+            del buckets[index]
+            self.head = -1
             i = index
             for level in self.levels:
                 word = i >> 6
