@@ -52,7 +52,6 @@ class Simulation:
         self.now = None
         self.sequence = 0
         self.owner = {}
-        self.link_free_at = None  # while a packet is on the wire: when it is off
         self.timer_at = None
         scheduler.on_drop = self._on_drop
 
@@ -72,9 +71,8 @@ class Simulation:
     def _answer(self, source, pkt, now, lost=False, done_at=None):
         """Tell the source its packet left (at ``now``, off the wire at ``done_at``) or was
         dropped. A window source (with ``rtt``) hears of it a base RTT later."""
-        rtt = getattr(source, "rtt", None)
-        if rtt is not None:
-            self._push((now if lost else done_at) + rtt, FEEDBACK, (source, pkt, lost))
+        if source.rtt is not None:
+            self._push((now if lost else done_at) + source.rtt, FEEDBACK, (source, pkt, lost))
             return
         reply = source.on_done(pkt, now)
         if reply is not None:
@@ -89,74 +87,87 @@ class Simulation:
         if pkt is not None:
             self._push(pkt.arrival, ARRIVAL, (source, pkt, True))
 
-    def _arrive(self, source, pkt, streamed, now):
-        pkt.arrival = pkt.enqueued = now
-        owner = self.owner
-        owner[id(pkt)] = source
-        if self.scheduler.enqueue(pkt, now):
-            self.metrics.queued(pkt, now)
-        elif id(pkt) in owner:  # refused without passing through the drop hook
-            del owner[id(pkt)]
-            self.metrics.dropped(pkt, now, "refused", was_queued=False)
-            self._answer(source, pkt, now, lost=True)
-        if streamed:  # the source's own stream: fetch its next packet lazily
-            self._next_arrival(source)
+    def _refused(self, source, pkt, now):
+        """The enqueue hook said False without passing the packet to the drop hook."""
+        del self.owner[id(pkt)]
+        self.metrics.dropped(pkt, now, "refused", was_queued=False)
+        self._answer(source, pkt, now, lost=True)
 
-    def _send(self, now):
-        """The link is free and the instant's events are done: ask for a packet."""
-        scheduler = self.scheduler
-        pkt = scheduler.dequeue(now)
-        if pkt is None:
-            wake = scheduler.next_timer()
-            if wake is not None and (self.timer_at is None or wake < self.timer_at):
-                self.timer_at = max(wake, now)
-                self._push(self.timer_at, TIMER)
-            return
-        source = self.owner.pop(id(pkt), None)
-        self.metrics.departed(pkt, now)
-        self.link_free_at = done_at = now + -(-pkt.size * 8 * NS // self.link_rate)
-        if source is not None:
-            self._answer(source, pkt, now, done_at=done_at)
+    def _sleep(self, now):
+        """Nothing to send now: wake up when the scheduler's timer has work."""
+        wake = self.scheduler.next_timer()
+        if wake is not None and (self.timer_at is None or wake < self.timer_at):
+            self.timer_at = max(wake, now)
+            self._push(self.timer_at, TIMER)
 
     def run(self):
-        """Run to the end and return the :class:`Metrics`."""
+        """Run to the end and return the :class:`Metrics`.
+
+        The per-packet path (arrive, send, answer the source) is written out in this
+        loop rather than in methods: a call costs as much as the work it would hold.
+        """
         for source in self.sources:
             self._next_arrival(source)
-        events, instant, duration = self.events, self.instant, self.duration
-        pop, arrive, feedback, send = heapq.heappop, self._arrive, self._feedback, self._send
+        events, instant, duration, owner = self.events, self.instant, self.duration, self.owner
+        enqueue, dequeue = self.scheduler.enqueue, self.scheduler.dequeue
+        queued, departed = self.metrics.queued, self.metrics.departed
+        pop, later, next_in_instant = heapq.heappop, instant.append, instant.popleft
+        bit_ns, link_rate = 8 * NS, self.link_rate
+        busy_until = None  # while a packet is on the wire: when it is off
         while True:
             # the next instant: the earliest event, or the link coming free before it
-            free_at = self.link_free_at
             if events:
                 now = events[0][0]
-                if free_at is not None and free_at < now:
-                    now = free_at
-            elif free_at is not None:
-                now = free_at
+                if busy_until is not None and busy_until < now:
+                    now = busy_until
+            elif busy_until is not None:
+                now = busy_until
             else:
                 break
             if now >= duration:
                 break
             self.now = now
-            if free_at == now:
-                self.link_free_at = None
+            if busy_until == now:
+                busy_until = None
             # every event of this instant (arrivals above all) is in before the link
             # chooses: otherwise whichever packet was listed first would go out alone
             while True:
                 if events and events[0][0] == now:
                     kind, data = pop(events)[2:]
                 elif instant:
-                    kind, data = instant.popleft()
-                else:  # nothing left at this instant (or nothing but the link coming free)
-                    if self.link_free_at is None:
-                        send(now)
+                    kind, data = next_in_instant()
+                elif busy_until is None:  # the link is free: ask for a packet
+                    pkt = dequeue(now)
+                    if pkt is None:
+                        self._sleep(now)
+                    else:
+                        source = owner.pop(id(pkt), None)
+                        departed(pkt, now)
+                        busy_until = done_at = now + -(-pkt.size * bit_ns // link_rate)
+                        if source is not None:
+                            if source.rtt is None:
+                                reply = source.on_done(pkt, now)
+                                if reply is not None:
+                                    later((ARRIVAL, (source, reply, False)))
+                            else:
+                                self._answer(source, pkt, now, done_at=done_at)
                     if not instant:
                         break
                     continue
+                else:
+                    break
                 if kind == ARRIVAL:
-                    arrive(*data, now)
+                    source, pkt, streamed = data
+                    pkt.arrival = pkt.enqueued = now
+                    owner[id(pkt)] = source
+                    if enqueue(pkt, now):
+                        queued(pkt, now)
+                    elif id(pkt) in owner:
+                        self._refused(source, pkt, now)
+                    if streamed:  # the source's own stream: fetch its next packet lazily
+                        self._next_arrival(source)
                 elif kind == FEEDBACK:
-                    feedback(*data, now)
+                    self._feedback(*data, now)
                 else:
                     if self.timer_at == now:
                         self.timer_at = None

@@ -61,7 +61,8 @@ class Metrics:
 
     def queued(self, pkt, now):
         """After a successful enqueue: the rank the packet now holds joins the ideal PIFO."""
-        self._flow(pkt)
+        if pkt.flow not in self.flows:
+            self._flow(pkt)
         if self.events is not None:
             self.events.append((now, "enq", pkt.flow, pkt.seq, pkt.size))
         if pkt.rank is not None:
@@ -76,18 +77,19 @@ class Metrics:
         return 0
 
     def departed(self, pkt, now):
-        stats = self._flow(pkt)
-        stats.bytes += pkt.size
+        stats = self.flows.get(pkt.flow) or self._flow(pkt)
+        size = pkt.size
+        stats.bytes += size
         stats.packets += 1
         stats.delays.append(now - pkt.arrival)
-        stats.bins[min(BINS - 1, now * BINS // self.duration)] += pkt.size
+        stats.bins[min(BINS - 1, now * BINS // self.duration)] += size
         if pkt.rank is not None:
             overtaken = self._leave(pkt)
             self.ranked += 1
             self.inversions += overtaken
             self.inverted_packets += overtaken > 0
         if self.events is not None:
-            self.events.append((now, "deq", pkt.flow, pkt.seq, pkt.size))
+            self.events.append((now, "deq", pkt.flow, pkt.seq, size))
 
     def dropped(self, pkt, now, reason, was_queued):
         self._flow(pkt).drops += 1
