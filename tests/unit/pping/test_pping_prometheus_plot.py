@@ -69,6 +69,72 @@ def test_scrape_histograms_counters_and_losses():
     assert metric(text, 'pping_map_full_total{map="timestamp"}') == 1
 
 
+def test_known_series_exist_at_zero_before_the_first_event():
+    # Regression (found by a real Prometheus, tests/kernel/pping/test_pping_prometheus_real.py):
+    # a counter series first scraped at 5 loses those 5 in rate()/increase(); so every series
+    # whose labels the options determine is served at 0 from the start.
+    from xnf.plugins.pping.prometheus import PrometheusExporter
+
+    port = free_port()
+    exp = PrometheusExporter(f"127.0.0.1:{port}", PpingConfig(icmp=True)).start()
+    try:
+        text = scrape(port)
+    finally:
+        exp.close()
+    for proto in ("ICMP", "ICMPv6"):
+        assert metric(text, f'pping_rtt_events_total{{protocol="{proto}"}}') == 0
+        assert metric(text, f'pping_open_flows{{protocol="{proto}"}}') == 0
+        assert metric(text, f'pping_flow_events_total{{event="opening",protocol="{proto}",'
+                            'reason="first observed packet"}') == 0
+        assert metric(text, f'pping_flow_events_total{{event="closing",protocol="{proto}",'
+                            'reason="flow timeout"}') == 0
+    assert 'protocol="TCP"' not in text  # not tracked with --icmp alone
+    assert 'reason="SYN"' not in text  # no ICMP flow opens on a SYN
+    for m in ("timestamp", "flow", "aggregate"):
+        assert metric(text, f'pping_map_full_total{{map="{m}"}}') == 0
+    assert metric(text, "pping_dropped_events_total") == 0
+
+
+def test_tcp_series_and_aggregate_mode_series():
+    from xnf.plugins.pping.prometheus import PrometheusExporter
+
+    port = free_port()
+    exp = PrometheusExporter(f"127.0.0.1:{port}", PpingConfig()).start()
+    try:
+        text = scrape(port)
+    finally:
+        exp.close()
+    for reason in ("SYN", "SYN-ACK", "first observed packet"):
+        assert metric(text, f'pping_flow_events_total{{event="opening",protocol="TCP",reason="{reason}"}}') == 0
+    for reason in ("FIN", "RST", "flow timeout"):
+        assert metric(text, f'pping_flow_events_total{{event="closing",protocol="TCP",reason="{reason}"}}') == 0
+    # --aggregate reports per prefix only: no event series to pre-create
+    port = free_port()
+    exp = PrometheusExporter(f"127.0.0.1:{port}", PpingConfig(aggregate=1)).start()
+    try:
+        text = scrape(port)
+    finally:
+        exp.close()
+    assert "pping_rtt_events_total{" not in text and "pping_flow_events_total{" not in text
+
+
+def test_report_without_rtts_makes_no_histogram_series():
+    # Regression (real Prometheus): a prefix that only carried packets (ICMPv6 neighbour
+    # discovery in the catch-all ::/0) got 19 histogram series of zeros.
+    from xnf.plugins.pping.prometheus import PrometheusExporter
+
+    port = free_port()
+    exp = PrometheusExporter(f"127.0.0.1:{port}", PpingConfig(aggregate=1)).start()
+    try:
+        exp.observe(AggregateReport(TS, "::/0", 8, 640, 8, 640, [], 4_000_000))
+        exp.observe(AggregateReport(TS, "10.9.0.0/24", 5, 500, 6, 600, [0, 0, 0], 4_000_000))
+        text = scrape(port)
+    finally:
+        exp.close()
+    assert metric(text, 'pping_prefix_packets_total{direction="rx",prefix="::/0"}') == 8
+    assert "pping_rtt_seconds_count{" not in text
+
+
 def test_address_in_use_is_a_typed_error():
     from xnf.plugins.pping.prometheus import PrometheusError, PrometheusExporter
 

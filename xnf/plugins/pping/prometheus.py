@@ -13,6 +13,14 @@ is built. Metrics (all with the ``pping_`` prefix):
 * ``pping_prefix_packets_total{prefix,direction}``, ``pping_prefix_bytes_total{...}``
   from aggregated reports (``direction`` is ``rx`` or ``tx`` as seen by the prefix).
 * ``pping_dropped_events_total`` and ``pping_map_full_total{map}``: what was lost.
+
+Every counter and gauge series whose labels are known in advance (the protocols the
+options track, their flow-event reasons, the three maps) exists at 0 from the start.
+Prometheus computes ``rate()``/``increase()`` from the samples it scraped, so a series
+that first appears already at 5 loses those 5: a real Prometheus showed
+``increase(pping_rtt_events_total[1m])`` at 12.9 for 15 pings before this. Histogram
+series are per prefix, unknown until a host answers; their first scrape's samples
+are missing from rates (not from the cumulative buckets).
 """
 
 from __future__ import annotations
@@ -21,8 +29,13 @@ import functools
 
 from xnf.core.errors import XnfError
 from xnf.plugins.pping.config import PpingConfig, parse_listen_address
-from xnf.plugins.pping.events import AggregateReport, FlowEvent, RttEvent, Stats
+from xnf.plugins.pping.events import (
+    CLOSING, OPENING, REASON_FIN, REASON_FIRST_PACKET, REASON_RST, REASON_SYN, REASON_SYN_ACK,
+    REASON_TIMEOUT, AggregateReport, FlowEvent, RttEvent, Stats,
+)
 from xnf.plugins.pping.packet import prefix_of
+
+MAPS = ("timestamp", "flow", "aggregate")
 
 RTT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -68,6 +81,19 @@ class PrometheusExporter:
         c = self.config
         self._prefix = functools.lru_cache(maxsize=65536)(
             lambda ip: prefix_of(ip, c.aggregate_subnets_v4, c.aggregate_subnets_v6))
+        self._create_known_series()
+
+    def _create_known_series(self):
+        """Series at 0 before the first event, so that rate() counts from the start."""
+        for m in MAPS:
+            self.map_full.labels(m)
+        if self.config.aggregate:  # per-prefix reports only: no RTT or flow events
+            return
+        for proto, events in known_flow_events(self.config).items():
+            self.rtt_events.labels(proto)
+            self.open_flows.labels(proto).set(0)
+            for event, reason in events:
+                self.flow_events.labels(proto, event, reason)
 
     def start(self) -> "PrometheusExporter":
         """Serve ``/metrics`` on a background thread."""
@@ -96,6 +122,8 @@ class PrometheusExporter:
         for direction, pkts, nbytes in (("rx", rep.rx_packets, rep.rx_bytes), ("tx", rep.tx_packets, rep.tx_bytes)):
             self.prefix_packets.labels(rep.prefix, direction).inc(pkts)
             self.prefix_bytes.labels(rep.prefix, direction).inc(nbytes)
+        if not any(rep.histogram):
+            return  # a prefix with packets and no RTT: no histogram series of zeros (19 per prefix)
         hist = self.rtt.labels("all", rep.prefix)
         for i, count in enumerate(rep.histogram):
             mid = (i + 0.5) * rep.bin_width_ns / 1e9
@@ -106,7 +134,7 @@ class PrometheusExporter:
         """Advance the loss counters to a new cumulative :class:`Stats` snapshot."""
         last = self._last_stats
         self.dropped.inc(max(stats.dropped_events - last.dropped_events, 0))
-        for name in ("timestamp", "flow", "aggregate"):
+        for name in MAPS:
             delta = getattr(stats, f"{name}_map_full") - getattr(last, f"{name}_map_full")
             self.map_full.labels(name).inc(max(delta, 0))
         self._last_stats = stats
@@ -116,3 +144,19 @@ class PrometheusExporter:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def known_flow_events(config: PpingConfig) -> "dict[str, list[tuple[str, str]]]":
+    """Protocol -> the (event, reason) pairs its flows can report, for the tracked protocols."""
+    common = [(OPENING, REASON_FIRST_PACKET), (CLOSING, REASON_TIMEOUT)]
+    tcp = [(OPENING, REASON_SYN), (OPENING, REASON_SYN_ACK), (CLOSING, REASON_FIN), (CLOSING, REASON_RST)]
+    out = {}
+    if config.track_tcp:
+        out["TCP"] = common + tcp
+    if config.icmp:
+        out["ICMP"] = out["ICMPv6"] = common
+    if config.dns:
+        out["UDP"] = common
+    if config.quic:
+        out["QUIC"] = common
+    return out
