@@ -290,3 +290,42 @@ def test_concurrent_attaches_exactly_one_wins(netns_pair, iface_state):
     finally:
         detach_quietly(["pping", p.if_a, "--netns", p.ns_a])
     assert iface_state(p.ns_a, p.if_a) == before
+
+
+# --- netlink attachments: what a dead process left is removed from its records ------------------
+
+@pytest.mark.parametrize("cut", ["whole", "record-only"])
+def test_dead_attempt_with_netlink_attachments_is_cleared(bpffs, netns_pair, iface_state, counters, cut):
+    """A clsact filter (with the clsact qdisc it created) and a netlink XDP program stay after
+    their process dies; the records beside the pins let `remove_all` delete exactly them,
+    even when the process died between writing a record and pinning the program."""
+    from progs import counter_program
+
+    from xnf.core.attach import attach_tc, attach_xdp
+
+    p = netns_pair
+    before = iface_state(p.ns_a, p.if_a)
+    root = PinRoot(p.if_a, "nl", netns=p.ns_a, root=f"{bpffs}/xnf")
+    tc, xdp = counter_program("sched_cls", counters, 0), counter_program("xdp", counters, 1)
+    try:
+        with root.attaching() as txn:
+            for name, att in (("egress", attach_tc(tc, p.if_a, "egress", p.ns_a, via="clsact")),
+                              ("xdp", attach_xdp(xdp, p.if_a, "skb", p.ns_a, via="netlink"))):
+                txn.store(name, att).close()  # our fds go, as with a killed process
+            dead = txn.path.replace(f"~{os.getpid()}", "~999999")
+            os.rename(txn.path, dead)  # the process "dies" here: nothing runs its rollback
+            txn.path = None
+    finally:
+        tc.close()
+        xdp.close()
+    assert p.ping(2) == 2 and counters[0] >= 2 and counters[1] >= 2  # both still run
+    assert "bpf" in in_ns(p.ns_a, "tc", "filter", "show", "dev", p.if_a, "egress")
+    if cut == "record-only":
+        for name in ("egress", "xdp"):
+            os.unlink(os.path.join(dead, name, "prog"))  # killed between the record and the pin
+    assert [item.path for item in root.broken()] == [dead]
+    progs = {i for i in hook_ids(p) if i[0] == "prog"}  # (the counters map is the test's own)
+    root.remove_all()
+    assert len(progs) == 2 and still_there(progs) == set()
+    assert query(p.if_a, p.ns_a) == [] and not os.path.exists(dead)
+    assert iface_state(p.ns_a, p.if_a) == before  # filter, clsact qdisc and XDP program gone
