@@ -1,11 +1,12 @@
-"""The bucketed PIFO against a stable sort, its errors, and window rotation."""
+"""The bucketed PIFO against a stable sort, its errors, and window rotation; the heap
+PIFO against the bucketed one."""
 import random
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from xnf.plugins.pifo_sched.errors import QueueEmptyError, QueueFullError, RankRangeError
-from xnf.plugins.pifo_sched.pifo import BucketedPifo, IdealPifo
+from xnf.plugins.pifo_sched.pifo import BucketedPifo, HeapPifo, IdealPifo
 
 
 def replay(ops, rank_range=1 << 10, capacity=1 << 20):
@@ -135,3 +136,37 @@ def test_large_range_and_levels():
     for r in ranks:
         pifo.enqueue(r, r)
     assert [pifo.dequeue()[0] for _ in ranks] == sorted(ranks)
+
+
+def outcome(call):
+    try:
+        return call()
+    except (QueueEmptyError, QueueFullError, RankRangeError) as e:
+        return type(e).__name__, str(e)
+
+
+def heap_and_bucketed_agree(ops, rank_range, capacity):
+    """Apply the ops to both queues; every result, error message and window bound equal."""
+    heap, bucketed = HeapPifo(rank_range, capacity), BucketedPifo(rank_range, capacity)
+    for n, (op, rank) in enumerate(ops):
+        if op == "enq":
+            calls = [lambda q=q: q.enqueue(n, rank) for q in (heap, bucketed)]
+        else:
+            calls = [getattr(q, op) for q in (heap, bucketed)]
+        assert outcome(calls[0]) == outcome(calls[1]), (n, op, rank)
+        assert (len(heap), heap.min_rank, heap.max_rank) == (len(bucketed), bucketed.min_rank, bucketed.max_rank)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["enq", "enq", "dequeue", "peek"]), st.integers(0, 40)), max_size=200))
+def test_heap_pifo_is_the_bucketed_pifo_for_any_sequence(ops):
+    # ranks up to 40 on a range of 8: rotations, jumps forward and both range errors
+    heap_and_bucketed_agree(ops, 8, 12)
+
+
+def test_heap_pifo_is_the_bucketed_pifo_for_growing_tags():
+    rng, ops, now = random.Random(3), [], 0
+    for _ in range(20_000):  # virtual-time tags: growing, a little ahead of the last one served
+        now += rng.randrange(50)
+        ops.append(("enq", now + rng.randrange(300)) if rng.random() < 0.5 else ("dequeue", 0))
+    heap_and_bucketed_agree(ops, 256, 1 << 20)

@@ -22,6 +22,9 @@ class FairQueueing(Scheduler):
     def __len__(self):
         return self.root.count
 
+    def full(self):
+        return self.root.count >= self.capacity
+
     def flow_queue(self, key):
         leaf = self.flows.get(key)
         if leaf is None:
@@ -34,7 +37,8 @@ class FairQueueing(Scheduler):
         if self.full():
             self.drop(pkt, now, "overflow")
             return False
-        push_packet(self.flow_queue(pkt.flow), pkt)
+        leaf = self.flows.get(pkt.flow)
+        push_packet(self.flow_queue(pkt.flow) if leaf is None else leaf, pkt)
         return True
 
     def dequeue(self, now):

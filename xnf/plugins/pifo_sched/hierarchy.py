@@ -13,8 +13,7 @@ from idle starts at the current virtual time, so it has banked no credit.
 from collections import deque
 
 from xnf.plugins.pifo_sched.errors import SchedulerConfigError
-from xnf.plugins.pifo_sched.pifo import BucketedPifo
-from xnf.plugins.pifo_sched.scheduler import push_clamped
+from xnf.plugins.pifo_sched.pifo import HeapPifo
 
 RANK_RANGE = 1 << 20
 
@@ -59,7 +58,10 @@ class FlowQueue:
 
 
 class FairNode:
-    """Inner node: a PIFO of backlogged children ordered by fair-queueing tags."""
+    """Inner node: a PIFO of backlogged children ordered by fair-queueing tags.
+
+    The PIFO holds one entry per backlogged child, so it is a :class:`HeapPifo`.
+    """
 
     def __init__(self, key, weight=1.0, order="start", scale=1, rank_range=RANK_RANGE):
         if order not in ("start", "finish"):
@@ -68,8 +70,9 @@ class FairNode:
         self.key = key
         self.weight = weight
         self.order = order
+        self.by_finish = order == "finish"
         self.scale = scale
-        self.pifo = BucketedPifo(rank_range)
+        self.pifo = HeapPifo(rank_range)
         self.vtime = 0
         self.count = 0
         self.parent = None
@@ -92,30 +95,35 @@ class FairNode:
 
     def _push(self, child):
         rank = child.start
-        if self.order == "finish":
+        if self.by_finish:
             rank += self.cost(child.head_size(), child.weight)
-        push_clamped(self.pifo, child, rank)
+        pifo = self.pifo
+        pifo.enqueue(child, rank if rank >= pifo.min_rank else pifo.min_rank)  # a past rank goes first
 
     def pop(self):
-        """Serve the child with the lowest tag and return its packet."""
-        _, child = self.pifo.dequeue()
+        """Serve the child with the lowest tag and return its packet (the cost and the
+        push are written out: this runs once per packet at every level)."""
+        child = self.pifo.dequeue()[1]
         pkt = child.pop()
         self.count -= 1
-        child.finish = child.start + self.cost(pkt.size, child.weight)
-        self.vtime = max(self.vtime, child.start if self.order == "start" else child.finish)
+        cost = int(pkt.size * self.scale / child.weight + 0.5)
+        child.finish = finish = child.start + (cost if cost > 1 else 1)
+        tag = finish if self.by_finish else child.start
+        if tag > self.vtime:
+            self.vtime = tag
         if child.count:
-            child.start = child.finish
+            child.start = finish
             self._push(child)
         return pkt
 
 
 def push_packet(leaf, pkt):
     """Queue ``pkt`` at ``leaf`` and activate every ancestor that just became backlogged."""
-    leaf.push(pkt)
-    child = leaf
-    while child.parent is not None:
-        parent = child.parent
+    leaf.packets.append(pkt)
+    leaf.count += 1
+    child, parent = leaf, leaf.parent
+    while parent is not None:
         parent.count += 1
         if child.count == 1:
             parent.activate(child)
-        child = parent
+        child, parent = parent, parent.parent

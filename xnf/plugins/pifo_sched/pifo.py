@@ -24,7 +24,7 @@ class _Window:
 
     Only non-empty buckets exist (an emptied one is deleted, so a window that sweeps a
     wide range of ranks holds no garbage), and ``head`` caches the first one's index
-    (-1: unknown) so a pop walks the tree only after the previous head bucket emptied.
+    (-1: unknown), so the tree is walked only after the head bucket has emptied.
     """
 
     __slots__ = ("base", "buckets", "levels", "top_down", "count", "head")
@@ -43,64 +43,24 @@ class _Window:
         self.count = 0
         self.head = -1
 
-    def push(self, index, item):
-        bucket = self.buckets.get(index)
-        if bucket is None:
-            self.buckets[index] = deque((item,))
-            if not self.count:
-                self.head = index
-            elif index < self.head:
-                self.head = index
-            for level in self.levels:
-                word = index >> 6
-                old = level[word]
-                level[word] = old | (1 << (index & 63))
-                if old:
-                    break
-                index = word
-        else:
-            bucket.append(item)
-        self.count += 1
-
     def first(self):
         """Index of the first non-empty bucket (the window must not be empty)."""
-        if self.head >= 0:
-            return self.head
-        index = 0
-        for level in self.top_down:
-            word = level[index]
-            index = (index << 6) | ((word & -word).bit_length() - 1)
-        self.head = index
-        return index
-
-    def pop(self):
-        index = self.head
-        if index < 0:
+        if self.head < 0:
             index = 0
             for level in self.top_down:
                 word = level[index]
                 index = (index << 6) | ((word & -word).bit_length() - 1)
-        buckets = self.buckets
-        bucket = buckets[index]
-        item = bucket.popleft()
-        self.count -= 1
-        if bucket:
             self.head = index
-        else:
-            del buckets[index]
-            self.head = -1
-            i = index
-            for level in self.levels:
-                word = i >> 6
-                level[word] &= ~(1 << (i & 63))
-                if level[word]:
-                    break
-                i = word
-        return self.base + index, item
+        return self.head
 
 
 class BucketedPifo:
-    """Push-in first-out queue over a bounded, rotating rank window (see module doc)."""
+    """Push-in first-out queue over a bounded, rotating rank window (see module doc).
+
+    ``count`` is the number of queued elements (``len()`` without a call). The bucket
+    operations are written out in :meth:`enqueue` and :meth:`dequeue`, which every
+    scheduler calls once per packet.
+    """
 
     def __init__(self, rank_range=DEFAULT_RANGE, capacity=DEFAULT_CAPACITY):
         if not isinstance(rank_range, int) or rank_range < 2 or rank_range & (rank_range - 1):
@@ -111,14 +71,15 @@ class BucketedPifo:
                                  "give the largest number of elements the queue may hold")
         self.rank_range = rank_range
         self.capacity = capacity
+        self.count = 0
         self._primary = _Window(rank_range, 0)
         self._secondary = _Window(rank_range, rank_range)
 
     def __len__(self):
-        return self._primary.count + self._secondary.count
+        return self.count
 
     def __bool__(self):
-        return bool(self._primary.count or self._secondary.count)
+        return self.count > 0
 
     @property
     def min_rank(self):
@@ -135,46 +96,88 @@ class BucketedPifo:
         old = self._primary
         self._primary = self._secondary
         old.base = self._primary.base + self.rank_range
+        old.head = -1
         self._secondary = old
+
+    def _beyond_primary(self, rank):
+        """The window for a rank past the primary one: the secondary (rotating first when
+        the primary is empty and the rank is past the secondary too), or the primary
+        moved forward to the rank when the queue is empty."""
+        rank_range = self.rank_range
+        offset = rank - self._primary.base
+        if offset >= 2 * rank_range:
+            if not self.count:
+                base = rank - rank % rank_range  # empty queue: jump forward to the rank
+                self._primary.base = base
+                self._secondary.base = base + rank_range
+                return self._primary
+            if self._primary.count or offset >= 3 * rank_range:
+                raise RankRangeError(
+                    f"rank {rank} is above the highest rank {self.max_rank} the queue can order now",
+                    f"keep ranks within {rank_range} of the lowest queued rank, or use a larger rank_range")
+            self._rotate()  # primary empty: move the window on to make room
+        return self._secondary
 
     def enqueue(self, item, rank):
         """Queue ``item`` behind every element of rank <= ``rank``."""
-        if self._primary.count + self._secondary.count >= self.capacity:
+        if self.count >= self.capacity:
             raise QueueFullError(f"PIFO is full ({self.capacity} elements)",
                                  "dequeue first or create the queue with a larger capacity")
         if type(rank) is not int:
             raise RankRangeError(f"rank must be an int, got {type(rank).__name__} {rank!r}",
                                  "round the rank to an integer (scale it first to keep precision)")
-        primary = self._primary
-        offset = rank - primary.base
-        if offset < 0:
-            raise RankRangeError(f"rank {rank} is below the current minimum rank {primary.base}",
+        window = self._primary
+        index = rank - window.base
+        if index < 0:
+            raise RankRangeError(f"rank {rank} is below the current minimum rank {window.base}",
                                  "ranks may not go back behind a rotated window; clamp to min_rank")
-        rank_range = self.rank_range
-        if offset < rank_range:
-            primary.push(offset, item)
-            return
-        if offset >= 2 * rank_range:
-            if not primary.count and not self._secondary.count:
-                base = rank - rank % rank_range  # empty queue: jump forward to the rank
-                primary.base = base
-                self._secondary.base = base + rank_range
-                primary.push(rank - base, item)
-                return
-            if primary.count or offset >= 3 * rank_range:
-                raise RankRangeError(
-                    f"rank {rank} is above the highest rank {self.max_rank} the queue can order now",
-                    f"keep ranks within {rank_range} of the lowest queued rank, or use a larger rank_range")
-            self._rotate()  # primary empty: move the window on to make room
-        self._secondary.push(rank - self._secondary.base, item)
+        if index >= self.rank_range:
+            window = self._beyond_primary(rank)
+            index = rank - window.base
+        bucket = window.buckets.get(index)
+        if bucket is None:
+            window.buckets[index] = deque((item,))
+            if not window.count or index < window.head:
+                window.head = index
+            for level in window.levels:  # mark the bucket up the tree
+                word = index >> 6
+                old = level[word]
+                level[word] = old | (1 << (index & 63))
+                if old:
+                    break
+                index = word
+        else:
+            bucket.append(item)
+        window.count += 1
+        self.count += 1
 
     def dequeue(self):
         """Remove and return ``(rank, item)`` of the lowest rank, earliest arrival."""
-        if not self._primary.count:
-            if not self._secondary.count:
+        window = self._primary
+        if not window.count:
+            if not self.count:
                 raise QueueEmptyError("dequeue from an empty PIFO", "check len() first")
             self._rotate()
-        return self._primary.pop()
+            window = self._primary
+        index = window.head
+        if index < 0:
+            index = window.first()
+        buckets = window.buckets
+        bucket = buckets[index]
+        item = bucket.popleft()
+        window.count -= 1
+        self.count -= 1
+        if not bucket:
+            del buckets[index]
+            window.head = -1
+            i = index
+            for level in window.levels:  # clear the bucket's bit, and its word's if empty
+                word = i >> 6
+                level[word] &= ~(1 << (i & 63))
+                if level[word]:
+                    break
+                i = word
+        return window.base + index, item
 
     def peek(self):
         """``(rank, item)`` that :meth:`dequeue` would return, without removing it."""
@@ -183,6 +186,90 @@ class BucketedPifo:
             raise QueueEmptyError("peek at an empty PIFO", "check len() first")
         index = window.first()
         return window.base + index, window.buckets[index][0]
+
+
+class HeapPifo:
+    """:class:`BucketedPifo`'s queue (the same windows, rotations, errors and order) for
+    queues that hold few elements, such as a fair-queueing node's one entry per
+    backlogged child: the elements sit on a binary heap on (rank, arrival), which
+    heapq orders in C, instead of in buckets found by a walk of the bitmap tree in
+    Python (4 levels for a range of 2**20, where the heap holds a handful of entries).
+    The primary window's ranks are all below the secondary's, so the heap's order is
+    the buckets' order; the windows are tracked by their base and counts alone.
+    """
+
+    def __init__(self, rank_range=DEFAULT_RANGE, capacity=DEFAULT_CAPACITY):
+        if not isinstance(rank_range, int) or rank_range < 2 or rank_range & (rank_range - 1):
+            raise RankRangeError(f"rank_range must be a power of two >= 2, got {rank_range!r}",
+                                 "use e.g. 1 << 16")
+        if not isinstance(capacity, int) or capacity < 1:
+            raise QueueFullError(f"capacity must be a positive integer, got {capacity!r}",
+                                 "give the largest number of elements the queue may hold")
+        self.rank_range = rank_range
+        self.capacity = capacity
+        self.count = 0
+        self.min_rank = 0  # the primary window's base
+        self._in_primary = 0
+        self._heap = []
+        self._arrivals = 0
+
+    def __len__(self):
+        return self.count
+
+    def __bool__(self):
+        return self.count > 0
+
+    @property
+    def max_rank(self):
+        return self.min_rank + 2 * self.rank_range - 1
+
+    def enqueue(self, item, rank):
+        """Queue ``item`` behind every element of rank <= ``rank``."""
+        if self.count >= self.capacity:
+            raise QueueFullError(f"PIFO is full ({self.capacity} elements)",
+                                 "dequeue first or create the queue with a larger capacity")
+        if type(rank) is not int:
+            raise RankRangeError(f"rank must be an int, got {type(rank).__name__} {rank!r}",
+                                 "round the rank to an integer (scale it first to keep precision)")
+        offset = rank - self.min_rank
+        if offset < 0:
+            raise RankRangeError(f"rank {rank} is below the current minimum rank {self.min_rank}",
+                                 "ranks may not go back behind a rotated window; clamp to min_rank")
+        rank_range = self.rank_range
+        if offset < rank_range:
+            self._in_primary += 1
+        elif offset >= 2 * rank_range and not self.count:
+            self.min_rank = rank - rank % rank_range  # empty queue: jump forward to the rank
+            self._in_primary = 1
+        elif offset >= 2 * rank_range and (self._in_primary or offset >= 3 * rank_range):
+            raise RankRangeError(
+                f"rank {rank} is above the highest rank {self.max_rank} the queue can order now",
+                f"keep ranks within {rank_range} of the lowest queued rank, or use a larger rank_range")
+        elif offset >= 2 * rank_range:  # primary empty: move the window on to make room
+            self.min_rank += rank_range
+            self._in_primary = self.count
+        self._arrivals += 1
+        heapq.heappush(self._heap, (rank, self._arrivals, item))
+        self.count += 1
+
+    def dequeue(self):
+        """Remove and return ``(rank, item)`` of the lowest rank, earliest arrival."""
+        if not self._in_primary:
+            if not self.count:
+                raise QueueEmptyError("dequeue from an empty PIFO", "check len() first")
+            self.min_rank += self.rank_range  # the secondary becomes primary
+            self._in_primary = self.count
+        self._in_primary -= 1
+        self.count -= 1
+        rank, _, item = heapq.heappop(self._heap)
+        return rank, item
+
+    def peek(self):
+        """``(rank, item)`` that :meth:`dequeue` would return, without removing it."""
+        if not self.count:
+            raise QueueEmptyError("peek at an empty PIFO", "check len() first")
+        rank, _, item = self._heap[0]
+        return rank, item
 
 
 class IdealPifo:

@@ -140,6 +140,9 @@ class RankScheduler(Scheduler):
     def __len__(self):
         return len(self.pifo)
 
+    def full(self):
+        return self.pifo.count >= self.capacity
+
     def rank(self, pkt, now):
         raise NotImplementedError
 
@@ -151,7 +154,7 @@ class RankScheduler(Scheduler):
         return True
 
     def dequeue(self, now):
-        return self.pifo.dequeue()[1] if self.pifo else None
+        return self.pifo.dequeue()[1] if self.pifo.count else None
 
 
 class _FlowHead:

@@ -4,11 +4,12 @@ from xnf.plugins.pifo_sched.scheduler import Scheduler, check_weights, weight_of
 
 
 class _Credit:
-    __slots__ = ("round", "credit")
+    __slots__ = ("round", "credit", "quantum")
 
-    def __init__(self):
+    def __init__(self, quantum):
         self.round = -1
         self.credit = 0
+        self.quantum = quantum
 
 
 class Drr(Scheduler):
@@ -27,6 +28,9 @@ class Drr(Scheduler):
     def __len__(self):
         return len(self.pifo)
 
+    def full(self):
+        return self.pifo.count >= self.capacity
+
     def quantum_of(self, flow):
         return self.config["quantum"] * weight_of(self.config["weights"], flow)
 
@@ -36,8 +40,8 @@ class Drr(Scheduler):
             return False
         state = self.flows.get(pkt.flow)
         if state is None:
-            state = self.flows[pkt.flow] = _Credit()
-        quantum = self.quantum_of(pkt.flow)
+            state = self.flows[pkt.flow] = _Credit(self.quantum_of(pkt.flow))
+        quantum = state.quantum
         if state.round < self.round:  # idle flows keep no deficit from past rounds
             state.round = self.round
             state.credit = quantum
@@ -50,7 +54,7 @@ class Drr(Scheduler):
         return True
 
     def dequeue(self, now):
-        if not self.pifo:
+        if not self.pifo.count:
             return None
         self.round, pkt = self.pifo.dequeue()
         return pkt
