@@ -34,7 +34,7 @@ _SHDR = struct.Struct("<IIQQQQIIQQ")
 # file's own bytes bound everything else (tables are read from it, never sized from a count).
 MAX_DATA_SECTION = 1 << 29
 """Largest global-data section (.data, .rodata, .bss, ...): 512 MiB. The kernel refuses array
-values over 2 GiB, verifiers before Linux 6.17 refuse variable offsets past 512 MiB
+values over 2 GiB, older verifiers refuse variable offsets past 512 MiB
 (BPF_MAX_VAR_OFF), and a .bss declares its size without storing it."""
 MAX_KCONFIG = 1 << 16
 """Largest ``.kconfig`` layout: kernel config values are integers and short strings."""
