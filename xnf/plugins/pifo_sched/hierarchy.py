@@ -95,8 +95,9 @@ class FairNode:
 
     def _push(self, child):
         rank = child.start
-        if self.by_finish:
-            rank += self.cost(child.head_size(), child.weight)
+        if self.by_finish:  # + cost(head size), written out
+            cost = int(child.head_size() * self.scale / child.weight + 0.5)
+            rank += cost if cost > 1 else 1
         pifo = self.pifo
         pifo.enqueue(child, rank if rank >= pifo.min_rank else pifo.min_rank)  # a past rank goes first
 

@@ -140,20 +140,24 @@ class Simulation:
                     pkt = dequeue(now)
                     if pkt is None:
                         self._sleep(now)
-                    else:
-                        source = owner.pop(id(pkt), None)
-                        departed(pkt, now)
-                        busy_until = done_at = now + -(-pkt.size * bit_ns // link_rate)
-                        if source is not None:
-                            if source.rtt is None:
-                                reply = source.on_done(pkt, now)
-                                if reply is not None:
-                                    later((ARRIVAL, (source, reply, False)))
-                            else:
-                                self._answer(source, pkt, now, done_at=done_at)
-                    if not instant:
-                        break
-                    continue
+                        if not instant:
+                            break
+                        continue
+                    source = owner.pop(id(pkt), None)
+                    departed(pkt, now)
+                    busy_until = now + -(-pkt.size * bit_ns // link_rate)
+                    if source is None:
+                        continue
+                    if source.rtt is not None:
+                        self._answer(source, pkt, now, done_at=busy_until)
+                        continue
+                    reply = source.on_done(pkt, now)
+                    if reply is None:
+                        continue
+                    kind, data = ARRIVAL, (source, reply, False)
+                    if instant:  # answers to drops in the dequeue hook came first
+                        later((kind, data))
+                        continue
                 else:
                     break
                 if kind == ARRIVAL:

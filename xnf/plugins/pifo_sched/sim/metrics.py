@@ -82,7 +82,8 @@ class Metrics:
         stats.bytes += size
         stats.packets += 1
         stats.delays.append(now - pkt.arrival)
-        stats.bins[min(BINS - 1, now * BINS // self.duration)] += size
+        index = now * BINS // self.duration
+        stats.bins[index if index < BINS else BINS - 1] += size
         if pkt.rank is not None:
             overtaken = self._leave(pkt)
             self.ranked += 1
