@@ -51,7 +51,7 @@ class Simulation:
         self.instant = deque()  # (kind, data) of events for the current instant, in order
         self.now = None
         self.sequence = 0
-        self.owner = {}
+        self.owner = {}  # queued packet -> its source (by identity: Packet defines no equality)
         self.timer_at = None
         scheduler.on_drop = self._on_drop
 
@@ -63,7 +63,7 @@ class Simulation:
             heapq.heappush(self.events, (time, self.sequence, kind, data))
 
     def _on_drop(self, pkt, now, reason):
-        source = self.owner.pop(id(pkt), None)
+        source = self.owner.pop(pkt, None)
         self.metrics.dropped(pkt, now, reason, was_queued=source is not None)
         if source is not None:
             self._answer(source, pkt, now, lost=True)
@@ -89,7 +89,7 @@ class Simulation:
 
     def _refused(self, source, pkt, now):
         """The enqueue hook said False without passing the packet to the drop hook."""
-        del self.owner[id(pkt)]
+        del self.owner[pkt]
         self.metrics.dropped(pkt, now, "refused", was_queued=False)
         self._answer(source, pkt, now, lost=True)
 
@@ -143,7 +143,7 @@ class Simulation:
                         if not instant:
                             break
                         continue
-                    source = owner.pop(id(pkt), None)
+                    source = owner.pop(pkt, None)
                     departed(pkt, now)
                     busy_until = now + -(-pkt.size * bit_ns // link_rate)
                     if source is None:
@@ -163,10 +163,10 @@ class Simulation:
                 if kind == ARRIVAL:
                     source, pkt, streamed = data
                     pkt.arrival = pkt.enqueued = now
-                    owner[id(pkt)] = source
+                    owner[pkt] = source
                     if enqueue(pkt, now):
                         queued(pkt, now)
-                    elif id(pkt) in owner:
+                    elif pkt in owner:
                         self._refused(source, pkt, now)
                     if streamed:  # the source's own stream: fetch its next packet lazily
                         self._next_arrival(source)

@@ -84,8 +84,12 @@ class Metrics:
         stats.delays.append(now - pkt.arrival)
         index = now * BINS // self.duration
         stats.bins[index if index < BINS else BINS - 1] += size
-        if pkt.rank is not None:
-            overtaken = self._leave(pkt)
+        rank = pkt.rank
+        if rank is not None:
+            ranks = self.queued_ranks  # _leave(), written out
+            overtaken = bisect_left(ranks, rank)
+            if overtaken < len(ranks) and ranks[overtaken] == rank:
+                del ranks[overtaken]
             self.ranked += 1
             self.inversions += overtaken
             self.inverted_packets += overtaken > 0
