@@ -134,8 +134,16 @@ def cmd_run(args):
 
 
 def cmd_detach(args):
+    from xnf.core.errors import XnfError
+    from xnf.core.pin import PinPermissionError
+
     cls = registry.network_function(args.nf)
-    nf = cls.attached(args.iface, netns=args.netns)
+    try:
+        nf = cls.attached(args.iface, netns=args.netns)
+    except PinPermissionError:
+        raise
+    except XnfError:
+        nf = None  # pins that cannot be read as an instance: removed below as a broken one
     if nf is not None:
         nf.detach()
         print(f"{args.nf} detached from {args.iface}")
