@@ -329,3 +329,20 @@ def test_dead_attempt_with_netlink_attachments_is_cleared(bpffs, netns_pair, ifa
     assert len(progs) == 2 and still_there(progs) == set()
     assert query(p.if_a, p.ns_a) == [] and not os.path.exists(dead)
     assert iface_state(p.ns_a, p.if_a) == before  # filter, clsact qdisc and XDP program gone
+
+
+def test_unreadable_instance_is_broken_and_detach_removes_it(netns_pair):
+    """An instance directory that cannot be read (an older xnf cut short, a bad record) is
+    shown as broken, not hidden, and `xnf detach` removes it."""
+    p = netns_pair
+    root = PinRoot(p.if_a, "pping", netns=p.ns_a)
+    os.makedirs(root.maps_dir)
+    os.symlink("not json", os.path.join(root.path, "config"))
+    try:
+        (entry,) = status_of(p)
+        assert entry["state"] == "broken" and "cannot be read" in entry["problem"]
+        r = xnf("detach", "pping", p.if_a, "--netns", p.ns_a)
+        assert r.returncode == 0 and "removed a broken" in r.stdout, r.stderr
+        assert not os.path.exists(root.ifdir)
+    finally:
+        detach_quietly(["pping", p.if_a, "--netns", p.ns_a])
