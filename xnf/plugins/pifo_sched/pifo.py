@@ -12,6 +12,7 @@ one window ahead of the primary window. Ranks below the primary window raise
 """
 import heapq
 from collections import deque
+from heapq import heappop, heappush
 
 from xnf.plugins.pifo_sched.errors import QueueEmptyError, QueueFullError, RankRangeError
 
@@ -249,7 +250,7 @@ class HeapPifo:
             self.min_rank += rank_range
             self._in_primary = self.count
         self._arrivals += 1
-        heapq.heappush(self._heap, (rank, self._arrivals, item))
+        heappush(self._heap, (rank, self._arrivals, item))
         self.count += 1
 
     def dequeue(self):
@@ -261,7 +262,7 @@ class HeapPifo:
             self._in_primary = self.count
         self._in_primary -= 1
         self.count -= 1
-        rank, _, item = heapq.heappop(self._heap)
+        rank, _, item = heappop(self._heap)
         return rank, item
 
     def peek(self):

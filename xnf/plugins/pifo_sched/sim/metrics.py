@@ -65,8 +65,13 @@ class Metrics:
             self._flow(pkt)
         if self.events is not None:
             self.events.append((now, "enq", pkt.flow, pkt.seq, pkt.size))
-        if pkt.rank is not None:
-            insort(self.queued_ranks, pkt.rank)
+        rank = pkt.rank
+        if rank is not None:
+            ranks = self.queued_ranks
+            if not ranks or rank >= ranks[-1]:  # insort's place when no queued rank is higher
+                ranks.append(rank)
+            else:
+                insort(ranks, rank)
 
     def _leave(self, pkt):
         if pkt.rank is not None:
@@ -86,10 +91,14 @@ class Metrics:
         stats.bins[index if index < BINS else BINS - 1] += size
         rank = pkt.rank
         if rank is not None:
-            ranks = self.queued_ranks  # _leave(), written out
-            overtaken = bisect_left(ranks, rank)
-            if overtaken < len(ranks) and ranks[overtaken] == rank:
-                del ranks[overtaken]
+            ranks = self.queued_ranks  # _leave(), written out; mostly the lowest leaves
+            if ranks and ranks[0] == rank:
+                overtaken = 0
+                del ranks[0]
+            else:
+                overtaken = bisect_left(ranks, rank)
+                if overtaken < len(ranks) and ranks[overtaken] == rank:
+                    del ranks[overtaken]
             self.ranked += 1
             self.inversions += overtaken
             self.inverted_packets += overtaken > 0
