@@ -331,6 +331,38 @@ def test_dead_attempt_with_netlink_attachments_is_cleared(bpffs, netns_pair, ifa
     assert iface_state(p.ns_a, p.if_a) == before  # filter, clsact qdisc and XDP program gone
 
 
+def test_dead_attempt_between_netlink_attach_and_pin_is_cleared(bpffs, netns_pair, counters):
+    """Killed after the kernel accepted a netlink attachment but before it was pinned: the
+    pending record written before attaching (Transaction.intend) names the program, and
+    `remove_all` finds it on the interface by id and removes it (the clsact qdisc, which
+    nothing proves was made by that process, stays)."""
+    from progs import counter_program
+
+    from xnf.core.attach import attach_tc, attach_xdp
+
+    p = netns_pair
+    root = PinRoot(p.if_a, "nl", netns=p.ns_a, root=f"{bpffs}/xnf")
+    tc, xdp = counter_program("sched_cls", counters, 0), counter_program("xdp", counters, 1)
+    try:
+        with root.attaching() as txn:
+            txn.intend("egress", tc)
+            attach_tc(tc, p.if_a, "egress", p.ns_a, via="clsact").close()
+            txn.intend("xdp", xdp)
+            attach_xdp(xdp, p.if_a, "skb", p.ns_a, via="netlink").close()
+            dead = txn.path.replace(f"~{os.getpid()}", "~999999")
+            os.rename(txn.path, dead)
+            txn.path = None
+        progs = {i for i in hook_ids(p) if i[0] == "prog"}
+    finally:
+        tc.close()
+        xdp.close()
+    assert len(progs) == 2 and p.ping(2) == 2 and counters[0] >= 2 and counters[1] >= 2
+    assert [item.path for item in root.broken()] == [dead]
+    root.remove_all()
+    assert still_there(progs) == set() and query(p.if_a, p.ns_a) == [] and not os.path.exists(dead)
+    assert in_ns(p.ns_a, "tc", "filter", "show", "dev", p.if_a, "egress") == ""
+
+
 def test_unreadable_instance_is_broken_and_detach_removes_it(netns_pair):
     """An instance directory that cannot be read (an older xnf cut short, a bad record) is
     shown as broken, not hidden, and `xnf detach` removes it."""

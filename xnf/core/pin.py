@@ -203,14 +203,16 @@ def _listdir(path):
 # --- records ---------------------------------------------------------------------------
 
 def write_record(path, data):
-    """Store ``data`` as JSON in the target of a symlink at ``path`` (replacing one there).
+    """Store ``data`` as JSON in the target of a symlink at ``path`` (replacing one there, atomically).
 
     bpffs holds only directories, pins and symlinks, so a record is a symlink that
     ``readlink`` (or :func:`read_record`) turns back into the data.
     """
-    if os.path.lexists(path):
-        os.unlink(path)
-    os.symlink(json.dumps(data, sort_keys=True), path)
+    fresh = path + _MARK + "new"
+    if os.path.lexists(fresh):
+        os.unlink(fresh)
+    os.symlink(json.dumps(data, sort_keys=True), fresh)
+    os.rename(fresh, path)  # atomic: the record is the old one or the new one, never missing
 
 
 def read_record(path, what="xnf record"):
@@ -386,6 +388,7 @@ def _unescape(name):
 
 
 ATTACHING, DETACHING = "attaching", "detaching"
+PENDING = "pending"  # the kind of a record written before its attachment exists (Transaction.intend)
 _MARK = "~"  # <nf>~attaching~<pid>: a staging or detaching directory beside the instance
 
 
@@ -646,6 +649,22 @@ class Transaction:
         self._stored.append(attachment)
         checkpoint(f"pinned-{name}")
         return attachment
+
+    def intend(self, name, program):
+        """Record, before attaching ``program`` as ``name``, that it is about to be attached.
+
+        A netlink attachment (XDP through netlink, a cls_bpf filter) outlives its process;
+        killed between the kernel's answer and :meth:`store`, this pending record is what
+        lets a later detach find it (by program id) and remove it. Links need none: they
+        end with their process.
+        """
+        from xnf.core import info
+
+        _check_name("attachment name", name)
+        os.makedirs(os.path.join(self.path, name), mode=0o700, exist_ok=True)
+        prog_id = info.prog_info(getattr(program, "fd", program)).id
+        write_record(os.path.join(self.path, name, "record"),
+                     {"kind": PENDING, "ifname": self.root.ifname, "netns": self.root.netns, "prog_id": prog_id})
 
     def pin_maps(self, maps):
         """Pin ``(name, map)`` pairs under the instance's ``maps`` directory."""

@@ -254,7 +254,7 @@ class Attachment:
         if os.path.lexists(path) and not os.path.isdir(path):
             raise PinError(f"cannot pin an attachment at {path}: something that is not a directory is there",
                            "pick another path, or remove what is there first (rm PATH)")
-        if os.path.lexists(os.path.join(path, RECORD)):
+        if os.path.lexists(os.path.join(path, RECORD)) and read_record(path).get("kind") != _pin.PENDING:
             raise PinError(f"{path} already holds a pinned attachment",
                            "remove it first (Attachment.load_pinned(path).detach()) or pick another name")
         try:
@@ -358,11 +358,38 @@ def detach_pinned(path):
     _remove_pin_dir(path)
 
 
+def _remove_pending(rec):
+    """Remove the netlink attachment a pending record announced, if it was made: found on
+    the interface by its program id (a link made then ended with its process)."""
+    from xnf.core import netns as _netns
+    from xnf.core.attach import query
+    from xnf.core.attach.tc import TcAttachment, parse_handle
+    from xnf.core.attach.xdp import detach_xdp
+    from xnf.core.errors import InterfaceNotFoundError, NamespaceNotFoundError
+
+    ifname, netns, prog_id = rec.get("ifname"), rec.get("netns"), rec.get("prog_id")
+    try:
+        found = [hp for hp in query(ifname, netns) if hp.prog_id == prog_id and hp.via == "netlink"]
+        for hp in found:
+            if hp.hook == "xdp":
+                detach_xdp(ifname, prog_id, mode=hp.where, netns=netns)
+                continue
+            att = TcAttachment(ifname=ifname, ifindex=_netns.ifindex(ifname, netns), netns=netns, prog_id=prog_id,
+                               program=syscall.fd_by_id("prog", prog_id), parent=parse_handle(hp.where),
+                               prio=hp.prio, handle=hp.handle)
+            att.detach()
+    except (InterfaceNotFoundError, NamespaceNotFoundError):
+        pass  # the interface is gone, and what was attached to it
+
+
 def _from_record(path):
     from xnf.core import pin as _pin
     from xnf.core.attach import tc, tcx, xdp  # noqa: F401  (register the kinds)
 
     rec = _pin.read_record(os.path.join(path, RECORD), "xnf attachment record")
+    if rec is not None and rec.get("kind") == _pin.PENDING:
+        _remove_pending(rec)
+        return None
     if rec is None or rec.get("via") != "netlink" or rec.get("kind") not in _KINDS:
         return None
     try:

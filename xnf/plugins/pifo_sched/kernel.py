@@ -219,6 +219,8 @@ class EgressDataPath:
             self.htb.build()
             built = True
             checkpoint("htb-built")
+            if txn is not None:
+                txn.intend("egress", self.collection.programs["sched_egress"])
             self.attachment = attach_tc(self.collection.programs["sched_egress"], self.ifname, "egress",
                                         netns=self.netns)
             checkpoint("attached-egress")

@@ -187,7 +187,7 @@ class Datapath:
 
     def _build(self, txn):
         try:
-            self._load_and_attach()
+            self._load_and_attach(txn)
             if txn is not None:
                 self._pin(txn)
             if self.config.cleanup_interval:
@@ -197,7 +197,9 @@ class Datapath:
             self.close()  # our own objects only: nothing is published yet
             raise
 
-    def _load_and_attach(self):
+    def _load_and_attach(self, txn):
+        """Load, then attach egress and ingress; with ``txn``, each announced first
+        (:meth:`~xnf.core.pin.Transaction.intend`), so a netlink attachment is never unrecorded."""
         from xnf.core.attach import attach_tc, attach_xdp
         from xnf.core.attach.tc import edge
 
@@ -206,14 +208,17 @@ class Datapath:
         checkpoint("loaded")
         progs = self.collection.programs
         # closest to the wire: last on egress, first on ingress (docs/pping.md, "Where pping stamps")
+        _intend(txn, "egress", progs["pping_tc_egress"])
         self.attachments["egress"] = attach_tc(progs["pping_tc_egress"], self.iface, "egress", netns=self.netns,
                                                **edge("last"))
         checkpoint("attached-egress")
         if c.ingress_hook == "xdp":
             mode = {"unspecified": "auto", "native": "native", "generic": "skb"}[c.xdp_mode]
+            _intend(txn, "ingress", progs["pping_xdp_ingress"])
             self.attachments["ingress"] = attach_xdp(progs["pping_xdp_ingress"], self.iface,
                                                      mode=mode, netns=self.netns)
         else:
+            _intend(txn, "ingress", progs["pping_tc_ingress"])
             self.attachments["ingress"] = attach_tc(progs["pping_tc_ingress"], self.iface, "ingress",
                                                     netns=self.netns, **edge("first"))
         checkpoint("attached-ingress")
@@ -394,6 +399,11 @@ class _PinnedCollection:
     def close(self):
         for m in self.maps.values():
             m.close()
+
+
+def _intend(txn, name, program):
+    if txn is not None:
+        txn.intend(name, program)
 
 
 def _config_dict(config: PpingConfig) -> dict:

@@ -19,7 +19,7 @@ import struct
 import time
 
 from xnf.plugins.pping.config import ConfigError, PpingConfig
-from xnf.plugins.pping.datapath import Datapath, is_l3, load
+from xnf.plugins.pping.datapath import Datapath, _intend, is_l3, load
 from xnf.plugins.pping.events import Flow, RttEvent
 
 NIC_OBJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pping_nic.bpf.o")
@@ -76,7 +76,7 @@ class OffloadDatapath(Datapath):
             raise ConfigError(f"{self.iface} has no Ethernet header; pping's NIC stage parses Ethernet frames",
                               "use --mode native or skb on this interface")
 
-    def _load_and_attach(self):
+    def _load_and_attach(self, txn):
         """Load the host egress side and the bound NIC stage, attach tc egress and XDP in hardware mode."""
         import xnf
         from xnf.core.attach import attach_tc, attach_xdp
@@ -89,11 +89,13 @@ class OffloadDatapath(Datapath):
             self.nic = xnf.load(self._nic_spec, programs=[NIC_PROGRAM])
         checkpoint("loaded")
         self.nic.maps["pping_nic_cfg"][0] = 0  # every port: flows are filtered on the host
+        _intend(txn, "egress", self.collection.programs["pping_tc_egress"])
         self.attachments["egress"] = attach_tc(self.collection.programs["pping_tc_egress"], self.iface,
                                                "egress", netns=self.netns)
         checkpoint("attached-egress")
         prog = self.nic.programs[NIC_PROGRAM]
         check_xdp_attach(prog, self.iface, MODE, self.netns)
+        _intend(txn, "ingress", prog)
         self.attachments["ingress"] = attach_xdp(prog, self.iface, mode=MODE, netns=self.netns)
         checkpoint("attached-ingress")
 
