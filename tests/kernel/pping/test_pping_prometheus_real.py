@@ -14,7 +14,8 @@ scraped counters, nothing statistical): RTT and flow-event counters per label se
 against the records pping printed; every bucket, the count and the sum of the RTT
 histogram against the printed RTTs; ``histogram_quantile(0.5, ...)`` against the same
 interpolation done here on the printed RTTs; the aggregated instance's prefix
-counters and histogram counts against its reports. Then every query of
+counters and histogram counts against its reports. The stored metric names are
+exactly the documented ones (no ``*_created`` series). Then every query of
 docs/examples/grafana-pping.json (and its template variables) runs against this
 Prometheus and must parse and return data.
 """
@@ -356,6 +357,14 @@ def test_real_prometheus_scrapes_pping(topo):
             want_rc = {k: float(v) for k, v in rc.items() if v}
             return (got_pk == want_pk and got_rc == want_rc and sum(rc.values()) > 0) or (got_pk, want_pk, got_rc, want_rc)
         wait_for("Prometheus to hold the aggregated reports", agg_caught_up, 20)
+        # exactly the documented metrics, no *_created series beside them
+        hist = {"pping_rtt_seconds_bucket", "pping_rtt_seconds_count", "pping_rtt_seconds_sum"}
+        losses = {"pping_dropped_events_total", "pping_map_full_total"}
+        for job, want in ((ev_job, hist | losses | {"pping_rtt_events_total", "pping_flow_events_total",
+                                                    "pping_open_flows"}),
+                          (agg_job, hist | losses | {"pping_prefix_packets_total", "pping_prefix_bytes_total"})):
+            names = api.get("/api/v1/label/__name__/values", **{"match[]": f"{{{job}}}"})
+            assert {n for n in names if n.startswith("pping_")} == want, (job, names)
         agg_prefixes = {k[0] for k in api.values(f"pping_prefix_packets_total{{{agg_job}}}", "prefix", "direction")}
         assert {prefix24(topo.cli_ip), prefix24(topo.srv_ip)} <= agg_prefixes
 

@@ -95,6 +95,29 @@ def test_known_series_exist_at_zero_before_the_first_event():
     assert metric(text, "pping_dropped_events_total") == 0
 
 
+def test_no_created_samples_in_either_format():
+    # Regression (real Prometheus 2.42): every *_created sample became a series of its own.
+    from xnf.plugins.pping.prometheus import PrometheusExporter
+
+    port = free_port()
+    exp = PrometheusExporter(f"127.0.0.1:{port}", PpingConfig(icmp=True)).start()
+    try:
+        exp.observe(RttEvent(TS, ICMP, 400_000, 400_000, 1, 1, 1, 1, False, "icmp"))
+        text = scrape(port)
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",  # what Prometheus asks for first
+                                     headers={"Accept": "application/openmetrics-text;version=1.0.0"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            om = r.read().decode()
+            om_type = r.headers["Content-Type"]
+    finally:
+        exp.close()
+    assert om_type.startswith("application/openmetrics-text") and om.endswith("# EOF\n")
+    for body in (text, om):
+        assert "_created" not in body
+        assert 'pping_rtt_events_total{protocol="ICMP"} 1.0' in body
+        assert 'pping_rtt_seconds_count{prefix="192.168.7.0/24",protocol="ICMP"} 1.0' in body
+
+
 def test_tcp_series_and_aggregate_mode_series():
     from xnf.plugins.pping.prometheus import PrometheusExporter
 

@@ -21,6 +21,10 @@ that first appears already at 5 loses those 5: a real Prometheus showed
 ``increase(pping_rtt_events_total[1m])`` at 12.9 for 15 pings before this. Histogram
 series are per prefix, unknown until a host answers; their first scrape's samples
 are missing from rates (not from the cumulative buckets).
+
+``*_created`` samples are not served: Prometheus 2.42 (Debian bookworm) stored each
+as a series of its own, one per counter and histogram series, and uses them for
+nothing; the zero series above give rates their start instead.
 """
 
 from __future__ import annotations
@@ -97,8 +101,11 @@ class PrometheusExporter:
 
     def start(self) -> "PrometheusExporter":
         """Serve ``/metrics`` on a background thread."""
+        pc = _client()
+        served = pc.CollectorRegistry(auto_describe=False)
+        served.register(_WithoutCreated(self.registry))
         try:
-            self._server, _thread = _client().start_http_server(self.port, self.address, self.registry)
+            self._server, _thread = pc.start_http_server(self.port, self.address, served)
         except OSError as exc:
             raise PrometheusError(f"--prometheus {self.address}:{self.port}: cannot listen: {exc.strerror}") from None
         return self
@@ -144,6 +151,23 @@ class PrometheusExporter:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+class _WithoutCreated:
+    """A registry's metrics without their ``*_created`` samples (a collector of its own
+    rather than prometheus_client's process-wide switch, which would change every
+    other registry of an embedding program)."""
+
+    def __init__(self, registry):
+        self._registry = registry
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        for metric in self._registry.collect():
+            metric.samples = [s for s in metric.samples if not s.name.endswith("_created")]
+            yield metric
 
 
 def known_flow_events(config: PpingConfig) -> "dict[str, list[tuple[str, str]]]":
