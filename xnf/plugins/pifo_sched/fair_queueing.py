@@ -1,5 +1,5 @@
 """Flat fair queueing over per-flow FIFOs: the shared body of STFQ and WFQ."""
-from xnf.plugins.pifo_sched.hierarchy import FairNode, FlowQueue, push_packet, tag_scale
+from xnf.plugins.pifo_sched.hierarchy import FairNode, FlowQueue, tag_scale
 from xnf.plugins.pifo_sched.scheduler import Scheduler, check_weights, weight_of
 
 
@@ -38,7 +38,14 @@ class FairQueueing(Scheduler):
             self.drop(pkt, now, "overflow")
             return False
         leaf = self.flows.get(pkt.flow)
-        push_packet(self.flow_queue(pkt.flow) if leaf is None else leaf, pkt)
+        if leaf is None:
+            leaf = self.flow_queue(pkt.flow)
+        leaf.packets.append(pkt)  # push_packet() for a tree of one level, written out
+        leaf.count += 1
+        root = self.root
+        root.count += 1
+        if leaf.count == 1:
+            root.activate(leaf)
         return True
 
     def dequeue(self, now):
