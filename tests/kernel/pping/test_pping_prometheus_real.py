@@ -18,6 +18,10 @@ counters and histogram counts against its reports. The stored metric names are
 exactly the documented ones (no ``*_created`` series). Then every query of
 docs/examples/grafana-pping.json (and its template variables) runs against this
 Prometheus and must parse and return data.
+
+No timing bound decides the outcome: each comparison is between two views of the same
+events, and the waits allow 20-60 s for what takes 1-2 s (the one bound on a rate,
+increase(), is derived beside it). Run time 20-27 s.
 """
 import bisect
 import collections
