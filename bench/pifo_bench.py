@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Python bucketed PIFO against heapq, and packets per second of the reference runtime.
+"""Python bucketed PIFO against heapq (the runtime's speed: bench/sim_speed.py).
 
 Hold model: the queue is filled with N elements, then each step dequeues the lowest
 rank r and enqueues a new element of rank r + U(0, range/4), so the size stays N and
@@ -49,19 +49,6 @@ def hold_heapq(size, increments):
     return (time.perf_counter_ns() - start) / len(increments)
 
 
-def runtime_rate(seconds):
-    from xnf.plugins.pifo_sched.sim.runner import simulate
-
-    out = []
-    for algorithm, config in (("fifo", None), ("wfq", {"weights": [1, 2, 3]}), ("drr", {"weights": [1, 2, 3]})):
-        start = time.perf_counter()
-        results, _ = simulate(algorithm, config, [{"kind": "bulk", "flow": f, "size": "mixed"} for f in range(3)],
-                              "100mbit", seconds, seed=1)
-        elapsed = time.perf_counter() - start
-        out.append((algorithm, results["packets"], results["packets"] / elapsed))
-    return out
-
-
 def main(argv):
     quick = "--quick" in argv
     steps = 50_000 if quick else 200_000
@@ -80,9 +67,6 @@ def main(argv):
         print(f"{size:>9} {costs[size]:>13.0f} {heap_costs[size]:>14.0f} {costs[size] / heap_costs[size]:>11.2f}")
     growth = costs[10**6] / costs[10**3]
     print(f"PIFO cost growth 10^3 -> 10^6 queued: {growth:.2f}x (bound 2x: {'ok' if growth <= 2 else 'EXCEEDED'})")
-    print("\nreference runtime, 3 bulk flows on 100 Mbit/s:")
-    for algorithm, packets, rate in runtime_rate(0.5 if quick else 2.0):
-        print(f"  {algorithm:<5} {packets:>7} packets  {rate:>9.0f} simulated packets/s")
     return 0 if growth <= 2 else 1
 
 
