@@ -14,7 +14,7 @@ Configuration is a dict checked against :attr:`Scheduler.defaults`.
 from collections import deque
 
 from xnf.plugins.pifo_sched.errors import SchedulerConfigError
-from xnf.plugins.pifo_sched.pifo import BucketedPifo
+from xnf.plugins.pifo_sched.pifo import BucketedPifo, HeapPifo
 
 #: options every scheduler accepts
 COMMON_DEFAULTS = {"capacity": 10000}
@@ -188,7 +188,7 @@ class FlowOrderScheduler(Scheduler):
 
     def __init__(self, config=None):
         super().__init__(config)
-        self.pifo = BucketedPifo(self.pifo_range())
+        self.pifo = HeapPifo(self.pifo_range())  # an entry per backlogged flow (and stale ones)
         self.flows = {}
         self.count = 0
 

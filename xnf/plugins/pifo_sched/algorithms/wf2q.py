@@ -20,7 +20,7 @@ start tag of the flow on the wire, and a flow arriving during that packet starte
 too late.
 """
 from xnf.plugins.pifo_sched.hierarchy import FlowQueue, RANK_RANGE, tag_scale
-from xnf.plugins.pifo_sched.pifo import BucketedPifo
+from xnf.plugins.pifo_sched.pifo import HeapPifo
 from xnf.plugins.pifo_sched.scheduler import Scheduler, check_weights, push_clamped, weight_of
 
 
@@ -35,8 +35,8 @@ class Wf2q(Scheduler):
         check_weights([self.config["default_weight"]], "default_weight")
         values = list(weights.values() if isinstance(weights, dict) else weights or [])
         self.scale = tag_scale(self.config["max_packet"], min(values + [self.config["default_weight"]]))
-        self.eligible = BucketedPifo(RANK_RANGE)
-        self.pending = BucketedPifo(RANK_RANGE)
+        self.eligible = HeapPifo(RANK_RANGE)  # one entry per backlogged flow in either
+        self.pending = HeapPifo(RANK_RANGE)
         self.flows = {}
         self.vtime = 0
         self.total_weight = sum(values)  # grows as flows not in `weights` show up
