@@ -405,7 +405,7 @@ def _from_record(path):
 
 
 def _remove_pin_dir(path):
-    for name in (LINK_PIN, PROG_PIN, RECORD):
+    for name in (LINK_PIN, PROG_PIN, RECORD, RECORD + "~new"):  # (a record being replaced: pin.write_record)
         try:
             os.unlink(os.path.join(path, name))
         except FileNotFoundError:
