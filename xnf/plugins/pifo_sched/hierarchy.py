@@ -29,9 +29,10 @@ def tag_scale(max_packet, min_weight, rank_range=RANK_RANGE):
 
 
 class FlowQueue:
-    """Leaf: FIFO of one flow's packets; ``start``/``finish`` are its tags in the parent."""
+    """Leaf: FIFO of one flow's packets; ``start``/``finish`` are its tags in the parent,
+    ``costs`` the parent's :meth:`FairNode.cost` of its packets, by size."""
 
-    __slots__ = ("key", "weight", "packets", "count", "parent", "start", "finish")
+    __slots__ = ("key", "weight", "packets", "count", "parent", "start", "finish", "costs")
 
     def __init__(self, key, weight=1.0):
         self.key = key
@@ -41,6 +42,7 @@ class FlowQueue:
         self.parent = None
         self.start = 0
         self.finish = 0
+        self.costs = {}
 
     def __len__(self):
         return self.count
@@ -78,11 +80,14 @@ class FairNode:
         self.parent = None
         self.start = 0
         self.finish = 0
+        self.costs = {}  # as a child: the parent's cost of its packets, by size
 
     def __len__(self):
         return self.count
 
     def cost(self, size, weight):
+        """Virtual-time cost of ``size`` bytes at ``weight``; a child caches it by size in
+        ``child.costs`` (a dict lookup is cheaper than the float arithmetic)."""
         return max(1, int(size * self.scale / weight + 0.5))
 
     def head_size(self):
@@ -95,20 +100,24 @@ class FairNode:
 
     def _push(self, child):
         rank = child.start
-        if self.by_finish:  # + cost(head size), written out
-            cost = int(child.head_size() * self.scale / child.weight + 0.5)
-            rank += cost if cost > 1 else 1
+        if self.by_finish:
+            size = child.head_size()
+            cost = child.costs.get(size)
+            if cost is None:
+                cost = child.costs[size] = self.cost(size, child.weight)
+            rank += cost
         pifo = self.pifo
         pifo.enqueue(child, rank if rank >= pifo.min_rank else pifo.min_rank)  # a past rank goes first
 
     def pop(self):
-        """Serve the child with the lowest tag and return its packet (the cost and the
-        push are written out: this runs once per packet at every level)."""
+        """Serve the child with the lowest tag and return its packet."""
         child = self.pifo.dequeue()[1]
         pkt = child.pop()
         self.count -= 1
-        cost = int(pkt.size * self.scale / child.weight + 0.5)
-        child.finish = finish = child.start + (cost if cost > 1 else 1)
+        cost = child.costs.get(pkt.size)
+        if cost is None:
+            cost = child.costs[pkt.size] = self.cost(pkt.size, child.weight)
+        child.finish = finish = child.start + cost
         tag = finish if self.by_finish else child.start
         if tag > self.vtime:
             self.vtime = tag

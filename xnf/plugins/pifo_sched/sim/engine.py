@@ -113,6 +113,7 @@ class Simulation:
         queued, departed = self.metrics.queued, self.metrics.departed
         pop, later, next_in_instant = heapq.heappop, instant.append, instant.popleft
         bit_ns, link_rate = 8 * NS, self.link_rate
+        wire_ns = {}  # size -> ns on the wire: the division is on multi-digit ints, per packet
         busy_until = None  # while a packet is on the wire: when it is off
         while True:
             # the next instant: the earliest event, or the link coming free before it
@@ -145,7 +146,10 @@ class Simulation:
                         continue
                     source = owner.pop(pkt, None)
                     departed(pkt, now)
-                    busy_until = now + -(-pkt.size * bit_ns // link_rate)
+                    wire = wire_ns.get(pkt.size)
+                    if wire is None:
+                        wire = wire_ns[pkt.size] = -(-pkt.size * bit_ns // link_rate)
+                    busy_until = now + wire
                     if source is None:
                         continue
                     if source.rtt is not None:

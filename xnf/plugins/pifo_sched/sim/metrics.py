@@ -52,6 +52,19 @@ class Metrics:
         self.inverted_packets = 0
         self.ranked = 0
         self.events = events  # a list to append (time, event, flow, seq, size) to, or None
+        self._bin, self._bin_start, self._bin_end = 0, 0, 0  # the throughput bin of the last departure
+
+    def _bin_of(self, now):
+        """Throughput bin ``now * BINS // duration`` (the last one from the end on), and the
+        times it covers: departures come in time order, so the division (on multi-digit
+        ints) is done once per bin rather than once per packet."""
+        index = now * BINS // self.duration
+        if index >= BINS - 1:
+            index, end = BINS - 1, float("inf")
+        else:
+            end = -(-(index + 1) * self.duration // BINS)
+        self._bin, self._bin_start, self._bin_end = index, -(-index * self.duration // BINS), end
+        return index
 
     def _flow(self, pkt):
         stats = self.flows.get(pkt.flow)
@@ -87,8 +100,10 @@ class Metrics:
         stats.bytes += size
         stats.packets += 1
         stats.delays.append(now - pkt.arrival)
-        index = now * BINS // self.duration
-        stats.bins[index if index < BINS else BINS - 1] += size
+        if self._bin_start <= now < self._bin_end:
+            stats.bins[self._bin] += size
+        else:
+            stats.bins[self._bin_of(now)] += size
         rank = pkt.rank
         if rank is not None:
             ranks = self.queued_ranks  # _leave(), written out; mostly the lowest leaves
