@@ -287,6 +287,11 @@ class IdealPifo:
     def __bool__(self):
         return bool(self._heap)
 
+    @property
+    def count(self):
+        """Queued elements, as the other PIFOs' ``count``."""
+        return len(self._heap)
+
     def enqueue(self, item, rank):
         if self.capacity is not None and len(self._heap) >= self.capacity:
             raise QueueFullError(f"PIFO is full ({self.capacity} elements)",
