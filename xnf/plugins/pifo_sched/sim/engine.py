@@ -158,14 +158,15 @@ class Simulation:
                     reply = source.on_done(pkt, now)
                     if reply is None:
                         continue
-                    kind, data = ARRIVAL, (source, reply, False)
                     if instant:  # answers to drops in the dequeue hook came first
-                        later((kind, data))
+                        later((ARRIVAL, (source, reply, False)))
                         continue
+                    kind, data, pkt, streamed = ARRIVAL, None, reply, False  # arrives now
                 else:
                     break
                 if kind == ARRIVAL:
-                    source, pkt, streamed = data
+                    if data is not None:
+                        source, pkt, streamed = data
                     pkt.arrival = pkt.enqueued = now
                     owner[pkt] = source
                     if enqueue(pkt, now):
