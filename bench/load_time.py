@@ -37,7 +37,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import xnf  # noqa: E402
-from xnf.core.pin import ensure_bpffs  # noqa: E402
+from xnf.core.kernel.pin import ensure_bpffs  # noqa: E402
 
 OBJ = os.path.join(ROOT, "bench", "bpf", "many.bpf.o")
 ENV = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))

@@ -33,8 +33,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import xnf  # noqa: E402
-from xnf.core.perfbuf import PerfBuffer  # noqa: E402
-from xnf.core.ringbuf import PAGE_SIZE, RingBuffer  # noqa: E402
+from xnf.core.kernel.perfbuf import PerfBuffer  # noqa: E402
+from xnf.core.kernel.ringbuf import PAGE_SIZE, RingBuffer  # noqa: E402
 
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "bpf", "ringbuf.bpf.o")
 EVENT = struct.Struct("<QIHBBQ")

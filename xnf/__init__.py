@@ -8,8 +8,8 @@ __version__ = "0.1.0"
 
 __all__ = ["load", "open_object", "pping", "Map", "Program", "RingBuffer", "PerfBuffer", "__version__"]
 
-_LAZY = {"Map": "xnf.core.maps", "Program": "xnf.core.loader", "RingBuffer": "xnf.core.ringbuf",
-         "PerfBuffer": "xnf.core.perfbuf"}
+_LAZY = {"Map": "xnf.core.kernel.maps", "Program": "xnf.core.kernel.program", "RingBuffer": "xnf.core.kernel.ringbuf",
+         "PerfBuffer": "xnf.core.kernel.perfbuf"}
 
 
 def __getattr__(name):
@@ -22,15 +22,15 @@ def __getattr__(name):
 
 
 def open_object(path, **kwargs):
-    """Parse a BPF ELF object into an editable :class:`xnf.core.spec.ObjectSpec`."""
-    from xnf.core.elf import load_spec
+    """Parse a BPF ELF object into an editable :class:`xnf.core.object.spec.ObjectSpec`."""
+    from xnf.core.object.elf import load_spec
 
     return load_spec(path, **kwargs)
 
 
 def load(path_or_spec, **kwargs):
-    """Parse (if needed) and load a BPF object; returns a live :class:`xnf.core.loader.Collection`."""
-    from xnf.core.loader import load_collection
+    """Parse (if needed) and load a BPF object; returns a live :class:`xnf.core.kernel.collection.Collection`."""
+    from xnf.core.kernel.loader import load_collection
 
     return load_collection(path_or_spec, **kwargs)
 

@@ -84,7 +84,7 @@ class NetworkFunction:
         :meth:`attached` finds no whole instance. The default removes what the pins and
         their records name (attachments, tc filters, maps); override to remove more
         (pifo_sched removes the HTB root it built)."""
-        from xnf.core.pin import PinRoot
+        from xnf.core.attach.pinroot import PinRoot
 
         pins = PinRoot(iface, cls.name, netns=netns)
         if not (pins.exists() or pins.leftovers()):
@@ -118,7 +118,7 @@ class NetworkFunction:
     @property
     def pin_dir(self):
         """``/sys/fs/bpf/xnf/<ifname>[@<netns>]/<nf>/``: where this instance keeps its pins."""
-        from xnf.core.pin import PinRoot
+        from xnf.core.attach.pinroot import PinRoot
 
         return PinRoot(self.iface, self.name, netns=self.netns).path
 

@@ -10,9 +10,9 @@ import re
 import struct
 
 import xnf
-from xnf.core import info as xinfo
-from xnf.core import syscall
 from xnf.core.errors import BPFError, XnfError
+from xnf.core.kernel import info as xinfo
+from xnf.core.kernel import syscall
 
 LDDW = 0x18
 _MAP_SRC = {1: "map", 2: "map_value", 5: "map_idx", 6: "map_idx_value"}
@@ -198,8 +198,8 @@ def first_difference(a, b):
 def xnf_core_decisions(path, name):
     """xnf's CO-RE decisions for program ``name`` and the subprograms it calls, keyed like
     :func:`core_decisions` (function, slot within the function)."""
-    from xnf.core import core_reloc
-    from xnf.core.spec import ProgramSpec
+    from xnf.core.object import core_reloc
+    from xnf.core.object.spec import ProgramSpec
 
     spec = xnf.open_object(path)
     relocator = core_reloc.Relocator(spec.btf)

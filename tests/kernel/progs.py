@@ -6,8 +6,10 @@ packets on a veth then prove the program ran where it was attached.
 """
 import ctypes
 
-from xnf.core import insn, syscall, uapi
-from xnf.core.insn import Instruction as I
+from xnf.core import uapi
+from xnf.core.kernel import syscall
+from xnf.core.object import insn
+from xnf.core.object.insn import Instruction as I
 
 PROG_TYPES = {"xdp": uapi.BPF_PROG_TYPE_XDP, "sched_cls": uapi.BPF_PROG_TYPE_SCHED_CLS}
 XDP_PASS, TC_ACT_OK, TCX_NEXT = uapi.XDP_PASS, 0, -1

@@ -3,10 +3,10 @@ import sys
 
 import pytest
 
+from xnf.core.attach.pinroot import PinRoot
 from xnf.core.attach.tc import format_handle, parse_handle
 from xnf.core.attach.xdp import canonical_mode
 from xnf.core.errors import AttachError, ModeNotSupportedError, PinError
-from xnf.core.pin import PinRoot
 
 
 @pytest.mark.parametrize("text,value", [
@@ -48,6 +48,6 @@ def test_pin_root_paths():
 def test_import_xnf_core_attach_does_not_import_pyroute2():
     import subprocess
 
-    code = ("import sys, xnf.core.attach, xnf.core.pin, xnf.core.features, xnf.core.netns; "
+    code = ("import sys, xnf.core.attach, xnf.core.kernel.pin, xnf.core.kernel.features, xnf.core.kernel.netns; "
             "sys.exit('pyroute2' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

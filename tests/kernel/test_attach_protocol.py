@@ -1,4 +1,4 @@
-"""The attach protocol (xnf.core.pin) under races and crashes, through the `xnf` command.
+"""The attach protocol (xnf.core.kernel.pin) under races and crashes, through the `xnf` command.
 
 * Two `xnf attach pping IFACE` started together, 20 times: exactly one wins, its instance
   is whole (listed by `xnf status`, counting a ping, detachable) and the loser exits
@@ -25,7 +25,7 @@ import pytest
 from netenv import in_ns, sh
 
 from xnf.core.attach import query
-from xnf.core.pin import PinRoot
+from xnf.core.attach.pinroot import PinRoot
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 

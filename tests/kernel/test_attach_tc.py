@@ -9,11 +9,11 @@ from netenv import bpftool_links, delete_ns_under, in_ns
 from progs import counter_program, return_program
 
 import xnf
-from xnf.core import features
 from xnf.core.attach import (HookProgram, TcAttachment, TcxAttachment, attach_cls_bpf, attach_tc,
                              attach_tcx, query, query_tc, query_tcx)
 from xnf.core.attach.tc import CLSACT_PARENTS
 from xnf.core.errors import AttachError, InterfaceNotFoundError, ModeNotSupportedError
+from xnf.core.kernel import features
 
 pytestmark = pytest.mark.root
 

@@ -8,10 +8,10 @@ import pytest
 from netenv import bpftool_links, delete_ns_under, in_ns
 from progs import counter_program, return_program
 
-from xnf.core import features
 from xnf.core.attach import XdpAttachment, attach_xdp, detach_xdp, query_xdp
 from xnf.core.errors import AttachError, InterfaceNotFoundError, ModeNotSupportedError
-from xnf.core.netns import NamespaceNotFoundError
+from xnf.core.kernel import features
+from xnf.core.kernel.netns import NamespaceNotFoundError
 
 pytestmark = pytest.mark.root
 

@@ -16,7 +16,7 @@ import sys
 import pytest
 
 from xnf import registry
-from xnf.core.maps import Map
+from xnf.core.kernel.maps import Map
 
 pytestmark = pytest.mark.root
 
@@ -126,7 +126,7 @@ def test_prog_load_pins_every_global_data_map(bpffs):
 def test_map_dump_decodes_btf_structs(bpffs):
     pin = os.path.join(bpffs, "btf")
     assert xnf("prog", "load", obj("btf_types"), "--pin", pin).returncode == 0
-    from xnf.core.loader import Program
+    from xnf.core.kernel.program import Program
 
     prog = Program.from_pin(os.path.join(pin, "progs", "btf_socket"))
     try:

@@ -23,9 +23,9 @@ import uuid
 import pytest
 
 import xnf
-from xnf.core import btf as B
-from xnf.core import core_reloc as C
-from xnf.core import syscall
+from xnf.core.kernel import syscall
+from xnf.core.object import btf as B
+from xnf.core.object import core_reloc as C
 
 sys.path.insert(0, os.path.dirname(__file__))
 

@@ -5,7 +5,8 @@ import os
 import pytest
 from netenv import sh
 
-from xnf.core import features
+from xnf.core.attach.xdp import device_capabilities
+from xnf.core.kernel import features
 
 pytestmark = pytest.mark.root
 
@@ -88,8 +89,7 @@ def test_report_is_plain_json(netns_pair):
     assert json.loads(json.dumps(report)) == report
     assert report["privileged"] and report["links"] == {"xdp": True, "tcx": True}
     assert report["program_types"]["xdp"] and report["map_types"]["ringbuf"]
-    with_iface = features.features_report(netns_pair.if_a, netns_pair.ns_a)
-    iface = with_iface["interface"]
+    iface = device_capabilities(netns_pair.if_a, netns_pair.ns_a)
     assert iface["ifname"] == netns_pair.if_a and "basic" in iface["xdp_features"]
     assert iface["xdp_modes"] == {"skb": True, "native": True, "offload": False}
     assert iface["xdp_attached"] == {}

@@ -564,7 +564,7 @@ def decode_events(records):
 
 @root
 def test_ringbuf_callback():
-    from xnf.core.ringbuf import RingBuffer
+    from xnf.core.kernel.ringbuf import RingBuffer
 
     frame = ipv4_frame()
     path = obj("ringbuf")
@@ -584,7 +584,7 @@ def test_ringbuf_iterator():
     import itertools
     import threading
 
-    from xnf.core.ringbuf import RingBuffer
+    from xnf.core.kernel.ringbuf import RingBuffer
 
     with xnf.load(obj("ringbuf")) as coll:
         stop = threading.Event()
@@ -602,7 +602,7 @@ def test_ringbuf_iterator():
 
 @root
 def test_perf_event_array():
-    from xnf.core.perfbuf import PerfBuffer
+    from xnf.core.kernel.perfbuf import PerfBuffer
 
     frame = ipv4_frame(IPPROTO_TCP)
     with xnf.load(obj("ringbuf")) as coll:
@@ -743,7 +743,7 @@ def test_core_relocations_resolved():
     """core_prog reads task->pid through a CO-RE relocation: run here, it finds this thread."""
     import threading
 
-    from xnf.core import syscall
+    from xnf.core.kernel import syscall
 
     with xnf.load(obj("core_relo")) as coll:
         syscall.prog_test_run(int(coll.programs["core_prog"].fd), repeat=0, ctx_in=bytes(8))  # raw_tp: repeat 0

@@ -14,10 +14,11 @@ import uuid
 import pytest
 
 import xnf
-from xnf.core import errors, info, syscall
-from xnf.core.insn import Instruction
-from xnf.core.maps import Map
-from xnf.core.spec import PIN_BY_NAME
+from xnf.core import errors
+from xnf.core.kernel import info, syscall
+from xnf.core.kernel.maps import Map
+from xnf.core.object.insn import Instruction
+from xnf.core.object.spec import PIN_BY_NAME
 
 pytestmark = pytest.mark.root
 
@@ -106,7 +107,7 @@ def prog_names(spec):
 
 def kernel_map_names(spec, tag):
     """Kernel names of the spec's maps, as the loader gives them (data maps: "r<tag>.bss"...)."""
-    from xnf.core.loader import _kernel_name
+    from xnf.core.kernel.loader import _kernel_name
 
     return [_kernel_name(spec, m).decode() for m in spec.maps.values()]
 
@@ -219,8 +220,8 @@ def test_unknown_program_name_creates_nothing(tmp_path):
 
 def test_ambiguous_core_relocation_refused_before_anything_is_created(tmp_path):
     """Two target flavours of task_struct with pid at different offsets: CO-RE cannot choose."""
-    from xnf.core import btf as B
-    from xnf.core.core_reloc import CoreRelocationError
+    from xnf.core.object import btf as B
+    from xnf.core.object.core_reloc import CoreRelocationError
 
     spec, tag = unique_spec(tmp_path, "core_relo")
     int_t = B.Type(B.KIND_INT, "int", size=4, int_encoding=B.INT_SIGNED, int_bits=32)

@@ -15,9 +15,10 @@ import uuid
 import pytest
 
 import xnf
-from xnf.core import errors, syscall, uapi
+from xnf.core import errors, uapi
 from xnf.core.errors import BPFError, MapIncompatibleError, XnfError
-from xnf.core.maps import Map, possible_cpus
+from xnf.core.kernel import syscall
+from xnf.core.kernel.maps import Map, possible_cpus
 
 pytestmark = pytest.mark.root
 

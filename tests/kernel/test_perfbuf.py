@@ -8,10 +8,11 @@ import time
 import pytest
 
 import xnf
-from xnf.core import syscall, uapi
+from xnf.core import uapi
 from xnf.core.errors import ConfigError
-from xnf.core.perfbuf import PerfBuffer, online_cpus
 from xnf.core.errors import MapTypeError, ReaderClosedError
+from xnf.core.kernel import syscall
+from xnf.core.kernel.perfbuf import PerfBuffer, online_cpus
 
 pytestmark = pytest.mark.root
 

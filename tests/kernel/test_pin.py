@@ -9,11 +9,12 @@ import pytest
 from netenv import sh
 from progs import counter_program
 
-from xnf.core import info, syscall
 from xnf.core.attach import Attachment, attach_tc, attach_xdp, load_pinned, query
+from xnf.core.attach.pinroot import PinRoot
 from xnf.core.errors import PinError
-from xnf.core.pin import (PinRoot, ensure_bpffs, find_bpffs, is_bpffs, mount_bpffs, object_kind,
-                          open_pinned, pin_object, require_bpffs, unpin)
+from xnf.core.kernel import info, syscall
+from xnf.core.kernel.pin import (ensure_bpffs, find_bpffs, is_bpffs, mount_bpffs, object_kind, open_pinned,
+                                 pin_object, require_bpffs, unpin)
 
 pytestmark = pytest.mark.root
 
@@ -94,7 +95,7 @@ import sys
 sys.path.insert(0, {tests!r})
 from progs import Counters, counter_program
 from xnf.core.attach import attach_tc, attach_xdp
-from xnf.core.pin import pin_object
+from xnf.core.kernel.pin import pin_object
 c = Counters(4)
 prog = counter_program({ptype!r}, c)
 att = {call}

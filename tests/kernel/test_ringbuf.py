@@ -10,11 +10,13 @@ import time
 import pytest
 
 import xnf
-from xnf.core import insn, syscall, uapi
+from xnf.core import uapi
 from xnf.core.errors import ConfigError
-from xnf.core.insn import Instruction as I
 from xnf.core.errors import MapTypeError, ReaderClosedError
-from xnf.core.ringbuf import RingBuffer
+from xnf.core.kernel import syscall
+from xnf.core.kernel.ringbuf import RingBuffer
+from xnf.core.object import insn
+from xnf.core.object.insn import Instruction as I
 
 pytestmark = pytest.mark.root
 

@@ -78,7 +78,7 @@ def attached_cleanup(venv, netns_pair):
     """Whatever a failing test leaves attached is detached (and its pins removed) afterwards."""
     yield
     make_xnf(venv)("detach", "example", netns_pair.if_a, "--netns", netns_pair.ns_a)
-    from xnf.core.pin import PinRoot
+    from xnf.core.attach.pinroot import PinRoot
 
     PinRoot(netns_pair.if_a, "example", netns=netns_pair.ns_a).remove_all()
 
@@ -155,7 +155,7 @@ def test_detach_after_the_interface_is_gone(venv, netns_pair, attached_cleanup):
     assert r.returncode == 0, r.stderr
     r = xnf("detach", "example", pair.if_a, "--netns", pair.ns_a)
     assert r.returncode in (0, 1) and len(r.stderr.strip().splitlines()) <= 1, r.stderr
-    from xnf.core.pin import PinRoot
+    from xnf.core.attach.pinroot import PinRoot
 
     assert not os.path.exists(PinRoot(pair.if_a, "example", netns=pair.ns_a).path)
 
@@ -165,7 +165,7 @@ def test_missing_interface_leaves_nothing(venv, netns_pair, iface_state):
     before = iface_state(netns_pair.ns_a, netns_pair.if_a)
     one_line_error(xnf("attach", "example", "xnfnosuch0", "--netns", netns_pair.ns_a), "xnfnosuch0")
     assert iface_state(netns_pair.ns_a, netns_pair.if_a) == before
-    from xnf.core.pin import PinRoot
+    from xnf.core.attach.pinroot import PinRoot
 
     assert not os.path.exists(PinRoot("xnfnosuch0", "example", netns=netns_pair.ns_a).path)
     one_line_error(xnf("attach", "example", netns_pair.if_a, "--netns", "xnf-no-such-ns"), "xnf-no-such-ns")

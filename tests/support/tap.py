@@ -83,7 +83,7 @@ class Tap:
 
     def drain(self):
         """Read what the ring holds now (call now and then if the traffic is long)."""
-        from xnf.core.ringbuf import RingBuffer
+        from xnf.core.kernel.ringbuf import RingBuffer
 
         rb = RingBuffer(self.collection.maps["tap_events"], self._records.append)
         try:

@@ -12,8 +12,8 @@ from elftools.elf.elffile import ELFFile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from xnf.core import btf as B
 from xnf.core.errors import BTFError
+from xnf.core.object import btf as B
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OBJECTS = sorted(glob.glob(os.path.join(ROOT, "tests", "bpf", "*.bpf.o"))) + [

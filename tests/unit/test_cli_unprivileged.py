@@ -175,5 +175,5 @@ def test_core_modules_do_not_pull_netlink():
 
 
 def test_import_of_the_api_modules_is_light():
-    code = "import xnf.nf, xnf.registry, xnf.core.errors, xnf.core.syscall, xnf.core.maps, xnf.core.loader"
+    code = "import xnf.nf, xnf.registry, xnf.core.errors, xnf.core.kernel.syscall, xnf.core.kernel.maps, xnf.core.kernel.loader"
     assert _imported_after(code) == []

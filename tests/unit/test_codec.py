@@ -6,10 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xnf.core import btf as B
-from xnf.core.codec import (ArrayCodec, CharArrayCodec, IntCodec, RawCodec, Struct, StructCodec,
-                            codec_for)
 from xnf.core.errors import ConfigError, ValueEncodeError
+from xnf.core.object import btf as B
+from xnf.core.object.codec import ArrayCodec, CharArrayCodec, IntCodec, RawCodec, Struct, StructCodec, codec_for
 
 
 class Types:

@@ -11,12 +11,12 @@ import sys
 import pytest
 
 import xnf
-from xnf.core import btf as B
-from xnf.core import core_reloc as C
-from xnf.core import insn as I
-from xnf.core.btf import CoreRelo
 from xnf.core.errors import VerifierError
-from xnf.core.spec import ProgramSpec
+from xnf.core.object import btf as B
+from xnf.core.object import core_reloc as C
+from xnf.core.object import insn as I
+from xnf.core.object.btf import CoreRelo
+from xnf.core.object.spec import ProgramSpec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VMLINUX = "/sys/kernel/btf/vmlinux"

@@ -12,11 +12,11 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 import xnf
-from xnf.core import insn as I
 from xnf.core import uapi as u
-from xnf.core.elf import load_spec
 from xnf.core.errors import BTFError, ELFError, NotSupportedError, SectionError, XnfError
-from xnf.core.spec import PIN_BY_NAME
+from xnf.core.object import insn as I
+from xnf.core.object.elf import load_spec
+from xnf.core.object.spec import PIN_BY_NAME
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BPF_DIR = os.path.join(ROOT, "tests", "bpf")
@@ -382,7 +382,7 @@ def test_btf_type_cycle_is_an_error_not_a_hang(tmp_path):
     struct.pack_into("<I", data, at + 4, 8)          # now __u32 -> [8] itself
     p = tmp_path / "cycle.bpf.o"
     p.write_bytes(bytes(data))
-    code = ("import sys\nfrom xnf.core.elf import load_spec\nfrom xnf.core.errors import XnfError\n"
+    code = ("import sys\nfrom xnf.core.object.elf import load_spec\nfrom xnf.core.errors import XnfError\n"
             f"try:\n    load_spec({str(p)!r})\nexcept XnfError as e:\n    print(type(e).__name__, e)\n    sys.exit(3)\n")
     try:
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,

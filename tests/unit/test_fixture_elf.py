@@ -173,7 +173,7 @@ def test_kconfig_externs_are_undefined(fixture):
 
 
 def test_btf_and_core_relocations(fixture):
-    """Only the core_* fixtures carry CO-RE relocations (resolved by xnf.core.core_reloc)."""
+    """Only the core_* fixtures carry CO-RE relocations (resolved by xnf.core.object.core_reloc)."""
     name, spec, elf, _ = fixture
     assert elf.get_section_by_name(".BTF") is not None, name
     ext = elf.get_section_by_name(".BTF.ext").data()

@@ -38,10 +38,10 @@ import tracemalloc
 
 import pytest
 
-from xnf.core import btf as B
-from xnf.core.elf import load_spec
 from xnf.core.errors import XnfError
-from xnf.core.loader import Loader
+from xnf.core.kernel.loader import Loader
+from xnf.core.object import btf as B
+from xnf.core.object.elf import load_spec
 import elf_layout as L
 
 pytestmark = pytest.mark.fuzz

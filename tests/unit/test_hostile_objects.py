@@ -9,11 +9,11 @@ import tracemalloc
 
 import pytest
 
-from xnf.core import btf as B
-from xnf.core.elf import MAX_DATA_SECTION, load_spec
 from xnf.core.errors import BTFError, ELFError, LinkError, ObjectLimitError, PinError, XnfError
-from xnf.core.loader import Loader
-from xnf.core.spec import PIN_BY_NAME
+from xnf.core.kernel.loader import Loader
+from xnf.core.object import btf as B
+from xnf.core.object.elf import MAX_DATA_SECTION, load_spec
+from xnf.core.object.spec import PIN_BY_NAME
 import elf_layout as L
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -227,9 +227,9 @@ def test_relative_pin_path_may_not_climb_out_of_the_root():
 # --- limits on what linking and strings may cost --------------------------------------------
 
 def test_a_program_longer_than_the_kernel_loads_is_refused_before_it_is_built():
-    from xnf.core import insn as I
-    from xnf.core import link
-    from xnf.core.spec import Function
+    from xnf.core.object import insn as I
+    from xnf.core.object import link
+    from xnf.core.object.spec import Function
 
     body = [I.Instruction(0xB7, 0, 0, 0, 0)] * 10 + [I.Instruction(I.EXIT)]
     functions = {"p": Function("p", "xdp", body, is_program=True)}
@@ -241,7 +241,7 @@ def test_a_program_longer_than_the_kernel_loads_is_refused_before_it_is_built():
 
 def test_linked_instructions_of_all_programs_are_bounded(monkeypatch):
     """Each program gets a copy of the subprograms it calls: the total is capped."""
-    from xnf.core import elf
+    from xnf.core.object import elf
 
     path = os.path.join(ROOT, "tests", "bpf", "subprog.bpf.o")
     total = sum(len(p.instructions) for p in load_spec(path).programs.values())
@@ -252,7 +252,7 @@ def test_linked_instructions_of_all_programs_are_bounded(monkeypatch):
 
 
 def test_kconfig_layout_is_bounded(monkeypatch):
-    from xnf.core import elf
+    from xnf.core.object import elf
 
     monkeypatch.setattr(elf, "MAX_KCONFIG", 8)
     with pytest.raises(ObjectLimitError) as e:

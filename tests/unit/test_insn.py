@@ -9,8 +9,8 @@ from elftools.elf.elffile import ELFFile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xnf.core import insn as I
-from xnf.core.insn import Instruction
+from xnf.core.object import insn as I
+from xnf.core.object.insn import Instruction
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OBJECTS = sorted(glob.glob(os.path.join(ROOT, "tests", "bpf", "*.bpf.o")))

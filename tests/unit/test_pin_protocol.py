@@ -1,4 +1,4 @@
-"""The attach protocol of xnf.core.pin without root: lock, staging directory and rename,
+"""The attach protocol of xnf.core.kernel.pin without root: lock, staging directory and rename,
 leftovers, records and the test pause, on an ordinary temporary directory (the protocol
 needs only flock, mkdir and rename; pins are exercised in tests/kernel/test_attach_protocol.py).
 """
@@ -10,9 +10,9 @@ import threading
 
 import pytest
 
+from xnf.core.attach.pinroot import AlreadyAttachedError, BrokenInstanceError, PinRoot
 from xnf.core.errors import AttachError, PinError
-from xnf.core.pin import (AlreadyAttachedError, BrokenInstanceError, InterfaceLock, PinRoot, read_record,
-                          write_record)
+from xnf.core.kernel.pin import InterfaceLock, read_record, write_record
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENV = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -126,7 +126,7 @@ def test_names_with_the_reserved_mark_are_refused(tmp_path):
 
 
 def test_pause_hook_stops_at_its_step():
-    code = ("from xnf.core.pin import checkpoint; "
+    code = ("from xnf.core.kernel.pin import checkpoint; "
             "checkpoint('elsewhere'); print('passed', flush=True); checkpoint('here')")
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, env=dict(ENV, XNF_TEST_PAUSE_AT="here"))

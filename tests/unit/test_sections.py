@@ -2,8 +2,9 @@
 a name ending in ``+`` matches itself or itself followed by ``/anything``; others match exactly."""
 import pytest
 
-from xnf.core import sections, uapi as u
+from xnf.core import uapi as u
 from xnf.core.errors import ELFError, SectionError
+from xnf.core.object import sections
 
 CASES = [
     # section, program type, expected attach type, flags, target

@@ -80,7 +80,7 @@ def _new_device(dev_id, netns):
     sh("ip", "link", "set", os.listdir(net)[0], "name", ifname)
     sh("ip", "link", "set", ifname, "netns", netns)
     sh("ip", "link", "set", ifname, "up", netns=netns)
-    from xnf.core.netns import ifindex
+    from xnf.core.kernel.netns import ifindex
 
     return Nsim(dev_id, netns, ifname, ifindex(ifname, netns))
 

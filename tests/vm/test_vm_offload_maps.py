@@ -2,7 +2,7 @@
 import json
 
 from xnf.core import uapi
-from xnf.core.info import map_info
+from xnf.core.kernel.info import map_info
 
 from vm_offload import load_bound, sh
 

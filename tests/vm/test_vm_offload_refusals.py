@@ -5,11 +5,11 @@ import pytest
 import xnf
 from xnf.core.attach.xdp import attach_xdp, query
 from xnf.core.errors import AttachError, XnfError
-from xnf.core.netns import entered
+from xnf.core.kernel.netns import entered
+from xnf.offload import rules as R
 from xnf.offload.check import OffloadRejected
 from xnf.offload.device import (DeviceMismatchError, OffloadNotSupportedError, UnboundProgramError, bind,
                                 check_binding, check_xdp_attach, prepare_offload)
-from xnf.offload import rules as R
 
 from vm_offload import BAD, OK, load_bound, load_host, sh, xdp_oracle
 

@@ -5,7 +5,7 @@ import pytest
 
 from xnf.core.attach.tc import attach_tc
 from xnf.core.errors import AttachError
-from xnf.core.info import prog_info
+from xnf.core.kernel.info import prog_info
 from xnf.drivers.capabilities import Capabilities
 from xnf.drivers.ethtool_features import set_feature
 from xnf.offload.device import DeviceMismatchError, OffloadNotSupportedError, check_tc_attach

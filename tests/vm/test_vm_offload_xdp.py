@@ -2,7 +2,7 @@
 import pytest
 
 from xnf.core.attach.xdp import attach_xdp, query
-from xnf.core.info import prog_info
+from xnf.core.kernel.info import prog_info
 from xnf.drivers.capabilities import Capabilities, choose_mode
 from xnf.drivers.probe import offload_load_probe
 from xnf.drivers.report import features_report

@@ -8,7 +8,7 @@ import sys
 
 import xnf
 from xnf.core.attach.xdp import attach_xdp, query
-from xnf.core.info import map_info, prog_info
+from xnf.core.kernel.info import map_info, prog_info
 
 from vm_offload import load_bound, sh, xdp_oracle
 
@@ -36,7 +36,7 @@ def xnf_cli(*args):
 
 def test_cli_attach_pping_offload_on_netdevsim(nsim):
     """Loads and attaches both stages, pins them, and `xnf detach` removes all of it."""
-    from xnf.core.pin import PinRoot
+    from xnf.core.attach.pinroot import PinRoot
 
     pin_dir = PinRoot(nsim.ifname, "pping", netns=nsim.netns).path
     res = xnf_cli("attach", "pping", nsim.ifname, "--netns", nsim.netns, "--mode", "offload")
@@ -73,7 +73,7 @@ def test_cli_attach_pping_offload_refused_on_veth(netns):
 def test_cli_attach_pping_offload_rolls_back_when_the_device_refuses_attach(nsim):
     """netdevsim told to refuse hardware XDP: the load and tc egress already done are
     undone, nothing is pinned, no program stays bound to the device."""
-    from xnf.core.pin import PinRoot
+    from xnf.core.attach.pinroot import PinRoot
 
     nsim.knob("bpf_xdpoffload_accept", "N")
     res = xnf_cli("attach", "pping", nsim.ifname, "--netns", nsim.netns, "--mode", "offload")

@@ -4,7 +4,7 @@ import os
 import subprocess
 
 import xnf
-from xnf.core.netns import entered
+from xnf.core.kernel.netns import entered
 from xnf.offload.device import prepare_offload
 
 

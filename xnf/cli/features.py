@@ -11,7 +11,7 @@ def register(sub):
 
 
 def collect(iface=None, netns=None):
-    from xnf.core.features import features_report
+    from xnf.core.kernel.features import features_report
     from xnf.plugins.pifo_sched.features import scheduling_features
 
     report = features_report()

@@ -14,7 +14,7 @@ def register(sub):
 
 
 def open_map(ref):
-    from xnf.core.maps import Map
+    from xnf.core.kernel.maps import Map
 
     if ref.isdigit():
         from xnf.core.errors import BPFError

@@ -135,7 +135,7 @@ def cmd_run(args):
 
 def cmd_detach(args):
     from xnf.core.errors import XnfError
-    from xnf.core.pin import PinPermissionError
+    from xnf.core.kernel.pin import PinPermissionError
 
     cls = registry.network_function(args.nf)
     try:
@@ -165,8 +165,9 @@ def _broken_entry(root, leftovers):
 
 def _entries(iface=None, netns=None):
     """status() of each attached instance, and an entry for each broken or busy one."""
+    from xnf.core.attach.pinroot import PinRoot
     from xnf.core.errors import XnfError
-    from xnf.core.pin import PinPermissionError, PinRoot, find_bpffs
+    from xnf.core.kernel.pin import PinPermissionError, find_bpffs
 
     if find_bpffs() is None:
         return []
@@ -202,7 +203,7 @@ def _entries(iface=None, netns=None):
 
 def _check_scope(iface, netns):
     """`xnf status IFACE` / `--netns NS` naming nothing that exists is an error, not an empty list."""
-    from xnf.core import netns as _netns
+    from xnf.core.kernel import netns as _netns
 
     if netns and not _netns.exists(netns):
         from xnf.core.errors import NamespaceNotFoundError

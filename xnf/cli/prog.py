@@ -32,7 +32,7 @@ def cmd_load(args):
 
     spec = xnf.open_object(args.object)
     if args.pin:
-        from xnf.core.pin import require_bpffs
+        from xnf.core.kernel.pin import require_bpffs
 
         require_bpffs(args.pin)  # before anything exists: a refusal leaves nothing behind
     coll = xnf.load(spec)
@@ -99,9 +99,10 @@ def _remove(pins, dirs):
 
 
 def cmd_show(args):
-    from xnf.core import syscall, uapi
+    from xnf.core import uapi
     from xnf.core.errors import BPFError
-    from xnf.core.info import prog_info
+    from xnf.core.kernel import syscall
+    from xnf.core.kernel.info import prog_info
 
     rows = []
     for prog_id in syscall.iter_ids("prog"):
@@ -127,7 +128,7 @@ def cmd_core(args):
     """Exit status 1 when a relocation cannot be resolved at all (loading would fail); poisoned
     relocations are reported but are not failures: they only fail if the verifier reaches them."""
     import xnf
-    from xnf.core.core_reloc import explain
+    from xnf.core.object.core_reloc import explain
 
     resolutions = explain(xnf.open_object(args.object), args.target_btf)
     errors = sum(r.error for r in resolutions)

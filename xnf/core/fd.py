@@ -1,46 +1,11 @@
-"""A file descriptor that is closed exactly once, by its owner or at garbage collection."""
-import os
+"""Deprecated path: :mod:`xnf.core.kernel.fd` (moved when core was split into object/kernel/attach).
 
-from xnf.core.errors import ObjectClosedError
+Importing it still works and gives that very module, with a DeprecationWarning.
+"""
+import sys
+import warnings
 
+from xnf.core.kernel import fd as _moved
 
-class FD:
-    __slots__ = ("_fd", "__weakref__")
-
-    def __init__(self, fd):
-        if fd < 0:
-            raise ValueError(f"invalid file descriptor {fd}")
-        self._fd = fd
-
-    def __int__(self):
-        if self._fd < 0:
-            raise ObjectClosedError("the BPF object was closed", "open it again (from its pin or id)")
-        return self._fd
-
-    __index__ = __int__
-
-    @property
-    def closed(self):
-        return self._fd < 0
-
-    def close(self):
-        fd, self._fd = self._fd, -1
-        if fd >= 0:
-            os.close(fd)
-
-    def detach(self):
-        """Give up ownership: the caller now closes the returned raw fd."""
-        fd, self._fd = self._fd, -1
-        return fd
-
-    def dup(self):
-        return FD(os.dup(int(self)))
-
-    def __del__(self):
-        try:
-            self.close()
-        except OSError:
-            pass
-
-    def __repr__(self):
-        return f"FD({self._fd})"
+warnings.warn("xnf.core.fd is deprecated: import xnf.core.kernel.fd", DeprecationWarning, stacklevel=2)
+sys.modules[__name__] = _moved

@@ -14,7 +14,7 @@ import socket
 import attrs
 
 from xnf.core.errors import InterfaceNotFoundError
-from xnf.core.netns import entered, ifindex
+from xnf.core.kernel.netns import entered, ifindex
 
 SIOCETHTOOL = 0x8946
 ETHTOOL_GDRVINFO = 0x00000003

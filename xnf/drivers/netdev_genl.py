@@ -9,7 +9,7 @@ import errno
 import attrs
 
 from xnf.core.errors import InterfaceNotFoundError, NotSupportedError
-from xnf.core.netns import NamespaceNotFoundError, exists
+from xnf.core.kernel.netns import NamespaceNotFoundError, exists
 
 class XdpFeature(enum.IntFlag):
     """enum netdev_xdp_act: what the driver's native XDP path can do."""

@@ -15,7 +15,7 @@ import errno
 import attrs
 
 from xnf.core.errors import BPFError, NotSupportedError
-from xnf.core.netns import NamespaceNotFoundError, entered, exists
+from xnf.core.kernel.netns import NamespaceNotFoundError, entered, exists
 from xnf.drivers.netdev_genl import XdpFeature, netdev_features
 
 BPF_PROG_TYPE_XDP = 6
@@ -67,8 +67,8 @@ def offload_load_probe(ifindex, netns=None):
     """ModeSupport for offload from loading a trivial device-bound XDP program."""
     import ctypes
 
-    from xnf.core import syscall
-    from xnf.core.insn import BPF_ALU64, BPF_K, BPF_MOV, EXIT, Instruction, encode
+    from xnf.core.kernel import syscall
+    from xnf.core.object.insn import BPF_ALU64, BPF_K, BPF_MOV, EXIT, Instruction, encode
 
     code = encode([Instruction(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, XDP_PASS), Instruction(EXIT)])
     insns = ctypes.create_string_buffer(code, len(code))

@@ -25,9 +25,9 @@ Limits (the device's verifier stays the final word):
 """
 import attrs
 
-from xnf.core import insn as I
 from xnf.core import uapi
 from xnf.core.errors import XnfError
+from xnf.core.object import insn as I
 from xnf.offload import rules as R
 
 VARIES = "varies"

@@ -7,10 +7,10 @@ attached, and raises a typed error naming both sides.
 """
 import os
 
-from xnf.core import syscall
 from xnf.core.errors import AttachError, ModeNotSupportedError
-from xnf.core.info import bpf_prog_info
-from xnf.core.netns import NamespaceNotFoundError, ifindex as interface_index, netns_path
+from xnf.core.kernel import syscall
+from xnf.core.kernel.info import bpf_prog_info
+from xnf.core.kernel.netns import NamespaceNotFoundError, ifindex as interface_index, netns_path
 from xnf.offload.check import check_object
 from xnf.offload.rules import target as rules_for
 

@@ -125,7 +125,7 @@ class Runner:
         self.ref = Reference(self.config, local_addresses=local_addresses)
         self._ref_events = []
         self._records = []
-        from xnf.core.ringbuf import RingBuffer
+        from xnf.core.kernel.ringbuf import RingBuffer
 
         self._rb = RingBuffer(self.coll.maps["pping_events"], self._records.append)
         self._decoder = datapath.bpf_events.Decoder(clock_offset_ns=0)

@@ -23,7 +23,7 @@ import pytest
 from pping_topology import Topology
 from support.slow import load_slow
 from xnf.core.attach import attach_tcx, query_tcx
-from xnf.core.features import have_tcx
+from xnf.core.kernel.features import have_tcx
 from xnf.plugins.pping.config import PpingConfig
 from xnf.plugins.pping.datapath import Datapath
 from xnf.plugins.pping.events import RttEvent

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 import xnf
-from xnf.core.pin import PinRoot
+from xnf.core.attach.pinroot import PinRoot
 from xnf.plugins.pping import offload
 from xnf.plugins.pping.config import ConfigError, PpingConfig
 from xnf.plugins.pping.datapath import load

@@ -12,7 +12,7 @@ import pytest
 
 from pping_harness import (TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, Runner, assert_same, dns, echo,
                            eth, ipv4, ipv6, quic_short, tcp, udp, v4_tcp, v6_tcp)
-from xnf.core import netns
+from xnf.core.kernel import netns
 from xnf.plugins.pping.config import PpingConfig
 from xnf.plugins.pping.events import FlowEvent, RttEvent
 

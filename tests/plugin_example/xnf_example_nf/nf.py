@@ -10,11 +10,11 @@ import time
 import attrs
 
 import xnf
-from xnf.core import netns as _netns
+from xnf.core.attach.pinroot import PinRoot
 from xnf.core.attach.xdp import attach_xdp
 from xnf.core.errors import AttachError
-from xnf.core.maps import Map
-from xnf.core.pin import PinRoot
+from xnf.core.kernel import netns as _netns
+from xnf.core.kernel.maps import Map
 from xnf.nf import NetworkFunction
 
 VERDICTS = {"pass": 2, "drop": 1}

@@ -5,7 +5,7 @@ import subprocess
 import pytest
 
 from xnf.core.errors import InterfaceNotFoundError
-from xnf.core.netns import NamespaceNotFoundError
+from xnf.core.kernel.netns import NamespaceNotFoundError
 from xnf.drivers.info import DriverInfo, driver_info
 
 pytestmark = pytest.mark.root

@@ -1,7 +1,7 @@
 import pytest
 
+from xnf.core.kernel.netns import ifindex as interface_index
 from xnf.drivers import probe
-from xnf.core.netns import ifindex as interface_index
 
 pytestmark = pytest.mark.root
 
@@ -40,7 +40,7 @@ def test_offload_load_probe_inside_a_namespace(veth):
 def test_missing_namespace_is_not_created():
     import os
 
-    from xnf.core.netns import NamespaceNotFoundError
+    from xnf.core.kernel.netns import NamespaceNotFoundError
 
     with pytest.raises(NamespaceNotFoundError):
         probe.attached_xdp("lo", "xnf-absent-ns")

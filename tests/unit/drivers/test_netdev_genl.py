@@ -1,7 +1,7 @@
 import pytest
 
 from xnf.core.errors import InterfaceNotFoundError, NotSupportedError
-from xnf.core.netns import ifindex as interface_index
+from xnf.core.kernel.netns import ifindex as interface_index
 from xnf.drivers.netdev_genl import XdpFeature, netdev_features
 
 pytestmark = pytest.mark.root

@@ -1,6 +1,6 @@
 """A tiny assembler for hand-written test programs (kernel-style mnemonics)."""
-from xnf.core import insn as I
-from xnf.core.insn import Instruction
+from xnf.core.object import insn as I
+from xnf.core.object.insn import Instruction
 
 SIZES = {1: I.BPF_B, 2: I.BPF_H, 4: I.BPF_W, 8: I.BPF_DW}
 ADD, XCHG, FETCH = 0x00, 0xE1, 0x01

@@ -2,8 +2,8 @@
 import pytest
 
 from xnf.core import uapi
-from xnf.core.btf import LineInfo
-from xnf.core.spec import MapSpec, ObjectSpec, ProgramSpec
+from xnf.core.object.btf import LineInfo
+from xnf.core.object.spec import MapSpec, ObjectSpec, ProgramSpec
 from xnf.offload import rules as R
 from xnf.offload.check import OffloadRejected, check_map, check_object, check_program
 from xnf.offload.rules import target

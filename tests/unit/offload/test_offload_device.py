@@ -5,7 +5,7 @@ import pytest
 
 import xnf
 from xnf.core import uapi
-from xnf.core.spec import MapSpec, ObjectSpec, ProgramSpec
+from xnf.core.object.spec import MapSpec, ObjectSpec, ProgramSpec
 from xnf.offload.device import (DeviceMismatchError, OffloadNotSupportedError, UnboundProgramError, bind,
                                 check_binding, check_tc_attach, check_xdp_attach, prepare_offload)
 

@@ -8,6 +8,7 @@ from xnf.core.attach.base import Attachment, HookProgram
 from xnf.core.attach.tc import TcAttachment, attach_cls_bpf, attach_tc, query_tc
 from xnf.core.attach.tcx import TcxAttachment, attach_tcx, query_tcx
 from xnf.core.attach.xdp import XdpAttachment, attach_xdp, detach_xdp, query as query_xdp
+from xnf.core.kernel import features
 
 __all__ = ["Attachment", "HookProgram", "XdpAttachment", "TcAttachment", "TcxAttachment",
            "attach_xdp", "attach_tc", "attach_tcx", "attach_cls_bpf", "detach_xdp",
@@ -21,8 +22,6 @@ def load_pinned(path):
 
 def query(ifname, netns=None):
     """Every program attached to ``ifname``: XDP modes, tcx hooks and cls_bpf filters."""
-    from xnf.core import features
-
     found = list(query_xdp(ifname, netns).values())
     if features.have_tcx():
         for direction in ("ingress", "egress"):

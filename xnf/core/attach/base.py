@@ -19,17 +19,20 @@ import os
 
 import attrs
 
-from xnf.core import info, syscall, uapi
-from xnf.core.errors import AttachError, BPFError, PinError
-from xnf.core.fd import FD
+from xnf.core import uapi
+from xnf.core.errors import AttachError, BPFError, InterfaceNotFoundError, NamespaceNotFoundError, PinError
+from xnf.core.kernel import info, syscall
+from xnf.core.kernel import pin as _pin
+from xnf.core.kernel.fd import FD
 
 RECORD = "record"
 LINK_PIN = "link"
 PROG_PIN = "prog"
+PENDING = "pending"  # the kind of a record written before its attachment exists (Transaction.intend)
 
 BPF_F_REPLACE = 1 << 2  # include/uapi/linux/bpf.h: LINK_UPDATE only if old_prog_fd is attached
 
-_KINDS = {}
+_KINDS = {}  # record kind -> Attachment subclass; each kind adds itself (xnf.core.attach imports them all)
 
 
 def program_fd(program):
@@ -159,6 +162,12 @@ class Attachment:
         """Hook-specific fields of the record."""
         return {}
 
+    @classmethod
+    def remove_netlink_of(cls, prog_id, ifname, netns=None):
+        """Remove what program ``prog_id`` has attached through netlink at this kind's hook
+        on ``ifname`` (a pending record's program: see :func:`detach_pinned`). Links end
+        with their process, so kinds without netlink attachments have nothing to do."""
+
     # --- common ---------------------------------------------------------------------
 
     def detach(self):
@@ -247,14 +256,12 @@ class Attachment:
         The record is written before the pin: a process killed in between leaves a
         record from which :func:`detach_pinned` can still find what to remove.
         """
-        from xnf.core import pin as _pin
-
         path = os.path.abspath(path)
         _pin.require_bpffs(path)
         if os.path.lexists(path) and not os.path.isdir(path):
             raise PinError(f"cannot pin an attachment at {path}: something that is not a directory is there",
                            "pick another path, or remove what is there first (rm PATH)")
-        if os.path.lexists(os.path.join(path, RECORD)) and read_record(path).get("kind") != _pin.PENDING:
+        if os.path.lexists(os.path.join(path, RECORD)) and read_record(path).get("kind") != PENDING:
             raise PinError(f"{path} already holds a pinned attachment",
                            "remove it first (Attachment.load_pinned(path).detach()) or pick another name")
         try:
@@ -269,8 +276,6 @@ class Attachment:
         self.pin_path = path
 
     def _write_pin(self, path, replace=False):
-        from xnf.core import pin as _pin
-
         obj, name = (self.link, LINK_PIN) if self.link is not None else (self.program, PROG_PIN)
         target = os.path.join(path, name)
         if replace:
@@ -293,9 +298,6 @@ class Attachment:
     @classmethod
     def load_pinned(cls, path):
         """The attachment pinned at ``path`` (by :meth:`pin`, maybe in another process)."""
-        from xnf.core import pin as _pin
-        from xnf.core.attach import tc, tcx, xdp  # noqa: F401  (register the kinds)
-
         path = os.path.abspath(path)
         rec = read_record(path)
         kind = _KINDS.get(rec.get("kind"))
@@ -324,8 +326,6 @@ class Attachment:
 
 
 def read_record(path):
-    from xnf.core import pin as _pin
-
     rec = os.path.join(path, RECORD)
     data = _pin.read_record(rec, "xnf attachment record")
     if data is None:
@@ -359,35 +359,19 @@ def detach_pinned(path):
 
 
 def _remove_pending(rec):
-    """Remove the netlink attachment a pending record announced, if it was made: found on
-    the interface by its program id (a link made then ended with its process)."""
-    from xnf.core import netns as _netns
-    from xnf.core.attach import query
-    from xnf.core.attach.tc import TcAttachment, parse_handle
-    from xnf.core.attach.xdp import detach_xdp
-    from xnf.core.errors import InterfaceNotFoundError, NamespaceNotFoundError
-
+    """Remove the netlink attachment a pending record announced, if it was made: each kind
+    looks for it on the interface by its program id (a link made then ended with its process)."""
     ifname, netns, prog_id = rec.get("ifname"), rec.get("netns"), rec.get("prog_id")
     try:
-        found = [hp for hp in query(ifname, netns) if hp.prog_id == prog_id and hp.via == "netlink"]
-        for hp in found:
-            if hp.hook == "xdp":
-                detach_xdp(ifname, prog_id, mode=hp.where, netns=netns)
-                continue
-            att = TcAttachment(ifname=ifname, ifindex=_netns.ifindex(ifname, netns), netns=netns, prog_id=prog_id,
-                               program=syscall.fd_by_id("prog", prog_id), parent=parse_handle(hp.where),
-                               prio=hp.prio, handle=hp.handle)
-            att.detach()
+        for kind in _KINDS.values():
+            kind.remove_netlink_of(prog_id, ifname, netns)
     except (InterfaceNotFoundError, NamespaceNotFoundError):
         pass  # the interface is gone, and what was attached to it
 
 
 def _from_record(path):
-    from xnf.core import pin as _pin
-    from xnf.core.attach import tc, tcx, xdp  # noqa: F401  (register the kinds)
-
     rec = _pin.read_record(os.path.join(path, RECORD), "xnf attachment record")
-    if rec is not None and rec.get("kind") == _pin.PENDING:
+    if rec is not None and rec.get("kind") == PENDING:
         _remove_pending(rec)
         return None
     if rec is None or rec.get("via") != "netlink" or rec.get("kind") not in _KINDS:

@@ -18,7 +18,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import RTM_NEWTFILTER
 from pyroute2.netlink.rtnl.tcmsg import tcmsg
 
-from xnf.core import netns as _netns, uapi
+from xnf.core import uapi
+from xnf.core.kernel import netns as _netns
 
 __all__ = ["NetlinkError", "rtnl", "request", "kernel_message", "tcmsg_bpf", "cls_bpf_options",
            "xdp_features"]

@@ -17,9 +17,10 @@ import socket
 
 import attrs
 
-from xnf.core import features, netns as _netns, uapi
+from xnf.core import uapi
 from xnf.core.attach.base import Attachment, HookProgram, check_type, prog_label, program_fd
 from xnf.core.errors import AttachError, ModeNotSupportedError
+from xnf.core.kernel import features, netns as _netns, syscall
 
 # include/uapi/linux/pkt_sched.h, pkt_cls.h, if_ether.h
 TC_H_ROOT = 0xFFFFFFFF
@@ -88,6 +89,14 @@ class TcAttachment(Attachment):
         return {"parent": self.parent, "handle": self.handle, "prio": self.prio,
                 "direct_action": self.direct_action, "flags_gen": self.flags_gen,
                 "classid": self.classid, "created_qdisc": self.created_qdisc}
+
+    @classmethod
+    def remove_netlink_of(cls, prog_id, ifname, netns=None):
+        for hp in query_tc(ifname, netns):
+            if hp.prog_id == prog_id:
+                cls(ifname=ifname, ifindex=_netns.ifindex(ifname, netns), netns=netns, prog_id=prog_id,
+                    program=syscall.fd_by_id("prog", prog_id), parent=parse_handle(hp.where), prio=hp.prio,
+                    handle=hp.handle).detach()
 
     def _attached_netlink(self):
         return _current_prog_id(self) == self.prog_id

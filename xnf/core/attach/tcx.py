@@ -9,9 +9,10 @@ import errno
 
 import attrs
 
-from xnf.core import features, netns as _netns, syscall, uapi
+from xnf.core import uapi
 from xnf.core.attach.base import Attachment, HookProgram, check_type, prog_label, program_fd
 from xnf.core.errors import AttachError, BPFError, NotSupportedError
+from xnf.core.kernel import features, netns as _netns, syscall
 
 ATTACH_TYPES = {"ingress": uapi.BPF_TCX_INGRESS, "egress": uapi.BPF_TCX_EGRESS}
 

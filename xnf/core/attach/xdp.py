@@ -16,10 +16,11 @@ import errno
 
 import attrs
 
-from xnf.core import features, info, netns as _netns, syscall, uapi
+from xnf.core import uapi
 from xnf.core.attach.base import Attachment, HookProgram, check_type, prog_label, program_fd
 from xnf.core.errors import AttachError, BPFError, InterfaceNotFoundError, ModeNotSupportedError
 from xnf.core.errors import NamespaceNotFoundError
+from xnf.core.kernel import features, info, netns as _netns, syscall
 
 # include/uapi/linux/if_link.h (defines, so not in the BTF-generated uapi module)
 XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
@@ -80,6 +81,12 @@ class XdpAttachment(Attachment):
                 return False  # our program is no longer the one attached (or the device is gone)
             raise AttachError(f"detaching {self}: {e.message}") from None
         return True
+
+    @classmethod
+    def remove_netlink_of(cls, prog_id, ifname, netns=None):
+        for mode, hp in query(ifname, netns).items():
+            if hp.prog_id == prog_id and hp.via == "netlink":
+                detach_xdp(ifname, prog_id, mode=mode, netns=netns)
 
     def _replace_netlink(self, new_fd):
         try:

@@ -71,7 +71,7 @@ class Topology:
 
 
 def _socket_in(ns, *args):
-    from xnf.core import netns as _netns
+    from xnf.core.kernel import netns as _netns
 
     with _netns.entered(ns):
         return socket.socket(*args)

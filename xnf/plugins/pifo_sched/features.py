@@ -3,8 +3,8 @@
 
 def bpf_qdisc_available():
     """True when the kernel has the BPF qdisc (struct_ops on Qdisc_ops, Linux 6.16+, CONFIG_NET_SCH_BPF)."""
-    from xnf.core import btf
     from xnf.core.errors import BTFError
+    from xnf.core.object import btf
 
     try:
         vmlinux = btf.load_vmlinux()

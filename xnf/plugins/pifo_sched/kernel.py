@@ -64,8 +64,8 @@ def parse_port_weights(text):
 
 def root_qdisc(ifname, netns=None):
     """Kind and handle of the root qdisc of ``ifname`` (None, 0 if it has none)."""
-    from xnf.core import netns as _netns
     from xnf.core.attach.netlink import rtnl
+    from xnf.core.kernel import netns as _netns
 
     index = _netns.ifindex(ifname, netns)
     with rtnl(netns) as ipr:
@@ -89,8 +89,8 @@ class HtbBands:
                               "remove it first (tc qdisc del dev IFACE root); xnf does not replace it")
 
     def build(self):
-        from xnf.core import netns as _netns
         from xnf.core.attach.netlink import NetlinkError, kernel_message, rtnl
+        from xnf.core.kernel import netns as _netns
 
         self.check()
         index = _netns.ifindex(self.ifname, self.netns)
@@ -126,9 +126,9 @@ class HtbBands:
 
     def remove(self):
         """Delete our HTB root (only if it is still ours); the default qdisc comes back."""
-        from xnf.core import netns as _netns
         from xnf.core.attach.netlink import rtnl
         from xnf.core.errors import InterfaceNotFoundError, NamespaceNotFoundError
+        from xnf.core.kernel import netns as _netns
 
         try:
             index = _netns.ifindex(self.ifname, self.netns)
@@ -192,9 +192,9 @@ class EgressDataPath:
     def attach(self, pin_root=None):
         """Everything or nothing: on any failure what was made is removed again.
 
-        With ``pin_root`` (a :class:`~xnf.core.pin.PinRoot`) the instance is built under
+        With ``pin_root`` (a :class:`~xnf.core.attach.pinroot.PinRoot`) the instance is built under
         the interface lock in a staging directory and published whole (see
-        :mod:`xnf.core.pin`); its record, naming the HTB root, is written before the HTB
+        :mod:`xnf.core.kernel.pin`); its record, naming the HTB root, is written before the HTB
         is built, so that a process killed afterwards leaves something to clear it by.
         """
         if pin_root is None:
@@ -207,7 +207,7 @@ class EgressDataPath:
 
     def _build(self, txn):
         from xnf.core.attach.tc import attach_tc
-        from xnf.core.pin import checkpoint
+        from xnf.core.kernel.pin import checkpoint
 
         self.load()
         checkpoint("loaded")

@@ -9,7 +9,7 @@ import os
 
 import attrs
 
-from xnf.core.pin import PinRoot
+from xnf.core.attach.pinroot import PinRoot
 from xnf.nf import NetworkFunction
 from xnf.plugins.pifo_sched import cli
 from xnf.plugins.pifo_sched.kernel import MODES, NBANDS, RECORD, EgressDataPath, HtbBands
@@ -102,7 +102,7 @@ class PifoSched(NetworkFunction):
         return cls(iface, config, netns=netns)
 
     def _maps(self):
-        from xnf.core.maps import Map
+        from xnf.core.kernel.maps import Map
 
         if self._path is not None and self._path.collection is not None:
             return self._path.collection.maps

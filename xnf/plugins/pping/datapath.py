@@ -8,8 +8,8 @@ needs no process), and reads events, counters and per-prefix histograms. Any fai
 on the way detaches and closes what was already done: nothing is left half attached.
 
 A pinned instance (``xnf attach pping IFACE``) keeps its maps and attachments under
-the network function's :class:`~xnf.core.pin.PinRoot`, built and removed with the attach
-protocol of :mod:`xnf.core.pin` (lock, staging directory, atomic rename);
+the network function's :class:`~xnf.core.attach.pinroot.PinRoot`, built and removed with the attach
+protocol of :mod:`xnf.core.kernel.pin` (lock, staging directory, atomic rename);
 :meth:`Datapath.from_pins` opens it again from any process.
 """
 
@@ -22,7 +22,7 @@ import struct
 import time
 
 from xnf.core.errors import AttachError, XnfError
-from xnf.core.pin import checkpoint
+from xnf.core.kernel.pin import checkpoint
 from xnf.plugins.pping import bpf_events
 from xnf.plugins.pping.config import NS_PER_S, ConfigError, PpingConfig
 
@@ -47,7 +47,7 @@ class UnsupportedInterfaceError(AttachError):
 
 def link_type(ifname: str, netns: "str | None" = None) -> int:
     """The ARPHRD_* type of ``ifname`` (SIOCGIFHWADDR from a socket inside ``netns``)."""
-    from xnf.core import netns as _netns
+    from xnf.core.kernel import netns as _netns
 
     _netns.ifindex(ifname, netns)  # InterfaceNotFoundError with the usual message
     with _netns.entered(netns):
@@ -134,7 +134,7 @@ def build_spec(config: PpingConfig, l3: bool = False, ring_bytes: "int | None" =
 
 
 def load(config: PpingConfig, l3: bool = False, ring_bytes: "int | None" = None):
-    """Load pping.bpf.o for ``config``; returns the live :class:`~xnf.core.loader.Collection`."""
+    """Load pping.bpf.o for ``config``; returns the live :class:`~xnf.core.kernel.collection.Collection`."""
     import xnf
 
     return xnf.load(build_spec(config, l3, ring_bytes))
@@ -163,7 +163,7 @@ class Datapath:
 
     def attach(self, pins: "PinRoot | None" = None):
         """Load, attach egress and ingress, arm the clean-up; with ``pins`` (a
-        :class:`~xnf.core.pin.PinRoot`), pin it as one instance that appears only whole.
+        :class:`~xnf.core.attach.pinroot.PinRoot`), pin it as one instance that appears only whole.
 
         The pins are built under the interface lock in a staging directory and
         published by one rename; a failure removes only what this attempt made.
@@ -199,7 +199,7 @@ class Datapath:
 
     def _load_and_attach(self, txn):
         """Load, then attach egress and ingress; with ``txn``, each announced first
-        (:meth:`~xnf.core.pin.Transaction.intend`), so a netlink attachment is never unrecorded."""
+        (:meth:`~xnf.core.attach.pinroot.Transaction.intend`), so a netlink attachment is never unrecorded."""
         from xnf.core.attach import attach_tc, attach_xdp
         from xnf.core.attach.tc import edge
 
@@ -255,7 +255,7 @@ class Datapath:
         """Detach every hook, remove every pin, release every object; safe to repeat.
 
         A pinned instance is removed through its pins, under the interface lock (see
-        :meth:`~xnf.core.pin.PinRoot.remove_all`); otherwise our own attachments are.
+        :meth:`~xnf.core.attach.pinroot.PinRoot.remove_all`); otherwise our own attachments are.
         """
         pins = self.pins
         if pins is not None:
@@ -288,7 +288,7 @@ class Datapath:
         """A :class:`Datapath` reading the instance pinned under ``pins`` (its maps, and
         its attachments for :meth:`status`); :meth:`detach` removes it."""
         from xnf.core.errors import PinError
-        from xnf.core.maps import Map
+        from xnf.core.kernel.maps import Map
 
         state = pins.read_record(CONFIG_LINK)
         if state is None:
@@ -337,8 +337,8 @@ class Datapath:
         return bpf_events.stats(self.counters(), user_dropped)
 
     def ring_buffer(self, callback=None):
-        """A :class:`~xnf.core.ringbuf.RingBuffer` on the event ring."""
-        from xnf.core.ringbuf import RingBuffer
+        """A :class:`~xnf.core.kernel.ringbuf.RingBuffer` on the event ring."""
+        from xnf.core.kernel.ringbuf import RingBuffer
 
         return RingBuffer(self.maps["pping_events"], callback)
 
@@ -366,7 +366,7 @@ class Datapath:
 def collect_aggregates(maps, config: PpingConfig, clock_offset_ns: int = 0) -> list:
     """Flip the generation the kernel aggregates into, read and delete the previous
     one, and return one AggregateReport per prefix that saw traffic."""
-    from xnf.core.maps import possible_cpus
+    from xnf.core.kernel.maps import possible_cpus
 
     gen_map = maps["pping_agg_gen"]
     old = gen_map[0] & 1

@@ -123,7 +123,7 @@ class Lab:
         self.threads.append(t)
 
     def _server(self):
-        from xnf.core import netns
+        from xnf.core.kernel import netns
 
         with netns.entered(self.server):
             srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -152,7 +152,7 @@ class Lab:
                 conn.close()
 
     def _bulk(self, seconds):
-        from xnf.core import netns
+        from xnf.core.kernel import netns
 
         with netns.entered(self.client):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -174,7 +174,7 @@ class Lab:
             s.close()
 
     def _pinger(self, on_ping):
-        from xnf.core import netns
+        from xnf.core.kernel import netns
 
         with netns.entered(self.client):
             s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
@@ -224,7 +224,7 @@ def _checksum(data: bytes) -> int:
 
 
 def _sysctl(ns, key, value):
-    from xnf.core import netns
+    from xnf.core.kernel import netns
 
     with netns.entered(ns):
         fd = os.open(f"/proc/sys/{key}", os.O_WRONLY)

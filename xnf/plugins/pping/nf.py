@@ -51,7 +51,7 @@ class Pping(NetworkFunction):
         return self
 
     def _pins(self):
-        from xnf.core.pin import PinRoot
+        from xnf.core.attach.pinroot import PinRoot
 
         return PinRoot(self.iface, self.name, netns=self.netns)
 
@@ -72,7 +72,7 @@ class Pping(NetworkFunction):
 
     @classmethod
     def attached(cls, iface, netns=None):
-        from xnf.core.pin import PinRoot
+        from xnf.core.attach.pinroot import PinRoot
         from xnf.plugins.pping.datapath import CONFIG_LINK, Datapath
 
         pins = PinRoot(iface, cls.name, netns=netns)

@@ -80,8 +80,8 @@ class OffloadDatapath(Datapath):
         """Load the host egress side and the bound NIC stage, attach tc egress and XDP in hardware mode."""
         import xnf
         from xnf.core.attach import attach_tc, attach_xdp
-        from xnf.core.netns import entered
-        from xnf.core.pin import checkpoint
+        from xnf.core.kernel.netns import entered
+        from xnf.core.kernel.pin import checkpoint
         from xnf.offload.device import check_xdp_attach
 
         self.collection = load(self.config, l3=False)
@@ -118,7 +118,7 @@ class OffloadDatapath(Datapath):
 
     @classmethod
     def from_pins(cls, pins):
-        from xnf.core.maps import Map
+        from xnf.core.kernel.maps import Map
 
         self = super().from_pins(pins)
         for name in NIC_MAPS:
@@ -195,7 +195,7 @@ class NicEventReader:
     RttEvents. Per flow it keeps the minimum RTT and the packets and bytes received."""
 
     def __init__(self, events_map, ts_map, callback, clock_offset_ns: int = 0):
-        from xnf.core.perfbuf import PerfBuffer
+        from xnf.core.kernel.perfbuf import PerfBuffer
 
         self.ts_map = ts_map
         self.callback = callback

@@ -11,8 +11,8 @@ field, so nothing is stored that the caller did not write.
 """
 import struct
 
-from xnf.core import btf as B
 from xnf.core.errors import BTFError, ValueEncodeError
+from xnf.core.object import btf as B
 
 
 class Struct:

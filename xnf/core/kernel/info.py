@@ -3,7 +3,7 @@ import ctypes
 
 import attrs
 
-from xnf.core import syscall
+from xnf.core.kernel import syscall
 
 u8, u32, u64 = ctypes.c_uint8, ctypes.c_uint32, ctypes.c_uint64
 

@@ -1,0 +1,251 @@
+"""What the running kernel can do, probed once per process and cached.
+
+Every probe asks the kernel directly (load a tiny program, create a tiny map, attach
+a throwaway link) instead of trusting the version number: distributions backport
+features and configs disable them. Link probes run in a private network namespace,
+so nothing visible is ever attached. Probes need root; without it the attach-kind
+probes fall back to the first kernel version that had the feature.
+"""
+import ctypes
+import errno
+import functools
+import os
+import struct
+
+from xnf.core import uapi
+from xnf.core.errors import BPFError
+from xnf.core.kernel import netns, syscall
+from xnf.core.object import insn as _insn
+
+PROG_TYPES = {name: number for number, name in uapi.PROG_TYPE_NAMES.items() if number}
+# Program types the kernel checks against an expected attach type before verifying.
+_EXPECTED_ATTACH = {"cgroup_sock_addr": uapi.BPF_CGROUP_INET4_CONNECT,
+                    "cgroup_sockopt": uapi.BPF_CGROUP_GETSOCKOPT,
+                    "sk_lookup": uapi.BPF_SK_LOOKUP, "netfilter": uapi.BPF_NETFILTER}
+
+BPF_F_NO_PREALLOC = 1
+# name: (key_size, value_size, max_entries, flags); inner-map and BTF-only types omitted.
+_MAP_SHAPES = {
+    "hash": (4, 8, 1, 0), "array": (4, 8, 1, 0), "prog_array": (4, 4, 1, 0),
+    "perf_event_array": (4, 4, 1, 0), "percpu_hash": (4, 8, 1, 0), "percpu_array": (4, 8, 1, 0),
+    "stack_trace": (4, 8, 1, 0), "cgroup_array": (4, 4, 1, 0), "lru_hash": (4, 8, 1, 0),
+    "lru_percpu_hash": (4, 8, 1, 0), "lpm_trie": (8, 8, 1, BPF_F_NO_PREALLOC),
+    "devmap": (4, 4, 1, 0), "sockmap": (4, 4, 1, 0), "cpumap": (4, 4, 1, 0), "xskmap": (4, 4, 1, 0),
+    "sockhash": (4, 4, 1, 0), "queue": (0, 4, 1, 0), "stack": (0, 4, 1, 0),
+    "devmap_hash": (4, 4, 1, 0), "ringbuf": (0, 0, 4096, 0), "bloom_filter": (0, 4, 1, 0),
+    "user_ringbuf": (0, 0, 4096, 0),
+}
+MAP_TYPES = {name: (getattr(uapi, f"BPF_MAP_TYPE_{name.upper()}"),) + shape
+             for name, shape in _MAP_SHAPES.items()}
+_MAP_IN_MAP = {"array_of_maps": uapi.BPF_MAP_TYPE_ARRAY_OF_MAPS,
+               "hash_of_maps": uapi.BPF_MAP_TYPE_HASH_OF_MAPS}
+
+# Helpers xnf's own programs and network functions rely on.
+HELPERS = {name: getattr(uapi, f"BPF_FUNC_{name}") for name in (
+    "map_lookup_elem", "map_update_elem", "map_delete_elem", "ktime_get_ns", "trace_printk",
+    "get_prandom_u32", "tail_call", "redirect", "perf_event_output", "csum_diff",
+    "xdp_adjust_head", "redirect_map", "xdp_adjust_meta", "xdp_adjust_tail", "fib_lookup",
+    "skb_ecn_set_ce", "ktime_get_boot_ns", "ringbuf_output", "ringbuf_reserve", "ringbuf_submit",
+    "check_mtu", "for_each_map_elem", "timer_init", "loop", "skb_set_tstamp")}
+
+XDP_FLAGS_SKB_MODE = 1 << 1  # include/uapi/linux/if_link.h
+_FIRST_VERSION = {"xdp_link": (5, 9), "tcx": (6, 6)}
+
+_GPL = ctypes.create_string_buffer(b"GPL")
+
+
+@functools.lru_cache(maxsize=None)
+def kernel_version():
+    """(major, minor, patch) of the running kernel."""
+    release = os.uname().release
+    nums = []
+    for part in release.replace("-", ".").split(".")[:3]:
+        digits = "".join(ch for ch in part if ch.isdigit())
+        nums.append(int(digits) if digits else 0)
+    return tuple(nums + [0] * (3 - len(nums)))
+
+
+def _program(prog_type, insns, expected_attach_type=0, log_size=0):
+    """Try to load a program; returns (FD or None, errno, verifier log)."""
+    code = _insn.encode(insns)
+    buf = ctypes.create_string_buffer(code, len(code))
+    log = ctypes.create_string_buffer(log_size) if log_size else None
+    attr = syscall.ProgLoadAttr(prog_type=prog_type, insn_cnt=len(code) // 8,
+                                insns=ctypes.addressof(buf), license=ctypes.addressof(_GPL),
+                                expected_attach_type=expected_attach_type,
+                                log_level=1 if log else 0, log_size=log_size,
+                                log_buf=syscall.addr(log))
+    try:
+        return syscall.prog_load(attr), 0, ""
+    except BPFError as e:
+        if e.errno == errno.EPERM:
+            raise
+        return None, e.errno, log.value.decode(errors="replace") if log is not None else ""
+
+
+def _ret(value):
+    return [_insn.Instruction(0xB7, 0, 0, 0, value), _insn.Instruction(0x95)]
+
+
+def _type_number(table, name):
+    if isinstance(name, int):
+        return name
+    try:
+        return table[name]
+    except KeyError:
+        raise ValueError(f"unknown name {name!r}; known: {', '.join(sorted(table))}") from None
+
+
+@functools.lru_cache(maxsize=None)
+def have_prog_type(prog_type):
+    """Whether programs of this type load. A verifier complaint still means the type exists."""
+    number = _type_number(PROG_TYPES, prog_type)
+    name = next((k for k, v in PROG_TYPES.items() if v == number), "")
+    fd, err, log = _program(number, _ret(0), _EXPECTED_ATTACH.get(name, 0), log_size=4096)
+    if fd is not None:
+        fd.close()
+        return True
+    return bool(log.strip())
+
+
+@functools.lru_cache(maxsize=None)
+def have_map_type(map_type):
+    """Whether maps of this type can be created (None: cannot be probed without BTF)."""
+    if map_type in _MAP_IN_MAP:
+        inner = syscall.map_create(uapi.BPF_MAP_TYPE_ARRAY, 4, 4, 1)
+        try:
+            return _try_map(_MAP_IN_MAP[map_type], 4, 4, 1, 0, inner_map_fd=int(inner))
+        finally:
+            inner.close()
+    if map_type not in MAP_TYPES:
+        return None
+    return _try_map(*MAP_TYPES[map_type])
+
+
+def _try_map(map_type, key_size, value_size, max_entries, flags, **kw):
+    try:
+        syscall.map_create(map_type, key_size, value_size, max_entries, flags, **kw).close()
+        return True
+    except BPFError as e:
+        if e.errno == errno.EPERM:
+            raise
+        return False
+
+
+@functools.lru_cache(maxsize=None)
+def have_helper(prog_type, helper):
+    """Whether a program of ``prog_type`` may call ``helper`` (name or number)."""
+    number = _type_number(HELPERS, helper)
+    call = [_insn.Instruction(0x85, 0, 0, 0, number)]
+    fd, err, log = _program(_type_number(PROG_TYPES, prog_type), call + _ret(0), log_size=65536)
+    if fd is not None:
+        fd.close()
+        return True
+    refusals = ("invalid func ", "unknown func ", "program of this type cannot use helper")
+    return not any(text in log for text in refusals)
+
+
+@functools.lru_cache(maxsize=None)
+def have_btf():
+    """Whether the kernel accepts BTF (one ``int`` type)."""
+    strings = b"\0int\0"
+    types = struct.pack("<IIII", 1, 1 << 24, 4, 32)
+    header = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strings))
+    try:
+        syscall.btf_load(header + types + strings)[0].close()
+        return True
+    except BPFError as e:
+        if e.errno == errno.EPERM:
+            raise
+        return False
+
+
+def have_vmlinux_btf():
+    """Whether the kernel describes itself in BTF (needed for CO-RE and struct_ops)."""
+    return os.path.exists("/sys/kernel/btf/vmlinux")
+
+
+def _link_probe(prog_type, ret, attach_type, flags):
+    fd, err, _ = _program(prog_type, _ret(ret))
+    if fd is None:
+        return False
+    try:
+        with netns.private():
+            link = syscall.link_create(fd, 1, attach_type, flags)  # ifindex 1: the private lo
+            link.close()
+        return True
+    except BPFError as e:
+        if e.errno == errno.EPERM:
+            raise
+        return False
+    finally:
+        fd.close()
+
+
+@functools.lru_cache(maxsize=None)
+def have_xdp_link():
+    """XDP through BPF links (Linux 5.9)."""
+    return _privileged_or_version("xdp_link", lambda: _link_probe(uapi.BPF_PROG_TYPE_XDP, uapi.XDP_PASS, uapi.BPF_XDP,
+                                                             XDP_FLAGS_SKB_MODE))
+
+
+@functools.lru_cache(maxsize=None)
+def have_tcx():
+    """tc through tcx links with before/after anchors (Linux 6.6)."""
+    return _privileged_or_version("tcx", lambda: _link_probe(uapi.BPF_PROG_TYPE_SCHED_CLS, -1, uapi.BPF_TCX_INGRESS, 0))
+
+
+def _privileged_or_version(name, probe):
+    try:
+        return probe()
+    except (BPFError, OSError) as e:
+        if e.errno != errno.EPERM:
+            raise
+        return kernel_version() >= _FIRST_VERSION[name]
+
+
+def clear_cache():
+    """Forget every probe result (tests, or after loading a kernel module)."""
+    for fn in (kernel_version, have_prog_type, have_map_type, have_helper, have_btf,
+               have_xdp_link, have_tcx):
+        fn.cache_clear()
+
+
+def _probe_all(names, probe):
+    out = {}
+    for name in names:
+        try:
+            out[name] = probe(name)
+        except BPFError:
+            out[name] = None
+    return out
+
+
+def features_report():
+    """Everything probed, as plain data for ``xnf features [--json]``.
+
+    Values are True/False, or None where the probe could not run (not root). What an
+    interface offers is asked of the attach layer
+    (:func:`xnf.core.attach.xdp.device_capabilities`) or of the drivers
+    (:func:`xnf.drivers.report.features_report`): probes sit below attach, which uses them.
+    """
+    def safe(fn):
+        try:
+            return fn()
+        except BPFError:
+            return None
+
+    report = {
+        "kernel": ".".join(map(str, kernel_version())),
+        "release": os.uname().release,
+        "privileged": os.geteuid() == 0,
+        "btf": {"load": safe(have_btf), "vmlinux": have_vmlinux_btf()},
+        "links": {"xdp": have_xdp_link(), "tcx": have_tcx()},
+        "program_types": _probe_all(PROG_TYPES, have_prog_type),
+        "map_types": _probe_all(list(MAP_TYPES) + list(_MAP_IN_MAP), have_map_type),
+        "helpers": {
+            "xdp": _probe_all(HELPERS, functools.partial(have_helper, "xdp")),
+            "sched_cls": _probe_all(HELPERS, functools.partial(have_helper, "sched_cls")),
+        },
+    }
+    return report
