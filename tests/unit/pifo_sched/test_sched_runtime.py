@@ -3,7 +3,10 @@ import struct
 
 import pytest
 
+from xnf.plugins.pifo_sched import registry
 from xnf.plugins.pifo_sched.errors import SchedulerConfigError, TraceError
+from xnf.plugins.pifo_sched.packet import Packet
+from xnf.plugins.pifo_sched.sim.engine import Simulation
 from xnf.plugins.pifo_sched.sim.metrics import jain_index, percentile
 from xnf.plugins.pifo_sched.sim.runner import simulate, write_events
 from xnf.plugins.pifo_sched.sim.trace import read_trace
@@ -115,3 +118,10 @@ def test_bad_simulation_inputs():
         simulate("fifo", None, [{"kind": "bulk", "size": "huge"}], "10mbit", 1)
     with pytest.raises(SchedulerConfigError, match="no option"):
         simulate("fifo", None, [{"kind": "bulk", "rate": "1mbit"}], "10mbit", 1)
+
+
+def test_a_trace_out_of_time_order_is_refused_not_replayed_late():
+    rows = [Packet("a", 100, 2_000_000, 1), Packet("b", 100, 1_000_000, 1)]
+    sim = Simulation(registry.create("fifo"), (), "10mbit", 1, 1, trace=rows)
+    with pytest.raises(SchedulerConfigError, match="not in time order"):
+        sim.run()

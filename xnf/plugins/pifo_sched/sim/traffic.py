@@ -179,11 +179,17 @@ class TraceSource:
     def __init__(self, rows, duration_ns):
         self.rows = iter(rows)
         self.duration = duration_ns
+        self.last = 0
 
     def next_packet(self):
         row = next(self.rows, None)
         if row is None or row.arrival >= self.duration:
             return None
+        if row.arrival < self.last:  # the engine replays in order: an earlier row would run late
+            raise SchedulerConfigError(
+                f"trace rows are not in time order: a packet at {row.arrival} ns follows one at {self.last} ns",
+                "sort the rows by time, or read the trace with read_trace(), which sorts")
+        self.last = row.arrival
         return row
 
     def on_done(self, pkt, now):
