@@ -17,6 +17,7 @@ import socket
 import struct
 import time
 
+from xnf.core.errors import XnfError
 from xnf.plugins.pping.events import (
     CLOSING, OPENING, REASON_FIN, REASON_FIRST_PACKET, REASON_RST, REASON_SYN, REASON_SYN_ACK,
     REASON_TIMEOUT, AggregateReport, Flow, FlowEvent, RttEvent, Stats,
@@ -50,8 +51,9 @@ _AGG = struct.Struct("<7Q%dI8x" % AGG_BINS)  # struct pp_agg_stats, 1064 bytes
 _PROTO_NAMES = {6: "TCP", 1: "ICMP", 58: "ICMPv6", 17: "UDP"}
 
 
-class DecodeError(ValueError):
-    """A ring-buffer record that is not one pping.bpf.c writes (version skew)."""
+class DecodeError(XnfError, ValueError):
+    """A ring-buffer record that is not one pping.bpf.c writes (version skew). An XnfError,
+    so the CLI prints it as one line; still a ValueError for callers that caught that."""
 
 
 def wall_clock_offset() -> int:

@@ -12,7 +12,7 @@ import ipaddress
 
 import attrs
 
-from xnf.core.errors import ConfigError as _XnfConfigError
+from xnf.core.errors import ConfigError  # also xnf.plugins.pping.config.ConfigError (docs/pping.md)
 
 FORMATS = ("standard", "json", "jsonl", "ppviz")
 RTT_TYPES = ("min", "smoothed")
@@ -22,10 +22,6 @@ XDP_MODES = ("unspecified", "native", "generic")
 WEEK_S = 7 * 24 * 3600
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
-
-
-class ConfigError(_XnfConfigError, ValueError):
-    """Options that are out of range or contradict each other (one-line message)."""
 
 
 def _addresses(value):
