@@ -80,7 +80,7 @@ def test_list_json():
     r = xnf("list", "--json")
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
-    assert set(data) == {"network_functions", "schedulers"}
+    assert set(data) == {"network_functions", "schedulers", "broken"}
     for desc in data["network_functions"].values():
         assert {"description", "hooks", "modes"} <= set(desc)
 

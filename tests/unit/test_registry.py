@@ -1,4 +1,5 @@
 """Plugin look-ups: a registered plugin that fails to import is reported, never dropped."""
+import json
 import os
 import sys
 
@@ -8,17 +9,31 @@ from xnf import registry
 from xnf.core.errors import PluginError
 
 
+def _broken_distribution(path, namespace, name):
+    """A distribution under ``path`` whose entry point names a module that does not exist."""
+    dist = path / f"xnf_broken_{name}-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: xnf-broken-{name}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[{namespace}]\n{name} = xnf_no_such_module_4711:Nothing\n")
+
+
 @pytest.fixture
 def broken_plugin(tmp_path):
-    """A distribution on sys.path whose entry point names a module that does not exist."""
-    dist = tmp_path / "xnf_broken_example-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: xnf-broken-example\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(
-        "[xnf.network_functions]\nbroken_example = xnf_no_such_module_4711:Nothing\n")
+    """A network function on sys.path whose entry point names a module that does not exist."""
+    _broken_distribution(tmp_path, registry.NETWORK_FUNCTIONS, "broken_example")
     sys.path.insert(0, str(tmp_path))
     try:
         yield "broken_example"
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+@pytest.fixture
+def broken_scheduler(tmp_path):
+    _broken_distribution(tmp_path, registry.SCHEDULERS, "broken_sched")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        yield "broken_sched"
     finally:
         sys.path.remove(str(tmp_path))
 
@@ -39,3 +54,49 @@ def test_asking_for_a_broken_plugin_names_its_import_error(broken_plugin):
 def test_no_plugin_is_broken_in_a_clean_install():
     for namespace in (registry.NETWORK_FUNCTIONS, registry.SCHEDULERS, registry.DRIVERS):
         assert registry.broken(namespace) == {}, namespace
+
+
+def _xnf(capsys, *argv):
+    from xnf.cli.main import main
+
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_xnf_list_shows_a_broken_network_function_with_its_error(broken_plugin, capsys):
+    """Issue 12 item 4: it vanished from `xnf list` (even with -v)."""
+    code, out, _ = _xnf(capsys, "list")
+    assert code == 0
+    line = next(line for line in out.splitlines() if line.startswith(broken_plugin))
+    assert "BROKEN: ModuleNotFoundError" in line and "xnf_no_such_module_4711" in line
+    assert any(line.startswith("pping ") for line in out.splitlines())  # the others are still there
+
+
+def test_xnf_list_json_shows_broken_plugins(broken_plugin, broken_scheduler, capsys):
+    code, out, _ = _xnf(capsys, "list", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert broken_plugin not in data["network_functions"] and broken_scheduler not in data["schedulers"]
+    assert "xnf_no_such_module_4711" in data["broken"]["network_functions"][broken_plugin]
+    assert "xnf_no_such_module_4711" in data["broken"]["schedulers"][broken_scheduler]
+    assert "pping" in data["network_functions"] and "fifo" in data["schedulers"]
+
+
+def test_xnf_list_shows_a_broken_scheduler(broken_scheduler, capsys):
+    code, out, _ = _xnf(capsys, "list")
+    assert code == 0
+    assert f"broken scheduler {broken_scheduler}: ModuleNotFoundError" in out
+
+
+def test_sched_list_shows_a_broken_scheduler(broken_scheduler, capsys):
+    code, out, _ = _xnf(capsys, "sched", "list")
+    assert code == 0
+    line = next(line for line in out.splitlines() if line.startswith(broken_scheduler))
+    assert "BROKEN: ModuleNotFoundError" in line
+    assert any(line.startswith("fifo ") for line in out.splitlines())
+
+
+def test_a_clean_install_lists_nothing_broken(capsys):
+    code, out, _ = _xnf(capsys, "list", "--json")
+    assert code == 0 and json.loads(out)["broken"] == {"network_functions": {}, "schedulers": {}}

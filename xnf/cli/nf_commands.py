@@ -78,16 +78,26 @@ def _guarded(plugin, parser, fn, *args):
 
 
 def cmd_list(args):
+    """Installed plugins, and those registered but failing to import, with their error
+    (a broken plugin must not vanish from the listing)."""
     nfs = registry.network_functions()
     scheds = registry.schedulers()
+    broken = {"network_functions": registry.broken(registry.NETWORK_FUNCTIONS),
+              "schedulers": registry.broken(registry.SCHEDULERS)}
     if args.json:
         emit_json({"network_functions": {n: {"description": c.description, "hooks": list(c.hooks),
                                              "modes": list(c.modes)} for n, c in nfs.items()},
-                   "schedulers": sorted(scheds)})
+                   "schedulers": sorted(scheds),
+                   "broken": {kind: dict(sorted(errors.items())) for kind, errors in broken.items()}})
         return 0
-    table([(n, ",".join(c.hooks), ",".join(c.modes), c.description) for n, c in sorted(nfs.items())],
-          ["NETWORK FUNCTION", "HOOKS", "MODES", "DESCRIPTION"])
+    rows = [(n, ",".join(c.hooks), ",".join(c.modes), c.description) for n, c in sorted(nfs.items())]
+    rows += [(n, "-", "-", f"BROKEN: {error}") for n, error in sorted(broken["network_functions"].items())]
+    table(rows, ["NETWORK FUNCTION", "HOOKS", "MODES", "DESCRIPTION"])
     print(f"\nschedulers: {', '.join(sorted(scheds))}")
+    for name, error in sorted(broken["schedulers"].items()):
+        print(f"broken scheduler {name}: {error}")
+    if any(broken.values()):
+        print("\nbroken plugins fail to import: reinstall or fix their package")
     return 0
 
 

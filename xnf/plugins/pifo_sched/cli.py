@@ -47,9 +47,12 @@ def cmd_list(args, out=None):
 
     out = out or sys.stdout
     schedulers = registry.available()
-    width = max(map(len, schedulers), default=0)
+    broken = registry.broken()
+    width = max(map(len, list(schedulers) + list(broken)), default=0)
     for name, cls in schedulers.items():
         out.write(f"{name:<{width}}  {cls.summary()}\n")
+    for name, error in broken.items():
+        out.write(f"{name:<{width}}  BROKEN: {error}\n")
     return 0
 
 
