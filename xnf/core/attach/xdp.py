@@ -105,26 +105,102 @@ class _Refused(Exception):
 
 
 def _setlink(att, fd, flags, expected_fd=None):
+    setlink_fd(att.ifindex, att.netns, fd, flags, expected_fd)
+
+
+def setlink_fd(ifindex, netns, fd, flags, expected_fd=None):
     """RTM_SETLINK with raw IFLA_XDP attributes; raises _Refused(errno, kernel message)."""
     from xnf.core.attach.netlink import NetlinkError, kernel_message, rtnl
 
     attrs_ = [["IFLA_XDP_FD", fd], ["IFLA_XDP_FLAGS", flags]]
     if expected_fd is not None:
         attrs_.append(["IFLA_XDP_EXPECTED_FD", int(expected_fd)])
-    with rtnl(att.netns) as ipr:
+    with rtnl(netns) as ipr:
         try:
-            ipr.link("set", index=att.ifindex, IFLA_XDP={"attrs": attrs_})
+            ipr.link("set", index=ifindex, IFLA_XDP={"attrs": attrs_})
         except NetlinkError as e:
             raise _Refused(e.code, kernel_message(e)) from None
 
 
-def attach_xdp(program, ifname, mode="auto", netns=None, via="auto"):
+@attrs.define(eq=False, kw_only=True)
+class DispatcherAttachment(XdpAttachment):
+    """A program in the libxdp dispatcher of an interface (:mod:`xnf.core.attach.dispatcher`).
+
+    ``program`` is our freplace program; libxdp's pins keep it linked. ``detach()``
+    rebuilds the dispatcher without it, leaving the other programs running.
+    """
+
+    kind = "xdp-dispatcher"
+
+    priority: int = 50
+    chain_call_actions: tuple = ("XDP_PASS",)
+
+    @property
+    def via(self):
+        return "dispatcher"
+
+    @property
+    def slot(self):
+        """Where the program runs now (slots move as programs come and go), or None."""
+        from xnf.core.attach import dispatcher
+
+        try:
+            found = dispatcher.components(self.ifname, self.netns)
+        except (InterfaceNotFoundError, NamespaceNotFoundError):
+            return None
+        return next((c.slot for c in found if c.prog_id == self.prog_id), None)
+
+    def _fields(self):
+        return {"mode": self.mode, "priority": self.priority, "chain_call_actions": list(self.chain_call_actions)}
+
+    def to_dict(self):
+        d = super().to_dict()
+        d["slot"] = self.slot
+        return d
+
+    def _attached_netlink(self):
+        return self.slot is not None
+
+    def _detach_netlink(self):
+        from xnf.core.attach import dispatcher
+
+        try:
+            return dispatcher.remove(self.ifname, self.prog_id, self.netns)
+        except (InterfaceNotFoundError, NamespaceNotFoundError):
+            return False
+
+    @classmethod
+    def remove_netlink_of(cls, prog_id, ifname, netns=None):
+        from xnf.core.attach import dispatcher
+
+        dispatcher.remove(ifname, prog_id, netns)
+
+    def _replace_netlink(self, new_fd):
+        raise AttachError(f"cannot replace {self}: a dispatcher slot is changed by detaching and "
+                          "attaching again", "detach() it, then attach_xdp the new program")
+
+
+def attach_xdp(program, ifname, mode="auto", netns=None, via="auto", priority=None, chain_call_actions=None):
     """Attach an XDP program to ``ifname``; returns an :class:`XdpAttachment`.
 
     ``mode``: ``auto``, ``skb`` (generic), ``native`` (driver) or ``offload`` (hardware;
     the program must have been loaded for this device). ``via``: ``link``, ``netlink``
     or ``auto`` (a link where the kernel has XDP links). Nothing is left attached on error.
+
+    A program loaded as a dispatcher component (freplace, see
+    :func:`xnf.core.attach.dispatcher.as_component`) joins the interface's libxdp
+    dispatcher instead, at ``priority`` (default 50) with ``chain_call_actions``
+    (default ``("XDP_PASS",)``): a :class:`DispatcherAttachment`.
     """
+    if _is_extension(program):
+        from xnf.core.attach import dispatcher
+
+        return dispatcher.attach(program, ifname, mode=mode, netns=netns,
+                                 priority=dispatcher.DEFAULT_PRIORITY if priority is None else priority,
+                                 chain_call_actions=chain_call_actions or dispatcher.DEFAULT_ACTIONS)
+    if priority is not None or chain_call_actions is not None:
+        raise AttachError("priority and chain_call_actions are for programs in a libxdp dispatcher",
+                          "load the program with xnf.core.attach.dispatcher.as_component")
     mode = canonical_mode(mode)
     if via not in VIAS:
         raise AttachError(f"unknown attach method {via!r}", "use auto, link or netlink")
@@ -164,6 +240,14 @@ def attach_xdp(program, ifname, mode="auto", netns=None, via="auto"):
     except BaseException:
         fd.close()
         raise
+
+
+def _is_extension(program):
+    fd = getattr(program, "fd", program)
+    try:
+        return info.prog_info(fd).type == uapi.BPF_PROG_TYPE_EXT
+    except (BPFError, TypeError, ValueError):
+        return False  # attach_xdp's own check says what is wrong
 
 
 def _caps(ifindex, netns):
