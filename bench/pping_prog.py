@@ -20,12 +20,11 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests", "kernel", "pping"))
 
 import xnf  # noqa: E402
-from pping_harness import dns, echo, eth, ipv4, ipv6, udp, v4_tcp, v6_tcp  # noqa: E402
 from xnf.plugins.pping import datapath  # noqa: E402
 from xnf.plugins.pping.config import PpingConfig  # noqa: E402
+from xnf.testing.frames import dns, ether, icmp_echo, ipv4, ipv6, udp, v4_tcp, v6_tcp  # noqa: E402
 
 A, B, A6, B6 = "10.1.0.1", "10.2.0.2", "2001:db8:1::1", "2001:db8:2::2"
 DATA = b"x" * 1200
@@ -33,16 +32,16 @@ DATA = b"x" * 1200
 
 def frames():
     return [
-        ("TCP data, TSval seen", "egress", v4_tcp(A, B, 1, 2, tsval=100, tsecr=5, payload=DATA)),
-        ("TCP ACK, no match", "ingress", v4_tcp(B, A, 2, 1, tsval=9, tsecr=77)),
-        ("TCP ACK, no match", "xdp", v4_tcp(B, A, 2, 1, tsval=9, tsecr=77)),
-        ("TCP/IPv6 data, TSval seen", "egress", v6_tcp(A6, B6, 1, 2, tsval=100, tsecr=5, payload=DATA)),
-        ("TCP in 2 VLAN tags", "egress", v4_tcp(A, B, 1, 2, tsval=100, payload=DATA,
+        ("TCP data, TSval seen", "egress", v4_tcp(A, B, 1, 2, ts=(100, 5), payload=DATA)),
+        ("TCP ACK, no match", "ingress", v4_tcp(B, A, 2, 1, ts=(9, 77))),
+        ("TCP ACK, no match", "xdp", v4_tcp(B, A, 2, 1, ts=(9, 77))),
+        ("TCP/IPv6 data, TSval seen", "egress", v6_tcp(A6, B6, 1, 2, ts=(100, 5), payload=DATA)),
+        ("TCP in 2 VLAN tags", "egress", v4_tcp(A, B, 1, 2, ts=(100, 0), payload=DATA,
                                                 vlans=[(0x88A8, 1), (0x8100, 2)])),
-        ("ICMP echo request", "egress", eth(ipv4(A, B, 1, echo(False, True, 7, 1)), 0x0800)),
-        ("DNS query", "egress", eth(ipv4(A, B, 17, udp(5353, 53, dns(1, False))), 0x0800)),
-        ("UDP, not tracked", "egress", eth(ipv4(A, B, 17, udp(1, 2, DATA)), 0x0800)),
-        ("IPv6 UDP, not tracked", "egress", eth(ipv6(A6, B6, 17, udp(1, 2, DATA)), 0x86DD)),
+        ("ICMP echo request", "egress", ether(ipv4(A, B, 1, icmp_echo(True, 7, 1)), 0x0800)),
+        ("DNS query", "egress", ether(ipv4(A, B, 17, udp(5353, 53, dns(1, False))), 0x0800)),
+        ("UDP, not tracked", "egress", ether(ipv4(A, B, 17, udp(1, 2, DATA)), 0x0800)),
+        ("IPv6 UDP, not tracked", "egress", ether(ipv6(A6, B6, 17, udp(1, 2, DATA)), 0x86DD)),
     ]
 
 
@@ -67,12 +66,12 @@ def single_runs(coll, empty, n=3000):
     """
     eg, ing = coll.programs["pping_tc_egress"], coll.programs["pping_tc_ingress"]
     before = len(coll.maps["pping_ts"])
-    stored = one_by_one(eg, lambda i: v4_tcp(A, B, 1, 2, tsval=1000 + 2 * i, payload=DATA), n)
+    stored = one_by_one(eg, lambda i: v4_tcp(A, B, 1, 2, ts=(1000 + 2 * i, 0), payload=DATA), n)
     n_stored = len(coll.maps["pping_ts"]) - before
     rtts = counter(coll, "rtt_events")
-    matched = one_by_one(ing, lambda i: v4_tcp(B, A, 2, 1, tsval=9, tsecr=1000 + 2 * i), n)
+    matched = one_by_one(ing, lambda i: v4_tcp(B, A, 2, 1, ts=(9, 1000 + 2 * i)), n)
     n_matched = counter(coll, "rtt_events") - rtts
-    base = one_by_one(empty.programs["empty_tc"], lambda i: v4_tcp(A, B, 1, 2, tsval=i), n)
+    base = one_by_one(empty.programs["empty_tc"], lambda i: v4_tcp(A, B, 1, 2, ts=(i, 0)), n)
     print(f"{'TCP data, TSval stored':28} {'egress':8} {stored:9.0f} {base:9.0f} {stored / max(base, 1):6.1f}"
           f"  (single runs; {n_stored} of {n} stored)")
     print(f"{'TCP ACK, matched':28} {'ingress':8} {matched:9.0f} {base:9.0f} {matched / max(base, 1):6.1f}"
@@ -101,8 +100,8 @@ def main(argv=None):
         try:
             # the flow exists and is open, as on a busy link
             for i in range(3):
-                coll.programs["pping_tc_egress"].test_run(v4_tcp(A, B, 1, 2, tsval=90 + i, payload=DATA))
-                coll.programs["pping_tc_ingress"].test_run(v4_tcp(B, A, 2, 1, tsval=5 + i, tsecr=90 + i,
+                coll.programs["pping_tc_egress"].test_run(v4_tcp(A, B, 1, 2, ts=(90 + i, 0), payload=DATA))
+                coll.programs["pping_tc_ingress"].test_run(v4_tcp(B, A, 2, 1, ts=(5 + i, 90 + i),
                                                                   payload=DATA))
             print(f"\n{label}")
             print(f"{'packet':28} {'hook':8} {'pping ns':>9} {'empty ns':>9} {'ratio':>6}")

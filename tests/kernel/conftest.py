@@ -6,13 +6,15 @@ Fixture names are stable; other test modules rely on them:
 * ``netns_pair``: two fresh namespaces joined by a veth pair with IPv4 addresses (IPv6
   is disabled there, so only the test's own packets cross);
 * ``root_veth``: a veth whose ``if_a`` end is in the initial namespace (netns=None paths);
+* ``netns``: one fresh namespace; ``veth``: ``(netns, a, b)``, both ends of an up veth in it;
 * ``bpffs``: a private bpf filesystem mounted on a temporary directory;
 * ``iface_state(ns, ifname)``: what ``ip``, ``tc`` and ``bpftool`` say about an interface.
 
-Everything they create is removed in ``finally``, even when the test fails. The helpers
-behind them (``sh``, ``in_ns``, ``VethPair``, ``bpftool_links``) live in ``netenv.py``:
-import them from there (``from netenv import in_ns``), not from ``conftest``, whose
-module name several directories share.
+Everything they create is removed when the test ends, even when it fails: the
+topologies are :mod:`xnf.testing.topology` context managers. The oracle helpers
+(``sh``, ``in_ns``, ``bpftool_links``) live in ``netenv.py``: import them from there
+(``from netenv import in_ns``), not from ``conftest``, whose module name several
+directories share.
 """
 import json
 import os
@@ -24,8 +26,9 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from netenv import VethPair, bpftool_links, in_ns, make_pair, setup_pair, sh, teardown_pair  # noqa: E402
+from netenv import bpftool_links, in_ns, sh  # noqa: E402
 from progs import Counters  # noqa: E402
+from xnf.testing.topology import Topology, VethPair  # noqa: E402
 
 __all__ = ["VethPair", "bpftool_links", "in_ns", "sh"]  # kept for tests that still import them here
 
@@ -35,30 +38,36 @@ def _require_root():
         pytest.skip("needs root (CAP_BPF, CAP_NET_ADMIN)")
 
 
-
 @pytest.fixture
 def netns_pair():
     """Two new namespaces joined by a veth pair (10.201.0.1/24 <-> 10.201.0.2/24)."""
     _require_root()
-    pair = make_pair(ns_a_is_root=False)
-    try:
-        setup_pair(pair)
+    with VethPair() as pair:
         yield pair
-    finally:
-        teardown_pair(pair)
 
 
 @pytest.fixture
 def root_veth():
     """A veth pair with ``if_a`` in the initial namespace and ``if_b`` in a new one."""
     _require_root()
-    pair = make_pair(ns_a_is_root=True)
-    pair.ip_a, pair.ip_b = "10.202.0.1", "10.202.0.2"
-    try:
-        setup_pair(pair)
+    with VethPair("10.202.0.1", "10.202.0.2", root_a=True) as pair:
         yield pair
-    finally:
-        teardown_pair(pair)
+
+
+@pytest.fixture
+def netns():
+    """The name of a fresh network namespace."""
+    _require_root()
+    with Topology() as topo:
+        yield topo.namespace("n")
+
+
+@pytest.fixture
+def veth():
+    """(netns, a, b): both ends of an up veth pair inside a fresh namespace."""
+    _require_root()
+    with VethPair(same_namespace=True) as pair:
+        yield pair.ns_a, pair.if_a, pair.if_b
 
 
 @pytest.fixture

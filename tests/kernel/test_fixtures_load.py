@@ -21,6 +21,7 @@ from elftools.elf.elffile import ELFFile
 
 import xnf
 from xnf.core import errors, uapi
+from xnf.testing import frames
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BPF_DIR = os.path.join(ROOT, "tests", "bpf")
@@ -36,22 +37,11 @@ def obj(name):
 
 # --- helpers -------------------------------------------------------------------------
 
-def _checksum(header):
-    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def ipv4_frame(proto=IPPROTO_UDP, payload=b"xnf-test" * 4):
     """An Ethernet + IPv4 (+ UDP when proto is UDP) frame, valid enough for any parser."""
     if proto == IPPROTO_UDP:
-        payload = struct.pack("!HHHH", 4000, 5000, 8 + len(payload), 0) + payload
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, 64, proto, 0,
-                     bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
-    ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
-    eth = bytes.fromhex("020000000002" "020000000001" "0800")
-    return eth + ip + payload
+        payload = frames.udp(4000, 5000, payload)
+    return frames.ether(frames.ipv4("10.0.0.1", "10.0.0.2", proto, payload))
 
 
 def arp_frame():

@@ -1,35 +1,24 @@
-"""Fixtures shared by unit tests that need a namespace (drivers, offload): a private
-network namespace with a veth pair, removed even on failure."""
-import os
-import subprocess
-import uuid
-
+"""Unit tests run without root. A test here that asks for a privileged fixture or carries
+the ``root`` marker fails, naming where it belongs: tests/kernel, whose conftest
+provides those fixtures (tests/unit/test_unit_needs_no_root.py checks the guard)."""
 import pytest
 
-
-def _ip(*args):
-    subprocess.run(["ip", *args], check=True, capture_output=True)
+ROOT_FIXTURES = frozenset({"netns", "veth", "netns_pair", "root_veth", "bpffs", "counters", "iface_state"})
 
 
-@pytest.fixture
-def netns():
-    """A fresh named network namespace (``ip netns``), deleted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root (CAP_NET_ADMIN) to create network namespaces")
-    name = f"xnfdrv-{uuid.uuid4().hex[:8]}"
-    _ip("netns", "add", name)
-    try:
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+def root_needs(item):
+    """Why ``item`` would need root (privileged fixtures, the root marker), or None."""
+    wanted = ROOT_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+    if wanted:
+        return f"it uses the privileged fixtures {sorted(wanted)}"
+    if item.get_closest_marker("root"):
+        return "it is marked root"
+    return None
 
 
-@pytest.fixture
-def veth(netns):
-    """(netns, ifname, peer) of an up veth pair inside ``netns``."""
-    tag = uuid.uuid4().hex[:6]
-    a, b = f"xv{tag}a", f"xv{tag}b"
-    _ip("-n", netns, "link", "add", a, "type", "veth", "peer", "name", b)
-    _ip("-n", netns, "link", "set", a, "up")
-    _ip("-n", netns, "link", "set", b, "up")
-    return netns, a, b
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    why = root_needs(item)
+    if why:
+        pytest.fail(f"{item.nodeid} is a unit test but {why}: unit tests run without root; "
+                    f"move it to tests/kernel/", pytrace=False)

@@ -3,7 +3,6 @@ import io
 import json
 import os
 import shutil
-import struct
 import time
 
 import pytest
@@ -14,6 +13,7 @@ from xnf.core.errors import AttachError, ConfigError
 from xnf.nf import config_from_args
 from xnf.plugins.pifo_sched.kernel import EgressDataPath
 from xnf.plugins.pifo_sched.nf import PifoSched, PifoSchedConfig
+from xnf.testing.frames import v4_tcp
 
 pytestmark = pytest.mark.root
 PORTS = (5201, 5202, 5203)
@@ -100,10 +100,8 @@ def test_bad_configuration_is_refused_before_anything_is_made(netns_pair):
 
 
 def tcp_frame(sport, dport, payload=1448):
-    """Ethernet + IPv4 + TCP, checksums zero (the program never looks at them)."""
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, 0, 0, 5 << 4, 0x10, 65535, 0, 0)
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40 + payload, 0, 0, 64, 6, 0, bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
-    return bytes.fromhex("020000000002020000000001") + b"\x08\x00" + ip + tcp + bytes(payload)
+    """Ethernet + IPv4 + TCP (the program reads the ports only)."""
+    return v4_tcp("10.0.0.1", "10.0.0.2", sport, dport, payload=bytes(payload))
 
 
 def test_ranks_are_tags_so_a_waiting_flow_never_overtakes_its_own_packets():

@@ -1,4 +1,4 @@
-"""Crafted frames, and a runner that feeds the same frames to the BPF programs
+"""A runner that feeds the same frames (built with xnf.testing.frames) to the BPF programs
 (PROG_TEST_RUN) and to the reference implementation, for side-by-side comparison.
 
 Times: the kernel stamps packets with bpf_ktime_get_ns() (CLOCK_MONOTONIC); the
@@ -9,7 +9,6 @@ event time differs between the two by at most the largest window of the runs inv
 time (rate limits, lifetimes) is the same as long as the test spaces its packets far
 from the thresholds.
 """
-import socket
 import struct
 import time
 
@@ -21,86 +20,6 @@ from xnf.plugins.pping.events import FlowEvent, RttEvent
 from xnf.plugins.pping.packet import LINKTYPE_ETHERNET, LINKTYPE_RAW
 from xnf.plugins.pping.reference import Reference
 
-MAC_A = bytes.fromhex("020000000001")
-MAC_B = bytes.fromhex("020000000002")
-
-TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK = 0x01, 0x02, 0x04, 0x08, 0x10
-
-
-# --- frame builders ---------------------------------------------------------------------
-
-def eth(payload, ethertype, vlans=()):
-    """Ethernet header, with 802.1Q / 802.1ad tags (outermost first): (tpid, vid) pairs."""
-    tags = b""
-    types = [tpid for tpid, _ in vlans] + [ethertype]
-    for i, (_, vid) in enumerate(vlans):
-        tags += struct.pack("!HH", vid & 0xFFF, types[i + 1])
-    return MAC_B + MAC_A + struct.pack("!H", types[0]) + tags + payload
-
-
-def ipv4(src, dst, proto, l4, tos=0, frag=0, options=b""):
-    ihl = 5 + len(options) // 4
-    hdr = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, tos, 20 + len(options) + len(l4), 1, frag, 64, proto, 0,
-                      socket.inet_aton(src), socket.inet_aton(dst)) + options
-    return hdr + l4
-
-
-def ipv6(src, dst, nexthdr, l4, ext=()):
-    """``ext``: (type, body) pairs; body is padded to the header's length rules."""
-    chain = b""
-    types = [t for t, _ in ext] + [nexthdr]
-    for i, (t, body) in enumerate(ext):
-        nxt = types[i + 1]
-        if t == 44:  # fragment: fixed 8 bytes, body = 16-bit offset/flags word
-            chain += struct.pack("!BBHI", nxt, 0, body, 0x1234)
-        elif t == 51:  # AH: length in 4-byte units minus 2
-            raw = body + bytes(-(len(body) + 2) % 4)
-            chain += struct.pack("!BB", nxt, (len(raw) + 2) // 4 - 2) + raw
-        else:
-            raw = body + bytes(-(len(body) + 2) % 8)
-            chain += struct.pack("!BB", nxt, (len(raw) + 2) // 8 - 1) + raw
-    payload = chain + l4
-    return struct.pack("!IHBB16s16s", 0x60000000, len(payload), types[0], 64,
-                       socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst)) + payload
-
-
-def tcp(sport, dport, seq=1000, ack=0, flags=TCP_ACK, tsval=None, tsecr=0, payload=b"", extra_opts=b""):
-    opts = extra_opts
-    if tsval is not None:
-        opts += b"\x01\x01" + struct.pack("!BBII", 8, 10, tsval, tsecr)
-    opts += bytes(-len(opts) % 4)
-    doff = (20 + len(opts)) // 4
-    return struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, doff << 4, flags,
-                       65535, 0, 0) + opts + payload
-
-
-def echo(v6, request, ident, seq, payload=b"x" * 16, code=0):
-    t = (128 if request else 129) if v6 else (8 if request else 0)
-    return struct.pack("!BBHHH", t, code, 0, ident, seq) + payload
-
-
-def udp(sport, dport, payload):
-    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
-
-
-def dns(qid, response):
-    flags = 0x8180 if response else 0x0100
-    return struct.pack("!HHHHHH", qid, flags, 1, 1 if response else 0, 0, 0) + b"\x01a\x00\x00\x01\x00\x01"
-
-
-def quic_short(spin, payload=b"q" * 20):
-    return bytes([0x40 | (0x20 if spin else 0) | 0x01]) + bytes(8) + payload
-
-
-def v4_tcp(src, dst, sport, dport, vlans=(), **kw):
-    return eth(ipv4(src, dst, 6, tcp(sport, dport, **kw)), 0x0800, vlans)
-
-
-def v6_tcp(src, dst, sport, dport, ext=(), vlans=(), **kw):
-    return eth(ipv6(src, dst, 6, tcp(sport, dport, **kw), ext), 0x86DD, vlans)
-
-
-# --- the runner ----------------------------------------------------------------------------
 
 @attrs.define
 class Sent:

@@ -10,11 +10,12 @@ import time
 import attrs
 import pytest
 
-from pping_harness import (TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, Runner, assert_same, dns, echo,
-                           eth, ipv4, ipv6, quic_short, tcp, udp, v4_tcp, v6_tcp)
+from pping_harness import Runner, assert_same
 from xnf.core.kernel import netns
 from xnf.plugins.pping.config import PpingConfig
 from xnf.plugins.pping.events import FlowEvent, RttEvent
+from xnf.testing.frames import (TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, dns, ether, icmp_echo, ipv4, ipv6,
+                                quic_short, tcp, udp, v4_tcp, v6_tcp)
 
 pytestmark = pytest.mark.root
 
@@ -40,8 +41,8 @@ def flows(events):
 def conversation(r, a=A, b=B, build=v4_tcp, n=3, hook_in="ingress", **kw):
     """a (local) sends data, b answers with data; n rounds; TSvals tick every packet."""
     for i in range(n):
-        r.send(build(a, b, 40000, 80, tsval=100 + i, tsecr=900 + i - 1 if i else 0, payload=DATA, **kw), "egress")
-        r.send(build(b, a, 80, 40000, tsval=900 + i, tsecr=100 + i, payload=DATA, **kw), hook_in)
+        r.send(build(a, b, 40000, 80, ts=(100 + i, 900 + i - 1 if i else 0), payload=DATA, **kw), "egress")
+        r.send(build(b, a, 80, 40000, ts=(900 + i, 100 + i), payload=DATA, **kw), hook_in)
 
 
 def test_tsval_tsecr_both_directions():
@@ -71,36 +72,36 @@ def test_assert_same_catches_an_rtt_error_just_beyond_the_clock_window():
 
 def test_first_instance_only_with_serial_wraparound():
     with Runner(cfg()) as r:
-        r.send(v4_tcp(A, B, 1, 2, tsval=0xFFFFFFF0, payload=DATA))
-        r.send(v4_tcp(A, B, 1, 2, tsval=0xFFFFFFF8, payload=DATA))   # newer: stored
-        r.send(v4_tcp(A, B, 1, 2, tsval=0xFFFFFFF8, payload=DATA))   # same: not again
-        r.send(v4_tcp(A, B, 1, 2, tsval=0xFFFFFFF4, payload=DATA))   # older: never
-        r.send(v4_tcp(A, B, 1, 2, tsval=5, payload=DATA))            # wrapped, newer: stored
+        r.send(v4_tcp(A, B, 1, 2, ts=(0xFFFFFFF0, 0), payload=DATA))
+        r.send(v4_tcp(A, B, 1, 2, ts=(0xFFFFFFF8, 0), payload=DATA))   # newer: stored
+        r.send(v4_tcp(A, B, 1, 2, ts=(0xFFFFFFF8, 0), payload=DATA))   # same: not again
+        r.send(v4_tcp(A, B, 1, 2, ts=(0xFFFFFFF4, 0), payload=DATA))   # older: never
+        r.send(v4_tcp(A, B, 1, 2, ts=(5, 0), payload=DATA))            # wrapped, newer: stored
         assert r.coll.maps["pping_ts"].__len__() == 2
-        r.send(v4_tcp(B, A, 2, 1, tsval=7, tsecr=0xFFFFFFF4), "ingress")  # never stored
-        r.send(v4_tcp(B, A, 2, 1, tsval=7, tsecr=0xFFFFFFF8), "ingress")
-        r.send(v4_tcp(B, A, 2, 1, tsval=7, tsecr=0xFFFFFFF8), "ingress")  # deleted on match
-        r.send(v4_tcp(B, A, 2, 1, tsval=7, tsecr=5), "ingress")
+        r.send(v4_tcp(B, A, 2, 1, ts=(7, 0xFFFFFFF4)), "ingress")  # never stored
+        r.send(v4_tcp(B, A, 2, 1, ts=(7, 0xFFFFFFF8)), "ingress")
+        r.send(v4_tcp(B, A, 2, 1, ts=(7, 0xFFFFFFF8)), "ingress")  # deleted on match
+        r.send(v4_tcp(B, A, 2, 1, ts=(7, 5)), "ingress")
         assert len(rtts(assert_same(r))) == 2
 
 
 def test_pure_ack_not_timestamped_and_reply_needs_ack():
     with Runner(cfg()) as r:
-        r.send(v4_tcp(A, B, 1, 2, tsval=10, payload=DATA))
-        r.send(v4_tcp(A, B, 1, 2, tsval=11))                     # pure ACK: not stored
-        r.send(v4_tcp(A, B, 1, 2, tsval=12, payload=DATA))
-        r.send(v4_tcp(B, A, 2, 1, tsval=50, tsecr=11, payload=DATA), "ingress")
-        r.send(v4_tcp(B, A, 2, 1, tsval=51, tsecr=12, flags=TCP_PSH, payload=DATA), "ingress")  # no ACK
-        r.send(v4_tcp(B, A, 2, 1, tsval=52, tsecr=12, payload=DATA), "ingress")
+        r.send(v4_tcp(A, B, 1, 2, ts=(10, 0), payload=DATA))
+        r.send(v4_tcp(A, B, 1, 2, ts=(11, 0)))                     # pure ACK: not stored
+        r.send(v4_tcp(A, B, 1, 2, ts=(12, 0), payload=DATA))
+        r.send(v4_tcp(B, A, 2, 1, ts=(50, 11), payload=DATA), "ingress")
+        r.send(v4_tcp(B, A, 2, 1, ts=(51, 12), flags=TCP_PSH, payload=DATA), "ingress")  # no ACK
+        r.send(v4_tcp(B, A, 2, 1, ts=(52, 12), payload=DATA), "ingress")
         got = rtts(assert_same(r))
         assert len(got) == 1 and got[0].rtt_ns > 0
 
 
 def test_syn_skipped_by_default_and_included_on_request():
     def handshake(r):
-        r.send(v4_tcp(A, B, 1, 2, flags=TCP_SYN, seq=1, tsval=10))
-        r.send(v4_tcp(B, A, 2, 1, flags=TCP_SYN | TCP_ACK, ack=2, tsval=70, tsecr=10), "ingress")
-        r.send(v4_tcp(A, B, 1, 2, ack=1, tsval=11, tsecr=70))
+        r.send(v4_tcp(A, B, 1, 2, flags=TCP_SYN, seq=1, ts=(10, 0)))
+        r.send(v4_tcp(B, A, 2, 1, flags=TCP_SYN | TCP_ACK, ack=2, ts=(70, 10)), "ingress")
+        r.send(v4_tcp(A, B, 1, 2, ack=1, ts=(11, 70)))
     with Runner(cfg()) as r:
         handshake(r)
         assert assert_same(r) == []
@@ -114,11 +115,11 @@ def test_syn_skipped_by_default_and_included_on_request():
 
 def test_mid_stream_flow_waits_for_tsval_change():
     with Runner(cfg()) as r:
-        r.send(v4_tcp(A, B, 1, 2, tsval=10, payload=DATA))   # first seen: not stored
-        r.send(v4_tcp(A, B, 1, 2, tsval=10, payload=DATA))   # same value: not stored
-        r.send(v4_tcp(B, A, 2, 1, tsval=80, tsecr=10), "ingress")
-        r.send(v4_tcp(A, B, 1, 2, tsval=11, payload=DATA))   # the edge: stored
-        r.send(v4_tcp(B, A, 2, 1, tsval=80, tsecr=11), "ingress")
+        r.send(v4_tcp(A, B, 1, 2, ts=(10, 0), payload=DATA))   # first seen: not stored
+        r.send(v4_tcp(A, B, 1, 2, ts=(10, 0), payload=DATA))   # same value: not stored
+        r.send(v4_tcp(B, A, 2, 1, ts=(80, 10)), "ingress")
+        r.send(v4_tcp(A, B, 1, 2, ts=(11, 0), payload=DATA))   # the edge: stored
+        r.send(v4_tcp(B, A, 2, 1, ts=(80, 11)), "ingress")
         got = rtts(assert_same(r))
         assert len(got) == 1
 
@@ -126,14 +127,14 @@ def test_mid_stream_flow_waits_for_tsval_change():
 def test_fin_and_rst_close_flows():
     with Runner(cfg()) as r:
         conversation(r, n=2)
-        r.send(v4_tcp(A, B, 40000, 80, flags=TCP_FIN | TCP_ACK, tsval=110, tsecr=901))
-        r.send(v4_tcp(B, A, 80, 40000, flags=TCP_FIN | TCP_ACK, tsval=910, tsecr=110), "ingress")
+        r.send(v4_tcp(A, B, 40000, 80, flags=TCP_FIN | TCP_ACK, ts=(110, 901)))
+        r.send(v4_tcp(B, A, 80, 40000, flags=TCP_FIN | TCP_ACK, ts=(910, 110)), "ingress")
         got = flows(assert_same(r))
         assert [(e.event, e.reason) for e in got][-2:] == [("closing", "FIN"), ("closing", "FIN")]
         assert len(r.coll.maps["pping_flows"]) == 0
     with Runner(cfg()) as r:
         conversation(r, n=2)
-        r.send(v4_tcp(B, A, 80, 40000, flags=TCP_RST | TCP_ACK, tsval=920, tsecr=101), "ingress")
+        r.send(v4_tcp(B, A, 80, 40000, flags=TCP_RST | TCP_ACK, ts=(920, 101)), "ingress")
         got = flows(assert_same(r))
         assert [(e.reason, e.triggered_by) for e in got][-2:] == [("RST", "dest"), ("RST", "src")]
         assert len(r.coll.maps["pping_flows"]) == 0
@@ -145,13 +146,13 @@ def test_icmp_echo(v6):
     with Runner(cfg(icmp=True)) as r:
         for seq in range(3):
             if v6:
-                r.send(eth(ipv6(a, b, 58, echo(True, True, 77, seq)), 0x86DD))
-                r.send(eth(ipv6(b, a, 58, echo(True, False, 77, seq)), 0x86DD), "ingress")
+                r.send(ether(ipv6(a, b, 58, icmp_echo(True, 77, seq, v6=True)), 0x86DD))
+                r.send(ether(ipv6(b, a, 58, icmp_echo(False, 77, seq, v6=True)), 0x86DD), "ingress")
             else:
-                r.send(eth(ipv4(a, b, 1, echo(False, True, 77, seq)), 0x0800))
-                r.send(eth(ipv4(b, a, 1, echo(False, False, 77, seq)), 0x0800), "ingress")
+                r.send(ether(ipv4(a, b, 1, icmp_echo(True, 77, seq)), 0x0800))
+                r.send(ether(ipv4(b, a, 1, icmp_echo(False, 77, seq)), 0x0800), "ingress")
         if not v6:
-            r.send(eth(ipv4(b, a, 1, echo(False, False, 77, 9, code=1)), 0x0800), "ingress")
+            r.send(ether(ipv4(b, a, 1, icmp_echo(False, 77, 9, code=1)), 0x0800), "ingress")
         got = rtts(assert_same(r))
         assert len(got) == 3
         assert got[0].flow.proto == ("ICMPv6" if v6 else "ICMP") and got[0].flow.src_port == 77
@@ -174,7 +175,7 @@ def test_three_vlan_tags_are_not_parsed():
     [],
     [(0, b"")],                                       # hop-by-hop
     [(0, b""), (43, bytes(6)), (60, bytes(14))],      # hop-by-hop, routing, destination options
-    [(44, 0)],                                        # first fragment
+    [(44, (0, False))],                                 # first fragment
     [(51, bytes(10))],                                # authentication header
 ])
 def test_ipv6_extension_headers(ext):
@@ -186,16 +187,16 @@ def test_ipv6_extension_headers(ext):
 def test_ipv6_four_extension_headers_and_later_fragments_are_skipped():
     with Runner(cfg()) as r:
         conversation(r, a=A6, b=B6, build=v6_tcp, ext=[(0, b""), (60, b""), (60, b""), (60, b"")])
-        conversation(r, a=A6, b=B6, build=v6_tcp, ext=[(44, 8 << 3)])
+        conversation(r, a=A6, b=B6, build=v6_tcp, ext=[(44, (64, False))])
         assert assert_same(r) == [] and r.counters()["parsed"] == 0
 
 
 def test_l3_interface_frames_start_at_ip():
     with Runner(cfg(tcp=True, icmp=True), l3=True) as r:
         for i in range(3):
-            r.send(ipv4(A, B, 6, tcp(1, 2, tsval=10 + i, tsecr=50 + i, payload=DATA)), "xdp")
-            r.send(ipv6(B6, A6, 58, echo(True, True, 5, i)), "xdp")
-            r.send(ipv4(B, A, 6, tcp(2, 1, tsval=51 + i, tsecr=10 + i, payload=DATA)), "xdp")
+            r.send(ipv4(A, B, 6, tcp(1, 2, ts=(10 + i, 50 + i), payload=DATA)), "xdp")
+            r.send(ipv6(B6, A6, 58, icmp_echo(True, 5, i, v6=True)), "xdp")
+            r.send(ipv4(B, A, 6, tcp(2, 1, ts=(51 + i, 10 + i), payload=DATA)), "xdp")
         assert len(rtts(assert_same(r))) == 3
 
 
@@ -237,10 +238,10 @@ def test_seq_ack_off_by_default_ignores_tcp_without_timestamps():
 def test_dns_query_and_response():
     with Runner(cfg(dns=True)) as r:
         for qid in (0x1111, 0x2222):
-            r.send(eth(ipv4(A, B, 17, udp(5353, 53, dns(qid, False))), 0x0800))
-        r.send(eth(ipv4(B, A, 17, udp(53, 5353, dns(0x2222, True))), 0x0800), "ingress")
-        r.send(eth(ipv4(B, A, 17, udp(53, 5353, dns(0x1111, True))), 0x0800), "ingress")
-        r.send(eth(ipv4(B, A, 17, udp(53, 5353, dns(0x1111, True))), 0x0800), "ingress")  # duplicate
+            r.send(ether(ipv4(A, B, 17, udp(5353, 53, dns(qid, False))), 0x0800))
+        r.send(ether(ipv4(B, A, 17, udp(53, 5353, dns(0x2222, True))), 0x0800), "ingress")
+        r.send(ether(ipv4(B, A, 17, udp(53, 5353, dns(0x1111, True))), 0x0800), "ingress")
+        r.send(ether(ipv4(B, A, 17, udp(53, 5353, dns(0x1111, True))), 0x0800), "ingress")  # duplicate
         got = rtts(assert_same(r))
         assert [e.identifier_kind for e in got] == ["dns", "dns"] and got[0].flow.proto == "UDP"
 
@@ -249,8 +250,8 @@ def test_quic_spin_edges():
     with Runner(cfg(quic=True)) as r:
         spins = [0, 0, 1, 1, 0, 1]
         for s in spins:
-            r.send(eth(ipv4(A, B, 17, udp(50000, 443, quic_short(s))), 0x0800))
-            r.send(eth(ipv4(B, A, 17, udp(443, 50000, quic_short(s))), 0x0800), "ingress")
+            r.send(ether(ipv4(A, B, 17, udp(50000, 443, quic_short(s))), 0x0800))
+            r.send(ether(ipv4(B, A, 17, udp(443, 50000, quic_short(s))), 0x0800), "ingress")
         got = rtts(assert_same(r))
         assert got and all(e.flow.proto == "QUIC" and e.identifier_kind == "spin" for e in got)
 
@@ -258,8 +259,8 @@ def test_quic_spin_edges():
 def test_rate_limit_sampling_counts():
     with Runner(cfg(rate_limit=25)) as r:
         for i in range(12):
-            r.send(v4_tcp(A, B, 1, 2, tsval=10 + i, tsecr=500 + i, payload=DATA))
-            r.send(v4_tcp(B, A, 2, 1, tsval=500 + i + 1, tsecr=10 + i, payload=DATA), "ingress")
+            r.send(v4_tcp(A, B, 1, 2, ts=(10 + i, 500 + i), payload=DATA))
+            r.send(v4_tcp(B, A, 2, 1, ts=(500 + i + 1, 10 + i), payload=DATA), "ingress")
             time.sleep(0.010)
         got = rtts(assert_same(r))
         # one sample per direction about every 30 ms over 120 ms
@@ -274,8 +275,8 @@ def test_rtt_rate_sampling(rtt_type):
     microseconds apart, so only the count is compared, within one."""
     with Runner(cfg(rtt_rate=2000.0, rtt_type=rtt_type)) as r:
         for i in range(30):
-            r.send(v4_tcp(A, B, 1, 2, tsval=10 + i, payload=DATA))
-            r.send(v4_tcp(B, A, 2, 1, tsval=500 + i, tsecr=10 + i), "ingress")
+            r.send(v4_tcp(A, B, 1, 2, ts=(10 + i, 0), payload=DATA))
+            r.send(v4_tcp(B, A, 2, 1, ts=(500 + i, 10 + i)), "ingress")
         got, want = rtts(r.bpf_events()), rtts(r.ref_events())
         assert 1 <= len(got) < 10 and abs(len(got) - len(want)) <= 1
 
@@ -283,8 +284,8 @@ def test_rtt_rate_sampling(rtt_type):
 def test_full_maps_are_counted():
     with Runner(cfg(timestamp_map_size=2, flow_map_size=1)) as r:
         for i in range(5):
-            r.send(v4_tcp(A, B, 1, 2, tsval=10 + i, payload=DATA))
-        r.send(v4_tcp(A, B, 7, 8, tsval=10, payload=DATA))
+            r.send(v4_tcp(A, B, 1, 2, ts=(10 + i, 0), payload=DATA))
+        r.send(v4_tcp(A, B, 7, 8, ts=(10, 0), payload=DATA))
         c = r.counters()
         assert c["timestamp_map_full"] == r.ref.stats.timestamp_map_full == 2
         assert c["flow_map_full"] == r.ref.stats.flow_map_full == 1
@@ -293,8 +294,8 @@ def test_full_maps_are_counted():
 def test_ring_buffer_overflow_is_counted():
     with Runner(cfg(icmp=True), ring_bytes=4096) as r:
         for seq in range(200):
-            r.send(eth(ipv4(A, B, 1, echo(False, True, 3, seq)), 0x0800))
-            r.send(eth(ipv4(B, A, 1, echo(False, False, 3, seq)), 0x0800), "ingress")
+            r.send(ether(ipv4(A, B, 1, icmp_echo(True, 3, seq)), 0x0800))
+            r.send(ether(ipv4(B, A, 1, icmp_echo(False, 3, seq)), 0x0800), "ingress")
         c = r.counters()
         delivered = len(r.bpf_events())
         assert c["dropped_events"] > 0
@@ -306,8 +307,8 @@ def test_expiry_of_timestamps_and_flows():
                  unopened_flow_lifetime=0.1)
     with Runner(cfg(tcp=True, icmp=True, **short)) as r:
         conversation(r, n=2)
-        r.send(v4_tcp(A, B, 40000, 80, tsval=200, payload=DATA))          # never answered
-        r.send(eth(ipv4(A, B, 1, echo(False, True, 9, 1)), 0x0800))      # ICMP, never answered
+        r.send(v4_tcp(A, B, 40000, 80, ts=(200, 0), payload=DATA))          # never answered
+        r.send(ether(ipv4(A, B, 1, icmp_echo(True, 9, 1)), 0x0800))      # ICMP, never answered
         time.sleep(0.12)
         r.cleanup()
         assert len(r.coll.maps["pping_ts"]) == 0
@@ -331,8 +332,8 @@ def test_local_filtering_on_ingress():
             ipr.addr("add", index=1, address=A, prefixlen=32)
         with Runner(PpingConfig(rate_limit=0), local_addresses=(A,)) as r:
             for i in range(3):
-                r.send(v4_tcp(A, B, 1, 2, tsval=10 + i, tsecr=70 + i, payload=DATA), "egress")
-                r.send(v4_tcp(B, A, 2, 1, tsval=71 + i, tsecr=10 + i, payload=DATA), "xdp", ingress_ifindex=1)
+                r.send(v4_tcp(A, B, 1, 2, ts=(10 + i, 70 + i), payload=DATA), "egress")
+                r.send(v4_tcp(B, A, 2, 1, ts=(71 + i, 10 + i), payload=DATA), "xdp", ingress_ifindex=1)
             got = rtts(assert_same(r))
             # A's packets are timestamped (egress) and matched; B's arrive for A: never stored
             assert len(got) == 2 and all(not e.match_on_egress for e in got)
@@ -346,7 +347,7 @@ def test_aggregation_per_prefix():
     with Runner(c) as r:
         conversation(r, n=4)
         conversation(r, a=A6, b=B6, build=v6_tcp, n=4)
-        r.send(eth(ipv4(A, "10.30.0.3", 17, udp(1, 2, b"x")), 0x0800))   # untracked: catch-all
+        r.send(ether(ipv4(A, "10.30.0.3", 17, udp(1, 2, b"x")), 0x0800))   # untracked: catch-all
         kernel = {rep.prefix: rep for rep in datapath.collect_aggregates(r.coll.maps, c)}
         ref = {rep.prefix: rep for rep in r.ref.finish(r.sent[-1].time_ns)}
         assert set(kernel) == set(ref)

@@ -11,10 +11,11 @@ import itertools
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from pping_harness import (TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, Runner, assert_same, dns, echo, eth,
-                           ipv4, ipv6, udp, v4_tcp, v6_tcp)
+from pping_harness import Runner, assert_same
 from xnf.plugins.pping.config import PpingConfig
 from xnf.plugins.pping.reference import Reference
+from xnf.testing.frames import (TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, dns, ether, icmp_echo, ipv4, ipv6, udp,
+                                v4_tcp, v6_tcp)
 
 pytestmark = pytest.mark.root
 
@@ -66,11 +67,11 @@ def test_random_sequences_match_the_reference(runner, steps, v6):
         sport, dport = (1111, 80) if fwd else (80, 1111)
         hook = "egress" if fwd else hook_in
         if proto == "icmp":
-            body = echo(v6, fwd, 99, i % 4)
-            frame = eth(ipv6(src, dst, 58, body), 0x86DD) if v6 else eth(ipv4(src, dst, 1, body), 0x0800)
+            body = icmp_echo(fwd, 99, i % 4, v6=v6)
+            frame = ether(ipv6(src, dst, 58, body), 0x86DD) if v6 else ether(ipv4(src, dst, 1, body), 0x0800)
         elif proto == "dns":
             body = udp(5353, 53, dns(i % 3, False)) if fwd else udp(53, 5353, dns(i % 3, True))
-            frame = eth(ipv6(src, dst, 17, body), 0x86DD) if v6 else eth(ipv4(src, dst, 17, body), 0x0800)
+            frame = ether(ipv6(src, dst, 17, body), 0x86DD) if v6 else ether(ipv4(src, dst, 17, body), 0x0800)
         elif proto == "seq":
             if seq_move < 0 and len(got_to[fwd]) > 1:
                 seq = got_to[fwd][-2]                      # resend the previous segment
@@ -86,7 +87,7 @@ def test_random_sequences_match_the_reference(runner, steps, v6):
             tsval[fwd] = (tsval[fwd] + dts) & 0xFFFFFFFF
             other = seen[not fwd]
             tsecr = {"echo": other[-1], "stale": other[0], "zero": 0}[ecr]
-            frame = build(src, dst, sport, dport, flags=flags, tsval=tsval[fwd], tsecr=tsecr, payload=b"p" * payload)
+            frame = build(src, dst, sport, dport, flags=flags, ts=(tsval[fwd], tsecr), payload=b"p" * payload)
             seen[fwd].append(tsval[fwd])
         runner.send(frame, hook)
     got = assert_same(runner)

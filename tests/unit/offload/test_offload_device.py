@@ -1,4 +1,4 @@
-"""Device binding and the pre-attach checks, on what this machine has (no offload NIC)."""
+"""Device binding and the same-device rule, on specs only (no kernel)."""
 import os
 
 import pytest
@@ -6,8 +6,7 @@ import pytest
 import xnf
 from xnf.core import uapi
 from xnf.core.object.spec import MapSpec, ObjectSpec, ProgramSpec
-from xnf.offload.device import (DeviceMismatchError, OffloadNotSupportedError, UnboundProgramError, bind,
-                                check_binding, check_tc_attach, check_xdp_attach, prepare_offload)
+from xnf.offload.device import DeviceMismatchError, bind, check_binding
 
 from offload_asm import exit_, lddw_map, mov
 
@@ -36,37 +35,3 @@ def test_program_and_map_must_share_a_device(prog_if, map_if, ok):
     else:
         with pytest.raises(DeviceMismatchError, match="program 'p' runs on .* but its map 'm' lives on"):
             check_binding(obj)
-
-
-@pytest.mark.root
-def test_veth_cannot_offload_and_spec_is_untouched(veth):
-    netns, a, _ = veth
-    obj = xnf.open_object(OK)
-    with pytest.raises(OffloadNotSupportedError, match=f"{a} cannot offload BPF programs"):
-        prepare_offload(obj, a, netns)
-    assert all(p.ifindex == 0 for p in obj.programs.values())
-    assert all(m.ifindex == 0 for m in obj.maps.values())
-
-
-@pytest.fixture
-def host_collection():
-    with xnf.load(OK) as coll:
-        yield coll
-
-
-@pytest.mark.root
-def test_host_program_refused_in_offload_mode(veth, host_collection):
-    netns, a, _ = veth
-    prog = host_collection.programs["xdp_ok"]
-    with pytest.raises(UnboundProgramError, match="'xdp_ok' was loaded for the host"):
-        check_xdp_attach(prog, a, "offload", netns)
-    check_xdp_attach(prog, a, "native", netns)
-    check_xdp_attach(prog, a, "skb", netns)
-    check_tc_attach(host_collection.programs["tc_shot"], a, skip_sw=False, netns=netns)
-
-
-@pytest.mark.root
-def test_skip_sw_needs_hw_tc_offload(veth, host_collection):
-    netns, a, _ = veth
-    with pytest.raises(OffloadNotSupportedError, match="hw-tc-offload off \\(fixed by the driver\\)"):
-        check_tc_attach(host_collection.programs["tc_shot"], a, skip_sw=True, netns=netns)

@@ -36,7 +36,7 @@ from xnf.plugins.pping.config import PpingConfig
 from xnf.plugins.pping.formats import formatter
 from xnf.plugins.pping.packet import EGRESS, INGRESS, LINKTYPE_RAW
 from xnf.plugins.pping.reference import run_pcap
-from pping_packets import Endpoints, dns, ipv4, udp
+from xnf.testing.frames import Endpoints, dns, ipv4, udp
 
 pytestmark = pytest.mark.fuzz
 

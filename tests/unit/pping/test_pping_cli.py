@@ -10,7 +10,7 @@ import pytest
 from xnf.plugins.pping import cli
 from xnf.plugins.pping.config import ConfigError, PpingConfig, parse_listen_address
 from xnf.plugins.pping.pcap import write_pcap, write_pcapng
-from pping_packets import Endpoints
+from xnf.testing.frames import Endpoints
 
 T0 = 1_700_000_000_000_000_000
 MS = 1_000_000

@@ -5,7 +5,7 @@ import struct
 import pytest
 
 from xnf.plugins.pping import packet as P
-from pping_packets import (Endpoints, dns, ether, icmp_echo, ipv4, ipv6, ppp, quic_short, tcp,
+from xnf.testing.frames import (Endpoints, dns, ether, icmp_echo, ipv4, ipv6, ppp, quic_short, tcp,
                            udp)
 
 
@@ -45,7 +45,7 @@ def test_payload_from_ip_length_ignores_ethernet_padding():
 
 @pytest.mark.parametrize("vlans,tpid", [((10,), 0x8100), ((10, 20), 0x8100), ((10, 20), 0x88A8)])
 def test_vlan_tags(vlans, tpid):
-    frame = ether(ipv4("10.0.0.1", "10.0.0.2", 6, tcp(1, 2, ts=(3, 4))), vlans=vlans, vlan_tpid=tpid)
+    frame = ether(ipv4("10.0.0.1", "10.0.0.2", 6, tcp(1, 2, ts=(3, 4))), vlans=[(tpid, v) for v in vlans])
     assert P.parse(frame).tcp.tsval == 3
 
 

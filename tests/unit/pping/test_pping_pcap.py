@@ -12,7 +12,7 @@ from xnf.plugins.pping import pcap
 from xnf.plugins.pping.packet import EGRESS, INGRESS, LINKTYPE_RAW
 from xnf.plugins.pping.reference import run_pcap
 from xnf.plugins.pping.config import PpingConfig
-from pping_packets import Endpoints, ipv4, tcp
+from xnf.testing.frames import Endpoints, ipv4, tcp
 
 TS = 1_700_000_000_123_456_789
 NS = 1_000_000_000

@@ -9,7 +9,7 @@ import pytest
 from xnf.plugins.pping.config import PpingConfig
 from xnf.plugins.pping.events import AggregateReport, Flow, FlowEvent, RttEvent
 from xnf.plugins.pping.reference import Reference, serial_newer, smoothed_rtt
-from pping_packets import Endpoints, dns, quic_short
+from xnf.testing.frames import Endpoints, dns, quic_short
 
 T0 = 1_700_000_000_000_000_000
 MS = 1_000_000
@@ -448,7 +448,7 @@ def test_ipv6_extension_headers_and_raw_ip_capture(tmp_path):
     from xnf.plugins.pping.packet import LINKTYPE_RAW
     from xnf.plugins.pping.pcap import write_pcap
     from xnf.plugins.pping.reference import run_pcap
-    from pping_packets import ipv6, tcp
+    from xnf.testing.frames import ipv6, tcp
 
     c, s = "2001:db8::1", "2001:db8:1::2"
     hop = [(0, b""), (60, b"\x01\x02")]

@@ -4,7 +4,7 @@ match (a test of the test, without root)."""
 import attrs
 import pytest
 
-from pping_packets import ether, icmp_echo, ipv4, tcp
+from xnf.testing.frames import ether, icmp_echo, ipv4, tcp
 from support import bracket
 from support.tap import Frame
 from xnf.plugins.pping.config import PpingConfig

@@ -1,6 +1,6 @@
 """The reference's expiry passes at given times (``cleanup_times``): a delayed ACK whose
 timestamp is expired by one schedule and matched under another (issue 16)."""
-from pping_packets import ether, ipv4, tcp
+from xnf.testing.frames import ether, ipv4, tcp
 from xnf.plugins.pping.config import PpingConfig
 from xnf.plugins.pping.events import RttEvent
 from xnf.plugins.pping.reference import Reference

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from xnf.plugins.pping.config import PpingConfig
 from xnf.plugins.pping.events import RttEvent
 from xnf.plugins.pping.reference import Reference
-from pping_packets import Endpoints
+from xnf.testing.frames import Endpoints
 
 E = Endpoints()
 T0 = 1_700_000_000_000_000_000

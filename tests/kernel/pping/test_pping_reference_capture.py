@@ -7,7 +7,6 @@ oracle for ICMP (the capture sees the packets a little after they leave and befo
 they are delivered, so its RTTs are at most ping's).
 """
 
-import os
 import re
 import shutil
 import subprocess
@@ -16,16 +15,16 @@ import time
 
 import pytest
 
-from pping_hosts import client_server, sh, stop_all
 from xnf.plugins.pping.config import PpingConfig
 from xnf.plugins.pping.events import FlowEvent, RttEvent
 from xnf.plugins.pping.reference import run_pcap
+from xnf.testing import traffic
+from xnf.testing.topology import VethPair
 
 pytestmark = [
     pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces"),
-    pytest.mark.skipif(not all(shutil.which(t) for t in ("ip", "tcpdump", "ping")),
-                       reason="needs ip, tcpdump and ping (independent tools)"),
+    pytest.mark.skipif(not all(shutil.which(t) for t in ("tcpdump", "ping")),
+                       reason="needs tcpdump and ping (independent tools)"),
 ]
 
 SERVER = r"""
@@ -70,8 +69,8 @@ for qid in (0x1111, 0x2222, 0x3333):
 
 @pytest.fixture
 def two_hosts():
-    with client_server("ppr", 201) as (cns, sns, cdev, _):
-        yield cns, sns, cdev
+    with VethPair("10.201.0.1", "10.201.0.2") as pair:
+        yield pair.ns_a, pair.ns_b, pair.if_a
 
 
 def test_reference_on_a_real_capture(two_hosts, tmp_path):
@@ -79,20 +78,18 @@ def test_reference_on_a_real_capture(two_hosts, tmp_path):
     pcap = tmp_path / "c.pcap"
     procs = []
     try:
-        server = subprocess.Popen(["ip", "netns", "exec", sns, sys.executable, "-c", SERVER],
-                                  stdout=subprocess.PIPE, text=True)
+        server = traffic.popen(sns, [sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
         procs.append(server)
         assert server.stdout.readline().strip() == "ready"
-        dump = subprocess.Popen(["ip", "netns", "exec", cns, "tcpdump", "-i", cdev, "-U", "--immediate-mode", "-n",
-                                 "--time-stamp-precision=nano", "-w", str(pcap)],
-                                stderr=subprocess.PIPE, text=True)
+        dump = traffic.popen(cns, ["tcpdump", "-i", cdev, "-U", "--immediate-mode", "-n",
+                                   "--time-stamp-precision=nano", "-w", str(pcap)], stderr=subprocess.PIPE, text=True)
         procs.append(dump)
         assert "listening on" in dump.stderr.readline()
-        pings = sh("ip", "netns", "exec", cns, "ping", "-c", "6", "-i", "0.2", "10.201.0.2").stdout
-        sh("ip", "netns", "exec", cns, sys.executable, "-c", CLIENT, "10.201.0.2", timeout=60)
+        pings = traffic.run(cns, ["ping", "-c", "6", "-i", "0.2", "10.201.0.2"])
+        traffic.run(cns, [sys.executable, "-c", CLIENT, "10.201.0.2"], timeout=60)
         time.sleep(0.3)
     finally:
-        stop_all(procs)
+        traffic.stop(procs)
     ping_rtts = {int(m.group(1)): float(m.group(2)) * 1e6
                  for m in re.finditer(r"icmp_seq=(\d+) ttl=\d+ time=([\d.]+) ms", pings)}
     assert len(ping_rtts) == 6

@@ -8,7 +8,6 @@ the way back, so pping's TCP RTTs over the capture must rise with ping's, and it
 RTTs must be ping's own.
 """
 
-import os
 import re
 import shutil
 import statistics
@@ -18,17 +17,18 @@ import time
 
 import pytest
 
-from pping_hosts import client_server, sh, stop_all
+from xnf.core.kernel import netns
 from xnf.plugins.pping.config import PpingConfig
 from xnf.plugins.pping.events import RttEvent
 from xnf.plugins.pping.reference import run_pcap
+from xnf.testing import traffic
+from xnf.testing.topology import VethPair
 
 pytestmark = [
     pytest.mark.root,
     pytest.mark.slow,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces"),
-    pytest.mark.skipif(not all(shutil.which(t) for t in ("ip", "tc", "tcpdump", "ping", "iperf3")),
-                       reason="needs ip, tc, tcpdump, ping and iperf3"),
+    pytest.mark.skipif(not all(shutil.which(t) for t in ("tc", "tcpdump", "ping", "iperf3")),
+                       reason="needs tc, tcpdump, ping and iperf3"),
 ]
 
 ECHO_SERVER = r"""
@@ -60,10 +60,11 @@ s.close()
 
 @pytest.fixture
 def bottleneck():
-    with client_server("ppq", 202) as (cns, sns, cdev, sdev):
+    with VethPair("10.202.0.1", "10.202.0.2") as pair:
+        cns, sns, cdev, sdev = pair.ns_a, pair.ns_b, pair.if_a, pair.if_b
         # server -> client bottleneck: 20 Mbit/s with a 600 KB queue (about 240 ms)
-        sh("ip", "netns", "exec", sns, "tc", "qdisc", "add", "dev", sdev, "root", "tbf",
-           "rate", "20mbit", "burst", "20kb", "limit", "600kb")
+        traffic.run(sns, ["tc", "qdisc", "add", "dev", sdev, "root", "tbf", "rate", "20mbit", "burst", "20kb",
+                          "limit", "600kb"])
         # (the bulk sender uses cubic through iperf3 -C: BBR would keep the queue short)
         yield cns, sns, cdev
 
@@ -73,27 +74,28 @@ def test_rtts_follow_the_queue_like_ping(bottleneck, tmp_path):
     pcap = tmp_path / "q.pcap"
     procs = []
 
-    def start(*cmd, **kw):
-        p = subprocess.Popen(cmd, **kw)
+    def start(ns, *cmd, **kw):
+        p = traffic.popen(ns, cmd, **kw)
         procs.append(p)
         return p
 
     try:
-        start("ip", "netns", "exec", sns, "iperf3", "-s", "-1", stdout=subprocess.DEVNULL)
-        echo = start("ip", "netns", "exec", sns, sys.executable, "-c", ECHO_SERVER,
+        start(sns, "iperf3", "-s", "-1", stdout=subprocess.DEVNULL)
+        echo = start(sns, sys.executable, "-c", ECHO_SERVER,
                      stdout=subprocess.PIPE, text=True)
         assert echo.stdout.readline().strip() == "ready"
-        dump = start("ip", "netns", "exec", cns, "tcpdump", "-i", cdev, "-U", "--immediate-mode", "-n",
+        dump = start(cns, "tcpdump", "-i", cdev, "-U", "--immediate-mode", "-n",
                      "-s", "128", "--time-stamp-precision=nano", "-w", str(pcap),
                      stderr=subprocess.PIPE, text=True)
         assert "listening on" in dump.stderr.readline()
-        ping = start("ip", "netns", "exec", cns, "ping", "-i", "0.2", "-c", "45", "-D", "10.202.0.2",
+        ping = start(cns, "ping", "-i", "0.2", "-c", "45", "-D", "10.202.0.2",
                      stdout=subprocess.PIPE, text=True)
-        client = start("ip", "netns", "exec", cns, sys.executable, "-c", ECHO_CLIENT, "10.202.0.2", "9")
+        client = start(cns, sys.executable, "-c", ECHO_CLIENT, "10.202.0.2", "9")
         time.sleep(1.5)
         for _ in range(50):  # the iperf3 server needs a moment to listen
-            r = subprocess.run(["ip", "netns", "exec", cns, "iperf3", "-c", "10.202.0.2", "-R", "-t", "5",
-                                "-C", "cubic"], capture_output=True, text=True)
+            with netns.entered(cns):
+                r = subprocess.run(["iperf3", "-c", "10.202.0.2", "-R", "-t", "5", "-C", "cubic"],
+                                   capture_output=True, text=True)
             if r.returncode == 0:
                 break
             time.sleep(0.1)
@@ -101,7 +103,7 @@ def test_rtts_follow_the_queue_like_ping(bottleneck, tmp_path):
         client.wait(timeout=30)
         pings = ping.communicate(timeout=30)[0]
     finally:
-        stop_all(procs)
+        traffic.stop(procs)
 
     ping_samples = [(float(t), float(ms) * 1e6) for t, ms in
                     re.findall(r"^\[(\d+\.\d+)\] .*icmp_seq=\d+ ttl=\d+ time=([\d.]+) ms", pings, re.M)]
