@@ -109,6 +109,10 @@ class EpollReader:
     def _release_source(self, source):
         raise NotImplementedError
 
+    def _ready(self, woken):
+        """The sources to drain once a wait ends: by default those the epoll reported."""
+        return [self._sources[fd] for fd, _ in woken if fd in self._sources]
+
     # --- reading -------------------------------------------------------------------------
 
     def _register(self, fd, source):
@@ -142,7 +146,7 @@ class EpollReader:
                     ready = list(self._sources.values())
                 else:
                     timeout = -1 if timeout_ms is None or timeout_ms < 0 else timeout_ms / 1000
-                    ready = [self._sources[fd] for fd, _ in self._epoll.poll(timeout) if fd in self._sources]
+                    ready = self._ready(self._epoll.poll(timeout))
                 n = 0
                 for source in ready:
                     n += self._drain(source, handle or self._callback_of(source))
@@ -264,6 +268,11 @@ class RingBuffer(EpollReader):
     ``callback(data: bytes)`` receives each record in :meth:`poll` / :meth:`consume`;
     iterating yields the records instead. ``map`` is a :class:`~xnf.core.kernel.maps.Map` (any
     object with ``.fd``) or a raw map fd.
+
+    A BPF program may submit with ``BPF_RB_NO_WAKEUP`` and wake the reader only now and
+    then (pping does, once a sixteenth of its ring is waiting): no epoll wake-up comes
+    for those records, so :meth:`poll` reads every ring when its wait ends, woken or
+    timed out, and such records arrive within one ``timeout_ms``.
     """
 
     def __init__(self, map=None, callback=None):
@@ -329,6 +338,10 @@ class RingBuffer(EpollReader):
 
     def _release_source(self, ring):
         ring.release()
+
+    def _ready(self, woken):
+        """Every ring holding records, woken or not (see the class doc: NO_WAKEUP producers)."""
+        return [ring for ring in self._sources.values() if ring.pending()]
 
     def __repr__(self):
         names = ", ".join(repr(r.name) for r in self._sources.values())

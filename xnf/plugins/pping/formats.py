@@ -31,11 +31,18 @@ def clock_time(ts_ns: int) -> str:
     or a caller's arithmetic) is shown as the UTC time of day rather than raising.
     """
     sec, ns = divmod(ts_ns, NS)
-    try:
-        hms = time.strftime('%H:%M:%S', time.localtime(sec))
-    except (OverflowError, OSError, ValueError):
-        hms = "%02d:%02d:%02d" % (sec // 3600 % 24, sec // 60 % 60, sec % 60)
-    return f"{hms}.{ns:09d}"
+    if sec != _last_second[0]:
+        try:
+            hms = time.strftime('%H:%M:%S', time.localtime(sec))
+        except (OverflowError, OSError, ValueError):
+            hms = "%02d:%02d:%02d" % (sec // 3600 % 24, sec // 60 % 60, sec % 60)
+        _last_second[:] = sec, hms
+    return f"{_last_second[1]}.{ns:09d}"
+
+
+# The time of day of the last second formatted: events come in time order, thousands
+# per second, and localtime + strftime were most of a standard line's cost.
+_last_second = [None, ""]
 
 
 def seconds(ns: int) -> str:
