@@ -13,6 +13,7 @@ import os
 import attrs
 
 from xnf.core.errors import ConfigError
+from xnf.core.attach.pinroot import PinRoot
 
 HOOKS = ("xdp", "tc-ingress", "tc-egress", "qdisc")
 MODES = ("auto", "skb", "native", "offload")
@@ -84,8 +85,6 @@ class NetworkFunction:
         :meth:`attached` finds no whole instance. The default removes what the pins and
         their records name (attachments, tc filters, maps); override to remove more
         (pifo_sched removes the HTB root it built)."""
-        from xnf.core.attach.pinroot import PinRoot
-
         pins = PinRoot(iface, cls.name, netns=netns)
         if not (pins.exists() or pins.leftovers()):
             return False
@@ -118,8 +117,6 @@ class NetworkFunction:
     @property
     def pin_dir(self):
         """``/sys/fs/bpf/xnf/<ifname>[@<netns>]/<nf>/``: where this instance keeps its pins."""
-        from xnf.core.attach.pinroot import PinRoot
-
         return PinRoot(self.iface, self.name, netns=self.netns).path
 
 

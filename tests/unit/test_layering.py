@@ -2,7 +2,8 @@
 
 Layers, bottom up (docs/architecture.md): ``xnf.core.errors`` and ``xnf.core.uapi`` (shared);
 ``xnf.core.object`` (bytes -> spec, never the kernel); ``xnf.core.kernel`` (spec -> live
-objects); ``xnf.core.attach``; then ``xnf.drivers``, ``xnf.offload``, ``xnf.nf`` and
+objects); ``xnf.core.attach``; ``xnf.testing`` (topologies, frames and traffic for tests,
+benchmarks and demos); then ``xnf.drivers``, ``xnf.offload``, ``xnf.nf`` and
 ``xnf.registry``, ``xnf.plugins``, ``xnf.cli``. A module may import its own layer and the
 ones below, at module level or inside a function. The top package ``xnf`` is the public
 facade: it imports nothing at module level (``import xnf`` stays light) and only plugins
@@ -28,6 +29,7 @@ LAYERS = [
     ("xnf.core.object",),
     ("xnf.core.kernel",),
     ("xnf.core.attach",),
+    ("xnf.testing",),
     ("xnf.drivers",),
     ("xnf.offload",),
     ("xnf.nf", "xnf.registry"),

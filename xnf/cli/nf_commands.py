@@ -5,7 +5,10 @@ import threading
 
 from xnf import registry
 from xnf.cli.output import emit_json, table
-from xnf.core.errors import ConfigError, PluginError
+from xnf.core.attach.pinroot import PinRoot
+from xnf.core.errors import ConfigError, NamespaceNotFoundError, PluginError, XnfError
+from xnf.core.kernel import netns as _netns
+from xnf.core.kernel.pin import PinPermissionError, find_bpffs
 
 
 def register(sub):
@@ -144,9 +147,6 @@ def cmd_run(args):
 
 
 def cmd_detach(args):
-    from xnf.core.errors import XnfError
-    from xnf.core.kernel.pin import PinPermissionError
-
     cls = registry.network_function(args.nf)
     try:
         nf = cls.attached(args.iface, netns=args.netns)
@@ -175,10 +175,6 @@ def _broken_entry(root, leftovers):
 
 def _entries(iface=None, netns=None):
     """status() of each attached instance, and an entry for each broken or busy one."""
-    from xnf.core.attach.pinroot import PinRoot
-    from xnf.core.errors import XnfError
-    from xnf.core.kernel.pin import PinPermissionError, find_bpffs
-
     if find_bpffs() is None:
         return []
     found = []
@@ -213,11 +209,7 @@ def _entries(iface=None, netns=None):
 
 def _check_scope(iface, netns):
     """`xnf status IFACE` / `--netns NS` naming nothing that exists is an error, not an empty list."""
-    from xnf.core.kernel import netns as _netns
-
     if netns and not _netns.exists(netns):
-        from xnf.core.errors import NamespaceNotFoundError
-
         raise NamespaceNotFoundError(netns)
     if iface:
         _netns.ifindex(iface, netns)

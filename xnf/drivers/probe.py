@@ -14,8 +14,11 @@ import errno
 
 import attrs
 
+from xnf.core.attach.xdp import query
 from xnf.core.errors import BPFError, NotSupportedError
+from xnf.core.kernel import syscall
 from xnf.core.kernel.netns import NamespaceNotFoundError, entered, exists
+from xnf.core.object.insn import BPF_ALU64, BPF_K, BPF_MOV, EXIT, Instruction, encode
 from xnf.drivers.netdev_genl import XdpFeature, netdev_features
 
 BPF_PROG_TYPE_XDP = 6
@@ -56,8 +59,6 @@ def modes_from_features(features):
 
 def attached_xdp(ifname, netns=None):
     """{mode: program id} of the XDP programs attached to ``ifname`` now."""
-    from xnf.core.attach.xdp import query
-
     if not exists(netns):
         raise NamespaceNotFoundError(netns)
     return {mode: hp.prog_id for mode, hp in query(ifname, netns).items()}
@@ -66,9 +67,6 @@ def attached_xdp(ifname, netns=None):
 def offload_load_probe(ifindex, netns=None):
     """ModeSupport for offload from loading a trivial device-bound XDP program."""
     import ctypes
-
-    from xnf.core.kernel import syscall
-    from xnf.core.object.insn import BPF_ALU64, BPF_K, BPF_MOV, EXIT, Instruction, encode
 
     code = encode([Instruction(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, XDP_PASS), Instruction(EXIT)])
     insns = ctypes.create_string_buffer(code, len(code))

@@ -11,8 +11,10 @@ from xnf.core.errors import AttachError, ModeNotSupportedError
 from xnf.core.kernel import syscall
 from xnf.core.kernel.info import bpf_prog_info
 from xnf.core.kernel.netns import NamespaceNotFoundError, ifindex as interface_index, netns_path
+from xnf.drivers.capabilities import Capabilities
+from xnf.drivers.ethtool_features import features
 from xnf.offload.check import check_object
-from xnf.offload.rules import target as rules_for
+from xnf.offload.rules import OffloadTarget, target as rules_for
 
 
 class OffloadNotSupportedError(ModeNotSupportedError):
@@ -35,8 +37,6 @@ def prepare_offload(spec, ifname, netns=None, programs=None):
     DeviceMismatchError when the spec was bound to another device before. ``spec`` is
     left untouched, so the same object can still be loaded on the host.
     """
-    from xnf.drivers.capabilities import Capabilities
-
     caps = Capabilities.for_interface(ifname, netns)
     support = caps.modes["offload"]
     if not support.supported:
@@ -54,8 +54,6 @@ def prepare_offload(spec, ifname, netns=None, programs=None):
 
 def bind(spec, ifindex, programs=None):
     """Set ``ifindex`` on the programs (default: all) and on every map but offload-neutral ones."""
-    from xnf.offload.rules import OffloadTarget
-
     for name in (spec.programs if programs is None else programs):
         spec.programs[name].ifindex = ifindex
     for m in spec.maps.values():
@@ -78,8 +76,6 @@ def check_binding(spec, programs=None):
     program cannot use a map that lives on a device; the kernel says "offload device
     mismatch between prog and map" only after the maps exist.
     """
-    from xnf.offload.rules import OffloadTarget
-
     for name in (spec.programs if programs is None else programs):
         p = spec.programs[name]
         used = {ins.reference[1] for ins in p.instructions
@@ -127,8 +123,6 @@ def check_xdp_attach(program, ifname, mode, netns=None):
 def check_tc_attach(program, ifname, skip_sw, netns=None):
     """The tc counterpart: a device-bound program needs ``skip_sw`` on its own device,
     and ``skip_sw`` needs the interface's ``hw-tc-offload`` feature on."""
-    from xnf.drivers.ethtool_features import features
-
     ifindex, prog_ns, name = bound_device(program)
     _check_device(name, ifindex, prog_ns, ifname, netns)
     if ifindex and not skip_sw:

@@ -19,7 +19,8 @@ import attrs
 
 from xnf.core import uapi
 from xnf.core.attach.base import Attachment, HookProgram, check_type, prog_label, program_fd
-from xnf.core.errors import AttachError, ModeNotSupportedError
+from xnf.core.attach.tcx import attach_tcx
+from xnf.core.errors import AttachError, ModeNotSupportedError, NamespaceNotFoundError
 from xnf.core.kernel import features, netns as _netns, syscall
 
 # include/uapi/linux/pkt_sched.h, pkt_cls.h, if_ether.h
@@ -200,7 +201,6 @@ def _current_prog_id(att):
     from xnf.core.attach.netlink import rtnl
 
     from xnf.core.attach.netlink import NetlinkError
-    from xnf.core.errors import NamespaceNotFoundError
 
     try:
         with rtnl(att.netns) as ipr:
@@ -332,8 +332,6 @@ def attach_tc(program, ifname, direction="ingress", netns=None, via="auto", prio
     clsact takes ``prio``/``handle``/``skip_sw``/``skip_hw``. ``**edge("first")`` places
     it first, ``**edge("last")`` last, either way.
     """
-    from xnf.core.attach.tcx import attach_tcx
-
     if direction not in CLSACT_PARENTS:
         raise AttachError(f"unknown tc direction {direction!r}", "use ingress or egress")
     if via not in VIAS:

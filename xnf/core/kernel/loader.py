@@ -18,10 +18,14 @@ from xnf.core.errors import (BPFError, ConfigError, LicenseError, LinkError, Map
 from xnf.core.kernel import syscall
 from xnf.core.kernel.collection import Collection
 from xnf.core.kernel.maps import Map, possible_cpus
+from xnf.core.kernel.netns import entered
+from xnf.core.kernel.pin import DEFAULT_BPFFS, ensure_bpffs, require_bpffs
 from xnf.core.kernel.program import Program
 from xnf.core.object import btf as B
 from xnf.core.object import insn as I
 from xnf.core.object import sections
+from xnf.core.object.core_reloc import explain_rejection, relocate_spec
+from xnf.core.object.elf import load_spec
 from xnf.core.object.spec import PIN_BY_NAME, ObjectSpec
 
 LOG_SIZE_START = 1 << 20
@@ -42,12 +46,9 @@ def load_collection(path_or_spec, programs=None, pin_root=None, log_level=0, net
     if isinstance(path_or_spec, ObjectSpec):
         spec = path_or_spec
     else:
-        from xnf.core.object.elf import load_spec
-
         spec = load_spec(os.fspath(path_or_spec))
     if pin_root:
         spec.pin_root = pin_root
-    from xnf.core.kernel.netns import entered
 
     with entered(netns):  # a no-op for netns=None
         return Loader(spec, programs, log_level, target_btf).load()
@@ -112,7 +113,6 @@ class Loader:
             if p.target_kind in (sections.TARGET_KFUNC, sections.TARGET_ITER, sections.TARGET_TP_BTF) \
                     and not p.attach_btf_id:
                 p.attach_btf_id = _vmlinux_target(p)
-        from xnf.core.object.core_reloc import relocate_spec
 
         self.spec = relocate_spec(self.spec, self.wanted, self.target_btf)  # a relocated copy if CO-RE is used
         if self.spec.kconfig:
@@ -163,8 +163,6 @@ class Loader:
     def _create_map(self, m):
         path = self._pin_path(m)
         if path is not None:
-            from xnf.core.kernel.pin import DEFAULT_BPFFS, ensure_bpffs, require_bpffs
-
             if self.spec.pin_root == DEFAULT_BPFFS:
                 ensure_bpffs(DEFAULT_BPFFS)  # mount the standard bpffs if the system has none
             require_bpffs(path)  # never mount over a directory the caller chose
@@ -231,8 +229,6 @@ class Loader:
     # --- programs ------------------------------------------------------------------
 
     def load_programs(self):
-        from xnf.core.object.core_reloc import explain_rejection
-
         for name in self.wanted:
             try:
                 self.programs[name] = self._load_program(self.spec.programs[name])

@@ -9,9 +9,12 @@ import os
 import threading
 
 from xnf.core import uapi
-from xnf.core.errors import BPFError, MapTypeError, ValueEncodeError, XnfError
+from xnf.core.errors import BPFError, MapTypeError, PinError, ValueEncodeError, XnfError
 from xnf.core.kernel import syscall
 from xnf.core.kernel.fd import FD
+from xnf.core.kernel.info import map_info
+from xnf.core.kernel.pin import open_pinned, pin_object
+from xnf.core.object import btf as B
 from xnf.core.object.codec import codec_for, in_map
 
 _PERCPU = {uapi.BPF_MAP_TYPE_PERCPU_ARRAY, uapi.BPF_MAP_TYPE_PERCPU_HASH,
@@ -92,8 +95,6 @@ class Map:
     @classmethod
     def from_fd(cls, fd, name=None, pinned_at=None):
         """Wrap an fd we own (from a pin or an id), with BTF types from the kernel when it has them."""
-        from xnf.core.kernel.info import map_info
-
         fd = fd if isinstance(fd, FD) else FD(fd)
         info = map_info(fd)
         btf = btf_by_id(info.btf_id) if info.btf_id else None
@@ -106,8 +107,6 @@ class Map:
 
     @classmethod
     def from_pin(cls, path):
-        from xnf.core.kernel.pin import open_pinned
-
         if os.path.isdir(path):
             raise _directory_error(path)
         return cls.from_fd(open_pinned(path, "map"), pinned_at=path)
@@ -365,15 +364,11 @@ class Map:
         syscall.map_freeze(int(self.fd))
 
     def pin(self, path):
-        from xnf.core.kernel.pin import pin_object
-
         pin_object(self.fd, path)
         self.pinned_at = path
 
     @property
     def id(self):
-        from xnf.core.kernel.info import map_info
-
         return map_info(self.fd).id
 
     def close(self):
@@ -394,8 +389,6 @@ class Map:
 
 def _directory_error(path):
     """bpf(2) answers EACCES for a directory, which reads as a permission problem: say what it is."""
-    from xnf.core.errors import PinError
-
     return PinError(f"{path} is a directory, not a pinned map",
                     f"give the path of a map pinned in it, such as {os.path.join(path, 'NAME')} "
                     f"(`ls {path}` lists them), or a map id")
@@ -408,8 +401,6 @@ class _btf_info(ctypes.Structure):
 
 def btf_by_id(btf_id):
     """The BTF object the kernel holds under ``btf_id``, parsed (for decoding pinned maps)."""
-    from xnf.core.object import btf as B
-
     fd = syscall.fd_by_id("btf", btf_id)
     try:
         info = _btf_info()

@@ -10,7 +10,7 @@ import contextlib
 import ctypes
 import os
 
-from xnf.core.errors import NamespaceNotFoundError, XnfError  # noqa: F401 (re-exported)
+from xnf.core.errors import InterfaceNotFoundError, NamespaceNotFoundError, XnfError  # noqa: F401 (re-exported)
 
 CLONE_NEWNET = 0x40000000
 NETNS_RUN_DIR = "/run/netns"
@@ -87,8 +87,6 @@ def private():
 def ifindex(ifname, netns=None):
     """The index of ``ifname`` inside ``netns``; raises InterfaceNotFoundError."""
     import socket
-
-    from xnf.core.errors import InterfaceNotFoundError
 
     with entered(netns):
         try:

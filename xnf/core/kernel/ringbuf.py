@@ -32,6 +32,7 @@ import threading
 from xnf.core import uapi
 from xnf.core.errors import ConfigError, MapTypeError, ReaderClosedError
 from xnf.core.kernel.fd import FD
+from xnf.core.kernel.info import map_info
 
 PAGE_SIZE = mmap.PAGESIZE
 BUSY = 1 << 31
@@ -54,8 +55,6 @@ def map_fd_and_info(map_obj, expected_type, reader):
     The type and size come from the kernel (``BPF_OBJ_GET_INFO_BY_FD``), so a reader can
     be built from a fd alone and a wrong map is refused before anything is mapped.
     """
-    from xnf.core.kernel.info import map_info
-
     fd = getattr(map_obj, "fd", map_obj)
     try:
         fd = int(fd)

@@ -10,6 +10,7 @@ import attrs
 
 from xnf.core import uapi
 from xnf.core.errors import ConfigError
+from xnf.core.object.codec import codec_for
 
 PIN_NONE, PIN_BY_NAME = 0, 1
 DEFAULT_PIN_ROOT = "/sys/fs/bpf"
@@ -189,8 +190,6 @@ class DataView:
         self._filter = section_filter
 
     def _locate(self, name):
-        from xnf.core.object.codec import codec_for
-
         btf = self._spec.btf
         for m in self._spec.maps.values():
             if not m.is_data or not self._filter(m.section) or btf is None:

@@ -9,6 +9,7 @@ compared element for element (dequeue order and errors).
 import os
 import struct
 
+import xnf
 from xnf.plugins.pifo_sched.errors import QueueEmptyError, QueueFullError, RankRangeError
 from xnf.plugins.pifo_sched.pifo import BucketedPifo
 
@@ -43,8 +44,6 @@ class BpfPifo:
     """One BPF PIFO in a map, with the programs that operate on it."""
 
     def __init__(self, path=OBJECT):
-        import xnf
-
         self.collection = xnf.load(path)
         self.queue = self.collection.maps["queue"]
         self.ops = self.collection.maps["ops"]

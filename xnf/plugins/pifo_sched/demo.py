@@ -13,6 +13,8 @@ import time
 import uuid
 
 from xnf.core.errors import XnfError
+from xnf.core.kernel import netns as _netns
+from xnf.plugins.pifo_sched.kernel import EgressDataPath
 
 BASE_PORT = 5201
 CHUNK = 1 << 16
@@ -71,8 +73,6 @@ class Topology:
 
 
 def _socket_in(ns, *args):
-    from xnf.core.kernel import netns as _netns
-
     with _netns.entered(ns):
         return socket.socket(*args)
 
@@ -152,8 +152,6 @@ def measure_shares(topo, ports, duration, warmup=2.0):
 
 
 def run_demo(weights, rate, duration, scheduler, out):
-    from xnf.plugins.pifo_sched.kernel import EgressDataPath
-
     if os.geteuid() != 0:
         raise XnfError("the demo needs root to create namespaces and attach", "run it with sudo")
     ports = [BASE_PORT + i for i in range(len(weights))]

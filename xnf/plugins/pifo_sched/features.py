@@ -1,11 +1,11 @@
 """Which scheduling data paths the running kernel offers (shown by `xnf features`)."""
+from xnf.core.errors import BTFError
+from xnf.core.object import btf
+
 
 
 def bpf_qdisc_available():
     """True when the kernel has the BPF qdisc (struct_ops on Qdisc_ops, Linux 6.16+, CONFIG_NET_SCH_BPF)."""
-    from xnf.core.errors import BTFError
-    from xnf.core.object import btf
-
     try:
         vmlinux = btf.load_vmlinux()
     except BTFError:

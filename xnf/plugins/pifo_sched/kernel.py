@@ -12,7 +12,11 @@ the kernel puts the interface's default qdisc back.
 import errno
 import os
 
-from xnf.core.errors import AttachError, ConfigError
+import xnf
+from xnf.core.attach.tc import attach_tc
+from xnf.core.errors import AttachError, ConfigError, InterfaceNotFoundError, NamespaceNotFoundError
+from xnf.core.kernel import netns as _netns
+from xnf.core.kernel.pin import checkpoint
 from xnf.plugins.pifo_sched.shaping import NS, parse_rate
 
 OBJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bpf", "sched_egress.bpf.o")
@@ -65,7 +69,6 @@ def parse_port_weights(text):
 def root_qdisc(ifname, netns=None):
     """Kind and handle of the root qdisc of ``ifname`` (None, 0 if it has none)."""
     from xnf.core.attach.netlink import rtnl
-    from xnf.core.kernel import netns as _netns
 
     index = _netns.ifindex(ifname, netns)
     with rtnl(netns) as ipr:
@@ -90,7 +93,6 @@ class HtbBands:
 
     def build(self):
         from xnf.core.attach.netlink import NetlinkError, kernel_message, rtnl
-        from xnf.core.kernel import netns as _netns
 
         self.check()
         index = _netns.ifindex(self.ifname, self.netns)
@@ -127,8 +129,6 @@ class HtbBands:
     def remove(self):
         """Delete our HTB root (only if it is still ours); the default qdisc comes back."""
         from xnf.core.attach.netlink import rtnl
-        from xnf.core.errors import InterfaceNotFoundError, NamespaceNotFoundError
-        from xnf.core.kernel import netns as _netns
 
         try:
             index = _netns.ifindex(self.ifname, self.netns)
@@ -178,8 +178,6 @@ class EgressDataPath:
 
     def load(self):
         """Load the ranking program and write its configuration; nothing is attached."""
-        import xnf
-
         self.collection = xnf.load(OBJECT)
         try:
             self._configure()
@@ -206,9 +204,6 @@ class EgressDataPath:
         return self
 
     def _build(self, txn):
-        from xnf.core.attach.tc import attach_tc
-        from xnf.core.kernel.pin import checkpoint
-
         self.load()
         checkpoint("loaded")
         built = False

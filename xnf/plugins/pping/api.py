@@ -14,6 +14,7 @@ import threading
 import time
 
 from xnf.plugins.pping.config import PpingConfig
+from xnf.plugins.pping.datapath import Datapath
 
 
 def stream(iface: str, netns: "str | None" = None, timeout: "float | None" = None, **config):
@@ -22,8 +23,6 @@ def stream(iface: str, netns: "str | None" = None, timeout: "float | None" = Non
     ``config`` takes :class:`PpingConfig` fields (``icmp=True``, ``rate_limit=10``, ...).
     Bad options and interfaces raise before anything is attached.
     """
-    from xnf.plugins.pping.datapath import Datapath
-
     cfg = config.pop("config", None) or PpingConfig(**config)
     dp = Datapath(iface, cfg, netns).attach()
     return _events(dp, timeout)

@@ -21,10 +21,17 @@ import socket
 import struct
 import time
 
-from xnf.core.errors import AttachError, XnfError
+import xnf
+from xnf.core.attach import attach_tc, attach_xdp
+from xnf.core.attach.tc import edge
+from xnf.core.errors import AttachError, PinError, XnfError
+from xnf.core.kernel import netns as _netns
+from xnf.core.kernel.maps import Map, possible_cpus
 from xnf.core.kernel.pin import checkpoint
+from xnf.core.kernel.ringbuf import RingBuffer
 from xnf.plugins.pping import bpf_events
 from xnf.plugins.pping.config import NS_PER_S, ConfigError, PpingConfig
+from xnf.plugins.pping.reference import AGG_BIN_WIDTH_NS
 
 OBJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pping.bpf.o")
 
@@ -47,8 +54,6 @@ class UnsupportedInterfaceError(AttachError):
 
 def link_type(ifname: str, netns: "str | None" = None) -> int:
     """The ARPHRD_* type of ``ifname`` (SIOCGIFHWADDR from a socket inside ``netns``)."""
-    from xnf.core.kernel import netns as _netns
-
     _netns.ifindex(ifname, netns)  # InterfaceNotFoundError with the usual message
     with _netns.entered(netns):
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -108,16 +113,12 @@ def rodata_values(config: PpingConfig, l3: bool = False) -> dict:
 
 def bpf_events_bin_width() -> int:
     """Histogram bin width: the reference's, so both produce comparable reports."""
-    from xnf.plugins.pping.reference import AGG_BIN_WIDTH_NS
-
     return AGG_BIN_WIDTH_NS
 
 
 def build_spec(config: PpingConfig, l3: bool = False, ring_bytes: "int | None" = None, path: str = OBJECT):
     """The editable spec of pping.bpf.o configured for ``config``; ``ring_bytes`` sizes
     the event ring (a power of two, at least a page; default 4 MiB)."""
-    import xnf
-
     spec = xnf.open_object(path)
     if ring_bytes is not None:
         if ring_bytes < 4096 or ring_bytes & (ring_bytes - 1):
@@ -135,8 +136,6 @@ def build_spec(config: PpingConfig, l3: bool = False, ring_bytes: "int | None" =
 
 def load(config: PpingConfig, l3: bool = False, ring_bytes: "int | None" = None):
     """Load pping.bpf.o for ``config``; returns the live :class:`~xnf.core.kernel.collection.Collection`."""
-    import xnf
-
     return xnf.load(build_spec(config, l3, ring_bytes))
 
 
@@ -200,9 +199,6 @@ class Datapath:
     def _load_and_attach(self, txn):
         """Load, then attach egress and ingress; with ``txn``, each announced first
         (:meth:`~xnf.core.attach.pinroot.Transaction.intend`), so a netlink attachment is never unrecorded."""
-        from xnf.core.attach import attach_tc, attach_xdp
-        from xnf.core.attach.tc import edge
-
         c = self.config
         self.collection = load(c, self._l3)
         checkpoint("loaded")
@@ -287,9 +283,6 @@ class Datapath:
     def from_pins(cls, pins: "PinRoot"):
         """A :class:`Datapath` reading the instance pinned under ``pins`` (its maps, and
         its attachments for :meth:`status`); :meth:`detach` removes it."""
-        from xnf.core.errors import PinError
-        from xnf.core.kernel.maps import Map
-
         state = pins.read_record(CONFIG_LINK)
         if state is None:
             raise PinError(f"no pping instance pinned at {pins.path}",
@@ -338,8 +331,6 @@ class Datapath:
 
     def ring_buffer(self, callback=None):
         """A :class:`~xnf.core.kernel.ringbuf.RingBuffer` on the event ring."""
-        from xnf.core.kernel.ringbuf import RingBuffer
-
         return RingBuffer(self.maps["pping_events"], callback)
 
     def decoder(self):
@@ -366,8 +357,6 @@ class Datapath:
 def collect_aggregates(maps, config: PpingConfig, clock_offset_ns: int = 0) -> list:
     """Flip the generation the kernel aggregates into, read and delete the previous
     one, and return one AggregateReport per prefix that saw traffic."""
-    from xnf.core.kernel.maps import possible_cpus
-
     gen_map = maps["pping_agg_gen"]
     old = gen_map[0] & 1
     gen_map[0] = old ^ 1

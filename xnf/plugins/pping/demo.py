@@ -22,6 +22,10 @@ import threading
 import time
 import uuid
 
+from xnf.core.kernel import netns
+from xnf.plugins.pping.config import PpingConfig
+from xnf.plugins.pping.events import RttEvent
+
 _PREFIX = "10.199"
 
 
@@ -37,7 +41,6 @@ def add_demo_arguments(parser):
 
 def demo(args) -> int:
     """Build, run, show, remove. Returns an exit code."""
-    from xnf.plugins.pping.config import PpingConfig
     from xnf.plugins.pping.datapath import Datapath
 
     lab = Lab()
@@ -123,8 +126,6 @@ class Lab:
         self.threads.append(t)
 
     def _server(self):
-        from xnf.core.kernel import netns
-
         with netns.entered(self.server):
             srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -152,8 +153,6 @@ class Lab:
                 conn.close()
 
     def _bulk(self, seconds):
-        from xnf.core.kernel import netns
-
         with netns.entered(self.client):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
@@ -174,8 +173,6 @@ class Lab:
             s.close()
 
     def _pinger(self, on_ping):
-        from xnf.core.kernel import netns
-
         with netns.entered(self.client):
             s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
         s.settimeout(1.0)
@@ -224,8 +221,6 @@ def _checksum(data: bytes) -> int:
 
 
 def _sysctl(ns, key, value):
-    from xnf.core.kernel import netns
-
     with netns.entered(ns):
         fd = os.open(f"/proc/sys/{key}", os.O_WRONLY)
     try:
@@ -235,8 +230,6 @@ def _sysctl(ns, key, value):
 
 
 def _show(lab, dp, args, stop):
-    from xnf.plugins.pping.events import RttEvent
-
     pings, samples = [], []
     lock = threading.Lock()
     decoder = dp.decoder()

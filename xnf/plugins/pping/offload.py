@@ -18,6 +18,13 @@ import os
 import struct
 import time
 
+import xnf
+from xnf.core.attach import attach_tc, attach_xdp
+from xnf.core.kernel.maps import Map
+from xnf.core.kernel.netns import entered
+from xnf.core.kernel.perfbuf import PerfBuffer
+from xnf.core.kernel.pin import checkpoint
+from xnf.offload.device import check_xdp_attach, prepare_offload
 from xnf.plugins.pping.config import ConfigError, PpingConfig
 from xnf.plugins.pping.datapath import Datapath, _intend, is_l3, load
 from xnf.plugins.pping.events import Flow, RttEvent
@@ -52,9 +59,6 @@ def check_config(config: PpingConfig):
 def nic_spec(iface: str, netns: "str | None" = None):
     """The NIC stage checked against ``iface``'s offload rules and bound to it; raises
     OffloadNotSupportedError (a ModeNotSupportedError) naming why the device cannot."""
-    import xnf
-    from xnf.offload.device import prepare_offload
-
     return prepare_offload(xnf.open_object(NIC_OBJECT), iface, netns, programs=[NIC_PROGRAM])
 
 
@@ -78,12 +82,6 @@ class OffloadDatapath(Datapath):
 
     def _load_and_attach(self, txn):
         """Load the host egress side and the bound NIC stage, attach tc egress and XDP in hardware mode."""
-        import xnf
-        from xnf.core.attach import attach_tc, attach_xdp
-        from xnf.core.kernel.netns import entered
-        from xnf.core.kernel.pin import checkpoint
-        from xnf.offload.device import check_xdp_attach
-
         self.collection = load(self.config, l3=False)
         with entered(self.netns):  # bpf(2) resolves prog_ifindex in the caller's namespace
             self.nic = xnf.load(self._nic_spec, programs=[NIC_PROGRAM])
@@ -118,8 +116,6 @@ class OffloadDatapath(Datapath):
 
     @classmethod
     def from_pins(cls, pins):
-        from xnf.core.kernel.maps import Map
-
         self = super().from_pins(pins)
         for name in NIC_MAPS:
             path = os.path.join(pins.maps_dir, name)
@@ -195,8 +191,6 @@ class NicEventReader:
     RttEvents. Per flow it keeps the minimum RTT and the packets and bytes received."""
 
     def __init__(self, events_map, ts_map, callback, clock_offset_ns: int = 0):
-        from xnf.core.kernel.perfbuf import PerfBuffer
-
         self.ts_map = ts_map
         self.callback = callback
         self.clock_offset_ns = clock_offset_ns

@@ -13,6 +13,7 @@ import sys
 
 from xnf.core.errors import XnfError
 from xnf.plugins.pping.formats import formatter
+from xnf.plugins.pping.prometheus import PrometheusExporter
 
 
 class OutputError(XnfError, OSError):
@@ -124,8 +125,6 @@ class Output:
         self._old_sighup = None
         try:
             if config.prometheus:
-                from xnf.plugins.pping.prometheus import PrometheusExporter
-
                 self.prometheus = PrometheusExporter(config.prometheus, config).start()
             if config.write and threading.current_thread() is threading.main_thread():
                 self._old_sighup = self.writer.install_sighup()
