@@ -49,6 +49,10 @@ from xnf.core.errors import AttachError, BPFError, PinError
 from xnf.core.kernel import info, syscall
 from xnf.core.kernel import netns as _netns
 from xnf.core.kernel import pin as _pin
+from xnf.core.kernel.loader import load_collection
+from xnf.core.kernel.maps import btf_by_id
+from xnf.core.object import btf as B
+from xnf.core.object.elf import load_spec as open_object
 
 OBJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "xdp_dispatcher.bpf.o")
 
@@ -187,9 +191,6 @@ def _config_of(fd, pinfo):
 
 def _btf_version(btf_id):
     """``dispatcher_version`` from the ``xdp_metadata`` section of the program's BTF."""
-    from xnf.core.kernel.maps import btf_by_id
-    from xnf.core.object import btf as B
-
     if not btf_id:
         return None
     btf = btf_by_id(btf_id)
@@ -206,8 +207,6 @@ def _full_name(pinfo):
     whole name, found as the only BTF function that starts with those 15."""
     if len(pinfo.name) < 15 or not pinfo.btf_id:
         return pinfo.name
-    from xnf.core.kernel.maps import btf_by_id
-    from xnf.core.object import btf as B
 
     matches = [t.name for t in btf_by_id(pinfo.btf_id).types
                if t.kind == B.KIND_FUNC and t.name.startswith(pinfo.name)]
@@ -278,9 +277,6 @@ def _read_components(d, config):
 
 def _load_dispatcher(members):
     """Load our dispatcher for ``members`` ((Component, fd) in run order); returns its program."""
-    from xnf.core.kernel.loader import load_collection
-    from xnf.core.object.elf import load_spec as open_object
-
     n = len(members)
     frags = n > 0 and all(c.frags for c, _ in members)
     acts = [0] * MAX_PROGS
@@ -302,9 +298,6 @@ def _load_dispatcher(members):
 
 
 def _slot_btf_id(dispatcher_fd, func):
-    from xnf.core.kernel.maps import btf_by_id
-    from xnf.core.object import btf as B
-
     btf = btf_by_id(info.prog_info(dispatcher_fd).btf_id)
     type_id = btf.find(func, B.KIND_FUNC)
     if type_id is None:
@@ -514,9 +507,6 @@ def supported():
         return _support["answer"]
     try:
         with _template("compat_test") as (target_fd, btf_id):
-            from xnf.core.kernel.loader import load_collection
-            from xnf.core.object.elf import load_spec as open_object
-
             spec = open_object(OBJECT)
             _make_component(spec.programs["xdp_pass"], target_fd, btf_id)
             with load_collection(spec, programs=["xdp_pass"]) as coll:
