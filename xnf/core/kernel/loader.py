@@ -15,7 +15,7 @@ import struct
 from xnf.core import uapi
 from xnf.core.errors import (BPFError, ConfigError, LicenseError, LinkError, MapIncompatibleError,
                              NotSupportedError, PinError, VerifierError, XnfError)
-from xnf.core.kernel import syscall
+from xnf.core.kernel import externs, map_rules, syscall
 from xnf.core.kernel.collection import Collection
 from xnf.core.kernel.maps import Map, possible_cpus
 from xnf.core.kernel.netns import entered
@@ -65,6 +65,7 @@ class Loader:
         self.wanted = wanted
         self.log_level = log_level
         self.btf_fd = None
+        self.externs = None
         self.maps = {}
         self.programs = {}
         self.new_pins = []
@@ -82,6 +83,8 @@ class Loader:
         finally:
             if self.btf_fd is not None:
                 self.btf_fd.close()
+            if self.externs is not None:
+                self.externs.close()  # module BTF fds: the programs hold their own references
         return Collection(self.spec, self.programs, self.maps)
 
     def rollback(self):
@@ -115,8 +118,7 @@ class Loader:
                 p.attach_btf_id = _vmlinux_target(p)
 
         self.spec = relocate_spec(self.spec, self.wanted, self.target_btf)  # a relocated copy if CO-RE is used
-        if self.spec.kconfig:
-            _fill_kconfig(self.spec)
+        self.externs = externs.resolve(self.spec)  # .kconfig values, ksyms and kfuncs
 
     # --- BTF -----------------------------------------------------------------------
 
@@ -168,20 +170,20 @@ class Loader:
             require_bpffs(path)  # never mount over a directory the caller chose
             if os.path.exists(path):
                 return self._reuse_pinned(m, path)
-        max_entries = m.max_entries
+        max_entries = map_rules.max_entries(m.type, m.max_entries)
         if m.type == uapi.BPF_MAP_TYPE_PERF_EVENT_ARRAY and not max_entries:
             max_entries = possible_cpus()
         inner_fd = None
         try:
             if m.inner is not None:
-                inner_fd = self._raw_create(m.inner, m.inner.max_entries)
+                inner_fd = self._raw_create(m.inner, map_rules.max_entries(m.inner.type, m.inner.max_entries))
             fd = self._raw_create(m, max_entries, inner_fd)
         finally:
             if inner_fd is not None:
                 inner_fd.close()
+        key_id, value_id = map_rules.btf_types(m.type, m.btf_key_type_id, m.btf_value_type_id)
         live = Map(fd, m.name, m.type, m.key_size, m.value_size, max_entries, m.flags,
-                   self.spec.btf if (m.btf_key_type_id or m.btf_value_type_id) else None,
-                   m.btf_key_type_id, m.btf_value_type_id)
+                   self.spec.btf if (key_id or value_id) else None, key_id, value_id)
         self.maps[m.name] = live  # owned by the loader from here on, for rollback
         if m.is_data:
             value = m.initial_value()
@@ -199,15 +201,16 @@ class Loader:
         name = _kernel_name(self.spec, m)
         args = dict(flags=m.flags, name=name, inner_map_fd=int(inner_fd) if inner_fd is not None else 0,
                     numa_node=m.numa_node, ifindex=m.ifindex, map_extra=m.map_extra)
-        if self.btf_fd is not None and (m.btf_key_type_id or m.btf_value_type_id) and not m.ifindex:
+        key_id, value_id = map_rules.btf_types(m.type, m.btf_key_type_id, m.btf_value_type_id)
+        if self.btf_fd is not None and (key_id or value_id) and not m.ifindex:
             try:
                 return syscall.map_create(m.type, m.key_size, m.value_size, max_entries,
-                                          btf_fd=int(self.btf_fd), btf_key_type_id=m.btf_key_type_id,
-                                          btf_value_type_id=m.btf_value_type_id, **args)
+                                          btf_fd=int(self.btf_fd), btf_key_type_id=key_id,
+                                          btf_value_type_id=value_id, **args)
             except BPFError as e:
-                if e.errno in (errno.EPERM, errno.ENOMEM, errno.E2BIG):
+                if map_rules.is_known_kind(m.type) or e.errno in (errno.EPERM, errno.ENOMEM, errno.E2BIG):
                     raise _map_error(m, e) from None
-                # libbpf retries without BTF too: some map types reject BTF value types
+                # a kind newer than map_rules' table: libbpf's last resort, a retry without BTF
         try:
             return syscall.map_create(m.type, m.key_size, m.value_size, max_entries, **args)
         except BPFError as e:
@@ -217,7 +220,7 @@ class Loader:
         live = Map.from_pin(path)
         self.maps[m.name] = live
         want = {"type": m.type, "key_size": m.key_size, "value_size": m.value_size,
-                "max_entries": m.max_entries or live.max_entries, "flags": m.flags}
+                "max_entries": map_rules.max_entries(m.type, m.max_entries) or live.max_entries, "flags": m.flags}
         diff = [f"{k} {getattr(live, k)} != {v}" for k, v in want.items() if getattr(live, k) != v]
         if diff:
             raise MapIncompatibleError(
@@ -233,7 +236,7 @@ class Loader:
             try:
                 self.programs[name] = self._load_program(self.spec.programs[name])
             except VerifierError as e:  # a poisoned CO-RE relocation is named with its C line and type path
-                raise explain_rejection(e, self.spec.programs[name]) from None
+                raise self.externs.explain(explain_rejection(e, self.spec.programs[name])) from None
 
     def _resolve(self, p):
         out = []
@@ -242,6 +245,10 @@ class Loader:
             if ref is not None:
                 kind = ref[0]
                 ins = I.Instruction(ins.code, ins.dst, ins.src, ins.off, ins.imm)
+                if kind in ("ksym", "kfunc"):
+                    self.externs.patch(ins, ref)
+                    out.append(ins)
+                    continue
                 live = self.maps.get(ref[1]) if kind in ("map", "data") else None
                 if live is None:
                     raise LinkError(f"program {p.name!r} refers to {kind} {ref[1]!r}, which is not in the object",
@@ -285,6 +292,10 @@ class Loader:
             expected_attach_type=p.expected_attach_type, attach_btf_id=p.attach_btf_id,
             attach_prog_fd=p.attach_prog_fd)
         attr.keep(insns, lic)  # the attributes point into these buffers
+        fd_array = self.externs.fd_array_buffer() if self.externs is not None else None
+        if fd_array is not None:  # module kfuncs: their BTF fds, by the index in the call's off
+            attr.keep(fd_array)
+            attr.fd_array = ctypes.addressof(fd_array)
         if self.btf_fd is not None and p.func_info:
             fi = b"".join(struct.pack("<II", r.insn_off, r.type_id) for r in p.func_info)
             li = b"".join(struct.pack("<IIII", r.insn_off, r.file_off, r.line_off, (r.line << 10) | r.col)
@@ -392,53 +403,3 @@ def _vmlinux_target(p):
     if type_id is None:
         raise NotSupportedError(f"attach target {name!r} of program {p.name!r} (not in the kernel's BTF)")
     return type_id
-
-
-def _kernel_config():
-    import gzip
-
-    release = os.uname().release
-    for path, opener in (("/proc/config.gz", gzip.open), (f"/boot/config-{release}", open)):
-        try:
-            with opener(path, "rt") as f:
-                text = f.read()
-        except OSError:
-            continue
-        conf = {}
-        for line in text.splitlines():
-            if line.startswith("CONFIG_") and "=" in line:
-                k, _, v = line.partition("=")
-                conf[k] = v
-        return conf
-    return None
-
-
-def _fill_kconfig(spec):
-    """Values of ``__kconfig`` externs: LINUX_KERNEL_VERSION and CONFIG_* of the running kernel."""
-    data = spec.maps[".kconfig"].data
-    conf = None
-    for name, (off, size, type_id) in spec.kconfig.items():
-        if name == "LINUX_KERNEL_VERSION":
-            nums = [int(x) for x in re.findall(r"\d+", os.uname().release)[:3]] + [0, 0, 0]
-            value = (nums[0] << 16) | (nums[1] << 8) | min(nums[2], 255)
-        elif name.startswith("CONFIG_"):
-            if conf is None:
-                conf = _kernel_config()
-                if conf is None:
-                    raise NotSupportedError("reading the kernel configuration for __kconfig externs",
-                                            hint="needs /proc/config.gz (CONFIG_IKCONFIG_PROC) or /boot/config-$(uname -r)")
-            raw = conf.get(name)
-            _, t = spec.btf.resolve(type_id)
-            if t.kind == B.KIND_ARRAY:
-                text = (raw or '""').strip('"').encode()
-                data[off:off + size] = text[:size - 1].ljust(size, b"\0")
-                continue
-            value = {"y": 1, "m": 2, "n": 0, None: 0}.get(raw)
-            if value is None:
-                try:
-                    value = int(raw, 0)
-                except ValueError:
-                    raise ConfigError(f"__kconfig {name}={raw!r} does not fit an integer extern") from None
-        else:
-            raise NotSupportedError(f"__kconfig extern {name!r} (only LINUX_KERNEL_VERSION and CONFIG_*)")
-        data[off:off + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")

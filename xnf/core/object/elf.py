@@ -9,11 +9,11 @@ import os
 import struct
 
 from xnf.core import uapi as u
-from xnf.core.errors import BTFError, ELFError, LinkError, NotSupportedError, ObjectLimitError
+from xnf.core.errors import BTFError, ELFError, LinkError, ObjectLimitError
 from xnf.core.object import btf as B
 from xnf.core.object import insn as I
-from xnf.core.object import link, sections
-from xnf.core.object.spec import PIN_BY_NAME, Function, MapSpec, ObjectSpec, ProgramSpec, ZeroData
+from xnf.core.object import externs, link, sections
+from xnf.core.object.spec import PIN_BY_NAME, Extern, Function, MapSpec, ObjectSpec, ProgramSpec, ZeroData
 
 EM_BPF = 247
 SHT_PROGBITS, SHT_SYMTAB, SHT_NOBITS, SHT_REL = 1, 2, 8, 9
@@ -237,6 +237,9 @@ class _Reader:
             if t.name == ".kconfig":
                 self._layout_kconfig(t)
                 continue
+            if t.name == ".ksyms":
+                self._fixup_ksyms(t)
+                continue
             idx = self._find_section(t.name)
             if idx is None:
                 continue
@@ -265,23 +268,50 @@ class _Reader:
         return s.size
 
     def _layout_kconfig(self, sec):
-        """Give each ``__kconfig`` extern an aligned slot; the loader fills the values."""
-        off = 0
-        self.kconfig = {}
+        """Give each ``__kconfig`` extern a slot as libbpf does (by alignment, largest first,
+        then size, then name), so programs hold the same offsets; the loader fills the values."""
+        slots = []
         for entry in sec.members:
             var = self.btf._type(entry[0])
             size = self.btf.size_of(var.type)
-            align = min(size, 8) or 1
-            off = (off + align - 1) // align * align
+            slots.append((-externs.kconfig_align(self.btf, var.type, size), size, var.name, entry, var))
+        off = 0
+        self.kconfig = {}
+        for neg_align, size, name, entry, var in sorted(slots, key=lambda s: s[:3]):
+            off = (off - neg_align - 1) // -neg_align * -neg_align
             if off + size > MAX_KCONFIG:
                 raise ObjectLimitError(f"{self.path}: the __kconfig externs need more than {MAX_KCONFIG} bytes "
-                                       f"(at {var.name!r}, {size} bytes)",
+                                       f"(at {name!r}, {size} bytes)",
                                        "kernel config values are integers, bools and short strings")
             entry[1], entry[2] = off, size
             var.linkage = B.VAR_GLOBAL_ALLOCATED
-            self.kconfig[var.name] = (off, size, var.type)
+            self.kconfig[name] = (off, size, var.type)
             off += size
+        sec.members.sort(key=lambda e: e[1])
         sec.size = max(off, 1)
+
+    def _fixup_ksyms(self, sec):
+        """``.ksyms`` holds no data: as libbpf does, its variables become 4-byte ints at
+        consecutive offsets and its kfuncs a dummy int variable, so the kernel accepts the BTF."""
+        self.ksyms = externs.ksym_externs(self.btf, sec, self.path)
+        int_id = next((i for i, t in enumerate(self.btf.types) if t.kind == B.KIND_INT and t.int_bits == 32), None)
+        if int_id is None:
+            int_id = len(self.btf.types)
+            self.btf.types.append(B.Type(kind=B.KIND_INT, name="int", size=4, int_encoding=1, int_bits=32))
+        dummy = None
+        for i, entry in enumerate(sec.members):
+            t = self.btf._type(entry[0])
+            if t.kind == B.KIND_FUNC:
+                if dummy is None:
+                    dummy = len(self.btf.types)
+                    self.btf.types.append(B.Type(kind=B.KIND_VAR, name="dummy_ksym", type=int_id,
+                                                 linkage=B.VAR_GLOBAL_ALLOCATED))
+                externs.name_params(self.btf, t.type)
+                entry[0] = dummy
+            else:
+                t.linkage, t.type = B.VAR_GLOBAL_ALLOCATED, int_id
+            entry[1], entry[2] = 4 * i, 4
+        sec.size = 4 * len(sec.members)
 
     # --- maps ------------------------------------------------------------------------
 
@@ -432,11 +462,10 @@ class _Reader:
             data = ZeroData(size) if s.type == SHT_NOBITS else bytearray(self._section_data(i))
             m = MapSpec(name=name, type=u.BPF_MAP_TYPE_ARRAY, key_size=4, value_size=size,
                         max_entries=1, section=name, data=data)
+            m.flags |= BPF_F_MMAPABLE  # libbpf's internal maps all are: read and written after load
             if name.startswith(".rodata"):
                 m.flags |= BPF_F_RDONLY_PROG
                 m.freeze = True
-            else:
-                m.flags |= BPF_F_MMAPABLE
             if self.btf is not None:
                 m.btf_value_type_id = self.btf.find(name, B.KIND_DATASEC) or 0
             spec.maps[name] = m
@@ -444,9 +473,23 @@ class _Reader:
             size = self.btf[self.btf.find(".kconfig", B.KIND_DATASEC)].size
             spec.maps[".kconfig"] = MapSpec(
                 name=".kconfig", type=u.BPF_MAP_TYPE_ARRAY, key_size=4, value_size=size, max_entries=1,
-                flags=BPF_F_RDONLY_PROG, section=".kconfig", data=bytearray(size), freeze=True,
+                flags=BPF_F_RDONLY_PROG | BPF_F_MMAPABLE, section=".kconfig", data=bytearray(size), freeze=True,
                 btf_value_type_id=self.btf.find(".kconfig", B.KIND_DATASEC))
             spec.kconfig = dict(self.kconfig)
+        spec.externs = self._externs(spec)
+
+    def _externs(self, spec):
+        """Every extern, weak or not (from its ELF binding), in libbpf's order: ``.kconfig``
+        ones as laid out, then ``.ksyms`` ones by name (a poisoned kfunc call's number is its index)."""
+        weak = {s.name for s in self.symbols if s.shndx == SHN_UNDEF and s.bind == STB_WEAK}
+        out = {}
+        for name, (_off, _size, type_id) in sorted(self.kconfig.items(), key=lambda kv: kv[1][0]):
+            out[name] = Extern(name, ".kconfig", self.btf.find(name, B.KIND_VAR) or 0, type_id, name in weak)
+        for name in sorted(getattr(self, "ksyms", {})):
+            ext = self.ksyms[name]
+            ext.weak = name in weak
+            out[name] = ext
+        return out
 
     # --- functions and relocations ---------------------------------------------------
 
@@ -526,8 +569,12 @@ class _Reader:
             return
         if not ins.is_lddw:
             if ins.is_call and sym.shndx == SHN_UNDEF:
-                raise NotSupportedError(f"kfunc calls yet (extern function {sym.name!r} in {section})", by="xnf",
-                                        hint="call BPF helpers instead of kfuncs")
+                ext = getattr(self, "ksyms", {}).get(sym.name)
+                if ext is None or not ext.is_func:
+                    raise ELFError(f"{self.path}: {section}+{slot}: call to {sym.name!r}, which is no __ksym "
+                                   "kernel function", "declare it: extern ... __ksym;")
+                ins.src, ins.reference = I.BPF_PSEUDO_KFUNC_CALL, ("kfunc", sym.name)
+                return
             raise ELFError(f"{self.path}: {section}+{slot}: relocation against {sym.name!r} on a non-lddw instruction")
         if tname in (".maps", "maps"):
             if sym.type == STT_SECTION:
@@ -546,7 +593,11 @@ class _Reader:
                 offset = self.kconfig[sym.name][0] + (ins.imm & 0xFFFFFFFF)
                 ins.reference = ("data", ".kconfig", self._data_offset(spec, section, slot, ".kconfig", offset))
                 return
-            raise NotSupportedError(f"extern {sym.name!r}", by="xnf", hint="only __kconfig externs are supported")
+            if sym.name in getattr(self, "ksyms", {}):
+                ins.reference = ("ksym", sym.name)
+                return
+            raise ELFError(f"{self.path}: {section}+{slot}: extern {sym.name!r} is neither __kconfig nor __ksym",
+                           "declare it with __kconfig or __ksym (and compile with -g for its BTF)")
         raise ELFError(f"{self.path}: {section}+{slot}: relocation against {sym.name!r} in unsupported section {tname!r}")
 
     def _data_offset(self, spec, section, slot, tname, offset):

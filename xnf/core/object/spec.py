@@ -154,6 +154,22 @@ class Function:
 
 
 @attrs.define(eq=False)
+class Extern:
+    """A symbol the object leaves to the loader: ``__kconfig`` values, ``__ksym`` variables
+    (typed: a BTF VAR of the kernel; untyped, ``const void``: a kallsyms address) and kfuncs."""
+
+    name: str
+    section: str
+    """``.kconfig`` or ``.ksyms``."""
+    btf_id: int
+    """The object's BTF VAR (or FUNC, for a kfunc)."""
+    type_id: int = 0
+    """The variable's type or the kfunc's FUNC_PROTO, modifiers skipped; 0 for an untyped ksym."""
+    weak: bool = False
+    is_func: bool = False
+
+
+@attrs.define(eq=False)
 class ObjectSpec:
     path: str
     programs: dict = attrs.Factory(dict)
@@ -167,6 +183,8 @@ class ObjectSpec:
     pin_root: str = DEFAULT_PIN_ROOT
     kconfig: dict = attrs.Factory(dict)
     """``.kconfig`` externs: name -> (offset, size, btf type id)."""
+    externs: dict = attrs.Factory(dict)
+    """Every extern (``__kconfig`` and ``__ksym``) by name: :class:`Extern`."""
 
     @property
     def variables(self):
