@@ -23,20 +23,20 @@ def __getattr__(name):
 
 def open_object(path, **kwargs):
     """Parse a BPF ELF object into an editable :class:`xnf.core.object.spec.ObjectSpec`."""
-    from xnf.core.object.elf import load_spec
+    from xnf.core.object.elf import load_spec  # `import xnf` stays light: pyelftools and attrs load on first use
 
     return load_spec(path, **kwargs)
 
 
 def load(path_or_spec, **kwargs):
     """Parse (if needed) and load a BPF object; returns a live :class:`xnf.core.kernel.collection.Collection`."""
-    from xnf.core.kernel.loader import load_collection
+    from xnf.core.kernel.loader import load_collection  # `import xnf` stays light: the loader loads on first use
 
     return load_collection(path_or_spec, **kwargs)
 
 
 def pping(iface, **kwargs):
     """Attach pping to ``iface`` and yield its events (RTT and flow events) as objects."""
-    from xnf.plugins.pping.api import stream
+    from xnf.plugins.pping.api import stream  # `import xnf` stays light: pping (pyroute2) loads on first use
 
     return stream(iface, **kwargs)

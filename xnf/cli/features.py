@@ -11,12 +11,14 @@ def register(sub):
 
 
 def collect(iface=None, netns=None):
+    # every `xnf` command imports this module; loaded only when this one runs
     from xnf.core.kernel.features import features_report
     from xnf.plugins.pifo_sched.features import scheduling_features
 
     report = features_report()
     report["scheduling"] = scheduling_features()
     if iface:
+        # every `xnf` command imports this module; loaded only when this one runs
         from xnf.drivers.report import features_report as iface_report
 
         report["interface"] = iface_report(iface, netns)
@@ -42,6 +44,7 @@ def cmd_features(args):
     for k, v in report["scheduling"].items():
         print(f"  scheduling: {k}={_yn(v) if isinstance(v, (bool, type(None))) else v}")
     if "interface" in report:
+        # every `xnf` command imports this module; loaded only when this one runs
         from xnf.drivers.report import format_report
 
         print(format_report(report["interface"]))

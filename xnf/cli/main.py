@@ -20,7 +20,7 @@ CORE_GROUPS = ("features", "prog", "map")
 
 
 def build_parser(argv=()):
-    from xnf.cli import features, maps, prog
+    from xnf.cli import features, maps, prog  # `import xnf.cli.main` stays light (bench/import_time.py)
 
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = _Parser(prog="xnf", description="BPF network functions for Linux.")
@@ -30,7 +30,7 @@ def build_parser(argv=()):
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     if command not in CORE_GROUPS:
-        from xnf.cli import nf_commands
+        from xnf.cli import nf_commands  # stevedore and every plugin: not for `xnf features|prog|map`
 
         nf_commands.register(sub)
     features.register(sub)

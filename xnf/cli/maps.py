@@ -1,6 +1,6 @@
 """`xnf map dump PIN|ID`: a map's contents, decoded through its BTF."""
 from xnf.cli.output import emit_json
-from xnf.core.errors import XnfError
+from xnf.core.errors import BPFError, XnfError
 
 
 def register(sub):
@@ -14,11 +14,9 @@ def register(sub):
 
 
 def open_map(ref):
-    from xnf.core.kernel.maps import Map
+    from xnf.core.kernel.maps import Map  # every `xnf` command imports this module; loaded only when this one runs
 
     if ref.isdigit():
-        from xnf.core.errors import BPFError
-
         try:
             return Map.from_id(int(ref))
         except BPFError as e:

@@ -2,7 +2,7 @@
 import os
 
 from xnf.cli.output import emit_json, table
-from xnf.core.errors import XnfError
+from xnf.core.errors import BPFError, PinError, XnfError
 
 
 def register(sub):
@@ -27,11 +27,13 @@ def register(sub):
 
 
 def cmd_load(args):
+    # every `xnf` command imports this module; loaded only when this one runs
     import xnf
     from xnf.core import uapi
 
     spec = xnf.open_object(args.object)
     if args.pin:
+        # every `xnf` command imports this module; loaded only when this one runs
         from xnf.core.kernel.pin import require_bpffs
 
         require_bpffs(args.pin)  # before anything exists: a refusal leaves nothing behind
@@ -77,8 +79,6 @@ def _make_dirs(path, created):
         try:
             os.mkdir(d)
         except OSError as e:
-            from xnf.core.errors import PinError
-
             raise PinError(f"cannot create {d}: {e.strerror}") from None
         created.append(d)
 
@@ -99,8 +99,8 @@ def _remove(pins, dirs):
 
 
 def cmd_show(args):
+    # every `xnf` command imports this module; loaded only when this one runs
     from xnf.core import uapi
-    from xnf.core.errors import BPFError
     from xnf.core.kernel import syscall
     from xnf.core.kernel.info import prog_info
 
@@ -127,6 +127,7 @@ def cmd_show(args):
 def cmd_core(args):
     """Exit status 1 when a relocation cannot be resolved at all (loading would fail); poisoned
     relocations are reported but are not failures: they only fail if the verifier reaches them."""
+    # every `xnf` command imports this module; loaded only when this one runs
     import xnf
     from xnf.core.object.core_reloc import explain
 

@@ -8,35 +8,25 @@ import errno
 
 import attrs
 
+from xnf.core import uapi
 from xnf.core.errors import InterfaceNotFoundError, NotSupportedError
 from xnf.core.kernel.netns import NamespaceNotFoundError, exists
 
-class XdpFeature(enum.IntFlag):
-    """enum netdev_xdp_act: what the driver's native XDP path can do."""
-
-    BASIC = 1          # XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX
-    REDIRECT = 2
-    NDO_XMIT = 4       # can be the target of XDP_REDIRECT
-    XSK_ZEROCOPY = 8
-    HW_OFFLOAD = 16
-    RX_SG = 32         # multi-buffer (frags) on receive
-    NDO_XMIT_SG = 64
+def _flags(name, prefix, doc):
+    """An IntFlag of the generated ``prefix*`` constants (the enum's members, without its mask)."""
+    flags = enum.IntFlag(name, {k[len(prefix):]: v for k, v in vars(uapi).items()
+                                if k.startswith(prefix) and not k.endswith("_MASK")})
+    flags.__doc__, flags.__module__ = doc, __name__
+    return flags
 
 
-class XdpRxMetadata(enum.IntFlag):
-    """enum netdev_xdp_rx_metadata: kfuncs an XDP program may call for RX metadata."""
-
-    TIMESTAMP = 1
-    HASH = 2
-    VLAN_TAG = 4
-
-
-class XskFeature(enum.IntFlag):
-    """enum netdev_xsk_flags: AF_XDP TX metadata the driver honours."""
-
-    TX_TIMESTAMP = 1
-    TX_CHECKSUM = 2
-    TX_LAUNCH_TIME_FIFO = 4
+XdpFeature = _flags("XdpFeature", "NETDEV_XDP_ACT_",
+                    "enum netdev_xdp_act: what the driver's native XDP path can do (BASIC: XDP_ABORTED, "
+                    "XDP_DROP, XDP_PASS, XDP_TX; NDO_XMIT: can be the target of XDP_REDIRECT; RX_SG: "
+                    "multi-buffer on receive).")
+XdpRxMetadata = _flags("XdpRxMetadata", "NETDEV_XDP_RX_METADATA_",
+                       "enum netdev_xdp_rx_metadata: kfuncs an XDP program may call for RX metadata.")
+XskFeature = _flags("XskFeature", "NETDEV_XSK_FLAGS_", "enum netdev_xsk_flags: AF_XDP TX metadata the driver honours.")
 
 
 @attrs.frozen
@@ -53,7 +43,7 @@ def netdev_features(ifindex, netns=None):
     """The NetdevFeatures of ``ifindex``; NotSupportedError before Linux 6.3 (no family)."""
     from pyroute2.netlink.exceptions import NetlinkError
 
-    from xnf.core.attach.netlink import netdev_dev_get
+    from xnf.core.attach.netlink import netdev_dev_get  # pyroute2 (~100 ms): imported only where netlink is used
 
     if netns is not None and not exists(netns):
         raise NamespaceNotFoundError(netns)

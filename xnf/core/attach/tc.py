@@ -103,6 +103,7 @@ class TcAttachment(Attachment):
         return _current_prog_id(self) == self.prog_id
 
     def _detach_netlink(self):
+        # pyroute2 (~100 ms): imported only where netlink is used
         from xnf.core.attach.netlink import NetlinkError, kernel_message, rtnl
 
         if _current_prog_id(self) != self.prog_id:
@@ -120,6 +121,7 @@ class TcAttachment(Attachment):
         return result
 
     def _replace_netlink(self, new_fd):
+        # pyroute2 (~100 ms): imported only where netlink is used
         from xnf.core.attach.netlink import NetlinkError, kernel_message, rtnl
 
         if _current_prog_id(self) != self.prog_id:
@@ -145,7 +147,7 @@ def _filter_request(ipr, command, att, fd=None):
     from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL, NLM_F_REQUEST
     from pyroute2.netlink.rtnl import RTM_DELTFILTER, RTM_NEWTFILTER
 
-    from xnf.core.attach.netlink import request, tcmsg_bpf
+    from xnf.core.attach.netlink import request, tcmsg_bpf  # pyroute2 (~100 ms): imported only where netlink is used
 
     msg = tcmsg_bpf()
     msg["index"] = att.ifindex
@@ -175,7 +177,7 @@ def _filter_request(ipr, command, att, fd=None):
 
 def _dump_filters(ipr, ifindex, parent):
     """[(prio, handle, prog_id, filter name, prog tag)] of the cls_bpf filters under ``parent``."""
-    from xnf.core.attach.netlink import NetlinkError
+    from xnf.core.attach.netlink import NetlinkError  # pyroute2 (~100 ms): imported only where netlink is used
 
     out = []
     try:
@@ -198,9 +200,7 @@ def _dump_filters(ipr, ifindex, parent):
 
 def _current_prog_id(att):
     """The program id of the filter at (parent, prio, handle), or None if there is none."""
-    from xnf.core.attach.netlink import rtnl
-
-    from xnf.core.attach.netlink import NetlinkError
+    from xnf.core.attach.netlink import NetlinkError, rtnl  # pyroute2 (~100 ms): only where netlink is used
 
     try:
         with rtnl(att.netns) as ipr:
@@ -222,6 +222,7 @@ def _qdiscs(ipr, ifindex):
 
 def _ensure_clsact(ipr, ifindex, ifname, direction, netns):
     """Make sure the clsact qdisc is there; returns True if we (this process) created it."""
+    # pyroute2 (~100 ms): imported only where netlink is used
     from xnf.core.attach.netlink import NetlinkError, kernel_message
 
     kinds = {kind for kind, handle, _ in _qdiscs(ipr, ifindex) if handle == CLSACT_HANDLE}
@@ -243,7 +244,7 @@ def _ensure_clsact(ipr, ifindex, ifname, direction, netns):
 
 
 def _remove_clsact_if_empty(ifindex, netns):
-    from xnf.core.attach.netlink import NetlinkError, rtnl
+    from xnf.core.attach.netlink import NetlinkError, rtnl  # pyroute2 (~100 ms): imported only where netlink is used
 
     if not _netns.exists(netns):
         return False
@@ -271,6 +272,7 @@ def attach_cls_bpf(program, ifname, parent, netns=None, prio=None, handle=None, 
     filter's classid; so under a qdisc, ``classid`` defaults to the parent's major
     (``1:0`` under ``1:``) and a program's ``skb->tc_classid = 0x10010`` selects ``1:10``.
     """
+    # pyroute2 (~100 ms): imported only where netlink is used
     from xnf.core.attach.netlink import NetlinkError, kernel_message, rtnl
 
     if skip_sw and skip_hw:
@@ -366,7 +368,7 @@ def edge(position):
 def query_tc(ifname, netns=None, parents=None):
     """cls_bpf filters on ``ifname``: under ``parents`` if given, else under clsact and every
     qdisc and class of the device. Returns a list of HookProgram."""
-    from xnf.core.attach.netlink import rtnl
+    from xnf.core.attach.netlink import rtnl  # pyroute2 (~100 ms): imported only where netlink is used
 
     ifindex = _netns.ifindex(ifname, netns)
     found = []

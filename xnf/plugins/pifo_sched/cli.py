@@ -43,7 +43,7 @@ def register(subparsers):
 
 
 def cmd_list(args, out=None):
-    from xnf.plugins.pifo_sched import registry
+    from xnf.plugins.pifo_sched import registry  # `xnf --help` imports this module; loaded only when this command runs
 
     out = out or sys.stdout
     schedulers = registry.available()
@@ -147,6 +147,7 @@ def format_table(results):
 
 
 def cmd_simulate(args, out=None):
+    # `xnf --help` imports this module; loaded only when this command runs
     from xnf.plugins.pifo_sched.sim.runner import simulate, write_events
 
     out = out or sys.stdout
@@ -163,6 +164,7 @@ def cmd_simulate(args, out=None):
     if args.events:
         write_events(metrics, args.events)
     if args.plot:
+        # `xnf --help` imports this module; loaded only when this command runs
         from xnf.plugins.pifo_sched.sim.plot import plot
 
         plot(metrics, f"{args.algorithm} on {results['link_rate_bps'] / 1e6:g} Mbit/s", args.plot)
@@ -179,6 +181,7 @@ def add_demo_arguments(parser):
 
 def demo(args, out=None):
     """Run weighted iperf3 flows through the kernel data path and print the shares."""
+    # `xnf --help` imports this module; loaded only when this command runs
     from xnf.plugins.pifo_sched.demo import run_demo
 
     return run_demo(parse_weights(args.weights), args.rate, args.duration, args.scheduler, out or sys.stdout)

@@ -670,7 +670,7 @@ def run_pcap(path, config: "PpingConfig | None" = None, local_addresses=None):
     Raises :class:`~xnf.plugins.pping.pcap.PcapError` for unreadable captures.
     Packets without a timestamp (pcapng simple packet blocks) are skipped.
     """
-    from xnf.plugins.pping.pcap import read
+    from xnf.plugins.pping.pcap import read  # `xnf --help` imports this module; loaded only when this command runs
 
     ref = Reference(config, local_addresses)
     for rec in read(path):
