@@ -22,7 +22,7 @@ import struct
 import time
 
 import xnf
-from xnf.core.attach import attach_tc, attach_xdp
+from xnf.core.attach import attach_tc, attach_xdp, dispatcher
 from xnf.core.attach.tc import edge
 from xnf.core.errors import AttachError, PinError, XnfError
 from xnf.core.kernel import netns as _netns
@@ -134,9 +134,16 @@ def build_spec(config: PpingConfig, l3: bool = False, ring_bytes: "int | None" =
     return spec
 
 
-def load(config: PpingConfig, l3: bool = False, ring_bytes: "int | None" = None):
-    """Load pping.bpf.o for ``config``; returns the live :class:`~xnf.core.kernel.collection.Collection`."""
-    return xnf.load(build_spec(config, l3, ring_bytes))
+def load(config: PpingConfig, l3: bool = False, ring_bytes: "int | None" = None, xdp_component: bool = False):
+    """Load pping.bpf.o for ``config``; returns the live :class:`~xnf.core.kernel.collection.Collection`.
+
+    ``xdp_component``: the XDP ingress program loads as a libxdp dispatcher component
+    (:mod:`xnf.core.attach.dispatcher`), to share the interface with xdp-tools."""
+    spec = build_spec(config, l3, ring_bytes)
+    if not xdp_component:
+        return xnf.load(spec)
+    with dispatcher.as_component(spec, "pping_xdp_ingress"):
+        return xnf.load(spec)
 
 
 class Datapath:
@@ -200,7 +207,9 @@ class Datapath:
         """Load, then attach egress and ingress; with ``txn``, each announced first
         (:meth:`~xnf.core.attach.pinroot.Transaction.intend`), so a netlink attachment is never unrecorded."""
         c = self.config
-        self.collection = load(c, self._l3)
+        # beside xdp-tools' programs when they use the interface (docs/attach.md, "Sharing XDP")
+        shared = c.ingress_hook == "xdp" and dispatcher.wanted(self.iface, self.netns)
+        self.collection = load(c, self._l3, xdp_component=shared)
         checkpoint("loaded")
         progs = self.collection.programs
         # closest to the wire: last on egress, first on ingress (docs/pping.md, "Where pping stamps")
