@@ -17,25 +17,29 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests", "kernel", "pping"))
 
-from pping_topology import Topology  # noqa: E402
 from xnf.plugins.pping.config import PpingConfig  # noqa: E402
 from xnf.plugins.pping.datapath import Datapath  # noqa: E402
+from xnf.testing import traffic  # noqa: E402
+from xnf.testing.topology import ClientMiddleboxServer  # noqa: E402
 
 
 TARGET_COST = 0.05
 
 
 def iperf(topo, seconds, streams):
-    topo.spawn(topo.srv, "iperf3", "-s", "-1", "-B", topo.srv_ip)
-    topo.wait_port(topo.srv, 5201)
-    out = topo.ns(topo.cli, "iperf3", "-c", topo.srv_ip, "-t", str(seconds), "-P", str(streams), "-J",
-                  timeout=seconds + 30)
+    server = traffic.popen(topo.srv, ["iperf3", "-s", "-1", "-B", topo.srv_ip], stdout=subprocess.DEVNULL)
+    try:
+        traffic.wait_listening(topo.srv, 5201)
+        out = traffic.run(topo.cli, ["iperf3", "-c", topo.srv_ip, "-t", str(seconds), "-P", str(streams), "-J"],
+                          timeout=seconds + 30)
+    finally:
+        traffic.stop([server])
     return json.loads(out)["end"]["sum_received"]["bits_per_second"]
 
 
@@ -46,22 +50,18 @@ def main(argv=None):
     ap.add_argument("--streams", type=int, default=4)
     ap.add_argument("--mtu-packets", action="store_true", help="no TSO/GSO on the senders")
     args = ap.parse_args(argv)
-    topo = Topology(net=74)
     rates = {"none": [], "pping": []}
     rtt_events = 0
-    try:
-        topo.create()
+    with ClientMiddleboxServer(net=74) as topo:
         if args.mtu_packets:
             for ns, dev in ((topo.cli, "cli0"), (topo.srv, "srv0")):
-                topo.ns(ns, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off")
+                traffic.run(ns, ["ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off"])
         iperf(topo, 1, args.streams)  # warm-up
         for _ in range(args.runs):
             rates["none"].append(iperf(topo, args.seconds, args.streams))
             with Datapath("mid1", PpingConfig(), netns=topo.mid).attach() as dp:
                 rates["pping"].append(iperf(topo, args.seconds, args.streams))
                 rtt_events += dp.counters()["rtt_events"]
-    finally:
-        topo.destroy()
     base, with_pping = statistics.median(rates["none"]), statistics.median(rates["pping"])
     print(f"iperf3 TCP, {args.streams} streams, {args.runs} x {args.seconds} s each, alternating"
           + (", no segmentation offload (MTU-sized packets)" if args.mtu_packets else ""))

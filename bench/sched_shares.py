@@ -2,8 +2,8 @@
 """Throughput shares of weighted iperf3 flows on the kernel data path, against FIFO.
 
 One iperf3 cubic flow per weight (ports 5201, 5202, ...) crosses a veth pair between
-two throwaway namespaces (``pifo_sched.demo.Topology``; iperf3 through
-``tests/kernel/pifo_sched/iperf3_flows.py``). Each round runs the flows
+two throwaway namespaces (``xnf.testing.topology.VethPair``; iperf3 through
+``xnf.testing.traffic.iperf3_shares``). Each round runs the flows
 through the same HTB bands three times: with WFQ ranks, with STFQ ranks, and, as the
 baseline, without the ranking program (every packet in the default band: one FIFO at
 the same rate). Printed per run: the byte shares after the warm-up and the largest
@@ -19,12 +19,12 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests", "kernel", "pifo_sched"))
 
-from iperf3_flows import iperf3_shares  # noqa: E402
-from xnf.plugins.pifo_sched.demo import BASE_PORT, Topology  # noqa: E402
+from xnf.plugins.pifo_sched.demo import BASE_PORT  # noqa: E402
 from xnf.plugins.pifo_sched.kernel import EgressDataPath, HtbBands  # noqa: E402
 from xnf.plugins.pifo_sched.shaping import parse_rate  # noqa: E402
+from xnf.testing.topology import VethPair  # noqa: E402
+from xnf.testing.traffic import iperf3_shares  # noqa: E402
 
 WARMUP = 5
 
@@ -58,7 +58,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     weights = [float(w) for w in args.weights.split(",")]
     errors = {"wfq": [], "stfq": [], "fifo": []}
-    with Topology() as topo:
+    with VethPair("10.77.0.1", "10.77.0.2") as topo:
         for n in range(args.runs):
             for scheduler in errors:
                 shares = run(topo, scheduler, weights, args.rate, args.seconds)

@@ -167,8 +167,8 @@ class VethPair(Topology):
 class ClientMiddleboxServer(Topology):
     """client (``cli0``) <-> (``mid0``) middlebox (``mid1``) <-> (``srv0``) server.
 
-    Addresses ``10.<net>.1.0/24`` and ``fd<net>:1::/64`` on the client side,
-    ``10.<net>.2.0/24`` and ``fd<net>:2::/64`` on the server side; the middlebox forwards
+    Addresses ``10.<net>.1.0/24`` and ``fd00:<net>:1::/64`` on the client side,
+    ``10.<net>.2.0/24`` and ``fd00:<net>:2::/64`` on the server side (``net`` < 256); the middlebox forwards
     both families; client and server route through it. ``congestion_control`` is set on
     client and server (the default, cubic, is not always allowed in a new namespace).
     """
@@ -180,25 +180,25 @@ class ClientMiddleboxServer(Topology):
         self.cli, self.mid, self.srv = (f"{prefix}-{self.tag}-{r}" for r in ("c", "m", "s"))
         self.cli_ip, self.srv_ip = f"10.{net}.1.2", f"10.{net}.2.2"
         self.mid_ip0, self.mid_ip1 = f"10.{net}.1.1", f"10.{net}.2.1"
-        self.cli_ip6, self.srv_ip6 = f"fd{net}:1::2", f"fd{net}:2::2"
-        self.mid_ip6_0, self.mid_ip6_1 = f"fd{net}:1::1", f"fd{net}:2::1"
+        self.cli_ip6, self.srv_ip6 = f"fd00:{net}:1::2", f"fd00:{net}:2::2"
+        self.mid_ip6_0, self.mid_ip6_1 = f"fd00:{net}:1::1", f"fd00:{net}:2::1"
 
     def build(self):
         super().build()
         for role in ("c", "m", "s"):
             ns = self.namespace(role)
+            sysctl(ns, "net/ipv6/conf/all/disable_ipv6", "0")
             sysctl(ns, "net/ipv6/conf/default/accept_dad", "0")
         self.veth(self.cli, "cli0", self.mid, "mid0")
         self.veth(self.mid, "mid1", self.srv, "srv0")
-        n = self.net
         self.address(self.cli, "cli0", f"{self.cli_ip}/24", f"{self.cli_ip6}/64")
         self.address(self.mid, "mid0", f"{self.mid_ip0}/24", f"{self.mid_ip6_0}/64")
         self.address(self.mid, "mid1", f"{self.mid_ip1}/24", f"{self.mid_ip6_1}/64")
         self.address(self.srv, "srv0", f"{self.srv_ip}/24", f"{self.srv_ip6}/64")
         self.route(self.cli, "0.0.0.0/0", self.mid_ip0)
         self.route(self.srv, "0.0.0.0/0", self.mid_ip1)
-        self.route(self.cli, "::/0", f"fd{n}:1::1")
-        self.route(self.srv, "::/0", f"fd{n}:2::1")
+        self.route(self.cli, "::/0", self.mid_ip6_0)
+        self.route(self.srv, "::/0", self.mid_ip6_1)
         sysctl(self.mid, "net/ipv4/ip_forward", "1")
         sysctl(self.mid, "net/ipv6/conf/all/forwarding", "1")
         if self.congestion_control:

@@ -7,13 +7,13 @@ import time
 
 import pytest
 
-from iperf3_flows import iperf3_shares
 from netenv import in_ns, sh
 from xnf.core.errors import AttachError, ConfigError
 from xnf.nf import config_from_args
 from xnf.plugins.pifo_sched.kernel import EgressDataPath
 from xnf.plugins.pifo_sched.nf import PifoSched, PifoSchedConfig
 from xnf.testing.frames import v4_tcp
+from xnf.testing.traffic import iperf3_shares
 
 pytestmark = pytest.mark.root
 PORTS = (5201, 5202, 5203)

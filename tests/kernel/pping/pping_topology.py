@@ -1,14 +1,16 @@
-"""A client - middlebox - server topology in three network namespaces (tests only:
-iproute2 is the tool here, the library never shells out).
+"""The client - middlebox - server topology of the pping tests, from xnf.testing, with
+the test-side commands (ip, tc, ss, ping are the tools here; the library never shells out).
 
-client (cli0: 10.x.1.2, fdxx:1::2) <-> (mid0) middlebox (mid1) <-> (srv0: 10.x.2.2, fdxx:2::2) server
+client (cli0: 10.x.1.2, fd00:x:1::2) <-> (mid0) middlebox (mid1) <-> (srv0: 10.x.2.2, fd00:x:2::2) server
 
-The middlebox forwards; pping goes on its ``mid1``. Everything is removed by
-:meth:`Topology.destroy`, which the fixture calls in ``finally``.
+pping goes on the middlebox's ``mid1``. Everything is removed by :meth:`Topology.destroy`,
+which the tests call in ``finally``.
 """
 import subprocess
 import time
-import uuid
+
+from xnf.testing import traffic
+from xnf.testing.topology import ClientMiddleboxServer
 
 
 def sh(*args, check=True, timeout=60):
@@ -18,64 +20,29 @@ def sh(*args, check=True, timeout=60):
     return r.stdout
 
 
-class Topology:
+class Topology(ClientMiddleboxServer):
     def __init__(self, net=71):
-        tag = uuid.uuid4().hex[:6]
-        self.cli, self.mid, self.srv = f"pp{tag}c", f"pp{tag}m", f"pp{tag}s"
-        self.net = net
-        self.cli_ip, self.srv_ip = f"10.{net}.1.2", f"10.{net}.2.2"
-        self.mid_ip0, self.mid_ip1 = f"10.{net}.1.1", f"10.{net}.2.1"
-        self.cli_ip6, self.srv_ip6 = f"fd{net}:1::2", f"fd{net}:2::2"
+        super().__init__(net, prefix="pp")
         self.procs = []
 
     def ns(self, ns, *args, check=True, timeout=60):
-        return sh("ip", "netns", "exec", ns, *args, check=check, timeout=timeout)
+        return traffic.run(ns, args, check=check, timeout=timeout)
 
     def create(self):
-        n = self.net
-        for ns in (self.cli, self.mid, self.srv):
-            sh("ip", "netns", "add", ns)
-            self.ns(ns, "ip", "link", "set", "lo", "up")
-            self.ns(ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0")
-            self.ns(ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0")
-        sh("ip", "link", "add", "cli0", "netns", self.cli, "type", "veth", "peer", "mid0", "netns", self.mid)
-        sh("ip", "link", "add", "mid1", "netns", self.mid, "type", "veth", "peer", "srv0", "netns", self.srv)
-        for ns, dev, v4, v6 in ((self.cli, "cli0", f"10.{n}.1.2/24", f"fd{n}:1::2/64"),
-                                (self.mid, "mid0", f"10.{n}.1.1/24", f"fd{n}:1::1/64"),
-                                (self.mid, "mid1", f"10.{n}.2.1/24", f"fd{n}:2::1/64"),
-                                (self.srv, "srv0", f"10.{n}.2.2/24", f"fd{n}:2::2/64")):
-            self.ns(ns, "ip", "addr", "add", v4, "dev", dev)
-            self.ns(ns, "ip", "-6", "addr", "add", v6, "dev", dev, "nodad")
-            self.ns(ns, "ip", "link", "set", dev, "up")
-        self.ns(self.cli, "ip", "route", "add", "default", "via", self.mid_ip0)
-        self.ns(self.srv, "ip", "route", "add", "default", "via", self.mid_ip1)
-        self.ns(self.cli, "ip", "-6", "route", "add", "default", "via", f"fd{n}:1::1")
-        self.ns(self.srv, "ip", "-6", "route", "add", "default", "via", f"fd{n}:2::1")
-        self.ns(self.mid, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-        self.ns(self.mid, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
-        for ns in (self.cli, self.srv):
-            self.ns(ns, "sysctl", "-qw", "net.ipv4.tcp_congestion_control=reno")  # loss-based; cubic is not in the allowed list here
+        self.__enter__()
         # neighbours resolved before anything is measured
         self.ns(self.cli, "ping", "-c", "1", "-W", "2", self.srv_ip)
         self.ns(self.cli, "ping", "-6", "-c", "1", "-W", "2", self.srv_ip6, check=False)
         return self
 
     def spawn(self, ns, *args, **kw):
-        p = subprocess.Popen(["ip", "netns", "exec", ns, *args], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, **kw)
+        p = traffic.popen(ns, args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
         self.procs.append(p)
         return p
 
     def destroy(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-        for ns in (self.cli, self.mid, self.srv):
-            sh("ip", "netns", "del", ns, check=False)
+        traffic.stop(self.procs)
+        self.close()
 
     def wait_port(self, ns, port, proto="tcp", timeout=5.0):
         flag = "-tln" if proto == "tcp" else "-uln"

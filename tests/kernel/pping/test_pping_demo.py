@@ -12,14 +12,27 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 XNF = [sys.executable, "-m", "xnf.cli.main"]
 
 
-def leftovers():
-    """Demo namespaces still there (pping's programs go with their namespace's devices
-    and the demo's process; other tests may load pping meanwhile, so no global check)."""
+def demo_namespaces():
+    """The demo namespaces that exist now (pping's programs go with their namespace's
+    devices and the demo's process)."""
     ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return [line for line in ns.splitlines() if "xnfdemo" in line]
+    return {line.split()[0] for line in ns.splitlines() if line.startswith("xnfdemo-")}
+
+
+def leftovers(before):
+    """Demo namespaces made since ``before`` and still there. Only new ones count: a demo
+    run by another test process at the same time has its own (random) names, and one
+    that started after ``before`` and is still running is given a moment to finish."""
+    left = demo_namespaces() - before
+    deadline = time.monotonic() + 10
+    while left and time.monotonic() < deadline:
+        time.sleep(0.5)
+        left = demo_namespaces() - before
+    return sorted(left)
 
 
 def test_demo_runs_and_cleans_up():
+    before = demo_namespaces()
     r = subprocess.run(XNF + ["demo", "pping", "--duration", "5", "--interval", "0.5"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
@@ -28,16 +41,15 @@ def test_demo_runs_and_cleans_up():
     # the queue builds up: pping's TCP RTT grows past 20 ms while the bulk flow runs
     tcp = [float(line.split()[3]) for line in rows if line.split()[3] != "-"]
     assert max(tcp) > 20
-    time.sleep(0.5)
-    assert leftovers() == []
+    assert leftovers(before) == []
 
 
 def test_demo_sigterm_removes_everything():
+    before = demo_namespaces()
     p = subprocess.Popen(XNF + ["demo", "pping", "--duration", "30"], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     time.sleep(5)
     p.send_signal(signal.SIGTERM)
     p.communicate(timeout=30)
     assert p.returncode == 0
-    time.sleep(0.5)
-    assert leftovers() == []
+    assert leftovers(before) == []

@@ -20,13 +20,12 @@ import struct
 import sys
 import threading
 import time
-import uuid
 
 from xnf.core.kernel import netns
 from xnf.plugins.pping.config import PpingConfig
 from xnf.plugins.pping.events import RttEvent
-
-_PREFIX = "10.199"
+from xnf.testing.frames import icmp_echo
+from xnf.testing.topology import ClientMiddleboxServer
 
 
 def add_demo_arguments(parser):
@@ -48,7 +47,7 @@ def demo(args) -> int:
     old = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         lab.build(_rate_bps(args.rate), args.buffer_ms)
-        dp = Datapath("r1", PpingConfig(tcp=True, icmp=True, rate_limit=20), netns=lab.router).attach()
+        dp = Datapath("mid1", PpingConfig(tcp=True, icmp=True, rate_limit=20), netns=lab.router).attach()
         try:
             _show(lab, dp, args, stop)
         finally:
@@ -69,49 +68,22 @@ def _rate_bps(text: str) -> int:
 
 
 class Lab:
-    """client (c0) <-> (r0) router (r1) <-> (s0) server, with a TBF on r1."""
+    """client (cli0) <-> (mid0) router (mid1) <-> (srv0) server, with a TBF on mid1."""
 
     def __init__(self):
-        tag = uuid.uuid4().hex[:6]
-        self.client, self.router, self.server = f"xnfdemo-{tag}-c", f"xnfdemo-{tag}-r", f"xnfdemo-{tag}-s"
-        self.client_ip, self.server_ip = f"{_PREFIX}.1.2", f"{_PREFIX}.2.2"
-        self._made = []
+        self.topo = ClientMiddleboxServer(net=199, congestion_control=None, prefix="xnfdemo")
+        self.client, self.router, self.server = self.topo.cli, self.topo.mid, self.topo.srv
+        self.client_ip, self.server_ip = self.topo.cli_ip, self.topo.srv_ip
         self.threads = []
         self.stop = threading.Event()
 
     def build(self, rate_bps: int, buffer_ms: int):
-        from pyroute2 import IPRoute, netns
+        from xnf.core.attach.netlink import rtnl  # pyroute2 inside: only when the demo runs
 
-        from xnf.core.attach.netlink import rtnl
-
-        for ns in (self.client, self.router, self.server):
-            netns.create(ns)
-            self._made.append(ns)
-        tag = self.client[-8:-2]
-        with IPRoute() as ipr:
-            for a, b, ns_a, ns_b in (("c0", "r0", self.client, self.router), ("r1", "s0", self.router, self.server)):
-                tmp_a, tmp_b = f"xd{tag}{a}", f"xd{tag}{b}"
-                ipr.link("add", ifname=tmp_a, kind="veth", peer=tmp_b)
-                for tmp, ns, name in ((tmp_a, ns_a, a), (tmp_b, ns_b, b)):
-                    idx = ipr.link_lookup(ifname=tmp)[0]
-                    ipr.link("set", index=idx, net_ns_fd=ns)
-                    with rtnl(ns) as inner:
-                        i = inner.link_lookup(ifname=tmp)[0]
-                        inner.link("set", index=i, ifname=name)
-        for ns, dev, addr in ((self.client, "c0", f"{_PREFIX}.1.2"), (self.router, "r0", f"{_PREFIX}.1.1"),
-                              (self.router, "r1", f"{_PREFIX}.2.1"), (self.server, "s0", f"{_PREFIX}.2.2")):
-            with rtnl(ns) as ipr:
-                for name in ("lo", dev):
-                    ipr.link("set", index=ipr.link_lookup(ifname=name)[0], state="up")
-                ipr.addr("add", index=ipr.link_lookup(ifname=dev)[0], address=addr, prefixlen=24)
-        with rtnl(self.client) as ipr:
-            ipr.route("add", dst="0.0.0.0/0", gateway=f"{_PREFIX}.1.1")
-        with rtnl(self.server) as ipr:
-            ipr.route("add", dst="0.0.0.0/0", gateway=f"{_PREFIX}.2.1")
-        _sysctl(self.router, "net/ipv4/ip_forward", "1")
+        self.topo.__enter__()
         with rtnl(self.router) as ipr:
             limit = max(rate_bps // 8 * buffer_ms // 1000, 16000)
-            ipr.tc("add", "tbf", ipr.link_lookup(ifname="r1")[0], rate=rate_bps // 8, burst=16000,
+            ipr.tc("add", "tbf", ipr.link_lookup(ifname="mid1")[0], rate=rate_bps // 8, burst=16000,
                    limit=limit)
 
     def start_traffic(self, bulk_seconds: float, on_ping):
@@ -180,8 +152,7 @@ class Lab:
         try:
             while not self.stop.is_set():
                 seq = (seq + 1) & 0xFFFF
-                body = struct.pack("!HH", ident, seq) + b"xnf-demo" * 7
-                pkt = struct.pack("!BBH", 8, 0, _checksum(struct.pack("!BBH", 8, 0, 0) + body)) + body
+                pkt = icmp_echo(True, ident, seq, payload=b"xnf-demo" * 7)
                 sent = time.monotonic_ns()
                 s.sendto(pkt, (self.server_ip, 0))
                 while True:
@@ -198,35 +169,10 @@ class Lab:
             s.close()
 
     def destroy(self):
-        from pyroute2 import netns
-
         self.stop.set()
         for t in self.threads:
             t.join(2)
-        for ns in reversed(self._made):
-            try:
-                netns.remove(ns)
-            except OSError:
-                pass
-        self._made = []
-
-
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
-def _sysctl(ns, key, value):
-    with netns.entered(ns):
-        fd = os.open(f"/proc/sys/{key}", os.O_WRONLY)
-    try:
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)
+        self.topo.close()
 
 
 def _show(lab, dp, args, stop):
@@ -245,7 +191,7 @@ def _show(lab, dp, args, stop):
             pings.append(ns)
 
     out = sys.stdout
-    out.write(f"xnf demo pping: client {lab.client_ip} -> router (pping on r1, {args.rate} TBF, "
+    out.write(f"xnf demo pping: client {lab.client_ip} -> router (pping on mid1, {args.rate} TBF, "
               f"{args.buffer_ms} ms buffer) -> server {lab.server_ip}\n"
               "a cubic bulk flow fills the buffer for the first half, then stops and it drains.\n\n")
     out.write(f"{'time':>6}  {'ping':>9}  {'pping TCP':>9}  {'pping ICMP':>10}  samples  queue\n")
