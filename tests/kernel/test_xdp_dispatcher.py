@@ -195,3 +195,30 @@ def test_xdp_loader_load_and_unload_beside_pping(pair):
     finally:
         dp.close()
     assert_nothing_left(pair)
+
+
+def test_pinned_pping_detached_by_a_later_process_leaves_xdp_filter(pair):
+    """A pinned instance (what `xnf attach pping` makes) is found again from its record
+    and removed from the dispatcher alone."""
+    from xnf.core.attach.pinroot import PinRoot
+
+    xdp_filter(pair, "load", "-m", "skb", pair.if_a)
+    xdp_filter(pair, "port", str(PORT))
+    root = PinRoot(pair.if_a, "pping", netns=pair.ns_a)
+    dp = Datapath(pair.if_a, PpingConfig(icmp=True, ingress_hook="xdp", xdp_mode="generic"), netns=pair.ns_a)
+    dp.attach(pins=root)
+    prog_id = dp.attachments["ingress"].prog_id
+    dp.release()  # this process lets go: the pins keep it
+    try:
+        found = root.find("ingress")
+        assert isinstance(found, DispatcherAttachment) and found.attached, found
+        assert "libxdp dispatcher" in str(found) and "priority 50" in str(found)
+        found.close()
+        assert prog_id in [c.prog_id for c in dispatcher.components(pair.if_a, pair.ns_a)]
+    finally:
+        root.remove_all()
+    status = loader_status(pair)
+    assert "xdpfilt_" in status and "pping" not in status, status
+    assert udp_delivered(pair) == 0
+    xdp_filter(pair, "unload", pair.if_a, "--all")
+    assert_nothing_left(pair)

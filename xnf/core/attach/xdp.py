@@ -22,12 +22,12 @@ from xnf.core.errors import AttachError, BPFError, InterfaceNotFoundError, ModeN
 from xnf.core.errors import NamespaceNotFoundError
 from xnf.core.kernel import features, info, netns as _netns, syscall
 
-# include/uapi/linux/if_link.h (defines, so not in the BTF-generated uapi module)
-XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
-XDP_FLAGS_SKB_MODE = 1 << 1
-XDP_FLAGS_DRV_MODE = 1 << 2
-XDP_FLAGS_HW_MODE = 1 << 3
-XDP_FLAGS_REPLACE = 1 << 4
+# include/uapi/linux/if_link.h, through tools/gen-uapi
+XDP_FLAGS_UPDATE_IF_NOEXIST = uapi.XDP_FLAGS_UPDATE_IF_NOEXIST
+XDP_FLAGS_SKB_MODE = uapi.XDP_FLAGS_SKB_MODE
+XDP_FLAGS_DRV_MODE = uapi.XDP_FLAGS_DRV_MODE
+XDP_FLAGS_HW_MODE = uapi.XDP_FLAGS_HW_MODE
+XDP_FLAGS_REPLACE = uapi.XDP_FLAGS_REPLACE
 
 MODE_FLAGS = {"skb": XDP_FLAGS_SKB_MODE, "native": XDP_FLAGS_DRV_MODE, "offload": XDP_FLAGS_HW_MODE}
 MODE_ALIASES = {"generic": "skb", "drv": "native", "driver": "native", "hw": "offload"}
@@ -127,17 +127,15 @@ class DispatcherAttachment(XdpAttachment):
     """A program in the libxdp dispatcher of an interface (:mod:`xnf.core.attach.dispatcher`).
 
     ``program`` is our freplace program; libxdp's pins keep it linked. ``detach()``
-    rebuilds the dispatcher without it, leaving the other programs running.
+    rebuilds the dispatcher without it, leaving the other programs running. ``via`` is
+    ``netlink``, as the dispatcher is attached: a record whose pin was never made is
+    still found and removed by program id (:func:`~xnf.core.attach.base.detach_pinned`).
     """
 
     kind = "xdp-dispatcher"
 
     priority: int = 50
     chain_call_actions: tuple = ("XDP_PASS",)
-
-    @property
-    def via(self):
-        return "dispatcher"
 
     @property
     def slot(self):
@@ -174,6 +172,13 @@ class DispatcherAttachment(XdpAttachment):
         from xnf.core.attach import dispatcher
 
         dispatcher.remove(ifname, prog_id, netns)
+
+    def __str__(self):
+        where = f" in netns {self.netns}" if self.netns else ""
+        slot = self.slot
+        at = f"slot {slot}" if slot is not None else "no longer there"
+        return (f"xdp prog {self.prog_id} in the libxdp dispatcher on {self.ifname}{where} "
+                f"({self.mode} mode, {at}, priority {self.priority})")
 
     def _replace_netlink(self, new_fd):
         raise AttachError(f"cannot replace {self}: a dispatcher slot is changed by detaching and "
