@@ -1,4 +1,7 @@
 """The live objects of one loaded spec: programs and maps by name, closed together."""
+import functools
+
+from xnf.core.kernel.globaldata import DataSections, Variables
 
 
 class Collection:
@@ -9,7 +12,20 @@ class Collection:
         self.programs = programs
         self.maps = maps
 
+    @functools.cached_property
+    def data(self):
+        """Global-data sections mapped into this process, as skeletons have them:
+        ``coll.data[".bss"].counter``, ``coll.data[".data"]["limit"] = 5``."""
+        return DataSections(self.spec, self.maps)
+
+    @property
+    def variables(self):
+        """Every global variable by name, read and written in place: ``coll.variables["counter"]``."""
+        return Variables(self.data)
+
     def close(self):
+        if "data" in self.__dict__:
+            self.data.close()
         for obj in list(self.programs.values()) + list(self.maps.values()):
             obj.close()
 

@@ -15,7 +15,7 @@ import struct
 from xnf.core import uapi
 from xnf.core.errors import (BPFError, ConfigError, LicenseError, LinkError, MapIncompatibleError,
                              NotSupportedError, PinError, VerifierError, XnfError)
-from xnf.core.kernel import externs, map_rules, syscall
+from xnf.core.kernel import externs, map_rules, struct_ops, syscall
 from xnf.core.kernel.collection import Collection
 from xnf.core.kernel.maps import Map, possible_cpus
 from xnf.core.kernel.netns import entered
@@ -66,6 +66,7 @@ class Loader:
         self.log_level = log_level
         self.btf_fd = None
         self.externs = None
+        self.struct_ops = {}
         self.maps = {}
         self.programs = {}
         self.new_pins = []
@@ -107,9 +108,6 @@ class Loader:
             self._pin_path(m)  # a pin path that would leave the pin root is refused here
         for name in self.wanted:
             p = self.spec.programs[name]
-            if p.target_kind == sections.TARGET_STRUCT_OPS:
-                raise NotSupportedError(f"struct_ops programs yet ({name!r})", by="xnf",
-                                        hint="struct_ops maps come in a later release")
             if p.target_kind == sections.TARGET_PROG and not p.attach_prog_fd:
                 raise ConfigError(f"freplace program {name!r} needs a target",
                                   "set spec.programs[name].attach_prog_fd to the fd of the program it replaces")
@@ -117,6 +115,9 @@ class Loader:
                     and not p.attach_btf_id:
                 p.attach_btf_id = _vmlinux_target(p)
 
+        if any(m.struct_ops is not None for m in self.spec.maps.values()) or any(
+                p.target_kind == sections.TARGET_STRUCT_OPS for p in self.spec.programs.values()):
+            self.struct_ops = struct_ops.prepare(self.spec, B.load_vmlinux())  # attach ids of their programs
         self.spec = relocate_spec(self.spec, self.wanted, self.target_btf)  # a relocated copy if CO-RE is used
         self.externs = externs.resolve(self.spec)  # .kconfig values, ksyms and kfuncs
 
@@ -163,6 +164,13 @@ class Loader:
         return None
 
     def _create_map(self, m):
+        if m.struct_ops is not None:  # the kernel's value type, found in prepare
+            try:
+                live = struct_ops.create_map(m, self.struct_ops[m.name], _kernel_name(self.spec, m), self.btf_fd)
+            except BPFError as e:
+                raise _map_error(m, e) from None
+            self.maps[m.name] = live
+            return live
         path = self._pin_path(m)
         if path is not None:
             if self.spec.pin_root == DEFAULT_BPFFS:
@@ -334,6 +342,8 @@ class Loader:
     # --- initial contents ----------------------------------------------------------
 
     def init_contents(self):
+        for name in self.struct_ops:  # their values are written when they are registered
+            self.maps[name].programs = self.programs
         for name, m in self.spec.maps.items():
             if not m.contents:
                 continue

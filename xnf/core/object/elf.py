@@ -12,7 +12,7 @@ from xnf.core import uapi as u
 from xnf.core.errors import BTFError, ELFError, LinkError, ObjectLimitError
 from xnf.core.object import btf as B
 from xnf.core.object import insn as I
-from xnf.core.object import externs, link, sections
+from xnf.core.object import externs, link, sections, struct_ops
 from xnf.core.object.spec import PIN_BY_NAME, Extern, Function, MapSpec, ObjectSpec, ProgramSpec, ZeroData
 
 EM_BPF = 247
@@ -23,8 +23,8 @@ STT_OBJECT, STT_FUNC, STT_SECTION = 1, 2, 3
 STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
 R_BPF_64_64, R_BPF_64_ABS64, R_BPF_64_ABS32, R_BPF_64_32 = 1, 2, 3, 10
 
-BPF_F_RDONLY_PROG = 1 << 7
-BPF_F_MMAPABLE = 1 << 10
+BPF_F_RDONLY_PROG = u.BPF_F_RDONLY_PROG
+BPF_F_MMAPABLE = u.BPF_F_MMAPABLE
 _DATA_PREFIXES = (".data", ".rodata", ".bss")
 _SYM = struct.Struct("<IBBHQQ")
 _REL = struct.Struct("<QQ")
@@ -199,6 +199,7 @@ class _Reader:
         self._read_btf(spec)
         self._read_maps(spec)
         self._read_data_maps(spec)
+        self._read_struct_ops(spec)
         self._read_functions(spec)
         self._read_programs(spec)
         return spec
@@ -490,6 +491,17 @@ class _Reader:
             ext.weak = name in weak
             out[name] = ext
         return out
+
+    def _read_struct_ops(self, spec):
+        for section in struct_ops.SECTIONS:
+            idx = self._find_section(section)
+            if idx is None:
+                continue
+            relocs = [(r_off, self._symbol(sym_idx, f"{section}+{r_off}").name)
+                      for r_off, sym_idx, _rtype in self.relocs.get(idx, [])]
+            for m in struct_ops.read_section(self.path, self.btf, section, self._section_data(idx), relocs):
+                _check_map_name(self.path, m.name)
+                spec.maps[m.name] = m
 
     # --- functions and relocations ---------------------------------------------------
 

@@ -83,6 +83,8 @@ class MapSpec:
     freeze: bool = False
     extra: bytes = b""
     """Trailing bytes of a legacy map definition (iproute2's bpf_elf_map fields)."""
+    struct_ops: "StructOpsSpec" = None
+    """For a ``.struct_ops`` / ``.struct_ops.link`` variable: its type, initializer and programs."""
 
     @property
     def type_name(self):
@@ -151,6 +153,22 @@ class Function:
     line_info: list = attrs.Factory(list)
     core_relos: list = attrs.Factory(list)
     is_program: bool = False
+
+
+@attrs.define(eq=False)
+class StructOpsSpec:
+    """A struct_ops variable as the object declares it: the kernel fills in the rest."""
+
+    type_name: str
+    """The local struct's name (``tcp_congestion_ops``; a ``___flavour`` suffix is dropped)."""
+    type_id: int
+    """The local struct in the object's BTF."""
+    data: bytes
+    """The initializer, in the local struct's layout."""
+    programs: dict = attrs.Factory(dict)
+    """Function-pointer member -> program name."""
+    link: bool = False
+    """Declared in ``.struct_ops.link``: registered through a BPF link."""
 
 
 @attrs.define(eq=False)
