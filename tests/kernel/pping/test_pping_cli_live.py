@@ -62,12 +62,25 @@ def test_attach_events_stats_detach(topo):
     assert r.returncode == 1 and "pping is not attached to mid1" in r.stderr and len(r.stderr.splitlines()) == 1
 
 
+def attached_ids(topo, run, timeout=30.0):
+    """The pping programs ``xnf run`` attached, once both hooks are there: waited for,
+    not slept for (a fixed 2.5 s failed under load, when the command's start-up, load
+    and attach took longer and the pings went by before pping was there)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and run.poll() is None:
+        ids = pping_ids(topo.mid, "mid1")
+        if len([i for i in ids if i[0] == "prog"]) == 2:
+            return ids
+        time.sleep(0.1)
+    raise AssertionError(f"xnf run did not attach within {timeout} s (exit status {run.poll()})")
+
+
 def test_run_streams_until_sigterm_and_cleans_up(topo):
     run = subprocess.Popen(XNF + ["run", "pping", "mid1", "--netns", topo.mid, "--icmp", "-F", "standard"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(2.5)
-        ids = pping_ids(topo.mid, "mid1")
+        ids = attached_ids(topo, run)
+        time.sleep(0.5)  # attached is not yet reading: the ring buffer keeps what comes meanwhile
         topo.ns(topo.cli, "ping", "-c", "3", "-i", "0.2", topo.srv_ip)
         time.sleep(0.5)
     finally:
@@ -113,8 +126,8 @@ def test_run_with_prometheus_endpoint(topo):
                                   "--prometheus", f"127.0.0.1:{port}", "-w", "/dev/null"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(2.5)
-        ids = pping_ids(topo.mid, "mid1")
+        ids = attached_ids(topo, run)
+        time.sleep(0.5)
         topo.ns(topo.cli, "ping", "-c", "3", "-i", "0.2", topo.srv_ip)
         time.sleep(1.5)
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()

@@ -17,6 +17,7 @@ from xnf.plugins.pping import offload
 from xnf.plugins.pping.config import ConfigError, PpingConfig
 from xnf.plugins.pping.datapath import load
 from xnf.plugins.pping.events import Flow
+from xnf.testing.frames import IPPROTO_TCP, ether, ipv4, tcp
 
 pytestmark = pytest.mark.root
 
@@ -26,13 +27,6 @@ XNF = [sys.executable, "-m", "xnf.cli.main"]
 def sh(*args, netns=None, check=True):
     cmd = (["ip", "netns", "exec", netns] if netns else []) + list(args)
     return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=60)
-
-
-def prog_ids():
-    out = sh("bpftool", "-j", "prog", "show").stdout
-    import json
-
-    return {p["id"] for p in json.loads(out) if p.get("name", "").startswith("pping")}
 
 
 @pytest.fixture
@@ -49,7 +43,6 @@ def veth():
 
 
 def test_cli_refuses_offload_on_veth_and_leaves_nothing(veth):
-    before = prog_ids()
     r = subprocess.run(XNF + ["attach", "pping", "po0", "--netns", veth, "--mode", "offload"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode != 0
@@ -58,7 +51,10 @@ def test_cli_refuses_offload_on_veth_and_leaves_nothing(veth):
     assert "xdp" not in sh("ip", "-d", "link", "show", "po0", netns=veth).stdout
     assert sh("tc", "filter", "show", "dev", "po0", "egress", netns=veth).stdout.strip() == ""
     assert not os.path.exists(PinRoot("po0", "pping", netns=veth).path)
-    assert prog_ids() <= before
+    # nothing attached through a link either (tcx, XDP links); a program that is neither
+    # attached nor pinned died with the CLI's process. (No machine-wide count of pping
+    # programs: other tests load pping at the same time, which made that check flaky.)
+    assert "pping" not in sh("bpftool", "net", "show", "dev", "po0", netns=veth).stdout
 
 
 def test_options_the_nic_cannot_do_are_refused_before_the_device_is_asked(veth):
@@ -69,11 +65,8 @@ def test_options_the_nic_cannot_do_are_refused_before_the_device_is_asked(veth):
 
 
 def tcp_ack(tsval, tsecr, sport=5201, dport=40000):
-    opts = b"\x01\x01\x08\x0a" + struct.pack(">II", tsval, tsecr)
-    tcp = struct.pack(">HHIIBBHHH", sport, dport, 1, 1, (20 + len(opts)) // 4 << 4, 0x10, 65535, 0, 0) + opts
-    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0, 64, 6, 0,
-                     socket.inet_aton("10.0.0.2"), socket.inet_aton("10.0.0.1")) + tcp
-    return b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ip
+    return ether(ipv4("10.0.0.2", "10.0.0.1", IPPROTO_TCP, tcp(sport, dport, seq=1, ack=1, ts=(tsval, tsecr))),
+                 src=b"\x04" * 6, dst=b"\x02" * 6)
 
 
 def egress_key(tsval):

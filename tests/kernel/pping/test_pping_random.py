@@ -46,7 +46,12 @@ def runner():
         r.close()
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# derandomize: the same 400 sequences on every run (they change when the strategy does),
+# so the guard below is deterministic. Drawn afresh, the event count varied from run to
+# run (361 events for 400 examples in one run against a bound of 200) and failed once
+# under load. (For fresh draws, run it with derandomize=False.)
+@settings(max_examples=400, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(step, min_size=4, max_size=30), v6=st.booleans())
 def test_random_sequences_match_the_reference(runner, steps, v6):
     n = next(_serial)
@@ -103,5 +108,5 @@ def test_the_random_examples_produced_events():
     """Guard against a generator that never exercises anything (runs after the above)."""
     if STATS["examples"] < 20:
         pytest.skip("needs test_random_sequences_match_the_reference to run first (whole module)")
-    assert STATS["events"] > STATS["examples"] // 2
+    assert STATS["events"] > STATS["examples"] // 2, STATS
     assert {"tsval", "seq", "icmp", "dns"} <= set(STATS), STATS
