@@ -424,8 +424,24 @@ static __always_inline int skip_ipv6_ext(struct cursor *c, __u8 *nexthdr)
 	return 0;
 }
 
+/* Whether parse_transport can take this transport at all (a constant test after load). */
+static __always_inline int may_track(__u8 l4proto, __u8 ipv)
+{
+	if (l4proto == IPPROTO_TCP)
+		return cfg_track_tcp;
+	if (l4proto == IPPROTO_ICMP)
+		return ipv == 4 && cfg_track_icmp;
+	if (l4proto == IPPROTO_ICMPV6)
+		return ipv == 6 && cfg_track_icmp;
+	if (l4proto == IPPROTO_UDP)
+		return cfg_track_dns || cfg_track_quic;
+	return 0;
+}
+
 /* Link and network layer: fills the addresses and leaves the cursor at the
- * transport header. Returns the transport protocol, or -1 for what is not IP. */
+ * transport header. Returns the transport protocol, or -1 for what is not IP and,
+ * unless aggregating (which counts every packet), for what pping does not track:
+ * such packets leave before their addresses are copied. */
 static __always_inline int parse_ip(struct cursor *c, struct pkt *p, __u32 *l4_len)
 {
 	__u16 proto;
@@ -462,6 +478,8 @@ static __always_inline int parse_ip(struct cursor *c, struct pkt *p, __u32 *l4_l
 		hl = iph->ihl * 4;
 		if (hl < sizeof(*iph))
 			return -1;
+		if (!cfg_aggregate && !may_track(iph->protocol, 4))
+			return -1;
 		p->id.flow.ipv = 4;
 		map_v4(p->id.flow.saddr, iph->saddr);
 		map_v4(p->id.flow.daddr, iph->daddr);
@@ -476,6 +494,8 @@ static __always_inline int parse_ip(struct cursor *c, struct pkt *p, __u32 *l4_l
 	} else if (proto == ETH_P_IPV6) {
 		struct ipv6hdr *ip6h = c->pos;
 		if ((void *)(ip6h + 1) > c->end || ip6h->version != 6)
+			return -1;
+		if (!cfg_aggregate && !is_ipv6_ext(ip6h->nexthdr) && !may_track(ip6h->nexthdr, 6))
 			return -1;
 		p->id.flow.ipv = 6;
 		__builtin_memcpy(p->id.flow.saddr, &ip6h->saddr, 16);
@@ -539,11 +559,11 @@ static __always_inline struct pp_flow_state *flow_state_get(struct pkt *p)
 {
 	struct pp_flow *key = p->fwd == 0 ? &p->id.flow : &p->reply.flow;
 	struct pp_flow_state *st = bpf_map_lookup_elem(&pping_flows, key);
-	struct pp_flow_state fresh = {};
 	long err;
 
 	if (st)
 		return st;
+	struct pp_flow_state fresh = {};
 	/* Only a packet that can be timestamped opens state, and never a closing one. */
 	if (!p->id_valid || p->flow_event == PP_FLOW_CLOSING || p->flow_event == PP_FLOW_CLOSING_BOTH)
 		return NULL;
@@ -914,6 +934,11 @@ static __always_inline void handle(void *ctx, struct pkt *p, void *data, void *d
 	if (l4proto < 0)
 		return;
 	tracked = parse_transport(&c, l4proto, l4_len, p) == 0;
+	if (!tracked && !cfg_aggregate)
+		return;
+	/* read only for packets pping uses: the clock is a good part of an ignored
+	 * packet's cost */
+	p->now = bpf_ktime_get_ns();
 	if (cfg_aggregate) {
 		/* the sender's prefix received from us, the destination's was sent to */
 		src = agg_get(p, 1, tracked);
@@ -940,7 +965,6 @@ int pping_tc_egress(struct __sk_buff *skb)
 {
 	struct pkt p = {};
 
-	p.now = bpf_ktime_get_ns();
 	p.wire_len = skb->len;
 	handle(skb, &p, (void *)(long)skb->data, (void *)(long)skb->data_end);
 	return TC_ACT_UNSPEC;
@@ -951,7 +975,6 @@ int pping_tc_ingress(struct __sk_buff *skb)
 {
 	struct pkt p = {};
 
-	p.now = bpf_ktime_get_ns();
 	p.wire_len = skb->len;
 	p.ingress = 1;
 	p.ifindex = skb->ingress_ifindex;
@@ -965,7 +988,6 @@ int pping_xdp_ingress(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	struct pkt p = {};
 
-	p.now = bpf_ktime_get_ns();
 	p.wire_len = data_end - data;
 	p.ingress = 1;
 	p.ifindex = ctx->ingress_ifindex;
