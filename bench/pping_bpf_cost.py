@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""pping's BPF cost per packet under real traffic, against the object it started from (issue 14).
+
+Client, middlebox and server namespaces (xnf.testing.topology.ClientMiddleboxServer); pping
+(default options) on the middlebox's server-side interface ``mid1``: tc egress (towards
+the server) with tc ingress, or with XDP ingress. Two objects are measured in the same
+run, alternating round by round:
+
+* the baseline, ``bench/bpf/pping_baseline.bpf.o``: pping.bpf.o as committed before the
+  issue-14 work (bench/bpf/pping_baseline.md says which commit);
+* the current ``xnf/plugins/pping/pping.bpf.o``.
+
+Both are configured by the same ``datapath.build_spec`` (same .rodata, same map sizes)
+and their event ring is read and thrown away. ``kernel.bpf_stats_enabled`` is set for
+the run (and put back): the kernel then adds up each program's run time and runs
+(``run_time_ns`` / ``run_cnt`` of its prog info); a program's ns per run is the
+difference over the traffic window. Traffic (iperf3, client -> server): bulk TCP
+(``--streams`` flows, as fast as they go), fixed-rate TCP (two flows at 100 Mbit/s
+each), UDP at 300 Mbit/s (not tracked by default: the cost of looking at a packet pping
+ignores). On egress pping sees the data, on ingress the ACKs.
+
+Target: current / baseline ≤ 0.8 for every hook and traffic kind (medians over the
+rounds); exit status 1 when one is missed.
+
+Usage: python3 bench/pping_bpf_cost.py [--rounds N] [--seconds S] [--streams P] [--hooks tc,xdp] [--kinds 'bulk TCP,UDP']  (root)
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import xnf  # noqa: E402
+from xnf.core.attach import attach_tc, attach_xdp  # noqa: E402
+from xnf.core.kernel.ringbuf import RingBuffer  # noqa: E402
+from xnf.plugins.pping import datapath  # noqa: E402
+from xnf.plugins.pping.config import PpingConfig  # noqa: E402
+from xnf.testing import traffic as tools  # noqa: E402
+from xnf.testing.topology import ClientMiddleboxServer  # noqa: E402
+
+BASELINE = os.path.join(ROOT, "bench", "bpf", "pping_baseline.bpf.o")
+CURRENT = datapath.OBJECT
+TARGET = 0.8
+STATS_SYSCTL = "/proc/sys/kernel/bpf_stats_enabled"
+
+TRAFFIC = {
+    "bulk TCP": lambda streams: ["-P", str(streams)],
+    "fixed-rate TCP": lambda streams: ["-P", "2", "-b", "100M"],
+    "UDP": lambda streams: ["-u", "-b", "300M", "-l", "1400", "--bidir"],
+}
+
+
+class Attached:
+    """One object loaded and attached on mid1 (tc egress + tc or XDP ingress), its ring drained."""
+
+    def __init__(self, path, topo, hook):
+        config = PpingConfig(ingress_hook=hook)
+        self.coll = xnf.load(datapath.build_spec(config, path=path))
+        self.links = []
+        try:
+            progs = self.coll.programs
+            self.progs = {"tc egress": progs["pping_tc_egress"]}
+            self.links.append(attach_tc(progs["pping_tc_egress"], "mid1", "egress", netns=topo.mid))
+            if hook == "xdp":
+                self.progs["xdp ingress"] = progs["pping_xdp_ingress"]
+                self.links.append(attach_xdp(progs["pping_xdp_ingress"], "mid1", netns=topo.mid))
+            else:
+                self.progs["tc ingress"] = progs["pping_tc_ingress"]
+                self.links.append(attach_tc(progs["pping_tc_ingress"], "mid1", "ingress", netns=topo.mid))
+            progs["pping_gc_start"].test_run(bytes(64))
+            self.rb = RingBuffer(self.coll.maps["pping_events"], lambda _raw: None)
+        except BaseException:
+            self.close()
+            raise
+
+    def totals(self):
+        out = {}
+        for name, prog in self.progs.items():
+            info = prog.info()
+            out[name] = (info.run_time_ns, info.run_cnt)
+        return out
+
+    def close(self):
+        if getattr(self, "rb", None) is not None:
+            self.rb.close()
+        for link in reversed(self.links):
+            link.detach()
+        self.coll.close()
+
+
+def traffic(topo, kind, seconds, streams, drain):
+    server = tools.popen(topo.srv, ["iperf3", "-s", "-1", "-B", topo.srv_ip], stdout=subprocess.DEVNULL)
+    try:
+        tools.wait_listening(topo.srv, 5201)
+        cli = tools.popen(topo.cli, ["iperf3", "-c", topo.srv_ip, "-t", str(seconds), "-J", *TRAFFIC[kind](streams)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while cli.poll() is None:
+            drain()
+            time.sleep(0.05)
+        out, err = cli.communicate()
+    finally:
+        tools.stop([server])
+    if cli.returncode:
+        raise RuntimeError(f"iperf3 failed: {err.strip() or out[-300:]}")
+    end = json.loads(out)["end"]
+    return (end.get("sum_received") or end["sum"])["bits_per_second"]
+
+
+def one_run(topo, path, hook, kind, seconds, streams):
+    a = Attached(path, topo, hook)
+    try:
+        before = a.totals()
+        bps = traffic(topo, kind, seconds, streams, a.rb.consume)
+        after = a.totals()
+    finally:
+        a.close()
+    out = {}
+    for name in before:
+        dt, dn = after[name][0] - before[name][0], after[name][1] - before[name][1]
+        out[name] = (dt / dn if dn else float("nan"), dn)
+    return out, bps
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=4)
+    ap.add_argument("--streams", type=int, default=4)
+    ap.add_argument("--hooks", default="tc,xdp")
+    ap.add_argument("--kinds", default=",".join(TRAFFIC), help="traffic kinds, comma-separated")
+    args = ap.parse_args(argv)
+    kinds = args.kinds.split(",")
+    if os.geteuid() != 0:
+        print("pping_bpf_cost needs root (network namespaces, BPF, bpf_stats)", file=sys.stderr)
+        return 2
+    hooks = args.hooks.split(",")
+    with open(STATS_SYSCTL) as f:
+        old_stats = f.read().strip()
+    ns = {}  # (hook setup, program, kind, object) -> [ns per run]
+    with ClientMiddleboxServer(net=78) as topo:
+        with open(STATS_SYSCTL, "w") as f:
+            f.write("1")
+        try:
+            for rnd in range(args.rounds):
+                for hook in hooks:
+                    for kind in kinds:
+                        objs = [("baseline", BASELINE), ("current", CURRENT)]
+                        if rnd % 2:
+                            objs.reverse()
+                        for label, path in objs:
+                            res, bps = one_run(topo, path, hook, kind, args.seconds, args.streams)
+                            for prog, (per_run, runs) in res.items():
+                                ns.setdefault((hook, prog, kind, label), []).append(per_run)
+                            text = ", ".join(f"{p} {v:.1f} ns x {n:,}" for p, (v, n) in res.items())
+                            print(f"round {rnd + 1} {hook} {kind:14s} {label:8s}: {text} ({bps / 1e9:.2f} Gbit/s)",
+                                  flush=True)
+        finally:
+            with open(STATS_SYSCTL, "w") as f:
+                f.write(old_stats)
+
+    ok = True
+    for hook in hooks:
+        for kind in kinds:
+            for prog in sorted({k[1] for k in ns if k[0] == hook}):
+                base = statistics.median(ns[(hook, prog, kind, "baseline")])
+                cur = statistics.median(ns[(hook, prog, kind, "current")])
+                if prog == "tc egress" and hook != hooks[0]:
+                    continue  # the same program as in the first setup; reported once
+                ratio = cur / base
+                met = ratio <= TARGET
+                ok &= met
+                print(f"RESULT pping BPF {prog:11s} {kind:14s}: {cur:6.1f} ns/run, baseline {base:6.1f} "
+                      f"-> {ratio:.2f}x (target {TARGET}x: {'met' if met else 'MISSED'})")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
