@@ -37,6 +37,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BPF_DIR = os.path.join(ROOT, "tests", "bpf")
 EXTRACT = os.path.join(ROOT, "tools", "extract-bpf-objects")
 FIXTURES = ["core_kinds", "core_poison", "core_relo"]
+OTHER_FIXTURES = ["externs", "map_details"]  # ksyms, kfuncs, weak externs, .kconfig; map rules
 RAW_TP_CTX = bytes(8)  # sys_enter's raw_tp arguments; the programs do not read them
 
 
@@ -107,7 +108,7 @@ def test_guarded_poison_loads_and_unguarded_poison_names_the_relocation():
     assert err.resolution.poisoned and err.resolution.insn == 1
 
 
-@pytest.mark.parametrize("name", FIXTURES)
+@pytest.mark.parametrize("name", FIXTURES + OTHER_FIXTURES)
 def test_fixture_xlated_equals_libbpf(libbpf, name):
     path = obj(name)
     for prog in libbpf.programs(path):
