@@ -60,7 +60,8 @@ class Writer:
         self._file.write(self._formatter.format_many(events))
 
     def flush(self) -> None:
-        self._file.flush()
+        if self._file is not None:
+            self._file.flush()
 
     def reopen(self) -> None:
         """Finish the current file and start a fresh one at the same path.
@@ -141,8 +142,12 @@ class Output:
                 self.prometheus.observe(event)
 
     def update_stats(self, stats) -> None:
+        """The counters now; the run loop calls this about once a second, and the output
+        is flushed then too: lines are written in batches, yet reach the file (or a
+        ``tail -f``) within a second even when events are rare."""
         if self.prometheus is not None:
             self.prometheus.update_stats(stats)
+        self.writer.flush()
 
     def flush(self) -> None:
         self.writer.flush()
