@@ -26,9 +26,7 @@ from xnf.plugins.pping.config import PpingConfig
 from xnf.plugins.pping.datapath import Datapath
 from xnf.plugins.pping.events import RttEvent
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(not (shutil.which("xdp-loader") and shutil.which("xdp-filter")),
-                                 reason="needs xdp-loader and xdp-filter (Debian package xdp-tools; tools/install)")]
+pytestmark = pytest.mark.root
 
 PORT = 5555
 
@@ -68,6 +66,8 @@ s.sendto(b"done", (ip, port + 1))
 @pytest.fixture
 def pair(netns_pair, bpffs, monkeypatch):
     """A veth pair, with libxdp's directory on a private bpffs as if xdp-tools were in use."""
+    if not (shutil.which("xdp-loader") and shutil.which("xdp-filter")):
+        pytest.skip("needs xdp-loader and xdp-filter (Debian package xdp-tools; tools/install)")
     why = dispatcher.supported()
     if why:
         pytest.skip(why)
@@ -222,3 +222,52 @@ def test_pinned_pping_detached_by_a_later_process_leaves_xdp_filter(pair):
     assert udp_delivered(pair) == 0
     xdp_filter(pair, "unload", pair.if_a, "--all")
     assert_nothing_left(pair)
+
+
+# --- what runs on any kernel: recognising a dispatcher, refusals ----------------------------
+
+def test_dispatcher_recognised_and_plain_program_not(netns_pair, bpffs, monkeypatch):
+    """libxdp's test for "is this a dispatcher" (name, one frozen config map, magic and
+    version), on xnf's own object attached alone; a plain XDP program is not one."""
+    import xnf
+    from xnf.core.attach import attach_xdp
+    from xnf.core.attach import xdp as X
+    from xnf.core.kernel import netns as N
+
+    monkeypatch.setenv("LIBXDP_BPFFS", bpffs)
+    ns, dev = netns_pair.ns_a, netns_pair.if_a
+    fd = dispatcher._load_dispatcher([])
+    try:
+        X.setlink_fd(N.ifindex(dev, ns), ns, int(fd), X.XDP_FLAGS_SKB_MODE | X.XDP_FLAGS_UPDATE_IF_NOEXIST)
+        d = dispatcher.find(dev, ns)
+        assert d is not None and d.mode == "skb" and d.components == [], d
+        assert d.pin_dir == os.path.join(bpffs, "xdp", f"dispatch-{d.ifindex}-{d.prog_id}")
+        d.close()
+        X.setlink_fd(N.ifindex(dev, ns), ns, -1, X.XDP_FLAGS_SKB_MODE | X.XDP_FLAGS_REPLACE, expected_fd=fd)
+    finally:
+        fd.close()
+    with xnf.load(os.path.join(os.path.dirname(__file__), "..", "bpf", "xdp_counter.bpf.o")) as coll:
+        with attach_xdp(coll.programs["xdp_count"], dev, mode="skb", netns=ns):
+            assert dispatcher.find(dev, ns) is None
+            assert dispatcher.wanted(dev, ns) is False  # "auto" never joins a program it cannot share
+    assert X.query(dev, ns) == {}
+
+
+def test_refusals_are_typed_and_name_the_fix(netns_pair):
+    import xnf
+    from xnf.core.attach import attach_xdp
+    from xnf.core.errors import AttachError
+
+    with xnf.load(os.path.join(os.path.dirname(__file__), "..", "bpf", "xdp_counter.bpf.o")) as coll:
+        with pytest.raises(AttachError, match="as_component"):
+            attach_xdp(coll.programs["xdp_count"], netns_pair.if_a, netns=netns_pair.ns_a, priority=10)
+    with pytest.raises(AttachError, match="multiprog"):
+        dispatcher.wanted(netns_pair.if_a, netns_pair.ns_a, multiprog="always")
+    with pytest.raises(AttachError, match="unknown XDP action"):
+        dispatcher.action_mask(["XDP_CONTINUE"])
+    why = dispatcher.supported()
+    if why:  # this kernel: loading as a component says why, before anything is loaded
+        spec = xnf.open_object(os.path.join(os.path.dirname(__file__), "..", "bpf", "xdp_counter.bpf.o"))
+        with pytest.raises(AttachError, match="freplace"):
+            with dispatcher.as_component(spec, "xdp_count"):
+                pass
