@@ -6,14 +6,16 @@ it needs, the XDP modes it supports and its configuration as an attrs class; the
 turns that class's fields into options, so a third-party plugin works with every
 ``xnf`` command unchanged. See docs/writing-a-plugin.md.
 """
+import contextlib
 import enum
 import importlib.resources
 import os
 
 import attrs
 
-from xnf.core.errors import ConfigError
 from xnf.core.attach.pinroot import PinRoot
+from xnf.core.errors import ConfigError
+from xnf.core.kernel import netns as _netns
 
 HOOKS = ("xdp", "tc-ingress", "tc-egress", "qdisc")
 MODES = ("auto", "skb", "native", "offload")
@@ -73,6 +75,11 @@ class NetworkFunction:
         """Foreground loop: write results to ``out`` (a text stream) until ``stop`` (an Event) is set."""
         stop.wait()
 
+    def explain(self):
+        """One line for `xnf attach` to print after attaching: which data path runs, where
+        this kernel lacks the ideal one (pifo_sched); empty (nothing printed) by default."""
+        return ""
+
     @classmethod
     def attached(cls, iface, netns=None):
         """The instance attached to ``iface`` (found through its pins), or None."""
@@ -106,6 +113,14 @@ class NetworkFunction:
     def register_cli(cls, subparsers):
         """Add a command group of the plugin's own (``xnf <name> ...``); none by default."""
 
+    demo = None
+    """``xnf demo NAME``: a classmethod ``demo(args)`` returning the exit status, for
+    network functions that have a self-contained demonstration; None: no demo."""
+
+    @classmethod
+    def add_demo_arguments(cls, parser):
+        """Options of ``xnf demo NAME``; none by default."""
+
     # --- helpers for implementations --------------------------------------------------
 
     @classmethod
@@ -114,10 +129,122 @@ class NetworkFunction:
         package = cls.__module__.rpartition(".")[0] or cls.__module__
         return os.fspath(importlib.resources.files(package).joinpath(relpath))
 
+    @classmethod
+    def pin_root(cls, iface, netns=None):
+        """The :class:`~xnf.core.attach.pinroot.PinRoot` of this network function on ``iface``
+        (for :meth:`attached` and :meth:`clear`, which have no instance yet)."""
+        return PinRoot(iface, cls.name, netns=netns)
+
+    @property
+    def pins(self):
+        """This instance's :class:`~xnf.core.attach.pinroot.PinRoot`: ``find``, ``read_record``,
+        ``maps_dir``, ``remove_all``."""
+        return self.pin_root(self.iface, self.netns)
+
     @property
     def pin_dir(self):
         """``/sys/fs/bpf/xnf/<ifname>[@<netns>]/<nf>/``: where this instance keeps its pins."""
-        return PinRoot(self.iface, self.name, netns=self.netns).path
+        return self.pins.path
+
+    @contextlib.contextmanager
+    def building(self):
+        """Build the pinned instance with the attach protocol, for :meth:`attach`::
+
+            with self.building() as build, xnf.load(spec) as coll:
+                build.attach("xdp", coll.programs["prog"], attach_xdp, mode=self.mode)
+                build.pin_maps([("counts", coll.maps["counts"])])
+
+        The interface is checked first; then, under the interface lock and in a staging
+        directory, the body attaches and pins; leaving the block publishes the instance
+        whole (one rename). An exception (or Ctrl-C) in the body removes only what this
+        attempt made; an instance already there (whole or broken) is refused first. This
+        process's fds are closed at the end: the pins keep what was published.
+        """
+        _netns.ifindex(self.iface, self.netns)  # a missing interface fails before the lock
+        with self.pins.attaching() as txn:
+            build = Building(self, txn)
+            try:
+                yield build
+                txn.commit()
+            finally:
+                build.close()
+
+
+class Building:
+    """One instance being built by :meth:`NetworkFunction.building`: a
+    :class:`~xnf.core.attach.pinroot.Transaction` with the network function's interface
+    and namespace filled in."""
+
+    def __init__(self, nf, txn):
+        self.nf, self.txn = nf, txn
+        self._attachments = []
+
+    @property
+    def maps_dir(self):
+        """Where the maps go while building (they move with the instance on publish)."""
+        return self.txn.maps_dir
+
+    def attach(self, name, program, attach, **options):
+        """``attach(program, iface, netns=..., **options)`` (``attach_xdp``, ``attach_tc``,
+        ``attach_tcx``, ``attach_cls_bpf``), announced first and pinned as ``name``."""
+        self.txn.intend(name, program)  # found again by a later detach if we die right after
+        att = attach(program, self.nf.iface, netns=self.nf.netns, **options)
+        self._attachments.append(att)
+        self.txn.store(name, att)
+        return att
+
+    def pin_maps(self, maps):
+        """Pin ``(name, map)`` pairs under the instance's ``maps`` directory."""
+        self.txn.pin_maps(maps)
+
+    def write_record(self, name, data):
+        """A JSON record of the instance, read back with ``self.pins.read_record(name)``."""
+        self.txn.write_record(name, data)
+
+    def close(self):
+        for att in self._attachments:
+            att.close()
+        self._attachments = []
+
+
+# --- the contract, checked -------------------------------------------------------------------
+
+_IMPLEMENTED = ("attach", "detach", "status", "attached")
+
+
+def contract_problems(cls):
+    """What ``cls`` does not satisfy of the contract (docs/writing-a-plugin.md), as one line
+    each; [] when it does. Run it in a plugin's tests: the built-ins' run in xnf's."""
+    problems = []
+    if not issubclass(cls, NetworkFunction):
+        return [f"{cls.__name__} does not derive from xnf.nf.NetworkFunction"]
+    for attr in ("name", "description"):
+        if not isinstance(getattr(cls, attr), str) or not getattr(cls, attr):
+            problems.append(f"{attr} is not set")
+    if not cls.hooks or not set(cls.hooks) <= set(HOOKS):
+        problems.append(f"hooks {tuple(cls.hooks)!r} is not a non-empty subset of {HOOKS}")
+    if not set(cls.modes) <= set(MODES) - {"auto"}:
+        problems.append(f"modes {tuple(cls.modes)!r} is not a subset of skb, native, offload")
+    if "xdp" in cls.hooks and not cls.modes:
+        problems.append("attaches at xdp but declares no XDP mode")
+    if not attrs.has(cls.Config):
+        problems.append("Config is not an attrs class")
+    if not cls.objects:
+        problems.append("objects names no BPF object")
+    for rel in cls.objects:
+        try:
+            path = cls.object_path(rel)
+        except (TypeError, ImportError) as e:  # the class is not in a package
+            problems.append(f"object {rel!r} has no object_path: {e}")
+            continue
+        if not os.path.isfile(path):
+            problems.append(f"object {rel!r} is not at object_path({rel!r}) = {path}")
+    for method in _IMPLEMENTED:
+        if getattr(cls, method).__qualname__.startswith("NetworkFunction."):
+            problems.append(f"{method}() is not implemented")
+    if cls.demo is None and not cls.add_demo_arguments.__qualname__.startswith("NetworkFunction."):
+        problems.append("add_demo_arguments() without demo()")
+    return problems
 
 
 # --- attrs config -> argparse ---------------------------------------------------------------

@@ -178,3 +178,142 @@ def test_registry_look_ups():
     assert registry.scheduler("fifo").__name__ == "Fifo"
     with pytest.raises(PluginError, match="no scheduler named"):
         registry.scheduler("no_such_sched")
+
+
+# --- every network function xnf ships, and the docs' example, satisfy the contract ------------
+
+EXAMPLE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "plugin_example")
+
+
+def _example_nf():
+    import sys
+
+    if EXAMPLE_DIR not in sys.path:
+        sys.path.insert(0, EXAMPLE_DIR)
+    from xnf_example_nf import ExampleNF
+
+    return ExampleNF
+
+
+def _shipped():
+    from xnf import registry
+
+    return dict(registry.network_functions(), example=_example_nf())
+
+
+SHIPPED = ("pping", "pifo_sched", "example")
+
+
+def test_the_built_ins_are_registered():
+    from xnf import registry
+
+    assert {"pping", "pifo_sched"} <= set(registry.network_functions())
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_each_shipped_network_function_satisfies_the_contract(name):
+    cls = _shipped()[name]
+    assert cls.name == name
+    assert nf.contract_problems(cls) == []
+
+
+def test_contract_problems_names_what_is_missing():
+    class Half(nf.NetworkFunction):
+        name = "half"
+        hooks = ("xdp", "wormhole")
+        objects = ("missing.bpf.o",)
+
+        @classmethod
+        def add_demo_arguments(cls, parser):
+            pass
+
+    problems = "\n".join(nf.contract_problems(Half))
+    for text in ("description is not set", "hooks ('xdp', 'wormhole')", "object 'missing.bpf.o'",
+                 "attach() is not implemented", "attached() is not implemented",
+                 "add_demo_arguments() without demo()"):
+        assert text in problems, text
+
+
+# The functions of xnf.core.attach that attach at each hook.
+HOOK_FUNCTIONS = {"attach_xdp": "xdp", "attach_tc": "tc", "attach_tcx": "tc", "attach_cls_bpf": "qdisc"}
+
+
+def _hooks_used(package_dir):
+    """Hooks the package's code attaches at: calls that name an attach function (called,
+    or handed to NetworkFunction.building's ``attach``), tc ones with their direction."""
+    import ast
+
+    used = set()
+    for base, _dirs, files in os.walk(package_dir):
+        for fname in files:
+            if not fname.endswith(".py"):
+                continue
+            with open(os.path.join(base, fname)) as f:
+                tree = ast.parse(f.read())
+            for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
+                parts = [call.func, *call.args, *(k.value for k in call.keywords)]
+                names = {getattr(p, "id", getattr(p, "attr", None)) for p in parts}
+                for fn in names & set(HOOK_FUNCTIONS):
+                    hook = HOOK_FUNCTIONS[fn]
+                    if hook == "tc":
+                        strings = {p.value for p in parts if isinstance(p, ast.Constant)}
+                        used |= {f"tc-{d}" for d in ("ingress", "egress") if d in strings}
+                    else:
+                        used.add(hook)
+    return used
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_declared_hooks_are_the_hooks_used(name):
+    """pifo_sched declared a "qdisc" hook it never attached at (issue 13)."""
+    import sys
+
+    cls = _shipped()[name]
+    package_dir = os.path.dirname(sys.modules[cls.__module__].__file__)
+    assert _hooks_used(package_dir) == set(cls.hooks)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_explain_is_part_of_the_contract(name):
+    cls = _shipped()[name]
+    assert isinstance(cls("lo").explain(), str)
+
+
+def test_explain_defaults_to_nothing():
+    assert DemoNF("veth0").explain() == ""
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_cli_hooks_build_options_and_commands(name):
+    """add_arguments/config_from_args give the default config; register_cli and the demo
+    hooks build their parsers (what `xnf` calls for every installed network function)."""
+    cls = _shipped()[name]
+    p = argparse.ArgumentParser(exit_on_error=False)
+    cls.add_arguments(p)
+    assert cls.config_from_args(p.parse_args([])) == cls.Config()
+    sub = argparse.ArgumentParser().add_subparsers()
+    cls.register_cli(sub)
+    if cls.demo is not None:
+        cls.add_demo_arguments(argparse.ArgumentParser())
+
+
+def test_pping_cli_lives_in_its_cli_module():
+    """pping's command group, live commands included, is built in pping/cli.py (issue 13)."""
+    from xnf.plugins.pping import cli as pping_cli
+    from xnf.plugins.pping.nf import Pping
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    group = pping_cli.register(sub, Pping)
+    assert set(group.choices) == {"read", "plot", "events", "stats"}
+    assert group.choices["stats"].get_default("func") is pping_cli.cmd_stats
+    import xnf.plugins.pping.nf as pping_nf
+
+    assert not [n for n in vars(pping_nf) if n.endswith("_main") or n == "add_live_commands"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_pins_and_pin_root_name_the_same_directory(name, tmp_path):
+    cls = _shipped()[name]
+    inst = cls("veth0", netns="ns1")
+    assert inst.pin_root("veth0", "ns1").path == inst.pin_dir == inst.pins.path
+    assert inst.pin_dir.endswith(f"/veth0@ns1/{name}")

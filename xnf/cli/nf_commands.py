@@ -47,14 +47,11 @@ def register(sub):
     demo_sub = p.add_subparsers(dest="nf", metavar="NF", parser_class=type(p))
     demo_sub.required = True
     for name, cls in sorted(nfs.items()):
-        demo = getattr(cls, "demo", None)
-        if demo is None:
+        if cls.demo is None:
             continue
         q = demo_sub.add_parser(name, help=f"demonstrate {name}")
         q.set_defaults(func=lambda args, cls=cls: cls.demo(args))
-        add = getattr(cls, "add_demo_arguments", None)
-        if add:
-            _guarded(name, q, add, q)
+        _guarded(name, q, cls.add_demo_arguments, q)
 
 
 def register_plugin_groups(sub):
@@ -117,9 +114,9 @@ def cmd_attach(args):
     nf.attach()
     print(f"{nf.name} attached to {args.iface}" + (f" in {args.netns}" if args.netns else "")
           + f", pinned under {nf.pin_dir}")
-    explain = getattr(nf, "explain", None)
-    if explain is not None:
-        print(explain())  # which data path it uses, where the kernel lacks the ideal one
+    explanation = nf.explain()  # which data path it uses, where the kernel lacks the ideal one
+    if explanation:
+        print(explanation)
     return 0
 
 

@@ -3,17 +3,17 @@
 Everything lives under the network function's pin directory
 (``/sys/fs/bpf/xnf/<iface>[@<netns>]/example/``): the attachment (``xdp/``) and the
 counter map (``maps/example_pkts``), so ``status`` and ``detach`` work from any later
-process, and ``detach`` removes exactly what ``attach`` made.
+process, and ``detach`` removes exactly what ``attach`` made. ``attach`` builds the
+instance with :meth:`~xnf.nf.NetworkFunction.building` (the attach protocol: interface
+lock, staging directory, one rename to publish, rollback on failure), as the built-in
+network functions do.
 """
 import time
 
 import attrs
 
 import xnf
-from xnf.core.attach.pinroot import PinRoot
 from xnf.core.attach.xdp import attach_xdp
-from xnf.core.errors import AttachError
-from xnf.core.kernel import netns as _netns
 from xnf.core.kernel.maps import Map
 from xnf.nf import NetworkFunction
 
@@ -42,41 +42,23 @@ class ExampleNF(NetworkFunction):
     modes = ("skb", "native")
     Config = ExampleConfig
 
-    def _pins(self):
-        return PinRoot(self.iface, self.name, netns=self.netns)
-
     def attach(self):
-        pins = self._pins()
-        if pins.find(ATTACHMENT) is not None:
-            raise AttachError(f"{self.name} is already attached to {self.iface}",
-                              f"detach it first: xnf detach {self.name} {self.iface}")
-        _netns.ifindex(self.iface, self.netns)  # a missing interface fails before anything is made
         spec = xnf.open_object(self.object_path(self.objects[0]))
         spec.rodata["cfg_verdict"] = VERDICTS[self.config.verdict]
-        spec.maps[MAP].pin_path = f"{pins.maps_dir}/{MAP}"
-        try:
-            with xnf.load(spec) as coll:
-                att = attach_xdp(coll.programs["example_count"], self.iface, mode=self.mode, netns=self.netns)
-                try:
-                    pins.store(ATTACHMENT, att)
-                except BaseException:
-                    att.detach()
-                    raise
-                att.close()
-        except BaseException:
-            pins.remove_all()
-            raise
+        with self.building() as build, xnf.load(spec) as coll:
+            build.attach(ATTACHMENT, coll.programs["example_count"], attach_xdp, mode=self.mode)
+            build.pin_maps([(MAP, coll.maps[MAP])])
 
     def detach(self):
-        self._pins().remove_all()
+        self.pins.remove_all()
 
     def counters(self):
         """(frames, bytes) counted so far."""
-        with Map.from_pin(f"{self._pins().maps_dir}/{MAP}") as m:
+        with Map.from_pin(f"{self.pins.maps_dir}/{MAP}") as m:
             return m[0], m[1]
 
     def status(self):
-        att = self._pins().find(ATTACHMENT)
+        att = self.pins.find(ATTACHMENT)
         try:
             info = {"via": att.via, "prog_id": att.prog_id, "mode": att.mode} if att else {}
         finally:
@@ -93,7 +75,7 @@ class ExampleNF(NetworkFunction):
 
     @classmethod
     def attached(cls, iface, netns=None):
-        att = PinRoot(iface, cls.name, netns=netns).find(ATTACHMENT)
+        att = cls.pin_root(iface, netns).find(ATTACHMENT)
         if att is None:
             return None
         att.close()

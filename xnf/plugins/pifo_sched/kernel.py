@@ -196,14 +196,16 @@ class EgressDataPath:
         is built, so that a process killed afterwards leaves something to clear it by.
         """
         if pin_root is None:
-            self._build(None)
+            self.build_into(None)
             return self
         with pin_root.attaching() as txn:
-            self._build(txn)
+            self.build_into(txn)
             txn.commit()
         return self
 
-    def _build(self, txn):
+    def build_into(self, txn):
+        """Load, build the HTB root, attach and pin into ``txn`` (a
+        :class:`~xnf.core.attach.pinroot.Transaction` the caller commits; None: nothing pinned)."""
         self.load()
         checkpoint("loaded")
         built = False

@@ -9,7 +9,6 @@ import os
 
 import attrs
 
-from xnf.core.attach.pinroot import PinRoot
 from xnf.nf import NetworkFunction
 from xnf.plugins.pifo_sched import cli
 from xnf.plugins.pifo_sched.kernel import MODES, NBANDS, RECORD, EgressDataPath, HtbBands
@@ -38,7 +37,7 @@ class PifoSched(NetworkFunction):
     name = "pifo_sched"
     description = "programmable packet scheduling: WFQ/STFQ ranks at tc egress onto SP-PIFO HTB bands"
     objects = ("bpf/sched_egress.bpf.o",)
-    hooks = ("tc-egress", "qdisc")
+    hooks = ("tc-egress",)  # the HTB root it builds is a qdisc, but no program attaches there
     modes = ()
     Config = PifoSchedConfig
 
@@ -51,9 +50,6 @@ class PifoSched(NetworkFunction):
         return EgressDataPath(self.iface, c.rate, c.weights, netns=self.netns, scheduler=c.scheduler,
                               default_weight=c.default_weight, limit=c.limit)
 
-    def _pin_root(self):
-        return PinRoot(self.iface, self.name, netns=self.netns)
-
     def explain(self):
         """What this kernel runs instead of an exact PIFO, for `attach` to print."""
         from xnf.plugins.pifo_sched.features import bpf_qdisc_available
@@ -65,13 +61,14 @@ class PifoSched(NetworkFunction):
 
     def attach(self):
         path = self._data_path()
-        path.attach(pin_root=self._pin_root())  # refuses if an instance (whole or broken) is there
+        with self.building() as build:  # refuses if an instance (whole or broken) is there
+            path.build_into(build.txn)
         self._path = path
         return self
 
     def detach(self):
         """Remove the program and the pins (under the interface lock), then the HTB root."""
-        pins = self._pin_root()
+        pins = self.pins
         with pins.locked():
             if self._path is not None:
                 self._path.release()
@@ -82,7 +79,7 @@ class PifoSched(NetworkFunction):
     @classmethod
     def clear(cls, iface, netns=None):
         """Remove a broken instance: its pins and records, then the HTB root it built."""
-        pins = PinRoot(iface, cls.name, netns=netns)
+        pins = cls.pin_root(iface, netns)
         if not (pins.exists() or pins.leftovers()):
             return False
         with pins.locked():
@@ -92,8 +89,7 @@ class PifoSched(NetworkFunction):
 
     @classmethod
     def attached(cls, iface, netns=None):
-        pins = PinRoot(iface, cls.name, netns=netns)
-        record = pins.read_record(RECORD)
+        record = cls.pin_root(iface, netns).read_record(RECORD)
         if record is None:
             return None
         weights = ",".join(f"{p}={w:g}" for p, w in record["weights"].items())
@@ -106,7 +102,7 @@ class PifoSched(NetworkFunction):
 
         if self._path is not None and self._path.collection is not None:
             return self._path.collection.maps
-        maps_dir = self._pin_root().maps_dir
+        maps_dir = self.pins.maps_dir
         return {name: Map.from_pin(os.path.join(maps_dir, name)) for name in ("flows", "bands")}
 
     def status(self):

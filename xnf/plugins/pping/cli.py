@@ -1,9 +1,9 @@
 """The ``xnf pping`` command group and pping's options, with ePPing's long names.
 
-``register(subparsers)`` adds ``xnf pping read FILE`` (offline run through the
-reference implementation) and ``xnf pping plot RESULTS -o FILE``, and returns the
-group's subparsers so the live commands (``events``, ``stats``) can be added beside
-them. ``add_options(parser)`` adds the options for any command that runs pping;
+``register(subparsers, nf_cls)`` adds ``xnf pping read FILE`` (offline run through the
+reference implementation), ``xnf pping plot RESULTS -o FILE`` and, given the network
+function class, the live commands on an attached instance (``events IFACE``, ``stats
+IFACE``). ``add_options(parser)`` adds the options for any command that runs pping;
 ``config_from_args(args)`` turns parsed options into a :class:`PpingConfig`.
 Handlers return exit codes and raise :mod:`xnf.core.errors` types for the ``xnf``
 entry point to print as one line.
@@ -16,7 +16,9 @@ import sys
 
 import attrs
 
+from xnf.core.errors import PluginError, XnfError
 from xnf.plugins.pping.config import FORMATS, INGRESS_HOOKS, RTT_TYPES, XDP_MODES, PpingConfig
+from xnf.plugins.pping.reference import Reference
 
 #: ePPing's short options, kept for its users.
 SHORT = {"tcp": "-T", "icmp": "-C", "rate_limit": "-r", "rtt_rate": "-R", "rtt_type": "-t",
@@ -73,11 +75,12 @@ def config_from_args(args, **overrides) -> PpingConfig:
     return PpingConfig(**values)
 
 
-def register(subparsers):
-    """Add the ``pping`` command group; return its subparsers for more commands."""
-    group = subparsers.add_parser("pping", help="passive RTT monitoring: offline runs and plots",
-                                  description="pping tools that need no interface: read a capture "
-                                              "through the reference implementation, plot results.")
+def register(subparsers, nf_cls=None):
+    """Add the ``pping`` command group; with ``nf_cls`` (:class:`~xnf.plugins.pping.nf.Pping`,
+    which finds attached instances), its live commands too. Returns the group's subparsers."""
+    group = subparsers.add_parser("pping", help="passive RTT monitoring: offline runs, plots, attached instances",
+                                  description="pping tools beside attach/run: read a capture through the "
+                                              "reference implementation, plot results, read an attached instance.")
     sub = group.add_subparsers(dest="pping_command", metavar="COMMAND")
     sub.required = True
 
@@ -95,12 +98,79 @@ def register(subparsers):
     plot.add_argument("-o", "--output", required=True, metavar="FILE.png", help="image to write (png, svg, pdf)")
     plot.add_argument("--max-flows", type=int, default=10, metavar="N", help="flows drawn in colour (default 10)")
     plot.set_defaults(func=cmd_plot)
+    if nf_cls is not None:
+        add_live_commands(sub, nf_cls)
     return sub
+
+
+# --- reading an attached (pinned) instance: xnf pping events|stats IFACE -------------------
+
+def add_live_commands(sub, nf_cls):
+    """Add ``events IFACE`` and ``stats IFACE`` to the ``xnf pping`` group's subparsers."""
+    for name, func, text in (("events", cmd_events, "stream the events of pping attached to IFACE"),
+                             ("stats", cmd_stats, "counters and table sizes of pping attached to IFACE")):
+        p = sub.add_parser(name, help=text, description=text + " (see `xnf attach pping IFACE`)")
+        p.add_argument("iface", metavar="IFACE")
+        p.add_argument("--netns", default=None, help="network namespace of IFACE")
+        if name == "events":
+            p.add_argument("-F", "--format", default=None, choices=FORMATS,
+                           help="output format (default: the one it was attached with)")
+            p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
+        else:
+            p.add_argument("--json", action="store_true", help="one JSON object")
+        p.set_defaults(func=func, nf_cls=nf_cls)
+
+
+def _pinned(args):
+    inst = args.nf_cls.attached(args.iface, netns=args.netns)
+    if inst is None:
+        where = f" --netns {args.netns}" if args.netns else ""
+        raise PluginError(f"pping is not attached to {args.iface}" + (f" in {args.netns}" if args.netns else ""),
+                          f"attach it with `xnf attach pping {args.iface}{where}`")
+    return inst
+
+
+def cmd_events(args) -> int:
+    """``xnf pping events IFACE``: read the ring buffer of a pinned instance until Ctrl-C."""
+    import signal
+    import threading
+
+    inst = _pinned(args)
+    stop = threading.Event()
+    old = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    if args.duration is not None:
+        threading.Timer(args.duration, stop.set).start()
+    try:
+        if args.format:
+            inst.config = attrs.evolve(inst.config, format=args.format)
+            inst.datapath.config = inst.config
+        inst.run(sys.stdout, stop)
+    finally:
+        inst.datapath.release()
+        for s, h in old.items():
+            signal.signal(s, h)
+    return 0
+
+
+def cmd_stats(args) -> int:
+    """``xnf pping stats IFACE``: counters, flows and timestamps held, as text or JSON."""
+    import json
+
+    inst = _pinned(args)
+    try:
+        st = inst.datapath.status()
+    finally:
+        inst.datapath.release()
+    if args.json:
+        print(json.dumps(st, sort_keys=True))
+    else:
+        for k, v in st.items():
+            print(f"{k}: {v}")
+    return 0
 
 
 def run_offline(config: PpingConfig, out=None):
     """Run ``config.read`` through the reference and write the events; return the Stats."""
-    from xnf.plugins.pping.reference import Reference
     from xnf.plugins.pping.pcap import read
     from xnf.plugins.pping.writer import Output
 
@@ -134,8 +204,6 @@ def cmd_plot(args) -> int:
 
 def main(argv=None) -> int:
     """``python3 -m xnf.plugins.pping.cli``: the group on its own, errors as one line."""
-    from xnf.core.errors import XnfError
-
     parser = argparse.ArgumentParser(prog="xnf")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

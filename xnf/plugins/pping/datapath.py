@@ -184,6 +184,14 @@ class Datapath:
         self.pins = pins
         return self
 
+    def build_into(self, txn):
+        """Load, attach and pin into ``txn``, a :class:`~xnf.core.attach.pinroot.Transaction`
+        the caller commits (``Pping.attach`` through :meth:`xnf.nf.NetworkFunction.building`)."""
+        self._check()
+        self._build(txn)
+        self.pins = txn.root
+        return self
+
     def _check(self):
         """Refuse what cannot work before anything is made."""
         if self.config.read is not None:
