@@ -12,6 +12,7 @@ from xnf.core import uapi
 from xnf.core.errors import InterfaceNotFoundError, NotSupportedError
 from xnf.core.kernel.netns import NamespaceNotFoundError, exists
 
+
 def _flags(name, prefix, doc):
     """An IntFlag of the generated ``prefix*`` constants (the enum's members, without its mask)."""
     flags = enum.IntFlag(name, {k[len(prefix):]: v for k, v in vars(uapi).items()

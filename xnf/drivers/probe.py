@@ -19,10 +19,8 @@ from xnf.core.errors import BPFError, NotSupportedError
 from xnf.core.kernel import syscall
 from xnf.core.kernel.netns import NamespaceNotFoundError, entered, exists
 from xnf.core.object.insn import BPF_ALU64, BPF_K, BPF_MOV, EXIT, Instruction, encode
+from xnf.core.uapi import BPF_PROG_TYPE_XDP, XDP_PASS
 from xnf.drivers.netdev_genl import XdpFeature, netdev_features
-
-BPF_PROG_TYPE_XDP = 6
-XDP_PASS = 2
 
 
 @attrs.frozen

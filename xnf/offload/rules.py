@@ -11,14 +11,12 @@ import attrs
 
 from xnf.core import uapi
 from xnf.core.errors import PluginError
+from xnf.core.uapi import (BPF_F_CURRENT_CPU, BPF_F_INDEX_MASK, TC_ACT_QUEUED, TC_ACT_REDIRECT, TC_ACT_SHOT,
+                           TC_ACT_STOLEN)
 
 MAP_HELPERS = (uapi.BPF_FUNC_map_lookup_elem, uapi.BPF_FUNC_map_update_elem, uapi.BPF_FUNC_map_delete_elem)
 
-BPF_F_CURRENT_CPU = 0xFFFFFFFF
-BPF_F_INDEX_MASK = 0xFFFFFFFF
 BPF_ADD = 0x00
-# tc actions (include/uapi/linux/pkt_cls.h)
-TC_ACT_SHOT, TC_ACT_QUEUED, TC_ACT_STOLEN, TC_ACT_REDIRECT = 2, 3, 4, 7
 
 
 def helper_name(helper_id):

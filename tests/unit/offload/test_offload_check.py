@@ -146,8 +146,11 @@ def test_update_value_must_be_on_the_stack_too():
     assert rules_broken(insns) == [(R.STACK_HELPER_ARGS, 8)]
 
 
-@pytest.mark.parametrize("code,ok", [(2, True), (3, True), (4, True), (0, False), (1, False), (7, False), (8, True)])
+@pytest.mark.parametrize("code,ok", [(2, True), (4, True), (5, True), (0, False), (1, False), (3, False), (7, False),
+                                     (8, True)])
 def test_tc_return_codes(code, ok):
+    """nfp_bpf_check_exit: TC_ACT_SHOT (2), STOLEN (4), QUEUED (5) or above REDIRECT (7). A
+    hand-copied table had QUEUED = 3 (that is TC_ACT_PIPE); the values now come from uapi."""
     insns = [mov(0, code), exit_()]
     assert rules_broken(insns, type_=TC) == ([] if ok else [(R.TC_RETURN, 1)])
     assert rules_broken(insns, type_=XDP) == []

@@ -30,7 +30,7 @@ LINK_PIN = "link"
 PROG_PIN = "prog"
 PENDING = "pending"  # the kind of a record written before its attachment exists (Transaction.intend)
 
-BPF_F_REPLACE = 1 << 2  # include/uapi/linux/bpf.h: LINK_UPDATE only if old_prog_fd is attached
+BPF_F_REPLACE = uapi.BPF_F_REPLACE  # LINK_UPDATE only if old_prog_fd is attached
 
 _KINDS = {}  # record kind -> Attachment subclass; each kind adds itself (xnf.core.attach imports them all)
 

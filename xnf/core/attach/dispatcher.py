@@ -66,9 +66,8 @@ DEFAULT_ACTIONS = ("XDP_PASS",)
 CONFIG = struct.Struct("<4B10I10I10I")  # struct xdp_dispatcher_config, 124 bytes
 MAX_RETRY = 10
 
-# include/uapi/linux/bpf.h (defines, so not in the BTF-generated uapi module)
-BPF_F_XDP_HAS_FRAGS = 1 << 5
-BPF_F_RDONLY_PROG = 1 << 7
+BPF_F_XDP_HAS_FRAGS = uapi.BPF_F_XDP_HAS_FRAGS
+BPF_F_RDONLY_PROG = uapi.BPF_F_RDONLY_PROG
 
 
 @attrs.frozen

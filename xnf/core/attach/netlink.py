@@ -97,7 +97,6 @@ class tcmsg_bpf(tcmsg):
 
 # --- genl "netdev": what XDP a device can do (Linux 6.3) ---------------------------------
 
-NETDEV_CMD_DEV_GET = 1
 XDP_FEATURE_BITS = {name[len("NETDEV_XDP_ACT_"):].lower(): bit for name, bit in vars(uapi).items()
                     if name.startswith("NETDEV_XDP_ACT_") and name != "NETDEV_XDP_ACT_MASK"}
 
@@ -137,7 +136,7 @@ def netdev_dev_get(ifindex, netns=None):
         except NetlinkError:
             return None
         msg = msg_class()
-        msg["cmd"] = NETDEV_CMD_DEV_GET
+        msg["cmd"] = uapi.NETDEV_CMD_DEV_GET
         msg["version"] = 1
         msg["attrs"] = [("NETDEV_A_DEV_IFINDEX", ifindex)]
         replies = [r for r in request(sock, msg, sock.prid, NLM_F_REQUEST | NLM_F_ACK)

@@ -22,17 +22,12 @@ from xnf.core.attach.base import Attachment, HookProgram, check_type, prog_label
 from xnf.core.attach.tcx import attach_tcx
 from xnf.core.errors import AttachError, ModeNotSupportedError, NamespaceNotFoundError
 from xnf.core.kernel import features, netns as _netns, syscall
+from xnf.core.uapi import (TC_H_MIN_EGRESS, TC_H_MIN_INGRESS, TC_H_ROOT, TCA_BPF_FLAG_ACT_DIRECT, TCA_CLS_FLAGS_SKIP_HW,
+                           TCA_CLS_FLAGS_SKIP_SW)
 
-# include/uapi/linux/pkt_sched.h, pkt_cls.h, if_ether.h
-TC_H_ROOT = 0xFFFFFFFF
 CLSACT_HANDLE = 0xFFFF0000
-TC_H_MIN_INGRESS, TC_H_MIN_EGRESS = 0xFFF2, 0xFFF3
 CLSACT_PARENTS = {"ingress": CLSACT_HANDLE | TC_H_MIN_INGRESS, "egress": CLSACT_HANDLE | TC_H_MIN_EGRESS}
 ETH_P_ALL = 0x0003
-
-TCA_BPF_FLAG_ACT_DIRECT = 1 << 0
-TCA_CLS_FLAGS_SKIP_HW = 1 << 0
-TCA_CLS_FLAGS_SKIP_SW = 1 << 1
 
 VIAS = ("auto", "tcx", "clsact")
 

@@ -16,11 +16,12 @@ from xnf.core.kernel import features, netns as _netns, syscall
 
 ATTACH_TYPES = {"ingress": uapi.BPF_TCX_INGRESS, "egress": uapi.BPF_TCX_EGRESS}
 
-# include/uapi/linux/bpf.h (defines, so not in the BTF-generated uapi module)
+# include/uapi/linux/bpf.h #defines of Linux 6.6, newer than the linux-libc-dev headers
+# tools/gen-uapi reads (see xnf/core/uapi.py's docstring)
 BPF_F_BEFORE = 1 << 3
 BPF_F_AFTER = 1 << 4
 BPF_F_ID = 1 << 5
-BPF_F_LINK = 1 << 13
+BPF_F_LINK = uapi.BPF_F_LINK
 
 
 def attach_type(direction):

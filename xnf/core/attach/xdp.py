@@ -22,12 +22,12 @@ from xnf.core.errors import AttachError, BPFError, InterfaceNotFoundError, ModeN
 from xnf.core.errors import NamespaceNotFoundError
 from xnf.core.kernel import features, info, netns as _netns, syscall
 
-# include/uapi/linux/if_link.h (defines, so not in the BTF-generated uapi module)
-XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
-XDP_FLAGS_SKB_MODE = 1 << 1
-XDP_FLAGS_DRV_MODE = 1 << 2
-XDP_FLAGS_HW_MODE = 1 << 3
-XDP_FLAGS_REPLACE = 1 << 4
+# include/uapi/linux/if_link.h, through tools/gen-uapi
+XDP_FLAGS_UPDATE_IF_NOEXIST = uapi.XDP_FLAGS_UPDATE_IF_NOEXIST
+XDP_FLAGS_SKB_MODE = uapi.XDP_FLAGS_SKB_MODE
+XDP_FLAGS_DRV_MODE = uapi.XDP_FLAGS_DRV_MODE
+XDP_FLAGS_HW_MODE = uapi.XDP_FLAGS_HW_MODE
+XDP_FLAGS_REPLACE = uapi.XDP_FLAGS_REPLACE
 
 MODE_FLAGS = {"skb": XDP_FLAGS_SKB_MODE, "native": XDP_FLAGS_DRV_MODE, "offload": XDP_FLAGS_HW_MODE}
 MODE_ALIASES = {"generic": "skb", "drv": "native", "driver": "native", "hw": "offload"}

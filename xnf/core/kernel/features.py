@@ -23,7 +23,7 @@ _EXPECTED_ATTACH = {"cgroup_sock_addr": uapi.BPF_CGROUP_INET4_CONNECT,
                     "cgroup_sockopt": uapi.BPF_CGROUP_GETSOCKOPT,
                     "sk_lookup": uapi.BPF_SK_LOOKUP, "netfilter": uapi.BPF_NETFILTER}
 
-BPF_F_NO_PREALLOC = 1
+BPF_F_NO_PREALLOC = uapi.BPF_F_NO_PREALLOC
 # name: (key_size, value_size, max_entries, flags); inner-map and BTF-only types omitted.
 _MAP_SHAPES = {
     "hash": (4, 8, 1, 0), "array": (4, 8, 1, 0), "prog_array": (4, 4, 1, 0),
@@ -48,7 +48,7 @@ HELPERS = {name: getattr(uapi, f"BPF_FUNC_{name}") for name in (
     "skb_ecn_set_ce", "ktime_get_boot_ns", "ringbuf_output", "ringbuf_reserve", "ringbuf_submit",
     "check_mtu", "for_each_map_elem", "timer_init", "loop", "skb_set_tstamp")}
 
-XDP_FLAGS_SKB_MODE = 1 << 1  # include/uapi/linux/if_link.h
+XDP_FLAGS_SKB_MODE = uapi.XDP_FLAGS_SKB_MODE
 _FIRST_VERSION = {"xdp_link": (5, 9), "tcx": (6, 6)}
 
 _GPL = ctypes.create_string_buffer(b"GPL")

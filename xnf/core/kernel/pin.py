@@ -18,8 +18,8 @@ import time
 
 from xnf.core.errors import BPFError, PinError
 from xnf.core.kernel import syscall
+from xnf.core.uapi import BPF_FS_MAGIC
 
-BPF_FS_MAGIC = 0xCAFE4A11
 DEFAULT_BPFFS = "/sys/fs/bpf"
 XNF_DIR = "xnf"
 

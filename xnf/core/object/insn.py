@@ -3,6 +3,10 @@ import struct
 
 import attrs
 
+# src_reg values with special meaning
+from xnf.core.uapi import (BPF_PSEUDO_BTF_ID, BPF_PSEUDO_CALL, BPF_PSEUDO_FUNC, BPF_PSEUDO_KFUNC_CALL,  # noqa: F401
+                           BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE, BPF_PSEUDO_MAP_VALUE)
+
 # instruction classes
 BPF_LD, BPF_LDX, BPF_ST, BPF_STX, BPF_ALU, BPF_JMP, BPF_JMP32, BPF_ALU64 = range(8)
 # sizes and modes
@@ -12,16 +16,6 @@ BPF_IMM, BPF_ABS, BPF_IND, BPF_MEM, BPF_ATOMIC = 0x00, 0x20, 0x40, 0x60, 0xC0
 BPF_JA, BPF_CALL, BPF_EXIT = 0x00, 0x80, 0x90
 BPF_K, BPF_X = 0x00, 0x08
 BPF_MOV = 0xB0
-
-# src_reg values with special meaning
-BPF_PSEUDO_MAP_FD = 1
-BPF_PSEUDO_MAP_VALUE = 2
-BPF_PSEUDO_BTF_ID = 3
-BPF_PSEUDO_FUNC = 4
-BPF_PSEUDO_MAP_IDX = 5
-BPF_PSEUDO_MAP_IDX_VALUE = 6
-BPF_PSEUDO_CALL = 1
-BPF_PSEUDO_KFUNC_CALL = 2
 
 LDDW = BPF_LD | BPF_IMM | BPF_DW
 CALL = BPF_JMP | BPF_CALL

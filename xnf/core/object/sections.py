@@ -11,8 +11,8 @@ import attrs
 from xnf.core import uapi as u
 from xnf.core.errors import SectionError
 
-BPF_F_SLEEPABLE = 1 << 4
-BPF_F_XDP_HAS_FRAGS = 1 << 5
+BPF_F_SLEEPABLE = u.BPF_F_SLEEPABLE
+BPF_F_XDP_HAS_FRAGS = u.BPF_F_XDP_HAS_FRAGS
 
 #: what the part after the prefix names, for programs that attach to a kernel symbol
 TARGET_NONE, TARGET_KFUNC, TARGET_ITER, TARGET_TP_BTF, TARGET_PROG, TARGET_STRUCT_OPS = range(6)

@@ -17,6 +17,7 @@ from xnf.core.attach.tc import attach_tc
 from xnf.core.errors import AttachError, ConfigError, InterfaceNotFoundError, NamespaceNotFoundError
 from xnf.core.kernel import netns as _netns
 from xnf.core.kernel.pin import checkpoint
+from xnf.core.uapi import TC_H_ROOT
 from xnf.plugins.pifo_sched.shaping import NS, parse_rate
 
 OBJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bpf", "sched_egress.bpf.o")
@@ -24,7 +25,6 @@ HTB_MAJOR = 1
 ROOT_CLASS = 1
 MINOR_BASE = 0x10
 NBANDS = 8  # NBANDS in sched_egress.bpf.c; HTB has 8 priorities per level
-TC_H_ROOT = 0xFFFFFFFF
 DEFAULT_QDISCS = ("noqueue", "pfifo_fast", "mq", "fq_codel", "pfifo", "fq", "sfq", "noop")
 MODES = {"stfq": 0, "wfq": 1}
 RESERVED_FRACTION = 0.9  # of the link rate, shared out by weight (see _configure)
