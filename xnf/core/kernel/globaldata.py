@@ -7,17 +7,16 @@ wrote last, a write is seen by their next run, with no system call. ``.rodata`` 
 """
 import mmap
 
+from xnf.core import uapi
 from xnf.core.errors import ConfigError, MapTypeError
 from xnf.core.object.codec import codec_for
-
-BPF_F_MMAPABLE = 1 << 10
 
 
 class MappedData:
     """One global-data map, mapped: ``d["counter"]``, ``d.counter``, ``d["counter"] = 5``."""
 
     def __init__(self, live, section, btf):
-        if not live.flags & BPF_F_MMAPABLE:
+        if not live.flags & uapi.BPF_F_MMAPABLE:
             raise MapTypeError(f"map {live.name!r} ({section}) was not created BPF_F_MMAPABLE, so it cannot be mapped",
                                "read it with coll.maps[name][0] instead")
         object.__setattr__(self, "_section", section)

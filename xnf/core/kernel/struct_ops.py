@@ -123,7 +123,7 @@ class StructOpsMap(Map):
 
     @property
     def is_link(self):
-        return bool(self.flags & (1 << 13))
+        return bool(self.flags & uapi.BPF_F_LINK)
 
     def kernel_value(self):
         """The map value: the kernel struct with each program's fd in its member's slot."""

@@ -10,7 +10,6 @@ from xnf.core.errors import BTFError, ELFError
 from xnf.core.object import btf as B
 from xnf.core.object.spec import MapSpec, StructOpsSpec
 
-BPF_F_LINK = 1 << 13
 SECTIONS = (".struct_ops", ".struct_ops.link")
 
 
@@ -47,6 +46,6 @@ def read_section(path, btf, section, data, relocs):
                     raise ELFError(f"{path}: relocation at {section}+{r_off} is on no member of {st.name}")
                 ops.programs[member] = func
         maps.append(MapSpec(name=var.name, type=uapi.BPF_MAP_TYPE_STRUCT_OPS, key_size=4, value_size=0,
-                            max_entries=1, flags=BPF_F_LINK if ops.link else 0, section=section,
+                            max_entries=1, flags=uapi.BPF_F_LINK if ops.link else 0, section=section,
                             struct_ops=ops))
     return maps
