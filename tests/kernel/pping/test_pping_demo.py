@@ -31,17 +31,27 @@ def leftovers(before):
     return sorted(left)
 
 
-def test_demo_runs_and_cleans_up():
+def run_demo():
     before = demo_namespaces()
     r = subprocess.run(XNF + ["demo", "pping", "--duration", "5", "--interval", "0.5"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    rows = [line for line in r.stdout.splitlines() if re.match(r"\s*\d+\.\ds ", line)]
-    assert len(rows) >= 6
-    # the queue builds up: pping's TCP RTT grows past 20 ms while the bulk flow runs
-    tcp = [float(line.split()[3]) for line in rows if line.split()[3] != "-"]
-    assert max(tcp) > 20
     assert leftovers(before) == []
+    return [line for line in r.stdout.splitlines() if re.match(r"\s*\d+\.\ds ", line)]
+
+
+def test_demo_runs_and_cleans_up():
+    # a row per 0.5 s interval of the 5 s: the demo's own loop, not the traffic, decides
+    assert len(run_demo()) >= 6
+
+
+@pytest.mark.measurement
+def test_demo_shows_the_queue_filling():
+    """The queue builds up: pping's TCP RTT grows past 20 ms while the bulk flow runs.
+    How fast a cubic flow fills the TBF depends on the machine's load: not measured
+    below 1 in 1,000 false failures, so not in the default suite."""
+    tcp = [float(line.split()[3]) for line in run_demo() if line.split()[3] != "-"]
+    assert max(tcp) > 20
 
 
 def test_demo_sigterm_removes_everything():

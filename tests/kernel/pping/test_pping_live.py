@@ -81,6 +81,7 @@ def test_iperf3_tcp_both_directions_sampling_and_fin(topo):
         events = drain(dp, settle=1.0)
         stats = dp.stats()
     data = [e for e in rtts(events, src_ip=topo.srv_ip) if e.flow.src_port == 5201]
+    print(f"MARGIN iperf3_samples {len(data)}")
     # the data flow: about one sample per 100 ms per direction, never more
     assert 10 <= len(data) <= 2 * 21 + 4
     assert all(e.identifier_kind == "tsval" for e in data)
@@ -231,6 +232,7 @@ def test_rtt_follows_queueing_delay_under_tbf(topo):
     data = [e.rtt_ns / 1e6 for e in rtts(events, src_ip=topo.srv_ip) if e.flow.src_port == 5201]
     t_pping = statistics.median(data[len(data) // 3:])
     print(f"queueing: ping median {t_ping:.1f} ms, pping median {t_pping:.1f} ms ({len(data)} samples)")
+    print(f"MARGIN tbf_ping_ms {t_ping:.2f} tbf_ratio {t_pping / t_ping:.3f}")
     assert t_ping > 20, f"the queue did not fill (ping median {t_ping} ms)"
     assert 0.5 * t_ping < t_pping < 2.0 * t_ping, (t_ping, t_pping)
 
@@ -259,6 +261,7 @@ def test_seq_ack_on_tcp_without_timestamps(topo):
         topo.ns(topo.cli, "iperf3", "-c", topo.srv_ip, "-t", "1", "-b", "20M", timeout=30)
         got = rtts(drain(dp), src_ip=topo.srv_ip)
     data = [e for e in got if e.flow.src_port == 5201]
+    print(f"MARGIN seq_ack_samples {len(data)} seq_ack_median_ms {statistics.median(e.rtt_ns for e in data) / 1e6:.3f}")
     assert len(data) >= 10 and all(e.identifier_kind == "seq" for e in data)
     assert statistics.median(e.rtt_ns for e in data) < 50_000_000
 
@@ -269,6 +272,7 @@ def test_iperf3_over_ipv6(topo):
     with attached(topo, rate_limit=50) as dp:
         topo.ns(topo.cli, "iperf3", "-c", topo.srv_ip6, "-t", "1", "-b", "20M", timeout=30)
         got = rtts(drain(dp), src_ip=topo.srv_ip6)
+    print(f"MARGIN ipv6_samples {len(got)}")
     assert len(got) >= 5 and all(e.flow.proto == "TCP" for e in got)
 
 
@@ -298,6 +302,9 @@ def test_quic_spin_bit(topo):
     assert all(e.flow.proto == "QUIC" and e.identifier_kind == "spin" for e in got)
     to_server = [e.rtt_ns for e in got if e.flow.src_ip == topo.srv_ip]
     to_client = [e.rtt_ns for e in got if e.flow.src_ip == topo.cli_ip]
+    print(f"MARGIN quic_to_server {len(to_server)} quic_to_client {len(to_client)} "
+          f"quic_server_median_ms {statistics.median(to_server) / 1e6:.3f} "
+          f"quic_client_median_ms {statistics.median(to_client) / 1e6:.3f}")
     # every exchange flips the bit: an edge each way per round trip
     assert len(to_server) > 40 and len(to_client) > 40
     # the server answers at once; the client after its 2 ms pause

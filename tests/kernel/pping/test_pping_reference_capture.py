@@ -105,6 +105,7 @@ def test_reference_on_a_real_capture(two_hosts, tmp_path):
         assert 0 < e.rtt_ns <= ping_ns + 20_000            # ping's times are rounded to µs
 
     tcp = [e for e in rtt if e.flow.proto == "TCP"]
+    print(f"MARGIN capture_tcp_samples {len(tcp)}")
     # 12 request/responses 120 ms apart (> the 100 ms rate limit): the first waits for
     # a TSval change (mid-stream rule does not apply: SYNs are skipped, so it does)
     assert 10 <= len(tcp) <= 12

@@ -27,6 +27,9 @@ from xnf.testing.topology import VethPair
 pytestmark = [
     pytest.mark.root,
     pytest.mark.slow,
+    # medians of real RTTs through a queue a cubic flow fills (ratio 0.7-1.3, >= 10 loaded
+    # samples): its false-failure rate is not measured below 1 in 1,000 (docs/testing.md)
+    pytest.mark.measurement,
     pytest.mark.skipif(not all(shutil.which(t) for t in ("tc", "tcpdump", "ping", "iperf3")),
                        reason="needs tc, tcpdump, ping and iperf3"),
 ]
