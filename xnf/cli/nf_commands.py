@@ -151,14 +151,16 @@ def cmd_detach(args):
         raise
     except XnfError:
         nf = None  # pins that cannot be read as an instance: removed below as a broken one
+    where = args.iface + (f" in netns {args.netns}" if args.netns else "")
     if nf is not None:
         nf.detach()
-        print(f"{args.nf} detached from {args.iface}")
+        print(f"{args.nf} detached from {where}")
         return 0
     if cls.clear(args.iface, netns=args.netns):
-        print(f"removed a broken {args.nf} instance from {args.iface}")
+        print(f"removed a broken {args.nf} instance from {where}")
         return 0
-    raise PluginError(f"{args.nf} is not attached to {args.iface}", "see `xnf status` for what is attached")
+    status = "xnf status" + (f" --netns {args.netns}" if args.netns else "")
+    raise PluginError(f"{args.nf} is not attached to {where}", f"see `{status}` for what is attached")
 
 
 def _broken_entry(root, leftovers):

@@ -13,11 +13,17 @@ from xnf.plugins.pifo_sched.errors import SchedulerConfigError
 
 FILE_KEYS = {"scheduler", "traffic", "link_rate", "duration", "seed"}
 
+DESCRIPTION = ("`xnf sched list` names every registered scheduler; `xnf sched simulate ALGO` runs it on the "
+               "reference runtime. A --config file (JSON, or TOML) may hold scheduler (the scheduler's options), "
+               "traffic (a list of source specs, see docs/pifo_sched.md), link_rate, duration and seed; options "
+               "given on the command line win.")
+"""``sched --help``: the module docstring's second paragraph, as plain text (no reST roles)."""
+
 
 def register(subparsers):
     """Add the ``sched`` group to the ``xnf`` argument parser."""
     parser = subparsers.add_parser("sched", help="programmable packet scheduling: list and simulate schedulers",
-                                   description=__doc__.split("\n\n")[1])
+                                   description=DESCRIPTION)
     commands = parser.add_subparsers(dest="sched_command", metavar="COMMAND")
     commands.required = True
     listing = commands.add_parser("list", help="list the schedulers registered in xnf.schedulers")
@@ -36,7 +42,8 @@ def register(subparsers):
     sim.add_argument("--link-rate", metavar="RATE", help="link rate (default 10mbit)")
     sim.add_argument("--duration", type=float, metavar="S", help="simulated seconds (default 10)")
     sim.add_argument("--seed", type=int, metavar="N", help="random seed (default 1)")
-    sim.add_argument("--json", metavar="FILE|-", help="write results as JSON (- for stdout)")
+    sim.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                     help="write results as JSON to FILE; alone (or -), to standard output instead of the table")
     sim.add_argument("--plot", metavar="FILE.png", help="plot throughput over time and delay distribution")
     sim.add_argument("--events", metavar="FILE.csv", help="write every enqueue, dequeue and drop as CSV")
     sim.set_defaults(func=cmd_simulate)
