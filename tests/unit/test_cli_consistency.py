@@ -79,7 +79,7 @@ def test_pping_live_commands_not_attached_hint_keeps_netns(capsys, monkeypatch):
     monkeypatch.setattr(Pping, "attached", classmethod(lambda cls, iface, netns=None: None))
     assert main(["pping", "stats", "veth9", "--netns", "blue"]) == 1
     err = capsys.readouterr().err
-    assert "pping is not attached to veth9 in blue" in err
+    assert "pping is not attached to veth9 in netns blue" in err
     assert "`xnf attach pping veth9 --netns blue`" in err
 
 

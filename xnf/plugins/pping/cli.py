@@ -125,7 +125,7 @@ def _pinned(args):
     inst = args.nf_cls.attached(args.iface, netns=args.netns)
     if inst is None:
         where = f" --netns {args.netns}" if args.netns else ""
-        raise PluginError(f"pping is not attached to {args.iface}" + (f" in {args.netns}" if args.netns else ""),
+        raise PluginError(f"pping is not attached to {args.iface}" + (f" in netns {args.netns}" if args.netns else ""),
                           f"attach it with `xnf attach pping {args.iface}{where}`")
     return inst
 
