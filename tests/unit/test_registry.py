@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from xnf import registry
-from xnf.core.errors import PluginError
+from xnf.core.errors import ConfigError, PluginError
 
 
 def _broken_distribution(path, namespace, name):
@@ -100,3 +100,25 @@ def test_sched_list_shows_a_broken_scheduler(broken_scheduler, capsys):
 def test_a_clean_install_lists_nothing_broken(capsys):
     code, out, _ = _xnf(capsys, "list", "--json")
     assert code == 0 and json.loads(out)["broken"] == {"network_functions": {}, "schedulers": {}}
+
+
+def test_only_the_kernel_rank_functions_attach():
+    """What pifo_sched.registry says: every registered scheduler is listed and simulated, but
+    `xnf attach pifo_sched` takes only the ranks its tc egress program computes."""
+    from xnf.plugins.pifo_sched import registry as sched_registry
+    from xnf.plugins.pifo_sched.kernel import MODES
+    from xnf.plugins.pifo_sched.nf import PifoSched, PifoSchedConfig
+
+    assert set(MODES) == {"wfq", "stfq"}
+    for name in sched_registry.available():
+        if name in MODES:
+            assert PifoSchedConfig(scheduler=name).scheduler == name
+            continue
+        with pytest.raises(ValueError, match=f"simulate the others with `xnf sched simulate {name}`"):
+            PifoSchedConfig(scheduler=name)
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    PifoSched.add_arguments(parser)
+    with pytest.raises(ConfigError, match="no kernel data path"):
+        PifoSched.config_from_args(parser.parse_args(["--scheduler", "drr"]))
