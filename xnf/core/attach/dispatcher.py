@@ -83,9 +83,6 @@ class Component:
     frags: bool = False
     tag: str = ""
 
-    def to_dict(self):
-        return attrs.asdict(self)
-
 
 @attrs.define(eq=False)
 class Dispatcher:
@@ -107,10 +104,6 @@ class Dispatcher:
     def close(self):
         for fd in [self.fd, *self.member_fds]:
             fd.close()
-
-    def to_dict(self):
-        return {"prog_id": self.prog_id, "mode": self.mode, "pin_dir": self.pin_dir,
-                "components": [c.to_dict() for c in self.components]}
 
 
 def state_dir():
