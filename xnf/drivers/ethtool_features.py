@@ -12,14 +12,9 @@ import fcntl
 import attrs
 
 from xnf.core.errors import ConfigError, InterfaceNotFoundError, NotSupportedError
+from xnf.core.uapi import (ETH_GSTRING_LEN, ETH_SS_FEATURES, ETHTOOL_GFEATURES, ETHTOOL_GSSET_INFO, ETHTOOL_GSTRINGS,
+                           ETHTOOL_SFEATURES)
 from xnf.drivers.info import IFNAMSIZ, SIOCETHTOOL, control_socket, ifreq_data
-
-ETHTOOL_GSTRINGS = 0x1B
-ETHTOOL_GSSET_INFO = 0x37
-ETHTOOL_GFEATURES = 0x3A
-ETHTOOL_SFEATURES = 0x3B
-ETH_SS_FEATURES = 4
-ETH_GSTRING_LEN = 32
 
 
 @attrs.frozen

@@ -15,10 +15,9 @@ import attrs
 
 from xnf.core.errors import InterfaceNotFoundError
 from xnf.core.kernel.netns import entered, ifindex
+from xnf.core.uapi import ETHTOOL_GDRVINFO, IFNAMSIZ
 
-SIOCETHTOOL = 0x8946
-ETHTOOL_GDRVINFO = 0x00000003
-IFNAMSIZ = 16
+SIOCETHTOOL = 0x8946  # linux/sockios.h
 
 
 class ethtool_drvinfo(ctypes.Structure):

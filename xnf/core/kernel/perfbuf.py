@@ -26,18 +26,14 @@ from xnf.core.errors import BPFError, ConfigError
 from xnf.core.kernel import syscall
 from xnf.core.kernel.fd import FD
 from xnf.core.kernel.ringbuf import PAGE_SIZE, EpollReader, _fence_call, fence, map_fd_and_info
+from xnf.core.uapi import (PERF_COUNT_SW_BPF_OUTPUT, PERF_FLAG_FD_CLOEXEC, PERF_RECORD_LOST, PERF_RECORD_SAMPLE,
+                           PERF_SAMPLE_RAW, PERF_TYPE_SOFTWARE)
 
 _NR_PERF_EVENT_OPEN = {"x86_64": 298, "aarch64": 241, "armv7l": 364, "ppc64le": 319, "s390x": 331,
                        "riscv64": 241}
 
-PERF_TYPE_SOFTWARE = 1
-PERF_COUNT_SW_BPF_OUTPUT = 10
-PERF_SAMPLE_RAW = 1 << 10
-PERF_FLAG_FD_CLOEXEC = 1 << 3
 PERF_EVENT_IOC_ENABLE = 0x2400   # _IO('$', 0)
 PERF_EVENT_IOC_DISABLE = 0x2401  # _IO('$', 1)
-PERF_RECORD_LOST = 2
-PERF_RECORD_SAMPLE = 9
 
 # u64 indexes into struct perf_event_mmap_page (offsets 1024, 1032, 1040, 1048)
 _DATA_HEAD, _DATA_TAIL, _DATA_OFFSET, _DATA_SIZE = 128, 129, 130, 131
