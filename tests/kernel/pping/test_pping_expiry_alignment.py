@@ -78,6 +78,7 @@ def test_delayed_acks_expire_alike_in_the_reference_and_the_data_path():
     samples = [e for e in events if isinstance(e, RttEvent)]
     delayed = [e for e in samples if e.flow.src_port == 7000 and e.rtt_ns > 10_000_000]
     # both outcomes happened: timestamps expired by a pass, delayed ACKs matched
+    # (measured, docs/testing.md: 20 runs gave 12-17 expired, z = 8.5 to 3)
     assert expired >= 3 and len(delayed) >= 3, (expired, len(delayed))
 
     ref = bracket.reference_samples(capture.frames, CONFIG, passes)

@@ -106,6 +106,8 @@ def test_reference_on_a_real_capture(two_hosts, tmp_path):
 
     tcp = [e for e in rtt if e.flow.proto == "TCP"]
     print(f"MARGIN capture_tcp_samples {len(tcp)}")
+    # False failures (docs/testing.md): the upper bound holds by construction; 20 runs under
+    # load gave 11 every time (the first exchange waits for a TSval change).
     # 12 request/responses 120 ms apart (> the 100 ms rate limit): the first waits for
     # a TSval change (mid-stream rule does not apply: SYNs are skipped, so it does)
     assert 10 <= len(tcp) <= 12
