@@ -110,6 +110,7 @@ def _setlink(att, fd, flags, expected_fd=None):
 
 def setlink_fd(ifindex, netns, fd, flags, expected_fd=None):
     """RTM_SETLINK with raw IFLA_XDP attributes; raises _Refused(errno, kernel message)."""
+    # netlink: pyroute2 (~100 ms) is loaded only where a netlink request is made
     from xnf.core.attach.netlink import NetlinkError, kernel_message, rtnl
 
     attrs_ = [["IFLA_XDP_FD", fd], ["IFLA_XDP_FLAGS", flags]]
@@ -140,6 +141,7 @@ class DispatcherAttachment(XdpAttachment):
     @property
     def slot(self):
         """Where the program runs now (slots move as programs come and go), or None."""
+        # dispatcher: a real cycle (it attaches through xdp), and needed only with a dispatcher
         from xnf.core.attach import dispatcher
 
         try:
@@ -160,6 +162,7 @@ class DispatcherAttachment(XdpAttachment):
         return self.slot is not None
 
     def _detach_netlink(self):
+        # dispatcher: a real cycle (it attaches through xdp), and needed only with a dispatcher
         from xnf.core.attach import dispatcher
 
         try:
@@ -169,6 +172,7 @@ class DispatcherAttachment(XdpAttachment):
 
     @classmethod
     def remove_netlink_of(cls, prog_id, ifname, netns=None):
+        # dispatcher: a real cycle (it attaches through xdp), and needed only with a dispatcher
         from xnf.core.attach import dispatcher
 
         dispatcher.remove(ifname, prog_id, netns)
@@ -198,6 +202,7 @@ def attach_xdp(program, ifname, mode="auto", netns=None, via="auto", priority=No
     (default ``("XDP_PASS",)``): a :class:`DispatcherAttachment`.
     """
     if _is_extension(program):
+        # dispatcher: a real cycle (it attaches through xdp), and needed only with a dispatcher
         from xnf.core.attach import dispatcher
 
         return dispatcher.attach(program, ifname, mode=mode, netns=netns,
@@ -256,6 +261,7 @@ def _is_extension(program):
 
 
 def _caps(ifindex, netns):
+    # netlink: pyroute2 (~100 ms) is loaded only where a netlink request is made
     from xnf.core.attach.netlink import xdp_features
 
     return xdp_features(ifindex, netns)
@@ -305,6 +311,7 @@ def _explain(att, code, message, from_link=False):
 
 def query(ifname, netns=None):
     """What XDP programs ``ifname`` runs: ``{mode: HookProgram}`` for each attached mode."""
+    # netlink: pyroute2 (~100 ms) is loaded only where a netlink request is made
     from xnf.core.attach.netlink import rtnl
 
     ifindex = _netns.ifindex(ifname, netns)

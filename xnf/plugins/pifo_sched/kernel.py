@@ -10,7 +10,9 @@ band through ``skb->priority``. Detaching removes the program, then the HTB root
 the kernel puts the interface's default qdisc back.
 """
 import errno
+import ipaddress
 import os
+import struct
 
 import xnf
 from xnf.core.attach.tc import attach_tc
@@ -68,6 +70,7 @@ def parse_port_weights(text):
 
 def root_qdisc(ifname, netns=None):
     """Kind and handle of the root qdisc of ``ifname`` (None, 0 if it has none)."""
+    # netlink: pyroute2 (~100 ms) is loaded only where a netlink request is made
     from xnf.core.attach.netlink import rtnl
 
     index = _netns.ifindex(ifname, netns)
@@ -92,6 +95,7 @@ class HtbBands:
                               "remove it first (tc qdisc del dev IFACE root); xnf does not replace it")
 
     def build(self):
+        # netlink: pyroute2 (~100 ms) is loaded only where a netlink request is made
         from xnf.core.attach.netlink import NetlinkError, kernel_message, rtnl
 
         self.check()
@@ -118,6 +122,7 @@ class HtbBands:
 
     @staticmethod
     def _delete(ipr, index):
+        # netlink: pyroute2 (~100 ms) is loaded only where a netlink request is made
         from xnf.core.attach.netlink import NetlinkError
 
         try:
@@ -128,6 +133,7 @@ class HtbBands:
 
     def remove(self):
         """Delete our HTB root (only if it is still ours); the default qdisc comes back."""
+        # netlink: pyroute2 (~100 ms) is loaded only where a netlink request is made
         from xnf.core.attach.netlink import rtnl
 
         try:
@@ -163,8 +169,6 @@ class EgressDataPath:
                 "htb": f"{HTB_MAJOR}:", "bands": NBANDS}
 
     def _configure(self):
-        import struct
-
         total = sum(self.weights.values()) or self.default_weight
         # shares of slightly less than the link: backlogged flows then all run ahead of
         # the clock, each with a tag of its own (see sched_egress.bpf.c)
@@ -255,9 +259,6 @@ class EgressDataPath:
 
     def flow_bytes(self, maps=None):
         """{port or 5-tuple text: bytes sent} from the flows map."""
-        import ipaddress
-        import struct
-
         flows = (maps or self.collection.maps)["flows"]
         out = {}
         for key, value in flows.lookup_batch_raw() if hasattr(flows, "lookup_batch_raw") else []:
@@ -271,8 +272,6 @@ class EgressDataPath:
         return out
 
     def band_stats(self):
-        import struct
-
         out = []
         for band in range(NBANDS):
             per_cpu = self.collection.maps["bands"].lookup_raw(struct.pack("<I", band))

@@ -52,6 +52,7 @@ class PifoSched(NetworkFunction):
 
     def explain(self):
         """What this kernel runs instead of an exact PIFO, for `attach` to print."""
+        # features probes the kernel: only where the qdisc choice is made
         from xnf.plugins.pifo_sched.features import bpf_qdisc_available
 
         have = "has the BPF qdisc, but its exact PIFO path is not shipped yet" if bpf_qdisc_available() \
@@ -98,6 +99,7 @@ class PifoSched(NetworkFunction):
         return cls(iface, config, netns=netns)
 
     def _maps(self):
+        # maps (and codec): not needed to list or parse options, only to read the pinned state
         from xnf.core.kernel.maps import Map
 
         if self._path is not None and self._path.collection is not None:

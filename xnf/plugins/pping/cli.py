@@ -12,7 +12,10 @@ entry point to print as one line.
 from __future__ import annotations
 
 import argparse
+import json
+import signal
 import sys
+import threading
 
 import attrs
 
@@ -132,9 +135,6 @@ def _pinned(args):
 
 def cmd_events(args) -> int:
     """``xnf pping events IFACE``: read the ring buffer of a pinned instance until Ctrl-C."""
-    import signal
-    import threading
-
     inst = _pinned(args)
     stop = threading.Event()
     old = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -154,8 +154,6 @@ def cmd_events(args) -> int:
 
 def cmd_stats(args) -> int:
     """``xnf pping stats IFACE``: counters, flows and timestamps held, as text or JSON."""
-    import json
-
     inst = _pinned(args)
     try:
         st = inst.datapath.status()
@@ -171,7 +169,9 @@ def cmd_stats(args) -> int:
 
 def run_offline(config: PpingConfig, out=None):
     """Run ``config.read`` through the reference and write the events; return the Stats."""
+    # the offline path: not loaded by `xnf --help` or live runs
     from xnf.plugins.pping.pcap import read
+    # output (and prometheus_client when asked for): only for commands that print events
     from xnf.plugins.pping.writer import Output
 
     ref = Reference(config)
@@ -184,6 +184,7 @@ def run_offline(config: PpingConfig, out=None):
 
 
 def cmd_read(args) -> int:
+    # formats: only for commands that print events, not for `xnf --help`
     from xnf.plugins.pping.formats import stats_line
 
     config = config_from_args(args, read=args.file)
@@ -193,6 +194,7 @@ def cmd_read(args) -> int:
 
 
 def cmd_plot(args) -> int:
+    # plot: matplotlib, only for `xnf pping plot`
     from xnf.plugins.pping.plot import plot
 
     drawn = plot(args.results, args.output, max_flows=args.max_flows)

@@ -21,6 +21,8 @@ import socket
 import struct
 import time
 
+import attrs
+
 import xnf
 from xnf.core.attach import attach_tc, attach_xdp, dispatcher
 from xnf.core.attach.tc import edge
@@ -305,6 +307,7 @@ class Datapath:
             raise PinError(f"no pping instance pinned at {pins.path}",
                            "attach one with `xnf attach pping IFACE`")
         if state.get("mode") == "offload" and cls is Datapath:
+            # offload: a real cycle (OffloadDatapath builds on Datapath)
             from xnf.plugins.pping.offload import OffloadDatapath
 
             return OffloadDatapath.from_pins(pins)
@@ -413,8 +416,6 @@ def _intend(txn, name, program):
 
 
 def _config_dict(config: PpingConfig) -> dict:
-    import attrs
-
     d = attrs.asdict(config)
     d["local_addresses"] = list(d["local_addresses"])
     return d

@@ -40,6 +40,7 @@ def add_demo_arguments(parser):
 
 def demo(args) -> int:
     """Build, run, show, remove. Returns an exit code."""
+    # the data path (loader, attach): not loaded by `xnf --help`, which registers this NF
     from xnf.plugins.pping.datapath import Datapath
 
     lab = Lab()

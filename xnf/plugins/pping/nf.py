@@ -41,8 +41,10 @@ class Pping(NetworkFunction):
 
     def attach(self):
         if self.mode == "offload":
+            # offload: a real cycle (OffloadDatapath builds on Datapath)
             from xnf.plugins.pping.offload import OffloadDatapath as Datapath
         else:
+            # the data path (loader, attach): not loaded by `xnf --help`, which registers this NF
             from xnf.plugins.pping.datapath import Datapath
 
         dp = Datapath(self.iface, self.config, self.netns)
@@ -53,6 +55,7 @@ class Pping(NetworkFunction):
 
     def detach(self):
         if self.datapath is None:
+            # the data path (loader, attach): not loaded by `xnf --help`, which registers this NF
             from xnf.plugins.pping.datapath import Datapath
 
             self.datapath = Datapath.from_pins(self.pins)
@@ -68,6 +71,7 @@ class Pping(NetworkFunction):
 
     @classmethod
     def attached(cls, iface, netns=None):
+        # the data path (loader, attach): not loaded by `xnf --help`, which registers this NF
         from xnf.plugins.pping.datapath import CONFIG_LINK, Datapath
 
         pins = cls.pin_root(iface, netns)
@@ -81,12 +85,15 @@ class Pping(NetworkFunction):
     def run(self, out, stop):
         """Write events as --format/--write/--prometheus say until ``stop`` (or, with
         --read, until the capture ends); the stats line goes to stderr."""
+        # formats: only for commands that print events, not for `xnf --help`
         from xnf.plugins.pping.formats import stats_line
 
         if self.offline:
             stats = pping_cli.run_offline(self.config, out=out)
         else:
+            # the event pump: only for `xnf run`
             from xnf.plugins.pping.api import pump
+            # output (and prometheus_client when asked for): only for commands that print events
             from xnf.plugins.pping.writer import Output
 
             with Output(self.config, stream=out) as output:
