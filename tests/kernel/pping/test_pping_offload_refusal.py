@@ -7,7 +7,6 @@ import struct
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 
@@ -18,6 +17,7 @@ from xnf.plugins.pping.config import ConfigError, PpingConfig
 from xnf.plugins.pping.datapath import load
 from xnf.plugins.pping.events import Flow
 from xnf.testing.frames import IPPROTO_TCP, ether, ipv4, tcp
+from xnf.testing.topology import Topology
 
 pytestmark = pytest.mark.root
 
@@ -31,15 +31,15 @@ def sh(*args, netns=None, check=True):
 
 @pytest.fixture
 def veth():
-    ns = f"xnfoff-{uuid.uuid4().hex[:8]}"
-    sh("ip", "netns", "add", ns)
-    try:
-        sh("ip", "link", "add", "po0", "type", "veth", "peer", "name", "po1", netns=ns)
-        sh("ip", "link", "set", "po0", "up", netns=ns)
-        yield ns
-    finally:
-        subprocess.run(XNF + ["detach", "pping", "po0", "--netns", ns], capture_output=True)
-        sh("ip", "netns", "del", ns, check=False)
+    """A namespace with an up veth pair po0 <-> po1 (xnf.testing; removed at the end)."""
+    with Topology(prefix="xnfoff") as topo:
+        ns = topo.namespace("n")
+        topo.veth(ns, "po0", ns, "po1")
+        topo.address(ns, "po0")
+        try:
+            yield ns
+        finally:
+            subprocess.run(XNF + ["detach", "pping", "po0", "--netns", ns], capture_output=True)
 
 
 def test_cli_refuses_offload_on_veth_and_leaves_nothing(veth):
