@@ -15,6 +15,7 @@ _LAZY = {"Map": "xnf.core.kernel.maps", "Program": "xnf.core.kernel.program", "R
 def __getattr__(name):
     """Classes of the public API, imported on first use."""
     if name in _LAZY:
+        # `import xnf` stays a few names: the API classes come on first use
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)

@@ -4,6 +4,8 @@ Namespaces: ``xnf.network_functions`` (network functions), ``xnf.schedulers``
 (pifo_sched scheduling algorithms), ``xnf.drivers`` (NIC driver profiles).
 A third-party package registers under the same names in its own packaging metadata.
 """
+import sys
+
 from xnf.core.errors import PluginError
 
 NETWORK_FUNCTIONS = "xnf.network_functions"
@@ -14,10 +16,9 @@ _cache = {}
 
 
 def _manager(namespace):
-    import sys
-
     key = (namespace, tuple(sys.path))  # a package added to the path later is found too
     if key not in _cache:
+        # stevedore and the entry-point scan: only for commands that look plugins up
         from stevedore import ExtensionManager
 
         failures = {}

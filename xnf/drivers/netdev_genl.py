@@ -42,6 +42,7 @@ class NetdevFeatures:
 
 def netdev_features(ifindex, netns=None):
     """The NetdevFeatures of ``ifindex``; NotSupportedError before Linux 6.3 (no family)."""
+    # pyroute2 (~100 ms): only where netlink is used
     from pyroute2.netlink.exceptions import NetlinkError
 
     from xnf.core.attach.netlink import netdev_dev_get  # pyroute2 (~100 ms): imported only where netlink is used

@@ -10,6 +10,7 @@ Three sources, none of which changes the interface:
   The load resolves the ifindex in the caller's namespace, so it is skipped for other
   namespaces.
 """
+import ctypes
 import errno
 
 import attrs
@@ -64,8 +65,6 @@ def attached_xdp(ifname, netns=None):
 
 def offload_load_probe(ifindex, netns=None):
     """ModeSupport for offload from loading a trivial device-bound XDP program."""
-    import ctypes
-
     code = encode([Instruction(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, XDP_PASS), Instruction(EXIT)])
     insns = ctypes.create_string_buffer(code, len(code))
     license_ = ctypes.create_string_buffer(b"GPL")

@@ -99,6 +99,7 @@ def find_profile(driver):
     """The DriverProfile registered for ``driver`` in ``xnf.drivers``, or None."""
     if not driver:
         return None
+    # stevedore: only when a driver profile is looked up
     from stevedore import DriverManager
     from stevedore.exception import NoMatches
 

@@ -102,6 +102,7 @@ XDP_FEATURE_BITS = {name[len("NETDEV_XDP_ACT_"):].lower(): bit for name, bit in 
 
 
 def _netdevmsg():
+    # pyroute2 (~100 ms): only where netlink is used
     from pyroute2.netlink import genlmsg
 
     class netdevmsg(genlmsg):
@@ -124,6 +125,7 @@ def netdev_dev_get(ifindex, netns=None):
 
     Other netlink errors (ENODEV for a missing device) are raised as NetlinkError.
     """
+    # pyroute2 (~100 ms): only where netlink is used
     from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
     from pyroute2.netlink.generic import GenericNetlinkSocket
 

@@ -139,6 +139,7 @@ def _filter_request(ipr, command, att, fd=None):
     ``add`` asks the kernel to echo the new filter and returns ``(prio, handle)`` as the
     kernel chose them.
     """
+    # pyroute2 (~100 ms): only where netlink is used
     from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL, NLM_F_REQUEST
     from pyroute2.netlink.rtnl import RTM_DELTFILTER, RTM_NEWTFILTER
 

@@ -9,6 +9,7 @@ affects only the calling thread, so other threads of the process are undisturbed
 import contextlib
 import ctypes
 import os
+import socket
 
 from xnf.core.errors import InterfaceNotFoundError, NamespaceNotFoundError, XnfError  # noqa: F401 (re-exported)
 
@@ -86,8 +87,6 @@ def private():
 
 def ifindex(ifname, netns=None):
     """The index of ``ifname`` inside ``netns``; raises InterfaceNotFoundError."""
-    import socket
-
     with entered(netns):
         try:
             return socket.if_nametoindex(ifname)
@@ -97,8 +96,6 @@ def ifindex(ifname, netns=None):
 
 def ifname(index, netns=None):
     """The name of interface ``index`` inside ``netns``, or None if it is gone."""
-    import socket
-
     with entered(netns):
         try:
             return socket.if_indextoname(index)

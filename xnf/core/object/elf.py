@@ -5,6 +5,7 @@ their relocations, maps (``.maps``, legacy ``maps``, global data, ``.kconfig``),
 programs linked with their subprograms.
 """
 import bisect
+from io import BytesIO
 import os
 import struct
 
@@ -82,8 +83,7 @@ class _Reader:
     # --- phase 1: sections and symbols ------------------------------------------------
 
     def _open(self):
-        from io import BytesIO
-
+        # pyelftools: only when an object is opened, not on `import xnf`
         from elftools.common.exceptions import ELFError as PyELFError
         from elftools.elf.elffile import ELFFile
 

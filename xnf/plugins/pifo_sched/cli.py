@@ -82,6 +82,7 @@ def load_config_file(path):
         raise SchedulerConfigError(f"cannot read config {path!r}: {err.strerror}", "check the path") from None
     try:
         if path.endswith(".toml"):
+            # tomllib: Python >= 3.11 only, needed only for .toml configs
             import tomllib
 
             data = tomllib.loads(raw.decode())

@@ -15,6 +15,7 @@ Design and accuracy limits: docs/drivers-and-offload.md, "pping in offload mode"
 from __future__ import annotations
 
 import os
+import socket
 import struct
 import time
 
@@ -177,8 +178,6 @@ def ident_key(record: bytes) -> bytes:
 
 def reply_flow(record: bytes) -> Flow:
     """The flow of the packet the NIC saw (the reply), as RttEvent reports it."""
-    import socket
-
     saddr, daddr, sport, dport, family = _NIC_EVENT.unpack_from(record)[:5]
     af, width = (socket.AF_INET, 4) if family == 4 else (socket.AF_INET6, 16)
     return Flow("TCP", socket.inet_ntop(af, saddr[:width]), int.from_bytes(sport, "big"),

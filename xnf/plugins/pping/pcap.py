@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 import struct
+import sys
 
 from xnf.core.errors import XnfError
 from xnf.plugins.pping.packet import EGRESS, INGRESS, LINKTYPE_ETHERNET
@@ -81,7 +82,6 @@ def read(path):
     stays proportional to the file, not to what it claims.
     """
     if str(path) == "-":
-        import sys
 
         f = open(sys.stdin.fileno(), "rb", closefd=False)
         path = "<stdin>"
@@ -296,7 +296,6 @@ def write_pcap(path, packets, linktype=LINKTYPE_ETHERNET, nanosecond=True):
 
 def write_pcapng(path, packets, linktype=LINKTYPE_ETHERNET):
     """Write ``(timestamp_ns, frame_bytes, direction_or_None)`` as a nanosecond pcapng."""
-
     def block(btype, body):
         body += b"\0" * (-len(body) % 4)
         total = len(body) + 12

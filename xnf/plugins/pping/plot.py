@@ -101,6 +101,7 @@ def _results(path, objs):
 
 def _figure():
     try:
+        # matplotlib (optional extra): only for plots
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:

@@ -51,6 +51,7 @@ class PrometheusError(XnfError, RuntimeError):
 
 def _client():
     try:
+        # prometheus_client (optional extra): only with --prometheus
         import prometheus_client
     except ImportError:
         raise PrometheusError("--prometheus needs prometheus-client, which is not installed: "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 
 from xnf.core.errors import XnfError
 from xnf.plugins.pping.formats import formatter
@@ -119,8 +120,6 @@ class Output:
     """
 
     def __init__(self, config, stream=None):
-        import threading
-
         self.writer = Writer(config.format, config.write, stream=stream)
         self.prometheus = None
         self._old_sighup = None

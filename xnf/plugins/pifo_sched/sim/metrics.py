@@ -7,6 +7,7 @@ overtakes, i.e. the distance from an ideal PIFO (only for packets that carry a r
 """
 from bisect import bisect_left, insort
 
+from xnf.plugins.pifo_sched.scheduler import weight_of
 from xnf.plugins.pifo_sched.shaping import NS
 
 BINS = 100
@@ -129,8 +130,6 @@ class Metrics:
 
     def results(self):
         """JSON-ready dict; floats rounded so equal runs give equal bytes."""
-        from xnf.plugins.pifo_sched.scheduler import weight_of
-
         total = sum(s.bytes for s in self.flows.values()) or 1
         seconds = self.duration / NS
         flows, classes = [], {}

@@ -4,6 +4,7 @@ from xnf.plugins.pifo_sched.sim.metrics import BINS
 
 
 def plot(metrics, title, path):
+    # matplotlib (optional extra): only for plots
     import matplotlib
 
     matplotlib.use("Agg")
