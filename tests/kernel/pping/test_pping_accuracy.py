@@ -83,10 +83,14 @@ def run():
     return Run(samples, ref, offset, capture, passes)
 
 
+# False failures (docs/testing.md): 25 runs under load: ICMP 150 and ICMPv6 60 every time, TCP
+# 989-1427 (sd 127, z = 8.1 to 200).
 def test_enough_of_each_kind(run):
     kinds = {}
     for e in run.samples:
         kinds[e.flow.proto] = kinds.get(e.flow.proto, 0) + 1
+    print(f"MARGIN accuracy_icmp {kinds.get('ICMP', 0)} accuracy_icmp6 {kinds.get('ICMPv6', 0)} "
+          f"accuracy_tcp {kinds.get('TCP', 0)}")
     assert kinds.get("ICMP", 0) >= 140 and kinds.get("ICMPv6", 0) >= 55 and kinds.get("TCP", 0) >= 200, kinds
 
 
@@ -103,9 +107,11 @@ def test_every_sample_lies_in_its_bracket(run):
     assert cmp.pairs and not cmp.outside(), "\n".join(cmp.problems())
 
 
+# False failures (docs/testing.md): 25 runs under load: median 70-125 ns (sd 14 ns), z = 205 to 3 us.
 def test_median_distance_to_the_bracket_midpoint(run):
     cmp = run.compare()
     d = cmp.deviations()
+    print(f"MARGIN accuracy_median_ns {d[len(d) // 2]}")
     assert d[len(d) // 2] <= 3_000, cmp.summary()
 
 
