@@ -6,6 +6,7 @@ Single-element operations reuse one key buffer, one value buffer and one prepare
 import ctypes
 import functools
 import os
+import struct
 import threading
 
 from xnf.core import uapi
@@ -15,7 +16,7 @@ from xnf.core.kernel.fd import FD
 from xnf.core.kernel.info import map_info
 from xnf.core.kernel.pin import open_pinned, pin_object
 from xnf.core.object import btf as B
-from xnf.core.object.codec import codec_for, in_map
+from xnf.core.object.codec import IntCodec, codec_for, in_map
 
 _PERCPU = {uapi.BPF_MAP_TYPE_PERCPU_ARRAY, uapi.BPF_MAP_TYPE_PERCPU_HASH,
            uapi.BPF_MAP_TYPE_LRU_PERCPU_HASH, uapi.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE}
@@ -23,6 +24,8 @@ _ARRAYS = {uapi.BPF_MAP_TYPE_ARRAY, uapi.BPF_MAP_TYPE_PERCPU_ARRAY, uapi.BPF_MAP
            uapi.BPF_MAP_TYPE_ARRAY_OF_MAPS, uapi.BPF_MAP_TYPE_PERF_EVENT_ARRAY, uapi.BPF_MAP_TYPE_CGROUP_ARRAY}
 _NO_VALUE_READ = {uapi.BPF_MAP_TYPE_PROG_ARRAY, uapi.BPF_MAP_TYPE_ARRAY_OF_MAPS,
                   uapi.BPF_MAP_TYPE_HASH_OF_MAPS, uapi.BPF_MAP_TYPE_PERF_EVENT_ARRAY}
+_FD_VALUES = {uapi.BPF_MAP_TYPE_PROG_ARRAY, uapi.BPF_MAP_TYPE_ARRAY_OF_MAPS, uapi.BPF_MAP_TYPE_HASH_OF_MAPS}
+assert _FD_VALUES <= _NO_VALUE_READ  # so m[k] = prog goes through the general path, which reads .fd
 ENOENT = 2
 
 
@@ -89,6 +92,60 @@ class Map:
         attr = syscall.MapElemAttr(map_fd=int(self.fd), key=ctypes.addressof(self._kbuf),
                                    value=ctypes.addressof(self._vbuf))
         return attr, ctypes.addressof(attr), ctypes.sizeof(attr)
+
+    @functools.cached_property
+    def _element_ops(self):
+        """``m[k]`` and ``m[k] = v`` as closures over all they touch (buffers, the prepared
+        attr, the struct codecs, the syscall entry), so that an element costs one syscall and
+        one pack or unpack, without attribute look-ups or nested calls (bench/map_ops.py).
+        Keys and values other than plain ints take the general path, with its checks.
+        None for per-CPU maps and maps of fds, which always take the general path."""
+        if self.percpu or self.type in _NO_VALUE_READ:
+            return None
+        lock, kbuf, vbuf = self._lock, self._kbuf, self._vbuf
+        _attr, address, size = self._attr
+        key_struct = self.key_codec._struct if isinstance(self.key_codec, IntCodec) else None
+        value_struct = self.value_codec._struct if isinstance(self.value_codec, IntCodec) else None
+        kpack = key_struct.pack_into if key_struct else _not_packed
+        vpack = value_struct.pack_into if value_struct else _not_packed
+        vunpack = value_struct.unpack_from if value_struct else None
+        decode_from = self.value_codec.decode_from
+        call, nr, get_errno = syscall._syscall, syscall._NR, ctypes.get_errno
+        lookup, update = syscall.BPF_MAP_LOOKUP_ELEM, syscall.BPF_MAP_UPDATE_ELEM
+        set_key, slow_update = self._set_key, self.update
+
+        def failed(cmd, key):
+            """After a failed call: retry on EINTR, else raise what the kernel said."""
+            err = get_errno()
+            if err == ENOENT and cmd == lookup:
+                raise KeyError(key)
+            if err != 4:
+                raise BPFError(syscall._COMMAND_NAMES[cmd], err)
+
+        def getitem(key):
+            with lock:
+                try:
+                    kpack(kbuf, 0, key)
+                except (struct.error, TypeError):  # not a plain int in range: the general path says why
+                    set_key(key, kbuf)
+                while call(nr, lookup, address, size) < 0:
+                    failed(lookup, key)
+                return vunpack(vbuf)[0] if vunpack is not None else decode_from(vbuf)
+
+        def setitem(key, value):
+            with lock:
+                try:
+                    kpack(kbuf, 0, key)
+                    vpack(vbuf, 0, value)
+                except (struct.error, TypeError):
+                    pass  # not plain ints in range: the general path below says why
+                else:
+                    while call(nr, update, address, size) < 0:
+                        failed(update, key)
+                    return
+            slow_update(key, value)
+
+        return getitem, setitem
 
     # --- constructors --------------------------------------------------------------
 
@@ -163,8 +220,14 @@ class Map:
 
     def _op(self, cmd, flags=0):
         attr, address, size = self._attr
+        if not flags:
+            syscall.bpf_at(cmd, address, size)
+            return
         attr.flags = flags
-        syscall.bpf_at(cmd, address, size)
+        try:
+            syscall.bpf_at(cmd, address, size)
+        finally:
+            attr.flags = 0  # the prepared attr's flags stay zero between calls (_element_ops)
 
     def _lookup(self, key, cmd=syscall.BPF_MAP_LOOKUP_ELEM):
         """Look ``key`` up into the value buffer; False when absent. Call with the lock held."""
@@ -190,6 +253,9 @@ class Map:
             return self._vbuf.raw[:self._value_len] if self._lookup(key) else None
 
     def __getitem__(self, key):
+        ops = self._element_ops
+        if ops is not None:
+            return ops[0](key)
         with self._lock:
             if not self._lookup(key):
                 raise KeyError(key)
@@ -216,8 +282,10 @@ class Map:
             self._op(syscall.BPF_MAP_UPDATE_ELEM, flags)
 
     def __setitem__(self, key, value):
-        if hasattr(value, "fd") and self.type in (uapi.BPF_MAP_TYPE_PROG_ARRAY, uapi.BPF_MAP_TYPE_ARRAY_OF_MAPS,
-                                                   uapi.BPF_MAP_TYPE_HASH_OF_MAPS):
+        ops = self._element_ops
+        if ops is not None:
+            return ops[1](key, value)
+        if hasattr(value, "fd") and self.type in _FD_VALUES:
             value = int(value.fd).to_bytes(4, "little")
         self.update(key, value)
 
@@ -374,6 +442,7 @@ class Map:
     def close(self):
         self.fd.close()
         self.__dict__.pop("_attr", None)  # it holds the fd number, which the kernel may reuse
+        self.__dict__.pop("_element_ops", None)  # and so do these
 
     def __enter__(self):
         return self
@@ -385,6 +454,11 @@ class Map:
         return (f"Map({self.name!r}, type={uapi.MAP_TYPE_NAMES.get(self.type, self.type)}, "
                 f"key_size={self.key_size}, value_size={self.value_size}, max_entries={self.max_entries})")
 
+
+
+def _not_packed(buf, offset, value):
+    """The packer of a codec without a plain struct format: always the general path."""
+    raise TypeError
 
 
 def _directory_error(path):
