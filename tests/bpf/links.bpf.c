@@ -76,8 +76,8 @@ int l_uprobe(void *ctx) { return count_mine(UPROBE); }
 SEC("uretprobe")
 int l_uretprobe(void *ctx) { return count_mine(URETPROBE); }
 
-SEC("usdt")
-int l_usdt(void *ctx) { return count_mine(USDT); }
+SEC("usdt")  /* attached for one process (the uprobe's pid): counts every run */
+int l_usdt(void *ctx) { return count(USDT); }
 
 SEC("cgroup_skb/egress")
 int l_cgroup_skb(struct __sk_buff *skb)

@@ -302,10 +302,10 @@ def usdt_notes(binary):
         base = elf.get_section_by_name(".stapsdt.base")
         out = []
         for note in notes.iter_notes():
-            if note["n_name"] != "stapsdt" or note["n_type"] != 3:
+            # type 3 (NT_STAPSDT), which pyelftools names after GNU's type 3
+            if note["n_name"] != "stapsdt" or note["n_type"] not in (3, "NT_GNU_BUILD_ID"):
                 continue
-            desc = note["n_desc"]
-            desc = desc if isinstance(desc, bytes) else desc.encode("latin-1")
+            desc = note["n_descdata"]
             pc, note_base, sema = (int.from_bytes(desc[i:i + 8], "little") for i in (0, 8, 16))
             provider, name, args = desc[24:].split(b"\0")[:3]
             if base is not None and note_base:
