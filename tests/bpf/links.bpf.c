@@ -6,7 +6,7 @@
 #include <bpf/bpf_helpers.h>
 
 enum { TRACEPOINT, RAW_TP, TP_BTF, FENTRY, KPROBE, KRETPROBE, KSYSCALL, KPROBE_MULTI,
-       UPROBE, URETPROBE, USDT, CGROUP_SKB, SK_LOOKUP, SK_MSG, NKINDS };
+       UPROBE, URETPROBE, USDT, CGROUP_SKB, SK_LOOKUP, SK_MSG, SK_SKB, NKINDS };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -97,6 +97,13 @@ SEC("sk_msg")
 int l_sk_msg(struct sk_msg_md *msg)
 {
 	count(SK_MSG);
+	return SK_PASS;
+}
+
+SEC("sk_skb/stream_verdict")
+int l_sk_skb(struct __sk_buff *skb)
+{
+	count(SK_SKB);
 	return SK_PASS;
 }
 

@@ -247,10 +247,11 @@ def attach_uprobe(program, binary, function=None, offset=0, retprobe=False, pid=
 
 def _elf(binary):
     # pyelftools (about 40 ms) is needed only by uprobes: keeps `import xnf.core.attach` light
+    from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
     try:
         return ELFFile(open(binary, "rb"))
-    except (OSError, Exception) as e:
+    except (OSError, ELFError) as e:
         raise AttachError(f"cannot read {binary} as an ELF file: {e}", "give the path of an executable or library") \
             from None
 
@@ -430,8 +431,8 @@ def attach_netns(program, netns_path="/proc/self/ns/net"):
     types = {uapi.BPF_PROG_TYPE_SK_LOOKUP, uapi.BPF_PROG_TYPE_FLOW_DISSECTOR}
 
     def create(fd):
-        kind = check_type(fd, types, "netns")
-        attach_type = uapi.BPF_SK_LOOKUP if kind.type == uapi.BPF_PROG_TYPE_SK_LOOKUP else uapi.BPF_FLOW_DISSECTOR
+        sk_lookup = info.prog_info(fd).type == uapi.BPF_PROG_TYPE_SK_LOOKUP
+        attach_type = uapi.BPF_SK_LOOKUP if sk_lookup else uapi.BPF_FLOW_DISSECTOR
         target = _open_dir(netns_path, "network namespace")
         try:
             return syscall.link_create(fd, target, attach_type)
