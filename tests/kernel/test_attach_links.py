@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (CAP_BPF, 
 OBJ = os.path.join(os.path.dirname(__file__), "..", "bpf", "links.bpf.o")
 KINDS = ["tracepoint", "raw_tp", "tp_btf", "fentry", "kprobe", "kretprobe", "ksyscall", "kprobe_multi",
          "uprobe", "uretprobe", "usdt", "cgroup_skb", "sk_lookup", "sk_msg",
-         "sk_skb"]
+         "sk_skb", "uprobe_multi"]
 TRIGGERS = 20
 libc = ctypes.CDLL("libc.so.6", use_errno=True)
 
@@ -127,6 +127,17 @@ def test_uprobe_on_libc_fires(retprobe):
             assert hits(coll, kind) >= TRIGGERS
 
 
+def test_uprobe_multi_on_libc_fires():
+    """One link on getpid and getppid of libc: each call of either counts."""
+    with loaded("l_uprobe_multi") as (coll, p):
+        with links.attach_uprobe_multi(p, libc_path(), ["getpid", "getppid"]) as att:
+            assert "2 functions" in att.target
+            call_getpid()
+            for _ in range(TRIGGERS):
+                libc.getppid()
+            assert hits(coll, "uprobe_multi") >= 2 * TRIGGERS
+
+
 def test_usdt_on_python_fires():
     """CPython's USDT probe python:gc__start (semaphore-guarded: the kernel raises the
     semaphore while the uprobe is attached), in a child Python that runs gc.collect()
@@ -205,7 +216,7 @@ def test_sk_lookup_runs_in_its_netns(netns):
     sender = ("import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
               "for _ in range(10): s.sendto(b'x', ('127.0.0.1', 9))")
     with loaded("l_sk_lookup") as (coll, p):
-        with links.attach_netns(p, f"/run/netns/{netns}") as att:
+        with links.attach_netns(p, netns) as att:
             assert att.attached
             in_ns(netns, sys.executable, "-c", sender)
             assert hits(coll, "sk_lookup") >= 10

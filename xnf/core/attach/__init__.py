@@ -8,7 +8,8 @@ Every attach returns an :class:`Attachment` with ``detach()``, ``replace()``,
 from xnf.core.attach.base import Attachment, HookProgram
 from xnf.core.attach.links import (LinkAttachment, attach_cgroup, attach_iter, attach_kprobe, attach_kprobe_multi,
                                    attach_ksyscall, attach_netns, attach_raw_tracepoint, attach_sockmap,
-                                   attach_trace, attach_tracepoint, attach_uprobe, attach_usdt)
+                                   attach_trace, attach_tracepoint, attach_uprobe, attach_uprobe_multi,
+                                   attach_usdt)
 from xnf.core.attach.tc import TcAttachment, attach_cls_bpf, attach_tc, query_tc
 from xnf.core.attach.tcx import TcxAttachment, attach_tcx, query_tcx
 from xnf.core.attach.xdp import XdpAttachment, attach_xdp, detach_xdp, query as query_xdp
@@ -18,6 +19,7 @@ __all__ = ["Attachment", "HookProgram", "XdpAttachment", "TcAttachment", "TcxAtt
            "attach_xdp", "attach_tc", "attach_tcx", "attach_cls_bpf", "detach_xdp",
            "query_xdp", "query_tc", "query_tcx", "query", "load_pinned",
            "LinkAttachment", "attach_kprobe", "attach_ksyscall", "attach_kprobe_multi", "attach_uprobe",
+           "attach_uprobe_multi",
            "attach_usdt", "attach_tracepoint", "attach_raw_tracepoint", "attach_trace", "attach_cgroup",
            "attach_netns", "attach_sockmap", "attach_iter"]
 

@@ -54,6 +54,19 @@ class _KprobeMultiAttr(ctypes.Structure):
                 ("syms", ctypes.c_uint64), ("addrs", ctypes.c_uint64), ("cookies", ctypes.c_uint64)]
 
 
+class _UprobeMultiAttr(ctypes.Structure):
+    """``bpf_attr.link_create`` with its ``uprobe_multi`` member."""
+
+    _fields_ = [("prog_fd", ctypes.c_uint32), ("target_fd", ctypes.c_uint32),
+                ("attach_type", ctypes.c_uint32), ("flags", ctypes.c_uint32),
+                ("path", ctypes.c_uint64), ("offsets", ctypes.c_uint64), ("ref_ctr_offsets", ctypes.c_uint64),
+                ("cookies", ctypes.c_uint64), ("cnt", ctypes.c_uint32), ("multi_flags", ctypes.c_uint32),
+                ("pid", ctypes.c_uint32)]
+
+
+BPF_F_UPROBE_MULTI_RETURN = 1
+
+
 @attrs.define(eq=False, kw_only=True)
 class LinkAttachment(Attachment):
     """A program attached through a link to a hook that is not an interface's.
@@ -245,6 +258,40 @@ def attach_uprobe(program, binary, function=None, offset=0, retprobe=False, pid=
                  lambda fd: _perf_link(fd, _probe_event("uprobe", binary, offset, retprobe, ref_ctr_offset, pid)))
 
 
+def attach_uprobe_multi(program, binary, functions, retprobe=False, pid=0):
+    """``SEC("uprobe.multi/PATH:PATTERN")``: one ``BPF_TRACE_UPROBE_MULTI`` link on many
+    functions of ``binary`` (a list of names, or one glob over its function symbols)."""
+    binary = os.path.realpath(binary)
+    if isinstance(functions, str):
+        pattern = functions
+        functions = sorted(f for f in function_names(binary) if fnmatch.fnmatchcase(f, pattern))
+        if not functions:
+            raise AttachError(f"no function of {binary} matches {pattern!r}", "check the names with `nm -D`")
+    offsets = (ctypes.c_uint64 * len(functions))(*(function_offset(binary, f) for f in functions))
+    path = ctypes.create_string_buffer(os.fsencode(binary))
+
+    def create(fd):
+        attr = _UprobeMultiAttr(prog_fd=int(fd), attach_type=uapi.BPF_TRACE_UPROBE_MULTI,
+                                path=ctypes.addressof(path), offsets=ctypes.addressof(offsets),
+                                cnt=len(functions), multi_flags=BPF_F_UPROBE_MULTI_RETURN if retprobe else 0,
+                                pid=pid)
+        return FD(syscall.bpf(uapi.BPF_LINK_CREATE, attr))
+
+    kind = "uretprobe.multi" if retprobe else "uprobe.multi"
+    return _make(program, {uapi.BPF_PROG_TYPE_KPROBE}, kind, f"{kind}:{binary}:{len(functions)} functions", create)
+
+
+def function_names(binary):
+    """The defined function symbols of ``binary`` (``.symtab`` and ``.dynsym``)."""
+    elf = _elf(binary)
+    try:
+        return {sym.name for name in (".symtab", ".dynsym") if elf.get_section_by_name(name) is not None
+                for sym in elf.get_section_by_name(name).iter_symbols()
+                if sym["st_info"]["type"] in ("STT_FUNC", "STT_GNU_IFUNC") and sym["st_value"] and sym.name}
+    finally:
+        elf.stream.close()
+
+
 def _elf(binary):
     # pyelftools (about 40 ms) is needed only by uprobes: keeps `import xnf.core.attach` light
     from elftools.common.exceptions import ELFError
@@ -425,10 +472,12 @@ def attach_cgroup(program, cgroup, attach_type, flags=0):
     return _make(program, types, "cgroup", f"cgroup:{cgroup}", create)
 
 
-def attach_netns(program, netns_path="/proc/self/ns/net"):
-    """``SEC("sk_lookup")`` (or ``flow_dissector``) on a network namespace (a path to its
-    nsfs file: ``/run/netns/NAME`` or ``/proc/PID/ns/net``)."""
+def attach_netns(program, netns=None):
+    """``SEC("sk_lookup")`` (or ``flow_dissector``) on a network namespace: a name from
+    ``ip netns`` (``/run/netns/NAME``), a path to an nsfs file, or None for the caller's."""
     types = {uapi.BPF_PROG_TYPE_SK_LOOKUP, uapi.BPF_PROG_TYPE_FLOW_DISSECTOR}
+    netns_path = ("/proc/self/ns/net" if netns is None else netns if "/" in netns
+                  else os.path.join("/run/netns", netns))
 
     def create(fd):
         sk_lookup = info.prog_info(fd).type == uapi.BPF_PROG_TYPE_SK_LOOKUP
