@@ -6,7 +6,7 @@
 #include <bpf/bpf_helpers.h>
 
 enum { TRACEPOINT, RAW_TP, TP_BTF, FENTRY, KPROBE, KRETPROBE, KSYSCALL, KPROBE_MULTI,
-       UPROBE, URETPROBE, USDT, CGROUP_SKB, SK_LOOKUP, SK_MSG, SK_SKB, UPROBE_MULTI, NKINDS };
+       UPROBE, URETPROBE, USDT, CGROUP_SKB, SK_LOOKUP, SK_MSG, SK_SKB, UPROBE_MULTI, UPROBE_S, NKINDS };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -75,6 +75,9 @@ int l_uprobe(void *ctx) { return count_mine(UPROBE); }
 
 SEC("uretprobe")
 int l_uretprobe(void *ctx) { return count_mine(URETPROBE); }
+
+SEC("uprobe.s")
+int l_uprobe_s(void *ctx) { return count_mine(UPROBE_S); }
 
 SEC("uprobe.multi")
 int l_uprobe_multi(void *ctx) { return count_mine(UPROBE_MULTI); }

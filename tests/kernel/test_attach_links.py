@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (CAP_BPF, 
 OBJ = os.path.join(os.path.dirname(__file__), "..", "bpf", "links.bpf.o")
 KINDS = ["tracepoint", "raw_tp", "tp_btf", "fentry", "kprobe", "kretprobe", "ksyscall", "kprobe_multi",
          "uprobe", "uretprobe", "usdt", "cgroup_skb", "sk_lookup", "sk_msg",
-         "sk_skb", "uprobe_multi"]
+         "sk_skb", "uprobe_multi", "uprobe_s"]
 TRIGGERS = 20
 libc = ctypes.CDLL("libc.so.6", use_errno=True)
 
@@ -117,9 +117,9 @@ def libc_path():
     pytest.skip("this process maps no libc.so")
 
 
-@pytest.mark.parametrize("retprobe", [False, True], ids=["uprobe", "uretprobe"])
-def test_uprobe_on_libc_fires(retprobe):
-    kind = "uretprobe" if retprobe else "uprobe"
+@pytest.mark.parametrize("kind, retprobe", [("uprobe", False), ("uretprobe", True), ("uprobe_s", False)],
+                         ids=["uprobe", "uretprobe", "uprobe.s"])
+def test_uprobe_on_libc_fires(kind, retprobe):
     with loaded("l_" + kind) as (coll, p):
         with links.attach_uprobe(p, libc_path(), "getpid", retprobe=retprobe) as att:
             assert "getpid" in att.target
