@@ -1,8 +1,12 @@
-"""Plugin look-ups through stevedore entry points.
+"""Plugin look-ups through entry points.
 
 Namespaces: ``xnf.network_functions`` (network functions), ``xnf.schedulers``
 (pifo_sched scheduling algorithms), ``xnf.drivers`` (NIC driver profiles).
 A third-party package registers under the same names in its own packaging metadata.
+
+Entry points are read with :mod:`importlib.metadata`, and a plugin is imported only when
+it is asked for by name (:func:`get`) or when all are listed (:func:`available`): a
+command that needs one plugin does not pay for the others (bench/cli_startup.py).
 """
 import sys
 
@@ -12,26 +16,51 @@ NETWORK_FUNCTIONS = "xnf.network_functions"
 SCHEDULERS = "xnf.schedulers"
 DRIVERS = "xnf.drivers"
 
-_cache = {}
+_points = {}
+_loaded = {}
+
+
+def _entry_points(namespace):
+    """{name: entry point} of ``namespace``, read once per search path (a package added to
+    the path later is found too)."""
+    key = (namespace, tuple(sys.path))
+    if key not in _points:
+        # the scan of installed distributions: only for commands that look plugins up
+        from importlib.metadata import entry_points
+
+        found = {}
+        for ep in entry_points(group=namespace):
+            found.setdefault(ep.name, ep)  # the first on the path wins, as for imports
+        _points[key] = found
+    return _points[key]
+
+
+def _load(namespace, name):
+    """(plugin, None) or (None, the exception its import raised), imported once."""
+    ep = _entry_points(namespace)[name]
+    key = (namespace, ep.name, ep.value, tuple(sys.path))
+    if key not in _loaded:
+        try:
+            _loaded[key] = (ep.load(), None)
+        except Exception as exc:  # any error in plugin code: reported by broken() and get()
+            _loaded[key] = (None, exc)
+    return _loaded[key]
+
+
+def names(namespace):
+    """Names registered in ``namespace``, sorted, without importing any plugin."""
+    return sorted(_entry_points(namespace))
 
 
 def _manager(namespace):
-    key = (namespace, tuple(sys.path))  # a package added to the path later is found too
-    if key not in _cache:
-        # stevedore and the entry-point scan: only for commands that look plugins up
-        from stevedore import ExtensionManager
-
-        failures = {}
-
-        def on_failure(_manager, entrypoint, exc):
-            failures[entrypoint.name] = exc
-
-        # stevedore keeps each namespace's entry points for the life of the process; drop
-        # them so a path added or removed since is seen (the key above says when to rescan)
-        ExtensionManager.ENTRY_POINT_CACHE.pop(namespace, None)
-        mgr = ExtensionManager(namespace, invoke_on_load=False, on_load_failure_callback=on_failure)
-        _cache[key] = ({ext.name: ext.plugin for ext in mgr}, failures)
-    return _cache[key]
+    plugins, failures = {}, {}
+    for name in _entry_points(namespace):
+        plugin, exc = _load(namespace, name)
+        if exc is None:
+            plugins[name] = plugin
+        else:
+            failures[name] = exc
+    return plugins, failures
 
 
 def available(namespace):
@@ -46,15 +75,16 @@ def broken(namespace):
 
 
 def get(namespace, name):
-    plugins, failures = _manager(namespace)
-    if name in plugins:
-        return plugins[name]
-    if name in failures:
-        raise PluginError(f"plugin {name!r} in {namespace} failed to load: {failures[name]}")
+    if name in _entry_points(namespace):
+        plugin, exc = _load(namespace, name)
+        if exc is None:
+            return plugin
+        raise PluginError(f"plugin {name!r} in {namespace} failed to load: {exc}")
+    plugins = _manager(namespace)[0]
     kind = {NETWORK_FUNCTIONS: "network function", SCHEDULERS: "scheduler", DRIVERS: "driver profile"}.get(
         namespace, "plugin")
-    names = ", ".join(sorted(plugins)) or "none installed"
-    raise PluginError(f"no {kind} named {name!r}", f"available: {names}")
+    listed = ", ".join(sorted(plugins)) or "none installed"
+    raise PluginError(f"no {kind} named {name!r}", f"available: {listed}")
 
 
 def network_functions():

@@ -17,27 +17,86 @@ class _Parser(argparse.ArgumentParser):
 
 CORE_GROUPS = ("features", "prog", "map")
 """Command groups that need no plugins: for them, plugins are not even looked up."""
+NF_LOOKUPS = ("list", "detach", "status")
+"""Commands that look plugins up only when they run, not to build their options."""
+NF_VERBS = ("attach", "run", "demo")
+"""Commands whose options come from one network function: only that one is imported."""
 
 
-def build_parser(argv=()):
-    from xnf.cli import features, maps, prog  # `import xnf.cli.main` stays light (bench/import_time.py)
+def _command(argv):
+    """The command (the first argument that is no option) and what follows it."""
+    for i, a in enumerate(argv):
+        if not a.startswith("-"):
+            return a, argv[i + 1:]
+    return None, []
 
-    command = next((a for a in argv if not a.startswith("-")), None)
+
+def _top_level():
     parser = _Parser(prog="xnf", description="BPF network functions for Linux.")
     parser.add_argument("--version", action="version", version=f"xnf {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="on a verifier rejection, also print the end of the verifier log")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    if command not in CORE_GROUPS:
-        from xnf.cli import nf_commands  # stevedore and every plugin: not for `xnf features|prog|map`
+    return parser, sub
 
-        nf_commands.register(sub)
+
+def _nfs_needed(command, rest):
+    """{name: class} of the network functions whose options the command needs, or None
+    for all of them (and the plugins' own command groups)."""
+    from xnf import registry
+
+    if command in NF_LOOKUPS:
+        return {}
+    if command in NF_VERBS:
+        name, _ = _command(rest)
+        if name in registry.names(registry.NETWORK_FUNCTIONS):
+            try:
+                return {name: registry.network_function(name)}
+            except XnfError:
+                return None  # a broken plugin: the full parser says how it fails
+    return None
+
+
+def _commands(sub, nfs):
+    """Every command; the network-function ones with the options of ``nfs`` only."""
+    from xnf.cli import features, maps, nf_commands, prog  # `import xnf.cli.main` stays light
+
+    nf_commands.register(sub, nfs)
     features.register(sub)
     prog.register(sub)
     maps.register(sub)
-    if command not in CORE_GROUPS:
-        nf_commands.register_plugin_groups(sub)
+
+
+def build_parser(argv=()):
+    """The parser for ``argv``: every command is there, but only the options ``argv`` can
+    reach are built, and plugins are imported for those alone."""
+    command, rest = _command(argv)
+    parser, sub = _top_level()
+    nfs = {} if command in CORE_GROUPS else _nfs_needed(command, rest)
+    _commands(sub, nfs)
+    if nfs is None:
+        from xnf.cli import nf_commands, plugin_groups
+
+        groups = nf_commands.register_plugin_groups(sub)
+        if command is None:
+            plugin_groups.save(groups, nf_commands.registry.network_functions().values())
+    return parser
+
+
+def _help_parser():
+    """`xnf`, `xnf --help`, `xnf --version`: every command with its one-line help and
+    nothing below it, the plugins' groups from a cache (:mod:`xnf.cli.plugin_groups`);
+    None when the cache cannot be used."""
+    from xnf.cli import plugin_groups
+
+    groups = plugin_groups.load()
+    if groups is None:
+        return None
+    parser, sub = _top_level()
+    _commands(sub, {})
+    for name, text in groups:
+        sub.add_parser(name, help=text)
     return parser
 
 
@@ -45,7 +104,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     verbose = "-v" in argv or "--verbose" in argv
     try:
-        parser = build_parser(argv)
+        parser = (_help_parser() if _command(argv)[0] is None else None) or build_parser(argv)
         args = parser.parse_args(argv)
         return args.func(args) or 0
     except VerifierError as e:

@@ -5,18 +5,17 @@ import threading
 
 from xnf import registry
 from xnf.cli.output import emit_json, table
-from xnf.core.attach.pinroot import PinRoot
 from xnf.core.errors import ConfigError, NamespaceNotFoundError, PluginError, XnfError
-from xnf.core.kernel import netns as _netns
-from xnf.core.kernel.pin import PinPermissionError, find_bpffs
 
 
-def register(sub):
+def register(sub, nfs=None):
+    """The commands; ``attach``, ``run`` and ``demo`` with one sub-command for each of
+    ``nfs`` ({name: class}; None: every installed network function)."""
     p = sub.add_parser("list", help="list installed network functions and schedulers")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_list)
 
-    nfs = registry.network_functions()
+    nfs = registry.network_functions() if nfs is None else nfs
     for verb, helptext, func in (("attach", "attach a network function and leave it pinned", cmd_attach),
                                  ("run", "attach, stream results, detach on Ctrl-C or SIGTERM", cmd_run)):
         p = sub.add_parser(verb, help=helptext)
@@ -55,8 +54,11 @@ def register(sub):
 
 
 def register_plugin_groups(sub):
+    """The plugins' own command groups; returns [(name, help)] of those added."""
+    before = len(sub._choices_actions)
     for name, cls in sorted(registry.network_functions().items()):
         _guarded(name, None, cls.register_cli, sub)
+    return [(action.dest, action.help) for action in sub._choices_actions[before:]]
 
 
 def _guarded(plugin, parser, fn, *args):
@@ -144,6 +146,8 @@ def cmd_run(args):
 
 
 def cmd_detach(args):
+    from xnf.core.kernel.pin import PinPermissionError  # with the attach machinery: not for `xnf --help`
+
     cls = registry.network_function(args.nf)
     try:
         nf = cls.attached(args.iface, netns=args.netns)
@@ -174,6 +178,10 @@ def _broken_entry(root, leftovers):
 
 def _entries(iface=None, netns=None):
     """status() of each attached instance, and an entry for each broken or busy one."""
+    # the pin and attach machinery: only for the commands that read pins, not for `xnf --help`
+    from xnf.core.attach.pinroot import PinRoot
+    from xnf.core.kernel.pin import PinPermissionError, find_bpffs
+
     if find_bpffs() is None:
         return []
     found = []
@@ -208,6 +216,8 @@ def _entries(iface=None, netns=None):
 
 def _check_scope(iface, netns):
     """`xnf status IFACE` / `--netns NS` naming nothing that exists is an error, not an empty list."""
+    from xnf.core.kernel import netns as _netns  # netlink: only when the scope is checked
+
     if netns and not _netns.exists(netns):
         raise NamespaceNotFoundError(netns)
     if iface:

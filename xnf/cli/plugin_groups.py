@@ -1,0 +1,64 @@
+"""The plugin command groups that `xnf --help` lists (``sched``, ``pping``, ...), cached.
+
+Listing them means importing every plugin, which costs more than the rest of `xnf --help`
+together (bench/cli_startup.py). Their names and one-line helps are kept in a small file
+under the user's cache directory, valid while the search path's directories and the
+plugins' source files keep their modification times: installing, removing or editing a
+plugin rebuilds it. Any problem with the file only means the slow path.
+"""
+import json
+import os
+import sys
+
+VERSION = 1
+
+
+def _path():
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "xnf", "cli-groups.json")
+
+
+def _stamp(dirs):
+    """Modification times of the search path (packages installed or removed) and of the
+    plugins' source files (an editable plugin edited)."""
+    stamp = []
+    for d in list(sys.path) + sorted(dirs):
+        try:
+            stamp.append([d, os.stat(d or ".").st_mtime_ns])
+            if d in dirs:
+                stamp += sorted([e.name, e.stat().st_mtime_ns, e.stat().st_size]
+                                for e in os.scandir(d) if e.name.endswith(".py"))
+        except OSError:
+            stamp.append([d, None])
+    return stamp
+
+
+def load():
+    """[(name, help)] of the plugin groups, or None when the cache is missing or stale."""
+    try:
+        with open(_path()) as f:
+            data = json.load(f)
+        if data["version"] != VERSION or data["stamp"] != _stamp(set(data["dirs"])):
+            return None
+        return [tuple(g) for g in data["groups"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def save(groups, plugin_classes):
+    """Remember ``groups`` ([(name, help)]) as registered by ``plugin_classes``."""
+    dirs = set()
+    for cls in plugin_classes:
+        path = getattr(sys.modules.get(cls.__module__), "__file__", None)
+        if path:
+            dirs.add(os.path.dirname(os.path.abspath(path)))
+    data = {"version": VERSION, "dirs": sorted(dirs), "stamp": _stamp(dirs), "groups": groups}
+    path = _path()
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home: the next `xnf --help` takes the slow path again
