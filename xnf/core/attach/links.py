@@ -26,7 +26,6 @@ from xnf.core.kernel.perfbuf import perf_event_open
 
 PMU_DIR = "/sys/bus/event_source/devices"
 TRACEFS_DIRS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
-BPF_F_KPROBE_MULTI_RETURN = 1
 #: the syscall wrapper ksyscall probes, per machine (libbpf's arch_specific_syscall_pfx)
 SYSCALL_PREFIX = {"x86_64": "__x64_sys_", "aarch64": "__arm64_sys_", "s390x": "__s390x_sys_",
                   "armv7l": "sys_", "ppc64le": "sys_", "riscv64": "__riscv_sys_"}
@@ -62,9 +61,6 @@ class _UprobeMultiAttr(ctypes.Structure):
                 ("path", ctypes.c_uint64), ("offsets", ctypes.c_uint64), ("ref_ctr_offsets", ctypes.c_uint64),
                 ("cookies", ctypes.c_uint64), ("cnt", ctypes.c_uint32), ("multi_flags", ctypes.c_uint32),
                 ("pid", ctypes.c_uint32)]
-
-
-BPF_F_UPROBE_MULTI_RETURN = 1
 
 
 @attrs.define(eq=False, kw_only=True)
@@ -227,7 +223,7 @@ def attach_kprobe_multi(program, symbols, retprobe=False):
 
     def create(fd):
         attr = _KprobeMultiAttr(prog_fd=int(fd), attach_type=uapi.BPF_TRACE_KPROBE_MULTI,
-                                multi_flags=BPF_F_KPROBE_MULTI_RETURN if retprobe else 0,
+                                multi_flags=uapi.BPF_F_KPROBE_MULTI_RETURN if retprobe else 0,
                                 cnt=len(names), syms=ctypes.addressof(array))
         try:
             return FD(syscall.bpf(uapi.BPF_LINK_CREATE, attr))
@@ -273,7 +269,7 @@ def attach_uprobe_multi(program, binary, functions, retprobe=False, pid=0):
     def create(fd):
         attr = _UprobeMultiAttr(prog_fd=int(fd), attach_type=uapi.BPF_TRACE_UPROBE_MULTI,
                                 path=ctypes.addressof(path), offsets=ctypes.addressof(offsets),
-                                cnt=len(functions), multi_flags=BPF_F_UPROBE_MULTI_RETURN if retprobe else 0,
+                                cnt=len(functions), multi_flags=uapi.BPF_F_UPROBE_MULTI_RETURN if retprobe else 0,
                                 pid=pid)
         return FD(syscall.bpf(uapi.BPF_LINK_CREATE, attr))
 
