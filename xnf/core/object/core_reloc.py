@@ -192,6 +192,8 @@ def _elf_btf_section(path, data):
 
 def essential_name(name):
     """``name`` without its flavour: ``task_struct___v2`` -> ``task_struct`` (X___Y, X and Y not '_')."""
+    if "___" not in name:  # nearly every name: indexing vmlinux asks for 124k of them
+        return name
     for i in range(len(name) - 5, -1, -1):
         if name[i] != "_" and name[i + 1:i + 4] == "___" and name[i + 4] != "_":
             return name[:i + 1]
