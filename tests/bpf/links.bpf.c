@@ -6,7 +6,7 @@
 #include <bpf/bpf_helpers.h>
 
 enum { TRACEPOINT, RAW_TP, TP_BTF, FENTRY, KPROBE, KRETPROBE, KSYSCALL, KPROBE_MULTI,
-       UPROBE, URETPROBE, USDT, CGROUP_SKB, SK_LOOKUP, SK_MSG, SK_SKB, UPROBE_MULTI, UPROBE_S, NKINDS };
+       UPROBE, URETPROBE, USDT, CGROUP_SKB, SK_LOOKUP, SK_MSG, SK_SKB, UPROBE_MULTI, UPROBE_S, CGROUP_SOCK, CGROUP_CONNECT4, NKINDS };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -89,6 +89,20 @@ SEC("cgroup_skb/egress")
 int l_cgroup_skb(struct __sk_buff *skb)
 {
 	count(CGROUP_SKB);
+	return 1;
+}
+
+SEC("cgroup/sock_create")
+int l_cgroup_sock(struct bpf_sock *sk)
+{
+	count(CGROUP_SOCK);
+	return 1;
+}
+
+SEC("cgroup/connect4")
+int l_cgroup_connect4(struct bpf_sock_addr *ctx)
+{
+	count(CGROUP_CONNECT4);
 	return 1;
 }
 

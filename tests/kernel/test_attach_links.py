@@ -28,7 +28,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (CAP_BPF, 
 OBJ = os.path.join(os.path.dirname(__file__), "..", "bpf", "links.bpf.o")
 KINDS = ["tracepoint", "raw_tp", "tp_btf", "fentry", "kprobe", "kretprobe", "ksyscall", "kprobe_multi",
          "uprobe", "uretprobe", "usdt", "cgroup_skb", "sk_lookup", "sk_msg",
-         "sk_skb", "uprobe_multi", "uprobe_s"]
+         "sk_skb", "uprobe_multi", "uprobe_s",
+         "cgroup_sock", "cgroup_connect4"]
 TRIGGERS = 20
 libc = ctypes.CDLL("libc.so.6", use_errno=True)
 
@@ -192,22 +193,26 @@ def new_cgroup():
         os.rmdir(path)
 
 
-def test_cgroup_skb_counts_traffic_of_its_cgroup():
-    sender = ("import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-              "for _ in range(10): s.sendto(b'x', ('127.0.0.1', 9))")
-    with loaded("l_cgroup_skb") as (coll, p), new_cgroup() as cg:
-        with links.attach_cgroup(p, cg, uapi.BPF_CGROUP_INET_EGRESS):
-            before = hits(coll, "cgroup_skb")
-            # packets of this process (outside the cgroup) are not counted...
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            for _ in range(10):
-                s.sendto(b"x", ("127.0.0.1", 9))
-            s.close()
-            assert hits(coll, "cgroup_skb") == before
-            # ...those of a child moved into it are
+@pytest.mark.parametrize("prog, kind, attach_type", [
+    ("l_cgroup_skb", "cgroup_skb", uapi.BPF_CGROUP_INET_EGRESS),       # one run per packet sent
+    ("l_cgroup_sock", "cgroup_sock", uapi.BPF_CGROUP_INET_SOCK_CREATE),  # one per socket
+    ("l_cgroup_connect4", "cgroup_connect4", uapi.BPF_CGROUP_INET4_CONNECT),  # one per connect()
+], ids=["cgroup_skb/egress", "cgroup/sock_create", "cgroup/connect4"])
+def test_cgroup_programs_count_their_cgroup_only(prog, kind, attach_type):
+    """Ten UDP sockets, each connect()ed and sending one datagram: from this process
+    (outside the cgroup) nothing counts; from a child moved into the cgroup, all ten do."""
+    sender = ("import socket\n"
+              "for _ in range(10):\n"
+              "    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.connect(('127.0.0.1', 9)); s.send(b'x')\n"
+              "    s.close()")
+    with loaded(prog) as (coll, p), new_cgroup() as cg:
+        with links.attach_cgroup(p, cg, attach_type):
+            before = hits(coll, kind)
+            exec(sender, {})
+            assert hits(coll, kind) == before
             subprocess.run([sys.executable, "-c", sender], check=True,
                            preexec_fn=lambda: open(os.path.join(cg, "cgroup.procs"), "w").write("0"))
-            assert hits(coll, "cgroup_skb") >= before + 10
+            assert hits(coll, kind) >= before + 10
 
 
 def test_sk_lookup_runs_in_its_netns(netns):
