@@ -9,22 +9,26 @@ plugin rebuilds it. Any problem with the file only means the slow path.
 import json
 import os
 import sys
+import zlib
 
 VERSION = 1
 
 
 def _path():
+    """One file per search path: the console script, ``python -m`` and other interpreters
+    each keep their own instead of invalidating each other's."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "xnf", "cli-groups.json")
+    key = zlib.crc32("\0".join(sys.path).encode("utf-8", "surrogateescape"))
+    return os.path.join(base, "xnf", f"cli-groups-{key:08x}.json")
 
 
 def _stamp(dirs):
     """Modification times of the search path (packages installed or removed) and of the
     plugins' source files (an editable plugin edited)."""
     stamp = []
-    for d in list(sys.path) + sorted(dirs):
+    for d in [p for p in sys.path if p] + sorted(dirs):  # not "" (the working directory): it changes often
         try:
-            stamp.append([d, os.stat(d or ".").st_mtime_ns])
+            stamp.append([d, os.stat(d).st_mtime_ns])
             if d in dirs:
                 stamp += sorted([e.name, e.stat().st_mtime_ns, e.stat().st_size]
                                 for e in os.scandir(d) if e.name.endswith(".py"))
