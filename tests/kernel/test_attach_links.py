@@ -299,3 +299,16 @@ def test_bad_targets_are_attach_errors_that_leave_nothing(attach, message):
         with pytest.raises(AttachError, match=message):
             attach(p)
         assert set(os.listdir("/proc/self/fd")) <= fds
+
+
+def test_cgroup_link_replace_swaps_the_program_and_perf_links_refuse():
+    """BPF_LINK_UPDATE: a cgroup link takes a new program; a tracepoint's perf link cannot."""
+    with loaded("l_cgroup_skb") as (coll, p), loaded("l_cgroup_skb") as (coll2, p2), new_cgroup() as cg:
+        with links.attach_cgroup(p, cg, uapi.BPF_CGROUP_INET_EGRESS) as att:
+            att.replace(p2)
+            assert att.prog_id == p2.id and att.attached
+    with loaded("l_tracepoint") as (coll, p), loaded("l_tracepoint") as (coll2, p2):
+        with links.attach_tracepoint(p, "syscalls", "sys_enter_getpid") as att:
+            with pytest.raises(AttachError, match="BPF_LINK_UPDATE"):
+                att.replace(p2)
+            assert att.prog_id == p.id

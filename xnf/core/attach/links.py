@@ -104,9 +104,6 @@ class LinkAttachment(Attachment):
         self.close()
         return True
 
-    def replace(self, program):
-        raise AttachError(f"{self} cannot swap its program", "detach it and attach the new program")
-
     def read(self):
         """An iterator link's output: a new ``BPF_ITER_CREATE`` fd read to its end."""
         fd = syscall.iter_create(self.link)
