@@ -1,7 +1,8 @@
 """tools/vm/build-kernel run twice at once (two CI jobs, a test run and `tox -e vm`) is safe.
 
-The compile is replaced by the script's test stand-in (``XNF_VM_FAKE_BUILD=SECONDS``: an
-image of ten lines naming the building process, one line per tenth of SECONDS), so
+The compile is replaced by the script's test stand-in (``XNF_VM_FAKE_BUILD``: an image of
+ten lines naming the building process; ``until:PATH`` holds it half-written until the
+test creates PATH, so no outcome depends on how fast the machine is), so
 these tests exercise exactly what was broken, in a few seconds: the lock on the cache,
 the private build directory, the atomic install and the one-line failure. The cache is
 a temporary ``XDG_CACHE_HOME``, never the real one.
@@ -49,6 +50,13 @@ def wait_for_build_dir(cache_home, timeout=20):
     raise AssertionError("the first build never started")
 
 
+def waits_for_the_lock(proc):
+    """The first line the second run prints: it found the lock taken (it blocks after)."""
+    line = proc.stderr.readline()
+    assert "waiting for another build" in line, line
+    return line
+
+
 def whole_image_by(path, pid):
     with open(path) as f:
         lines = f.read().splitlines()
@@ -60,11 +68,15 @@ def leftovers(cache_home):
 
 
 def test_second_run_waits_then_reuses_the_image(tmp_path):
-    first = start(tmp_path, 1.5)
+    release = tmp_path / "release"
+    first = start(tmp_path, f"until:{release}")
     wait_for_build_dir(tmp_path)
-    second = start(tmp_path, 1.5)
+    second = start(tmp_path, 0.2)
+    waited = waits_for_the_lock(second)
+    release.touch()
     rc1, out1, err1 = finish(first)
     rc2, out2, err2 = finish(second)
+    err2 = waited + err2
     assert rc1 == 0 and rc2 == 0, (err1, err2)
     image = out1.strip()
     assert out2.strip() == image and os.path.basename(image).startswith("bzImage-")
@@ -75,11 +87,15 @@ def test_second_run_waits_then_reuses_the_image(tmp_path):
 
 
 def test_forced_runs_take_turns_and_install_a_whole_image(tmp_path):
-    first = start(tmp_path, 1.0, "--force")
+    release = tmp_path / "release"
+    first = start(tmp_path, f"until:{release}", "--force")
     wait_for_build_dir(tmp_path)
-    second = start(tmp_path, 1.0, "--force")
+    second = start(tmp_path, 0.2, "--force")
+    waited = waits_for_the_lock(second)
+    release.touch()
     rc1, out1, err1 = finish(first)
     rc2, out2, err2 = finish(second)
+    err2 = waited + err2
     assert rc1 == 0 and rc2 == 0, (err1, err2)
     assert "waiting for another build" in err2 and "built" in err1 and "built" in err2
     assert whole_image_by(out2.strip(), second.pid)  # the later build, whole, not interleaved
@@ -95,7 +111,7 @@ def test_failed_build_is_one_line_and_installs_nothing(tmp_path):
 
 
 def test_killed_build_leaves_no_image_and_the_next_run_recovers(tmp_path):
-    victim = start(tmp_path, 5)
+    victim = start(tmp_path, f"until:{tmp_path / 'never'}")
     wait_for_build_dir(tmp_path)
     os.kill(victim.pid, signal.SIGKILL)
     victim.communicate(timeout=30)
