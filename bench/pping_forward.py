@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Forwarding rate through a middlebox with and without pping attached, as a ratio.
 
-Client, middlebox and server namespaces (tests/kernel/pping/pping_topology.py); iperf3
+Client, middlebox and server namespaces (xnf.testing.topology); iperf3
 TCP from client to server through the middlebox; pping (default options: TCP,
 100 ms rate limit, tc hooks) on the middlebox's server-side interface. Runs alternate
 between "no monitoring" and "pping attached" so drifts in the machine's speed hit
