@@ -55,6 +55,20 @@ class StringReader:
         self.budget = 4 * len(table) + 65536
         self._cache = {}
 
+    def prefill(self):
+        """Decode the whole table at once (one split instead of a find and a decode per name).
+
+        Only for an ASCII table, where byte and character offsets agree; a name over
+        ``limit`` is left out, so reading it still fails as above.
+        """
+        if not self.table.isascii():
+            return
+        cache, limit, off = self._cache, self.limit, 0
+        for text in self.table.decode("ascii").split("\0")[:-1]:
+            if len(text) <= limit:
+                cache[off] = text
+            off += len(text) + 1
+
     def __call__(self, off):
         text = self._cache.get(off)
         if text is None:
@@ -324,6 +338,7 @@ def _parse(raw):
     strs = raw[strs_start:strs_start + str_len]
 
     name_at = StringReader(strs, "BTF")
+    name_at.prefill()
     cached_name = name_at._cache.get  # most names repeat (member names): skip the call then
     types = [VOID]
     pos, end = types_start, types_start + type_len
