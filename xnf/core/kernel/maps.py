@@ -407,7 +407,7 @@ class Map:
             n, done = syscall.map_batch(syscall.BPF_MAP_LOOKUP_BATCH, int(self.fd), None if first else in_tok,
                                         out_tok, keys, values, chunk)
             if n:
-                yield keys.raw[:n * ks], values.raw[:n * vs], n
+                yield ctypes.string_at(keys, n * ks), ctypes.string_at(values, n * vs), n  # one copy each
             if done:
                 return
             ctypes.memmove(in_tok, out_tok, tok_size)
