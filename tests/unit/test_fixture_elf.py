@@ -105,6 +105,8 @@ FIXTURES = {
                        core_relo=True),
     "core_poison": dict(programs={"core_guarded": "raw_tp/sys_enter", "core_unguarded": "raw_tp/sys_enter"},
                         maps={}, variables={"poison_out": ".bss"}, core_relo=True),
+    "links": dict(programs={'l_tracepoint': 'tracepoint/syscalls/sys_enter_getpid', 'l_raw_tp': 'raw_tp/sys_enter', 'l_tp_btf': 'tp_btf/sys_enter', 'l_fentry': 'fentry/__task_pid_nr_ns', 'l_kprobe': 'kprobe/__x64_sys_getpid', 'l_kretprobe': 'kretprobe/__x64_sys_getpid', 'l_ksyscall': 'ksyscall/getpid', 'l_kprobe_multi': 'kprobe.multi/__x64_sys_getpid', 'l_uprobe': 'uprobe', 'l_uretprobe': 'uretprobe', 'l_uprobe_s': 'uprobe.s', 'l_uprobe_multi': 'uprobe.multi', 'l_usdt': 'usdt', 'l_cgroup_skb': 'cgroup_skb/egress', 'l_cgroup_sock': 'cgroup/sock_create', 'l_cgroup_connect4': 'cgroup/connect4', 'l_sk_lookup': 'sk_lookup', 'l_sk_msg': 'sk_msg', 'l_sk_skb': 'sk_skb/stream_verdict', 'l_iter_task': 'iter/task'},
+                  maps={"hits": ".maps", "socks": ".maps"}, core_relo=True),
 }
 
 
@@ -195,7 +197,7 @@ def test_kconfig_externs_are_undefined(fixture):
 
 
 def test_btf_and_core_relocations(fixture):
-    """Only the core_* fixtures carry CO-RE relocations (resolved by xnf.core.object.core_reloc)."""
+    """Only the fixtures marked core_relo carry CO-RE relocations (resolved by xnf.core.object.core_reloc)."""
     name, spec, elf, _ = fixture
     assert elf.get_section_by_name(".BTF") is not None, name
     ext = elf.get_section_by_name(".BTF.ext").data()
