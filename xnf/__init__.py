@@ -24,7 +24,7 @@ def __getattr__(name):
 
 def open_object(path, **kwargs):
     """Parse a BPF ELF object into an editable :class:`xnf.core.object.spec.ObjectSpec`."""
-    from xnf.core.object.elf import load_spec  # `import xnf` stays light: attrs and the readers load on first use
+    from xnf.core.object.elf import load_spec  # `import xnf` stays light: pyelftools and attrs load on first use
 
     return load_spec(path, **kwargs)
 

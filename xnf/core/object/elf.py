@@ -5,6 +5,7 @@ their relocations, maps (``.maps``, legacy ``maps``, global data, ``.kconfig``),
 programs linked with their subprograms.
 """
 import bisect
+from io import BytesIO
 import os
 import struct
 
@@ -15,10 +16,7 @@ from xnf.core.object import insn as I
 from xnf.core.object import externs, link, sections, struct_ops
 from xnf.core.object.spec import PIN_BY_NAME, Extern, Function, MapSpec, ObjectSpec, ProgramSpec, ZeroData
 
-EM_NONE, EM_BPF = 0, 247
-_MACHINES = {3: "EM_386", 40: "EM_ARM", 62: "EM_X86_64", 183: "EM_AARCH64", 243: "EM_RISCV"}
-"""Names of the machines an object is most often built for by mistake, for the error."""
-ELFCLASS64, ELFDATA2LSB = 2, 1
+EM_BPF = 247
 SHT_PROGBITS, SHT_SYMTAB, SHT_NOBITS, SHT_REL = 1, 2, 8, 9
 SHF_EXECINSTR = 0x4
 SHN_UNDEF = 0
@@ -32,7 +30,6 @@ _DATA_PREFIXES = (".data", ".rodata", ".bss")
 _SYM = struct.Struct("<IBBHQQ")
 _REL = struct.Struct("<QQ")
 _SHDR = struct.Struct("<IIQQQQIIQQ")
-_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 
 # Limits on what an object declares, checked before anything that size is allocated: the
 # file's own bytes bound everything else (tables are read from it, never sized from a count).
@@ -86,19 +83,20 @@ class _Reader:
     # --- phase 1: sections and symbols ------------------------------------------------
 
     def _open(self):
+        # pyelftools: only when an object is opened, not on `import xnf`
+        from elftools.common.exceptions import ELFError as PyELFError
+        from elftools.elf.elffile import ELFFile
+
         if self.data[:4] != b"\x7fELF":
             raise ELFError(f"{self.path} is not an ELF file", "pass a BPF object built with clang -target bpf")
         try:
-            if len(self.data) < _EHDR.size:
-                raise ELFError(f"{self.path} is truncated: {len(self.data)} bytes, shorter than an ELF header")
-            ident, _type, machine, _ver, _entry, _phoff, shoff, _flags, _ehsize, _phes, _phnum, shentsize, shnum, \
-                shstrndx = _EHDR.unpack_from(self.data)
-            if ident[4] != ELFCLASS64 or ident[5] != ELFDATA2LSB:
+            elf = ELFFile(BytesIO(self.data))
+            if elf.elfclass != 64 or not elf.little_endian:
                 raise ELFError(f"{self.path} is not a 64-bit little-endian ELF", "build with clang -target bpf")
-            if machine not in (EM_BPF, EM_NONE):
-                raise ELFError(f"{self.path} is an ELF for {_MACHINES.get(machine, f'machine {machine}')}, not BPF",
+            if elf["e_machine"] not in ("EM_BPF", "EM_NONE"):
+                raise ELFError(f"{self.path} is an ELF for {elf['e_machine']}, not BPF",
                                "build the object with clang -target bpf")
-            self.sections = self._read_sections(shoff, shnum, shentsize, shstrndx)
+            self.sections = self._read_sections(elf.header)
             symtab = next((s for s in self.sections if s.type == SHT_SYMTAB), None)
             if symtab is None:
                 raise ELFError(f"{self.path} has no symbol table", "do not strip BPF objects")
@@ -109,16 +107,20 @@ class _Reader:
                 if s.type == SHT_REL:
                     self.relocs[s.info] = [(off, info >> 32, info & 0xFFFFFFFF)
                                            for off, info in _REL.iter_unpack(self._raw(s, _REL.size))]
+        except PyELFError as e:
+            raise ELFError(f"{self.path} is not a readable ELF object: {e}") from None
         except (struct.error, ValueError, IndexError) as e:
             raise ELFError(f"{self.path} is truncated or corrupt ({e})") from None
 
-    def _read_sections(self, off, num, size, shstrndx):
-        """Section headers (Elf64_Shdr), read directly; names from shstrtab."""
+    def _read_sections(self, header):
+        """Section headers (Elf64_Shdr) from the table pyelftools located; names from shstrtab."""
+        off, num, size = header["e_shoff"], header["e_shnum"], header["e_shentsize"]
         if size != _SHDR.size:
             raise ELFError(f"{self.path} declares section headers of {size} bytes (ELF64's are {_SHDR.size})")
         if off + num * size > len(self.data):
             raise ELFError(f"{self.path} is truncated: the section header table ends past the end of the file")
         raw = [_SHDR.unpack_from(self.data, off + i * size) for i in range(num)]
+        shstrndx = header["e_shstrndx"]
         if shstrndx >= num:
             raise ELFError(f"{self.path} names section {shstrndx} as its section name table, but has {num}")
         names_hdr = raw[shstrndx]
@@ -151,7 +153,7 @@ class _Reader:
         return self.sections[idx]
 
     def _read_symbols(self, symtab):
-        """Elf64_Sym entries, read directly with struct."""
+        """Elf64_Sym entries, read directly: pyelftools' per-entry parsing dominates load time."""
         strtab = self._raw(self._section_at(symtab.link, "the symbol table's string table"))
         name_at = B.StringReader(strtab, f"{self.path}: symbol names", ELFError, errors="replace")
         out = []
