@@ -33,12 +33,7 @@ CONFIG = PpingConfig(tcp=True, icmp=True, rate_limit=0)
 
 
 def drain(dp):
-    decoder, out = dp.decoder(), []
-    rb = dp.ring_buffer(lambda raw: out.append(decoder.decode(raw)))
-    try:
-        rb.consume()
-    finally:
-        rb.close()
+    out = dp.drain()
     return [e for e in out if isinstance(e, RttEvent)]
 
 

@@ -64,12 +64,7 @@ def test_accuracy_against_tcpdump_and_reference():
             topo.ns(topo.cli, "iperf3", "-c", topo.srv_ip, "-t", "2", "-b", "8M", "-l", "1400", timeout=30)
             ping.wait(10)
             time.sleep(0.3)
-            decoder, events = dp.decoder(), []
-            rb = dp.ring_buffer(lambda raw: events.append(decoder.decode(raw)))
-            try:
-                rb.consume()
-            finally:
-                rb.close()
+            events = dp.drain()
         time.sleep(0.5)
         dump.terminate()
         dump.wait(5)

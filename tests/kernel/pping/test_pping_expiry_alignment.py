@@ -62,12 +62,7 @@ def test_delayed_acks_expire_alike_in_the_reference_and_the_data_path():
         with Datapath("mid1", CONFIG, netns=topo.mid).attach() as dp, Tap("mid1", topo.mid).attach() as tap:
             topo.ns(topo.cli, sys.executable, "-c", TRICKLE, topo.srv_ip, str(MESSAGES), timeout=30)
             time.sleep(0.2)
-            decoder, events = dp.decoder(), []
-            rb = dp.ring_buffer(lambda raw: events.append(decoder.decode(raw)))
-            try:
-                rb.consume()
-            finally:
-                rb.close()
+            events = dp.drain()
             passes = bracket.cleanup_passes(dp)
             expired = dp.counters()["timestamps_expired"]
             capture = tap.capture()

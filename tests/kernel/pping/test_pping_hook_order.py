@@ -49,12 +49,7 @@ def pping_rtts(topo, dp):
     """Median of pping's RTTs to the server, and the client's own ping median (ns)."""
     out = topo.ns(topo.cli, "ping", "-c", str(PINGS), "-i", "0.04", topo.srv_ip, timeout=30)
     time.sleep(0.1)
-    decoder, events = dp.decoder(), []
-    rb = dp.ring_buffer(lambda raw: events.append(decoder.decode(raw)))
-    try:
-        rb.consume()
-    finally:
-        rb.close()
+    events = dp.drain()
     got = [e.rtt_ns for e in events if isinstance(e, RttEvent) and e.flow.src_ip == topo.srv_ip]
     assert len(got) >= PINGS - 2, got
     ping = [float(line.split("time=")[1].split()[0]) * 1e6 for line in out.splitlines() if "time=" in line]

@@ -35,12 +35,7 @@ def topo():
 def drain(dp, settle=0.3):
     """Every event the data path has reported so far."""
     time.sleep(settle)
-    decoder, out = dp.decoder(), []
-    rb = dp.ring_buffer(lambda raw: out.append(decoder.decode(raw)))
-    try:
-        rb.consume()
-    finally:
-        rb.close()
+    out = dp.drain()
     return out
 
 

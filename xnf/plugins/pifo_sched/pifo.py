@@ -55,6 +55,16 @@ class _Window:
         return self.head
 
 
+def _check_shape(rank_range, capacity):
+    """The rank window and capacity both bounded PIFOs take."""
+    if not isinstance(rank_range, int) or rank_range < 2 or rank_range & (rank_range - 1):
+        raise RankRangeError(f"rank_range must be a power of two >= 2, got {rank_range!r}",
+                             "use e.g. 1 << 16")
+    if not isinstance(capacity, int) or capacity < 1:
+        raise QueueFullError(f"capacity must be a positive integer, got {capacity!r}",
+                             "give the largest number of elements the queue may hold")
+
+
 class BucketedPifo:
     """Push-in first-out queue over a bounded, rotating rank window (see module doc).
 
@@ -64,12 +74,7 @@ class BucketedPifo:
     """
 
     def __init__(self, rank_range=DEFAULT_RANGE, capacity=DEFAULT_CAPACITY):
-        if not isinstance(rank_range, int) or rank_range < 2 or rank_range & (rank_range - 1):
-            raise RankRangeError(f"rank_range must be a power of two >= 2, got {rank_range!r}",
-                                 "use e.g. 1 << 16")
-        if not isinstance(capacity, int) or capacity < 1:
-            raise QueueFullError(f"capacity must be a positive integer, got {capacity!r}",
-                                 "give the largest number of elements the queue may hold")
+        _check_shape(rank_range, capacity)
         self.rank_range = rank_range
         self.capacity = capacity
         self.count = 0
@@ -200,12 +205,7 @@ class HeapPifo:
     """
 
     def __init__(self, rank_range=DEFAULT_RANGE, capacity=DEFAULT_CAPACITY):
-        if not isinstance(rank_range, int) or rank_range < 2 or rank_range & (rank_range - 1):
-            raise RankRangeError(f"rank_range must be a power of two >= 2, got {rank_range!r}",
-                                 "use e.g. 1 << 16")
-        if not isinstance(capacity, int) or capacity < 1:
-            raise QueueFullError(f"capacity must be a positive integer, got {capacity!r}",
-                                 "give the largest number of elements the queue may hold")
+        _check_shape(rank_range, capacity)
         self.rank_range = rank_range
         self.capacity = capacity
         self.count = 0

@@ -356,6 +356,17 @@ class Datapath:
     def decoder(self):
         return bpf_events.Decoder(self.clock_offset_ns)
 
+    def drain(self) -> list:
+        """Every event waiting in the ring, decoded, without waiting for more (for one-shot
+        readers and tests; a running consumer uses :meth:`ring_buffer`)."""
+        decoder, out = self.decoder(), []
+        rb = self.ring_buffer(lambda raw: out.append(decoder.decode(raw)))
+        try:
+            rb.consume()
+        finally:
+            rb.close()
+        return out
+
     def flow_count(self) -> int:
         return len(self.maps["pping_flows"])
 
