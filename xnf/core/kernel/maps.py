@@ -10,11 +10,11 @@ import struct
 import threading
 
 from xnf.core import uapi
-from xnf.core.errors import BPFError, MapTypeError, PinError, ValueEncodeError, XnfError
+from xnf.core.errors import BPFError, MapTypeError, NotSupportedError, PinError, ValueEncodeError, XnfError
 from xnf.core.kernel import syscall
 from xnf.core.kernel.fd import FD
 from xnf.core.kernel.info import map_info
-from xnf.core.kernel.pin import open_pinned, pin_object
+from xnf.core.kernel.pin import open_pinned, pin_object, unpin
 from xnf.core.object import btf as B
 from xnf.core.object.codec import IntCodec, codec_for, in_map
 
@@ -27,6 +27,8 @@ _NO_VALUE_READ = {uapi.BPF_MAP_TYPE_PROG_ARRAY, uapi.BPF_MAP_TYPE_ARRAY_OF_MAPS,
 _FD_VALUES = {uapi.BPF_MAP_TYPE_PROG_ARRAY, uapi.BPF_MAP_TYPE_ARRAY_OF_MAPS, uapi.BPF_MAP_TYPE_HASH_OF_MAPS}
 assert _FD_VALUES <= _NO_VALUE_READ  # so m[k] = prog goes through the general path, which reads .fd
 ENOENT = 2
+EINVAL = 22
+ENOTSUPP = 524  # the kernel's own "no such operation for this map type"
 
 
 def possible_cpus():
@@ -373,8 +375,46 @@ class Map:
 
     def lookup_batch(self, chunk=16384):
         """All (key, value) pairs through BPF_MAP_LOOKUP_BATCH, ``chunk`` elements per call."""
+        return self._decoded_batches(syscall.BPF_MAP_LOOKUP_BATCH, chunk)
+
+    def lookup_and_delete_batch(self, chunk=16384):
+        """Drain the map: all (key, value) pairs through BPF_MAP_LOOKUP_AND_DELETE_BATCH,
+        each chunk removed as it is read (hash maps; arrays cannot delete)."""
+        return self._decoded_batches(syscall.BPF_MAP_LOOKUP_AND_DELETE_BATCH, chunk)
+
+    def delete_batch(self, keys, chunk=16384):
+        """Delete many keys with BPF_MAP_DELETE_BATCH, ``chunk`` per call; returns how many.
+
+        A missing key raises KeyError naming it; the keys before it are deleted, as a loop of
+        ``del m[k]`` would leave them."""
+        if not self.key_size:
+            raise self._no_elements()
+        keys = list(keys)
+        step = max(1, chunk)
+        for start in range(0, len(keys), step):
+            part = keys[start:start + step]
+            kraw = b"".join(self._encode_key(k) for k in part)
+            buf = ctypes.create_string_buffer(kraw, len(kraw))
+            attr = syscall.MapBatchAttr(keys=syscall.addr(buf), count=len(part), map_fd=int(self.fd))
+            try:
+                syscall.bpf(uapi.BPF_MAP_DELETE_BATCH, attr)
+            except BPFError as e:
+                if e.errno == ENOENT and attr.count < len(part):  # the kernel counts what it deleted
+                    raise KeyError(part[attr.count]) from None
+                raise self._batch_refused(e, "BPF_MAP_DELETE_BATCH") from None
+        return len(keys)
+
+    def _batch_refused(self, e, command):
+        """NotSupportedError for a map type the kernel has no batch operation for; else ``e``."""
+        if e.errno == ENOTSUPP or (e.errno == EINVAL and self.type in _ARRAYS):
+            kind = uapi.MAP_TYPE_NAMES.get(self.type, str(self.type))
+            return NotSupportedError(f"{command} on {kind} map {self.name!r}",
+                                     hint="batch deletes work on hash maps; for arrays write the values instead")
+        return e
+
+    def _decoded_batches(self, cmd, chunk):
         out = []
-        for keys, values, n in self._batches(chunk):
+        for keys, values, n in self._batches(chunk, cmd):
             decoded_keys = self.key_codec.decode_many(keys, n)
             if self.percpu:
                 vs = self._value_len
@@ -392,8 +432,8 @@ class Map:
             out.extend((keys[i * ks:(i + 1) * ks], values[i * vs:(i + 1) * vs]) for i in range(n))
         return out
 
-    def _batches(self, chunk):
-        """(keys bytes, values bytes, count) for each BPF_MAP_LOOKUP_BATCH call until the map is read."""
+    def _batches(self, chunk, cmd=syscall.BPF_MAP_LOOKUP_BATCH):
+        """(keys bytes, values bytes, count) for each batch read (``cmd``) until the map is read."""
         if not self.key_size:
             raise self._no_elements()
         ks, vs = self.key_size, self._value_len
@@ -404,8 +444,13 @@ class Map:
         in_tok, out_tok = ctypes.create_string_buffer(tok_size), ctypes.create_string_buffer(tok_size)
         first = True
         while True:
-            n, done = syscall.map_batch(syscall.BPF_MAP_LOOKUP_BATCH, int(self.fd), None if first else in_tok,
-                                        out_tok, keys, values, chunk)
+            try:
+                n, done = syscall.map_batch(cmd, int(self.fd), None if first else in_tok,
+                                            out_tok, keys, values, chunk)
+            except BPFError as e:
+                if cmd == syscall.BPF_MAP_LOOKUP_BATCH:
+                    raise
+                raise self._batch_refused(e, uapi.BPF_CMD_NAMES[cmd]) from None
             if n:
                 yield ctypes.string_at(keys, n * ks), ctypes.string_at(values, n * vs), n  # one copy each
             if done:
@@ -434,6 +479,14 @@ class Map:
     def pin(self, path):
         pin_object(self.fd, path)
         self.pinned_at = path
+
+    def unpin(self):
+        """Remove the pin this map was opened from or pinned to; the map lives on while open."""
+        if self.pinned_at is None:
+            raise PinError(f"map {self.name!r} is not pinned by this handle",
+                           "pin it first with map.pin(PATH), or open it with Map.from_pin(PATH)")
+        unpin(self.pinned_at)
+        self.pinned_at = None
 
     @property
     def id(self):
