@@ -266,3 +266,19 @@ class DataView:
                 if sec_id is not None:
                     out.extend(btf[e[0]].name for e in btf[sec_id].members)
         return out
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __len__(self):
+        return len(self.keys())
+
+    def items(self):
+        return [(name, self[name]) for name in self.keys()]
+
+    def values(self):
+        return [self[name] for name in self.keys()]
+
+    def __repr__(self):
+        body = ", ".join(f"{name}={value!r}" for name, value in self.items())
+        return f"DataView({body})"
