@@ -6,11 +6,19 @@ Importing this package is cheap on purpose: netlink (pyroute2) and ELF parsing
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "open_object", "pping", "Map", "Program", "RingBuffer", "PerfBuffer", "__version__"]
+_ATTACH = ["attach_xdp", "attach_tc", "attach_tcx", "attach_cls_bpf", "detach_xdp", "query", "load_pinned",
+           "Attachment"]
+_ERRORS = ["XnfError", "BPFError", "VerifierError", "LicenseError", "NotSupportedError", "ELFError", "SectionError",
+           "ObjectLimitError", "BTFError", "MapIncompatibleError", "MapTypeError", "ObjectClosedError",
+           "ReaderClosedError", "PinError", "LinkError", "AttachError", "InterfaceNotFoundError",
+           "NamespaceNotFoundError", "ModeNotSupportedError", "PluginError", "ConfigError", "ValueEncodeError"]
+
+__all__ = ["load", "open_object", "pping", "Map", "Program", "RingBuffer", "PerfBuffer", "__version__",
+           *_ATTACH, *_ERRORS]
 
 _LAZY = {"Map": "xnf.core.kernel.maps", "Program": "xnf.core.kernel.program", "RingBuffer": "xnf.core.kernel.ringbuf",
-         "PerfBuffer": "xnf.core.kernel.perfbuf"}
-
+         "PerfBuffer": "xnf.core.kernel.perfbuf",
+         **dict.fromkeys(_ATTACH, "xnf.core.attach"), **dict.fromkeys(_ERRORS, "xnf.core.errors")}
 
 def __getattr__(name):
     """Classes of the public API, imported on first use."""
@@ -20,6 +28,10 @@ def __getattr__(name):
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'xnf' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
 
 
 def open_object(path, **kwargs):
