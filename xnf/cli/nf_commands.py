@@ -1,4 +1,5 @@
 """`xnf list | attach | detach | status | run | demo`: the network-function commands."""
+import os
 import signal
 import sys
 import threading
@@ -199,7 +200,9 @@ def _entries(iface=None, netns=None):
         except XnfError:
             inst = None  # pins left by an older xnf that cannot be read: shown as broken below
         if inst is not None:
-            found.append(inst.status())
+            entry = inst.status()
+            entry["mode"] = _mode_in_force(root, entry.get("mode"))
+            found.append(entry)
         if not (root.leftovers() or (inst is None and root.exists())):
             continue
         busy = root.busy()
@@ -212,6 +215,42 @@ def _entries(iface=None, netns=None):
         if leftovers or (inst is None and root.exists()):
             found.append(_broken_entry(root, leftovers))
     return found
+
+
+def _mode_in_force(root, configured):
+    """The XDP mode the kernel runs the instance's program in (``skb``, ``native``,
+    ``offload``), read back from the interface rather than the ``--mode`` asked for, which
+    may be ``auto`` (the kernel's answer wins over the recorded mode); ``none`` if the
+    kernel runs it nowhere (replaced, or the interface is gone); ``-`` for an instance with
+    no XDP hook whose own answer is ``auto``."""
+    from xnf.core.attach.base import is_attachment_dir
+    from xnf.core.attach.xdp import DispatcherAttachment, XdpAttachment, query
+
+    modes = []
+    # the instance's directories only: its records (pping's config) are symlinks, not attachments
+    for name in sorted(os.listdir(root.path)):
+        if not is_attachment_dir(os.path.join(root.path, name)):
+            continue
+        att = root.find(name)
+        if att is None:
+            continue
+        try:
+            if not isinstance(att, XdpAttachment):
+                continue
+            try:
+                running = query(att.ifname, att.netns)
+            except XnfError:  # the interface or its namespace is gone: nothing runs
+                running = {}
+            if isinstance(att, DispatcherAttachment):  # the interface runs the dispatcher, not our program
+                in_force = att.mode if att.mode in running else None
+            else:
+                in_force = next((m for m, hp in running.items() if hp.prog_id == att.prog_id), None)
+            modes.append(in_force or "none")
+        finally:
+            att.close()  # our duplicate fds only; the attachment stays
+    if modes:
+        return ",".join(modes)
+    return "-" if configured in (None, "auto") else configured
 
 
 def _check_scope(iface, netns):
@@ -243,4 +282,14 @@ def _details(entry):
         return f"BROKEN: {entry['problem']}; clear it with `{entry['fix']}`"
     if entry.get("state") == "busy":
         return f"BUSY: {entry['problem']}"
-    return ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("name", "iface", "netns", "mode"))
+    return "; ".join(f"{k}={_plain(v)}" for k, v in entry.items() if k not in ("name", "iface", "netns", "mode"))
+
+
+def _plain(value):
+    """A status value as text a reader scans (``ingress: xdp prog 7 on veth0, ...``), not
+    a Python repr; ``--json`` keeps the structure."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_plain(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ",".join(_plain(v) for v in value)
+    return "-" if value is None else str(value)

@@ -1,0 +1,52 @@
+"""`xnf status` against the real kernel (issue 12 item 3): MODE is the XDP mode the kernel
+runs the program in, as `ip -d link show` prints it (``xdpgeneric`` is skb mode, ``xdp``
+native), never the ``auto`` that was asked for; DETAILS is readable text, not a Python
+dict; ``--json`` keeps the whole record."""
+import json
+import re
+
+import pytest
+
+from tests.kernel.netenv import sh
+from tests.kernel.test_cli import xnf
+
+pytestmark = pytest.mark.root
+
+IP_MODES = {"xdpgeneric": "skb", "xdp": "native", "xdpoffload": "offload"}
+
+
+def ip_xdp_mode(ns, dev):
+    """The mode `ip -d link show` names after the MTU (``xdpgeneric``/``xdp``/``xdpoffload``)."""
+    out = sh("ip", "-n", ns, "-d", "link", "show", dev)
+    found = re.search(r"mtu \d+ (xdpgeneric|xdpoffload|xdp)\b", out)
+    assert found, out
+    return IP_MODES[found.group(1)]
+
+
+@pytest.mark.parametrize("mode", ["auto", "skb"])
+def test_status_shows_the_xdp_mode_in_force(netns_pair, mode):
+    ns, dev = netns_pair.ns_b, netns_pair.if_b
+    r = xnf("attach", "pping", dev, "--netns", ns, "--ingress-hook", "xdp", "--mode", mode)
+    assert r.returncode == 0, r.stderr
+    try:
+        in_force = ip_xdp_mode(ns, dev)
+        if mode == "skb":
+            assert in_force == "skb"
+        [entry] = json.loads(xnf("status", dev, "--netns", ns, "--json").stdout)
+        assert entry["mode"] == in_force
+        assert "hooks" in entry and isinstance(entry["hooks"], dict)   # the whole record stays in --json
+        r = xnf("status", dev, "--netns", ns)
+        assert r.returncode == 0, r.stderr
+        header, row = r.stdout.splitlines()[:2]
+        assert header.split()[:5] == ["NF", "IFACE", "NETNS", "MODE", "DETAILS"]
+        assert row.split()[:4] == ["pping", dev, ns, in_force], r.stdout
+        details = row[header.index("DETAILS"):]
+        assert "{" not in details and "'" not in details, details   # no Python repr
+        assert "ingress: xdp prog" in details and "ingress_hook=xdp" in details, details
+    finally:
+        assert xnf("detach", "pping", dev, "--netns", ns).returncode == 0
+    assert ip_xdp_mode_absent(ns, dev)
+
+
+def ip_xdp_mode_absent(ns, dev):
+    return re.search(r"mtu \d+ xdp", sh("ip", "-n", ns, "-d", "link", "show", dev)) is None
