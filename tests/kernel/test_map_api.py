@@ -5,6 +5,7 @@ bpftool is the independent view of what the kernel holds after each call.
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -81,3 +82,36 @@ def test_batch_deletes_on_an_array_are_not_supported():
             with pytest.raises(NotSupportedError) as e:
                 op()
             assert "'pkt_count'" in str(e.value) and "array" in str(e.value).lower(), str(e.value)
+
+
+def xnf_map_dump_json(map_id):
+    r = subprocess.run([sys.executable, "-m", "xnf.cli.main", "map", "dump", str(map_id), "--json"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_map_dump_json_shows_char_arrays_as_bpftool_does():
+    """core_kinds' .bss holds ``char core_comm[16]``: a string in both dumps; bytes that are
+    not printable text stay hex (bpftool then prints the chars one by one)."""
+    with xnf.load(obj("core_kinds")) as coll:
+        bss = coll.maps[".bss"]
+        value = dict(bss[0])
+        value["core_comm"], value["core_pid"] = b"ksoftirqd/0", 42
+        bss[0] = value
+        ours = xnf_map_dump_json(bss.id)
+        theirs = bpftool_entries(bss.id)
+        assert len(ours) == len(theirs) == 1
+        formatted = {k: v for var in theirs[0]["formatted"]["value"][".bss"] for k, v in var.items()}
+        assert ours[0]["key"] == 0 and ours[0]["value"] == formatted
+        assert ours[0]["value"]["core_comm"] == "ksoftirqd/0" and ours[0]["value"]["core_pid"] == 42
+
+        value["core_comm"] = b"\x01\xff" + bytes(14)
+        bss[0] = value
+        assert xnf_map_dump_json(bss.id)[0]["value"]["core_comm"] == "01ff" + "00" * 14
+        value["core_comm"] = b"\0ab" + bytes(13)  # data after a leading NUL is not an empty string
+        bss[0] = value
+        assert xnf_map_dump_json(bss.id)[0]["value"]["core_comm"] == "006162" + "00" * 13
+        value["core_comm"] = bytes(16)
+        bss[0] = value
+        assert xnf_map_dump_json(bss.id)[0]["value"]["core_comm"] == ""

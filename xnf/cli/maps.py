@@ -29,6 +29,30 @@ def open_map(ref):
     return Map.from_pin(ref)
 
 
+def as_json(value, codec):
+    """``value`` decoded through ``codec`` for JSON: ``char[N]`` as a string, as bpftool shows it."""
+    from xnf.core.object.codec import ArrayCodec, CharArrayCodec, StructCodec  # loaded only when this command runs
+
+    if isinstance(codec, CharArrayCodec) and isinstance(value, bytes):
+        return char_array_text(value)
+    if isinstance(codec, StructCodec) and hasattr(value, "keys"):
+        codecs = {name: c for name, c, _off, _bf in codec.members}
+        return {k: as_json(value[k], codecs.get(k)) for k in value.keys()}
+    if isinstance(codec, ArrayCodec) and isinstance(value, list):
+        return [as_json(v, codec.elem) for v in value]
+    if isinstance(value, list):  # per-CPU values: one per CPU, each coded by ``codec``
+        return [as_json(v, codec) for v in value]
+    return value
+
+
+def char_array_text(raw):
+    """The C string in ``raw`` (up to its first NUL) when it is printable text, else ``raw`` as hex."""
+    text = raw.split(b"\0", 1)[0]
+    if (text or not any(raw)) and all(0x20 <= b < 0x7F for b in text):  # a leading NUL before data: not a string
+        return text.decode("ascii")
+    return raw.hex()
+
+
 def cmd_dump(args):
     m = open_map(args.map)
     try:
@@ -36,7 +60,8 @@ def cmd_dump(args):
     finally:
         m.close()
     if args.json:
-        emit_json([{"key": k, "value": v} for k, v in items])
+        key_codec, value_codec = m.key_codec, m.value_codec
+        emit_json([{"key": as_json(k, key_codec), "value": as_json(v, value_codec)} for k, v in items])
     else:
         for k, v in items:
             print(f"{k}: {v}")
