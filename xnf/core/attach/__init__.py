@@ -10,13 +10,13 @@ from xnf.core.attach.links import (LinkAttachment, attach_cgroup, attach_iter, a
                                    attach_ksyscall, attach_netns, attach_raw_tracepoint, attach_sockmap,
                                    attach_trace, attach_tracepoint, attach_uprobe, attach_uprobe_multi,
                                    attach_usdt)
-from xnf.core.attach.tc import TcAttachment, attach_cls_bpf, attach_tc, query_tc
+from xnf.core.attach.tc import TcAttachment, attach_cls_bpf, attach_tc, detach_tc, query_tc
 from xnf.core.attach.tcx import TcxAttachment, attach_tcx, query_tcx
 from xnf.core.attach.xdp import XdpAttachment, attach_xdp, detach_xdp, query as query_xdp
 from xnf.core.kernel import features
 
 __all__ = ["Attachment", "HookProgram", "XdpAttachment", "TcAttachment", "TcxAttachment",
-           "attach_xdp", "attach_tc", "attach_tcx", "attach_cls_bpf", "detach_xdp",
+           "attach_xdp", "attach_tc", "attach_tcx", "attach_cls_bpf", "detach_xdp", "detach_tc",
            "query_xdp", "query_tc", "query_tcx", "query", "load_pinned",
            "LinkAttachment", "attach_kprobe", "attach_ksyscall", "attach_kprobe_multi", "attach_uprobe",
            "attach_uprobe_multi",

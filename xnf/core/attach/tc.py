@@ -19,8 +19,8 @@ import attrs
 
 from xnf.core import uapi
 from xnf.core.attach.base import Attachment, HookProgram, check_type, prog_label, program_fd
-from xnf.core.attach.tcx import attach_tcx
-from xnf.core.errors import AttachError, ModeNotSupportedError, NamespaceNotFoundError
+from xnf.core.attach.tcx import attach_tcx, attach_type as tcx_attach_type, query_tcx
+from xnf.core.errors import AttachError, BPFError, ModeNotSupportedError, NamespaceNotFoundError
 from xnf.core.kernel import features, netns as _netns, syscall
 from xnf.core.uapi import (TC_H_MIN_EGRESS, TC_H_MIN_INGRESS, TC_H_ROOT, TCA_BPF_FLAG_ACT_DIRECT, TCA_CLS_FLAGS_SKIP_HW,
                            TCA_CLS_FLAGS_SKIP_SW)
@@ -344,6 +344,72 @@ def attach_tc(program, ifname, direction="ingress", netns=None, via="auto", prio
         raise AttachError("before/after/first/last/expected_revision need tcx", "use via='tcx'")
     return attach_cls_bpf(program, ifname, CLSACT_PARENTS[direction], netns, prio=prio, handle=handle,
                           skip_sw=skip_sw, skip_hw=skip_hw, _clsact_direction=direction)
+
+
+def detach_tc(ifname, direction="ingress", prog_id=None, handle=None, prio=None, netns=None):
+    """Remove tc programs from ``ifname``'s ``direction`` that nobody holds an attachment
+    for (its process is gone and it was never pinned), as :func:`~xnf.core.attach.xdp.detach_xdp`
+    does for XDP; others stay.
+
+    A clsact cls_bpf filter is chosen by ``handle`` and/or ``prio`` (as ``tc filter show``
+    prints them) and/or ``prog_id``; a tcx program by ``prog_id`` alone (its link is
+    detached, or without a link the program, with ``BPF_PROG_DETACH``). Every match is
+    removed; returns the removed ``[HookProgram]``. Raises ``AttachError`` naming what is
+    there when nothing matches, and removes nothing then.
+    """
+    if direction not in CLSACT_PARENTS:
+        raise AttachError(f"unknown tc direction {direction!r}", "use ingress or egress")
+    if prog_id is None and handle is None and prio is None:
+        raise AttachError("detach_tc needs prog_id, handle or prio to choose what to remove",
+                          "see query(ifname) for what is attached")
+    handle = None if handle is None else parse_handle(handle)
+    ifindex = _netns.ifindex(ifname, netns)
+    tcx = query_tcx(ifname, direction, netns)[0] if features.have_tcx() else []
+    filters = query_tc(ifname, netns, parents=[CLSACT_PARENTS[direction]])
+    chosen = [hp for hp in filters if (prog_id is None or hp.prog_id == prog_id)
+              and (handle is None or hp.handle == handle) and (prio is None or hp.prio == prio)]
+    if handle is None and prio is None:
+        chosen = [hp for hp in tcx if hp.prog_id == prog_id] + chosen
+    if not chosen:
+        asked = ", ".join(f"{k} {v:#x}" if k == "handle" else f"{k} {v}"
+                          for k, v in (("prog id", prog_id), ("handle", handle), ("prio", prio)) if v is not None)
+        there = "; ".join(_describe(hp) for hp in tcx + filters) or "nothing"
+        raise AttachError(f"no tc program with {asked} at {direction} of {ifname}"
+                          + (f" in netns {netns}" if netns else "") + f" (there: {there})",
+                          "see query(ifname) for what is attached")
+    for hp in chosen:
+        if hp.hook == "tcx":
+            _detach_tcx_program(hp, ifindex, direction, netns)
+        else:
+            TcAttachment(ifname=ifname, ifindex=ifindex, netns=netns, prog_id=hp.prog_id,
+                         program=syscall.fd_by_id("prog", hp.prog_id), parent=CLSACT_PARENTS[direction],
+                         prio=hp.prio, handle=hp.handle).detach()
+    return chosen
+
+
+def _describe(hp):
+    if hp.hook == "tcx":
+        return f"tcx prog {hp.prog_id}" + (f" (link {hp.link_id})" if hp.link_id else "")
+    return f"cls_bpf prog {hp.prog_id} prio {hp.prio} handle {hp.handle:#x}"
+
+
+def _detach_tcx_program(hp, ifindex, direction, netns):
+    """Detach one tcx program: through its link, or (attached without one) by program."""
+    if hp.link_id:
+        link = syscall.fd_by_id("link", hp.link_id)
+        try:
+            syscall.link_detach(link)
+        finally:
+            link.close()
+        return
+    prog = syscall.fd_by_id("prog", hp.prog_id)
+    try:
+        with _netns.entered(netns):  # bpf(2) resolves the ifindex in the caller's namespace
+            syscall.prog_detach(ifindex, int(prog), tcx_attach_type(direction))
+    except BPFError as e:
+        raise AttachError(f"removing tcx prog {hp.prog_id} at {direction}: {e}") from None
+    finally:
+        prog.close()
 
 
 #: cls_bpf priorities that run a filter before / after the others under clsact (lower first).
