@@ -39,7 +39,7 @@ def test_tcx_counts_and_detach_restores(netns_pair, iface_state, counters, need_
     prog = counter_program("sched_cls", counters, 0)
     try:
         att = attach_tc(prog, p.if_a, direction, netns=p.ns_a, via="tcx")
-        assert isinstance(att, TcxAttachment) and att.via == "link"
+        assert isinstance(att, TcxAttachment) and att.via == "tcx" and att.held_by == "link"
         assert p.ping(3) == 3 and counters[0] >= 3
         progs, _ = query_tcx(p.if_a, direction, p.ns_a)
         assert [(h.prog_id, h.link_id) for h in progs] == [(att.prog_id, att.link_id)]
@@ -62,7 +62,7 @@ def test_clsact_counts_and_detach_restores(netns_pair, iface_state, counters, di
     prog = counter_program("sched_cls", counters, 1)
     try:
         att = attach_tc(prog, p.if_a, direction, netns=p.ns_a, via="clsact")
-        assert isinstance(att, TcAttachment) and att.via == "netlink" and att.created_qdisc
+        assert isinstance(att, TcAttachment) and att.via == "clsact" and att.held_by == "netlink" and att.created_qdisc
         assert att.parent == CLSACT_PARENTS[direction] and att.prio and att.handle
         assert p.ping(3) == 3 and counters[1] >= 3
         shown = in_ns(p.ns_a, "tc", "filter", "show", "dev", p.if_a, direction)

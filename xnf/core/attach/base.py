@@ -129,8 +129,16 @@ class Attachment:
             _KINDS[cls.kind] = cls
 
     @property
-    def via(self):
+    def held_by(self):
+        """``link`` or ``netlink``: what keeps the program attached, and so what a pin holds
+        (the link, or the program). Records store it as ``via``, as every xnf version did."""
         return "link" if self.link is not None else "netlink"
+
+    @property
+    def via(self):
+        """How it was attached, named as the attach call's ``via=`` argument names it: XDP
+        ``link``/``netlink``, tc ``tcx``/``clsact`` (``cls_bpf`` under another qdisc)."""
+        return self.held_by
 
     @property
     def link_id(self):
@@ -238,13 +246,14 @@ class Attachment:
 
     def record(self):
         """The JSON-able description stored beside a pin."""
-        rec = {"kind": self.kind, "via": self.via, "ifname": self.ifname, "ifindex": self.ifindex,
+        rec = {"kind": self.kind, "via": self.held_by, "ifname": self.ifname, "ifindex": self.ifindex,
                "netns": self.netns, "prog_id": self.prog_id}
         rec.update(self._fields())
         return rec
 
     def to_dict(self):
         d = self.record()
+        d["via"] = self.via
         d["pin_path"] = self.pin_path
         if self.link is not None and not self.link.closed:
             d["link_id"] = self.link_id

@@ -81,6 +81,10 @@ class TcAttachment(Attachment):
     def direction(self):
         return next((d for d, p in CLSACT_PARENTS.items() if p == self.parent), None)
 
+    @property
+    def via(self):
+        return "clsact" if self.direction else "cls_bpf"
+
     def _fields(self):
         return {"parent": self.parent, "handle": self.handle, "prio": self.prio,
                 "direct_action": self.direct_action, "flags_gen": self.flags_gen,

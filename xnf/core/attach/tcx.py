@@ -37,6 +37,10 @@ class TcxAttachment(Attachment):
 
     direction: str = "ingress"
 
+    @property
+    def via(self):
+        return "tcx"
+
     def _fields(self):
         return {"direction": self.direction}
 
