@@ -14,7 +14,7 @@ from xnf.core.attach.pinroot import PinRoot
 from xnf.core.errors import PinError
 from xnf.core.kernel import info, syscall
 from xnf.core.kernel.pin import (ensure_bpffs, find_bpffs, is_bpffs, mount_bpffs, object_kind, open_pinned,
-                                 pin_object, require_bpffs, unpin)
+                                 pin_object, require_bpffs, unpin, write_record)
 
 pytestmark = pytest.mark.root
 
@@ -229,6 +229,8 @@ def test_pin_root_store_find_remove(bpffs, netns_pair, iface_state, counters):
         x.close()
         t.close()
     assert root.names() == ["tc", "xdp"]
+    write_record(os.path.join(root.path, "config"), {"nf": "x" * 300})  # a long NF record beside them,
+    assert root.names() == ["tc", "xdp"]                               # as pping's: not looked into
     assert [(r.ifname, r.nf, r.netns) for r in PinRoot.scan(f"{bpffs}/xnf")] == [(p.if_a, "counter", p.ns_a)]
     assert p.ping(2) == 2 and counters[0] >= 2 and counters[1] >= 2
     found = root.find("xdp")

@@ -150,7 +150,11 @@ class PinRoot:
         return Attachment.load_pinned(path)
 
     def names(self):
-        return [n for n in listdir(self.path) if lexists(os.path.join(self.path, n, RECORD))]
+        """Names of the attachments pinned in the instance: its directories with a record.
+        Other entries (pinned maps or records of the NF's own) are not looked into: a
+        lookup through a 0600 pin is EACCES even for root, not "absent"."""
+        return [n for n in listdir(self.path)
+                if os.path.isdir(os.path.join(self.path, n)) and lexists(os.path.join(self.path, n, RECORD))]
 
     def attachments(self):
         return {name: self.find(name) for name in self.names()}
