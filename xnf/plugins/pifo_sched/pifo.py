@@ -55,6 +55,22 @@ class _Window:
         return self.head
 
 
+# The errors every PIFO raises, built only when raised: enqueue stays one comparison per check.
+def _full(capacity):
+    return QueueFullError(f"PIFO is full ({capacity} elements)",
+                          "dequeue first or create the queue with a larger capacity")
+
+
+def _not_int(rank):
+    return RankRangeError(f"rank must be an int, got {type(rank).__name__} {rank!r}",
+                          "round the rank to an integer (scale it first to keep precision)")
+
+
+def _below(rank, minimum):
+    return RankRangeError(f"rank {rank} is below the current minimum rank {minimum}",
+                          "ranks may not go back behind a rotated window; clamp to min_rank")
+
+
 def _check_shape(rank_range, capacity):
     """The rank window and capacity both bounded PIFOs take."""
     if not isinstance(rank_range, int) or rank_range < 2 or rank_range & (rank_range - 1):
@@ -127,16 +143,13 @@ class BucketedPifo:
     def enqueue(self, item, rank):
         """Queue ``item`` behind every element of rank <= ``rank``."""
         if self.count >= self.capacity:
-            raise QueueFullError(f"PIFO is full ({self.capacity} elements)",
-                                 "dequeue first or create the queue with a larger capacity")
+            raise _full(self.capacity)
         if type(rank) is not int:
-            raise RankRangeError(f"rank must be an int, got {type(rank).__name__} {rank!r}",
-                                 "round the rank to an integer (scale it first to keep precision)")
+            raise _not_int(rank)
         window = self._primary
         index = rank - window.base
         if index < 0:
-            raise RankRangeError(f"rank {rank} is below the current minimum rank {window.base}",
-                                 "ranks may not go back behind a rotated window; clamp to min_rank")
+            raise _below(rank, window.base)
         if index >= self.rank_range:
             window = self._beyond_primary(rank)
             index = rank - window.base
@@ -227,15 +240,12 @@ class HeapPifo:
     def enqueue(self, item, rank):
         """Queue ``item`` behind every element of rank <= ``rank``."""
         if self.count >= self.capacity:
-            raise QueueFullError(f"PIFO is full ({self.capacity} elements)",
-                                 "dequeue first or create the queue with a larger capacity")
+            raise _full(self.capacity)
         if type(rank) is not int:
-            raise RankRangeError(f"rank must be an int, got {type(rank).__name__} {rank!r}",
-                                 "round the rank to an integer (scale it first to keep precision)")
+            raise _not_int(rank)
         offset = rank - self.min_rank
         if offset < 0:
-            raise RankRangeError(f"rank {rank} is below the current minimum rank {self.min_rank}",
-                                 "ranks may not go back behind a rotated window; clamp to min_rank")
+            raise _below(rank, self.min_rank)
         rank_range = self.rank_range
         if offset < rank_range:
             self._in_primary += 1
@@ -294,8 +304,7 @@ class IdealPifo:
 
     def enqueue(self, item, rank):
         if self.capacity is not None and len(self._heap) >= self.capacity:
-            raise QueueFullError(f"PIFO is full ({self.capacity} elements)",
-                                 "dequeue first or create the queue with a larger capacity")
+            raise _full(self.capacity)
         self._seq += 1
         heapq.heappush(self._heap, (rank, self._seq, item))
 
