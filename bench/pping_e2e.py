@@ -29,7 +29,6 @@ exit status 1 if one is missed.
 Usage: python3 bench/pping_e2e.py [--rounds N] [--seconds S] [--streams P] [--idle-seconds S]  (root)
 """
 import argparse
-import json
 import os
 import re
 import signal
@@ -100,14 +99,7 @@ def wait_for(pred, timeout, what):
 
 
 def iperf(topo, seconds, streams):
-    server = traffic.popen(topo.srv, ["iperf3", "-s", "-1", "-B", topo.srv_ip], stdout=subprocess.DEVNULL)
-    try:
-        traffic.wait_listening(topo.srv, 5201)
-        out = traffic.run(topo.cli, ["iperf3", "-c", topo.srv_ip, "-t", str(seconds), "-P", str(streams), "-J"],
-                          timeout=seconds + 30)
-    finally:
-        traffic.stop([server])
-    return json.loads(out)["end"]["sum_received"]["bits_per_second"]
+    return traffic.iperf3_rate(topo.cli, topo.srv, topo.srv_ip, seconds, streams)
 
 
 def measure(proc, topo, seconds, streams):

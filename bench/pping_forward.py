@@ -14,10 +14,8 @@ case, where per-packet cost shows most.
 Usage: python3 bench/pping_forward.py [--runs N] [--seconds S] [--streams P] [--mtu-packets]   (root)
 """
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,14 +31,7 @@ TARGET_COST = 0.05
 
 
 def iperf(topo, seconds, streams):
-    server = traffic.popen(topo.srv, ["iperf3", "-s", "-1", "-B", topo.srv_ip], stdout=subprocess.DEVNULL)
-    try:
-        traffic.wait_listening(topo.srv, 5201)
-        out = traffic.run(topo.cli, ["iperf3", "-c", topo.srv_ip, "-t", str(seconds), "-P", str(streams), "-J"],
-                          timeout=seconds + 30)
-    finally:
-        traffic.stop([server])
-    return json.loads(out)["end"]["sum_received"]["bits_per_second"]
+    return traffic.iperf3_rate(topo.cli, topo.srv, topo.srv_ip, seconds, streams)
 
 
 def main(argv=None):

@@ -72,6 +72,18 @@ def wait_listening(ns, port, timeout=5.0):
     raise RuntimeError(f"nothing listens on TCP port {port} in {ns}")
 
 
+def iperf3_rate(ns_a, ns_b, ip_b, seconds, streams=1):
+    """Bits per second that ``streams`` parallel iperf3 TCP streams from ``ns_a`` deliver to
+    a server on ``ip_b`` in ``ns_b`` (port 5201) over ``seconds``."""
+    server = popen(ns_b, ["iperf3", "-s", "-1", "-B", ip_b], stdout=subprocess.DEVNULL)
+    try:
+        wait_listening(ns_b, 5201)
+        out = run(ns_a, ["iperf3", "-c", ip_b, "-t", str(seconds), "-P", str(streams), "-J"], timeout=seconds + 30)
+    finally:
+        stop([server])
+    return json.loads(out)["end"]["sum_received"]["bits_per_second"]
+
+
 def iperf3_shares(ns_a, ns_b, ip_b, ports, seconds, omit=5, congestion_control="cubic"):
     """One iperf3 flow per port from ``ns_a`` to servers in ``ns_b``; the bytes each
     delivered after ``omit`` warm-up seconds as shares of the total, and the total in Mbit/s."""
