@@ -4,6 +4,7 @@ Tests may shell out (they are independent oracles); the library never does. The
 namespaces and veth pairs themselves come from :mod:`xnf.testing.topology`.
 """
 import json
+import os
 import subprocess
 import time
 
@@ -34,3 +35,16 @@ def delete_ns_under(attachment, ns, timeout=5.0):
     deadline = time.monotonic() + timeout
     while attachment.attached and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def bpf_fds():
+    """File descriptors of this process that refer to BPF objects (maps, programs, BTF, links)."""
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(("anon_inode:bpf", "anon_inode:btf")):
+            found.add(int(fd))
+    return found

@@ -9,6 +9,7 @@ import os
 import sys
 
 import pytest
+from netenv import bpf_fds
 
 import xnf
 from xnf.core.errors import XnfError
@@ -19,18 +20,6 @@ import test_fuzz_objects as F  # noqa: E402
 pytestmark = [pytest.mark.root, pytest.mark.fuzz]
 
 LOADS = max(20, F.MUTANTS // 50)    # 20 in the default suite (~1 s), 1000 in the long run
-
-
-def bpf_fds():
-    found = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith(("anon_inode:bpf", "anon_inode:btf")):
-            found.add(int(fd))
-    return found
 
 
 def test_mutants_that_pass_the_pre_kernel_phases_load_or_fail_typed(tmp_path, bpffs):

@@ -12,6 +12,7 @@ import time
 import uuid
 
 import pytest
+from netenv import bpf_fds
 
 import xnf
 from xnf.core import errors
@@ -25,19 +26,6 @@ pytestmark = pytest.mark.root
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BPF_DIR = os.path.join(ROOT, "tests", "bpf")
 EXIT_WITHOUT_R0 = [Instruction(0x95)]      # the verifier refuses: R0 !read_ok
-
-
-def bpf_fds():
-    """File descriptors of this process that refer to BPF objects (maps, programs, BTF, links)."""
-    found = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith(("anon_inode:bpf", "anon_inode:btf")):
-            found.add(int(fd))
-    return found
 
 
 def kernel_names(kind):
