@@ -289,8 +289,11 @@ def test_query_lists_every_hook(netns_pair, counters, need_tcx):
                 attach_tc(c, p.if_a, "ingress", p.ns_a, via="clsact"):
             found = query(p.if_a, p.ns_a)
             assert all(isinstance(h, HookProgram) for h in found)
-            assert [(h.hook, h.where, h.via) for h in found] == \
-                [("xdp", "skb", "link"), ("tcx", "egress", "link"), ("tc", "ingress", "netlink")]
+            # via in the words of Attachment.via (the attach call's via=); held_by what keeps it
+            assert [(h.hook, h.where, h.via, h.held_by) for h in found] == \
+                [("xdp", "skb", "link", "link"), ("tcx", "egress", "tcx", "link"),
+                 ("tc", "ingress", "clsact", "netlink")]
+            assert [h.to_dict()["via"] for h in found] == ["link", "tcx", "clsact"]
             assert all(h.to_dict()["prog_id"] for h in found)
     finally:
         for prog in (x, t, c):

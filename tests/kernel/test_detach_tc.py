@@ -106,7 +106,7 @@ def test_tcx_program_without_a_link_by_prog_id(netns_pair, counters):
         with _netns.entered(p.ns_a):
             syscall.prog_attach(ifindex, int(prog), attach_type("ingress"))
         [hp] = query_tcx(p.if_a, "ingress", p.ns_a)[0]
-        assert hp.link_id is None and ran(p, counters, 0)
+        assert hp.link_id is None and (hp.via, hp.held_by) == ("tcx", "prog_attach") and ran(p, counters, 0)
         [gone] = detach_tc(p.if_a, "ingress", prog_id=hp.prog_id, netns=p.ns_a)
         assert gone.prog_id == hp.prog_id
         assert not ran(p, counters, 0) and query_tcx(p.if_a, "ingress", p.ns_a)[0] == []

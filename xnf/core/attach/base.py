@@ -79,14 +79,26 @@ class HookProgram:
 
     @property
     def via(self):
-        """``link``, ``netlink``, or ``prog_attach`` (a tcx program attached without a link)."""
+        """How it is attached, in the words of :attr:`Attachment.via` (the attach call's
+        ``via=``): XDP ``link``/``netlink``, ``tcx``, tc ``clsact`` (``cls_bpf`` under
+        another qdisc)."""
+        if self.hook == "tcx":
+            return "tcx"
+        if self.hook == "tc":
+            return "clsact" if self.where in ("ingress", "egress") else "cls_bpf"
+        return "link" if self.link_id else "netlink"
+
+    @property
+    def held_by(self):
+        """What keeps it attached: ``link``, ``netlink``, or ``prog_attach`` (a tcx program
+        attached without a link), as :attr:`Attachment.held_by` says it."""
         if self.link_id:
             return "link"
         return "prog_attach" if self.hook == "tcx" else "netlink"
 
     def to_dict(self):
         d = attrs.asdict(self)
-        d["via"] = self.via
+        d["via"], d["held_by"] = self.via, self.held_by
         return {k: v for k, v in d.items() if v is not None}
 
 
