@@ -497,3 +497,45 @@ def attach_iter(program):
     """``SEC("iter/KIND")``: a ``BPF_TRACE_ITER`` link; ``.read()`` runs the iterator once."""
     return _make(program, {uapi.BPF_PROG_TYPE_TRACING}, "iter", "iter",
                  lambda fd: syscall.link_create(fd, 0, uapi.BPF_TRACE_ITER))
+
+
+# --- by section, as a skeleton's __attach() -------------------------------------------------
+
+_TRACING_PREFIXES = ("tp_btf/", "fentry/", "fexit/", "fmod_ret/", "lsm/", "fentry.s/", "fexit.s/",
+                     "fmod_ret.s/", "lsm.s/")
+
+
+def attach_auto(program, section=None):
+    """Attach ``program`` where its section says, as libbpf's ``bpf_program__attach()``:
+    ``tracepoint/CAT/NAME``, ``raw_tp/NAME``, ``tp_btf/`` and the other BTF-targeted kinds,
+    ``kprobe/SYM[+OFF]``, ``ksyscall/NAME``, ``uprobe/PATH:FUNC[+OFF]``,
+    ``usdt/PATH:PROVIDER:NAME`` (a list, one per note) and ``iter/``. ``section`` defaults
+    to the section of the spec the program was loaded from."""
+    if section is None:
+        section = getattr(getattr(program, "spec", None), "section", None)
+        if section is None:
+            raise AttachError(f"{program!r} carries no section to attach by", "pass section=")
+    kind, _, rest = section.partition("/")
+    if kind in ("tracepoint", "tp") and rest.count("/") == 1:
+        return attach_tracepoint(program, *rest.split("/"))
+    if kind in ("raw_tp", "raw_tracepoint", "raw_tp.w", "raw_tracepoint.w") and rest:
+        return attach_raw_tracepoint(program, rest)
+    if section.startswith(_TRACING_PREFIXES):
+        return attach_trace(program)
+    if kind in ("kprobe", "kretprobe") and rest:
+        symbol, _, offset = rest.partition("+")
+        return attach_kprobe(program, symbol, int(offset or "0", 0), retprobe=kind == "kretprobe")
+    if kind in ("ksyscall", "kretsyscall") and rest:
+        return attach_ksyscall(program, rest, retprobe=kind == "kretsyscall")
+    if kind in ("uprobe", "uretprobe", "uprobe.s", "uretprobe.s") and ":" in rest:
+        binary, _, where = rest.rpartition(":")
+        function, _, offset = where.partition("+")
+        return attach_uprobe(program, binary, function or None, int(offset or "0", 0),
+                             retprobe=kind.startswith("uretprobe"))
+    if kind in ("usdt", "usdt.s") and rest.count(":") >= 2:
+        binary, provider, name = rest.rsplit(":", 2)
+        return attach_usdt(program, binary, provider, name)
+    if kind in ("iter", "iter.s"):
+        return attach_iter(program)
+    raise AttachError(f"section {section!r} says nowhere to attach by itself",
+                      "call the attach_* function of its hook with the target")
