@@ -116,10 +116,31 @@ def test_uapi_records_its_sources():
 
 
 def test_uapi_is_a_plain_module_of_constants():
-    """Cheap to import: no imports, only names bound to ints and the name tables."""
+    """Cheap to import: only names bound to ints, the name tables and the kernel IntEnums
+    (``import enum``, nothing else)."""
     with open(UAPI) as f:
         tree = ast.parse(f.read())
-    assert not [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef))]
+    imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert [ast.unparse(n) for n in imports] == ["import enum"]
+    assert not [n for n in tree.body if isinstance(n, ast.FunctionDef)]
+    classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
+    assert [c.name for c in classes] == ["_KernelEnum", "ProgType", "MapType"]
+    assert all(ast.unparse(b) in ("enum.IntEnum", "_KernelEnum") for c in classes for b in c.bases)
+
+
+def test_kernel_enums_are_the_kernels_names_and_numbers():
+    """ProgType/MapType carry every BPF_PROG_TYPE_*/BPF_MAP_TYPE_* of the module, print as
+    the kernel's name and compare (and serialise) as the number."""
+    import json
+
+    from xnf.core import uapi
+
+    for cls, prefix in ((uapi.ProgType, "BPF_PROG_TYPE_"), (uapi.MapType, "BPF_MAP_TYPE_")):
+        constants = {k: v for k, v in vars(uapi).items() if k.startswith(prefix)}
+        assert {k: int(v) for k, v in cls.__members__.items()} == constants
+    xdp = uapi.ProgType(uapi.BPF_PROG_TYPE_XDP)
+    assert (str(xdp), f"{xdp}", xdp, json.dumps(xdp)) == ("BPF_PROG_TYPE_XDP", "BPF_PROG_TYPE_XDP", 6, "6")
+    assert str(uapi.MapType(uapi.BPF_MAP_TYPE_CGROUP_STORAGE)) == "BPF_MAP_TYPE_CGROUP_STORAGE"  # not _DEPRECATED
 
 
 def test_gen_uapi_reproduces_the_committed_module(tmp_path):

@@ -55,10 +55,22 @@ class ZeroData:
         return f"ZeroData({self.size}{', written' if self.written else ''})"
 
 
+def _kernel_enum(enum_cls):
+    """An attrs converter: a known number becomes its kernel-named IntEnum member (equal to
+    the number, printed as ``BPF_PROG_TYPE_XDP``); a number this kernel's table lacks stays an int."""
+    def convert(value):
+        try:
+            return enum_cls(value)
+        except ValueError:
+            return value
+    return convert
+
+
 @attrs.define(eq=False)
 class MapSpec:
     name: str
-    type: int
+    type: int = attrs.field(converter=_kernel_enum(uapi.MapType))
+    """A :class:`~xnf.core.uapi.MapType` (an int)."""
     key_size: int
     value_size: int
     max_entries: int
@@ -109,7 +121,8 @@ class MapSpec:
 class ProgramSpec:
     name: str
     section: str
-    type: int
+    type: int = attrs.field(converter=_kernel_enum(uapi.ProgType))
+    """A :class:`~xnf.core.uapi.ProgType` (an int)."""
     expected_attach_type: int = 0
     attach_to: str = ""
     """What the section names after its prefix: a kernel function, iterator, or tracepoint."""
