@@ -3,11 +3,18 @@
 A third-party package registers a scheduler with an entry point such as
 ``my_sched = mypkg.sched:MySched`` under ``xnf.schedulers``; it is then listed
 (``xnf sched list``), created (:func:`create`) and simulated (``xnf sched simulate``)
-like a built-in one. Attaching is another matter: ``xnf attach pifo_sched`` runs only
-the rank functions compiled into its tc egress program (``wfq`` and ``stfq``, the keys
-of :data:`xnf.plugins.pifo_sched.kernel.MODES`) and refuses any other name, built-in or
-not, with a hint to simulate it instead.
+like a built-in one.
+
+Attaching runs a rank function in the kernel. On the HTB path (no BPF qdisc) that is
+one of the two compiled into the tc egress program (``wfq``, ``stfq``: the keys of
+:data:`xnf.plugins.pifo_sched.kernel.MODES`). On the BPF qdisc it is one of the qdisc's
+built-in schedulers, or a plugin's own: a scheduler class that sets ``rank_object``
+(a BPF object shipped in its package, compiled from C that includes
+``xnf/plugins/pifo_sched/qdisc/rank.h``; docs/writing-a-plugin.md) has that object put
+into the qdisc by ``xnf attach pifo_sched IFACE --scheduler NAME``.
 """
+import os
+
 from xnf import registry as _registry
 from xnf.core.errors import PluginError
 from xnf.plugins.pifo_sched.errors import UnknownSchedulerError
@@ -34,3 +41,38 @@ def load(name):
 def create(name, config=None):
     """An instance of scheduler ``name`` configured with ``config``."""
     return load(name)(config)
+
+
+def rank_object(name):
+    """The file of the BPF qdisc object scheduler ``name`` ships (its ``rank_object``,
+    relative to the package of its class), or None if it ships none or is not registered.
+
+    Raises :class:`PluginError` when the class names an object that is not there."""
+    if name not in _registry.names(_registry.SCHEDULERS):
+        return None
+    cls = load(name)
+    rel = getattr(cls, "rank_object", None)
+    if not rel:
+        return None
+    # importlib.resources: only for the schedulers that ship an object
+    import importlib.resources
+
+    package = cls.__module__.rpartition(".")[0] or cls.__module__
+    path = os.fspath(importlib.resources.files(package).joinpath(rel))
+    if not os.path.isfile(path):
+        raise PluginError(f"scheduler {name!r} names rank_object {rel!r}, which is not at {path}",
+                          "ship the compiled .bpf.o as package data beside its .bpf.c")
+    return path
+
+
+def rank_objects():
+    """``{name: object file}`` of every registered scheduler that ships a BPF rank object."""
+    out = {}
+    for name in available():
+        try:
+            path = rank_object(name)
+        except PluginError:
+            continue  # reported when that scheduler is asked for by name
+        if path is not None:
+            out[name] = path
+    return out
