@@ -18,14 +18,18 @@ with root, where `xnf run pping`'s time goes (``--phases``, in one process like 
 command's: imports and options; then inside attach: the kernel's verifier
 (``BPF_PROG_LOAD``), map creation, BTF load, link creation, and the Python rest: opening
 the object, the attach modules, pins). `xnf status` and `xnf prog show` need root to show
-anything, but start as fast without it. The commands import xnf from cached bytecode, as
-an installed copy does (a cache under $TMPDIR/xnf-cli-startup-pyc, written by a first
-untimed run), even where PYTHONDONTWRITEBYTECODE is set: compiling every module on each
-run is not what a user's start-up costs. Exits 1 when a target is missed.
+anything, but start as fast without it; as root every timed command runs in a mount
+namespace of its own with an empty bpffs, so `xnf status` times the machine with nothing
+attached (instances left by other work would import their plugins). The commands import
+xnf from cached bytecode, as an installed copy does (a cache under
+$TMPDIR/xnf-cli-startup-pyc, written by a first untimed run), even where
+PYTHONDONTWRITEBYTECODE is set: compiling every module on each run is not what a user's
+start-up costs. Exits 1 when a target is missed.
 
 Usage: python3 bench/cli_startup.py [--rounds R] [--target-on excess|wall] [--phases]
 """
 import argparse
+import ctypes
 import json
 import os
 import resource
@@ -39,6 +43,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET_MS = 50
 READY_TARGET_MS = 300
+CLONE_NEWNS, MS_REC, MS_PRIVATE = 0x20000, 0x4000, 1 << 18
 HEAVY = ("stevedore", "attr", "attrs", "pyroute2", "elftools", "matplotlib", "prometheus_client")
 # The commands import xnf as an installed copy would: from cached bytecode (written under a
 # prefix of our own, so none lands in the tree), even where PYTHONDONTWRITEBYTECODE is set.
@@ -77,6 +82,16 @@ out["other bpf(2)"] = sum(spent.values())
 out["Python in attach (open, relocate, pin, ...)"] = (t2 - t1) - sum(v for k, v in out.items() if k != "imports and options")
 print(json.dumps(out))
 """
+
+
+def _empty_bpffs():
+    """In the child, before exec: a mount namespace of its own with an empty bpffs on
+    /sys/fs/bpf, so `xnf status` finds nothing attached whatever runs on the machine
+    (other instances would import their plugins). Run for every contender alike."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNS) or libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) \
+            or libc.mount(b"bpf", b"/sys/fs/bpf", b"bpf", 0, b"mode=0700"):
+        raise OSError(ctypes.get_errno(), "cannot make a private bpffs for the timed commands")
 
 
 def xnf_script():
@@ -122,10 +137,10 @@ def run_pping_ready(xnf, rounds, phases=False):
     return ready, ({k: statistics.median(d[k] for d in split) for k in split[0]} if split else None)
 
 
-def imported(cmd):
+def imported(cmd, preexec_fn=None):
     """The top-level names of the modules ``cmd`` (an interpreter and its arguments) imports."""
     trace = subprocess.run(cmd[:1] + ["-X", "importtime"] + cmd[1:], capture_output=True, text=True, env=ENV,
-                           cwd=ROOT).stderr
+                           cwd=ROOT, preexec_fn=preexec_fn).stderr
     return {line.split("|")[-1].strip() for line in trace.splitlines() if line.startswith("import time:")}
 
 
@@ -143,21 +158,24 @@ def main(argv=None):
         "xnf prog show": xnf + ["prog", "show"],
         "xnf attach pping --help": xnf + ["attach", "pping", "--help"],
     }
+    private = _empty_bpffs if os.geteuid() == 0 else None
     for cmd in contenders.values():  # fills the help cache and the bytecode cache
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, cwd=ROOT)
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, cwd=ROOT,
+                       preexec_fn=private)
     times = {name: [] for name in contenders}
     cpu = {name: [] for name in contenders}
     for _ in range(args.rounds):
         for name, cmd in contenders.items():
             before, t = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, cwd=ROOT)
+            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, cwd=ROOT,
+                           preexec_fn=private)
             times[name].append(time.perf_counter() - t)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu[name].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
     med = {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
     med_cpu = {name: statistics.median(ts) * 1e3 for name, ts in cpu.items()}
     base = med["python -c pass"]
-    heavy = {name: sorted({m.split(".")[0] for m in imported(contenders[name]) if m.split(".")[0] in HEAVY})
+    heavy = {name: sorted({m.split(".")[0] for m in imported(contenders[name], private) if m.split(".")[0] in HEAVY})
              for name in ("xnf --help", "xnf status")}
     ready, phases = run_pping_ready(xnf, max(3, args.rounds // 3), args.phases)
     load = os.getloadavg()[0]
