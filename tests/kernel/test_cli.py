@@ -157,8 +157,12 @@ def test_prog_load_without_pin_leaves_nothing_loaded():
 def test_verifier_rejection(tmp_path, bpffs):
     pin = os.path.join(bpffs, "rejected")
     r = xnf("prog", "load", obj("verifier_reject"), "--pin", pin)
-    line = one_line_error(r, "verifier_reject_prog", "rejected by the verifier", "--verbose")
-    assert "invalid access to packet" in line
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    line, source = r.stderr.strip().splitlines()  # one line, then the C line (from BTF line info)
+    assert line.startswith("xnf: error: ") and "verifier_reject_prog" in line and "rejected by the verifier" in line
+    assert "invalid access to packet" in line and "--verbose" in line and ".log" not in line
+    assert source == "  verifier_reject.bpf.c:32: __u32 unchecked_daddr = ip->daddr; " \
+                     "/* out of bounds: no check against data_end */"
     assert pinned_files(bpffs) == []
     r = xnf("--verbose", "prog", "load", obj("verifier_reject"))
     assert r.returncode == 1 and "Traceback" not in r.stderr

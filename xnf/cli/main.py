@@ -108,12 +108,16 @@ def main(argv=None):
         args = parser.parse_args(argv)
         return args.func(args) or 0
     except VerifierError as e:
-        if verbose:
-            print(f"xnf: error: {e.describe()}", file=sys.stderr)
-        elif isinstance(e, LicenseError):
+        if isinstance(e, LicenseError):
             print(f"xnf: error: {e}", file=sys.stderr)
-        else:
-            print(f"xnf: error: {e.args[0]} (run `xnf --verbose ...` to see the verifier log)", file=sys.stderr)
+        else:  # one line, and the C line the verifier stopped in (from the program's BTF line info)
+            more = "" if verbose else " (run `xnf --verbose ...` to see the verifier log)"
+            print(f"xnf: error: {e.args[0]}{more}", file=sys.stderr)
+            if e.source:
+                file, line, text = e.source
+                print(f"  {f'{file}:{line}: ' if file else ''}{text.expandtabs(1)}", file=sys.stderr)
+        if verbose:
+            print("\n".join("  " + line for line in e.log_tail), file=sys.stderr)
         return EXIT_ERROR
     except XnfError as e:
         print(f"xnf: error: {e}", file=sys.stderr)

@@ -52,6 +52,23 @@ class VerifierError(BPFError):
         """The message followed by the relevant tail of the log."""
         return str(self) + "\n" + "\n".join("  " + line for line in self.log_tail)
 
+    @property
+    def source(self):
+        """``(file, line, text)`` of the C line the verifier stopped in, or None: the last
+        ``; text @ file:line`` the kernel wrote into the log from the program's BTF line
+        info (``file``/``line`` are None from kernels that print ``; text`` alone)."""
+        for entry in reversed(self.log.splitlines() if self.log else ()):
+            if not entry.startswith("; "):
+                continue
+            text, at, where = entry[2:].rpartition(" @ ")
+            file, _, line = where.rpartition(":")
+            if at and line.isdigit():
+                if line != "0" and text.strip():  # line 0: compiler-made code, no line of its own
+                    return file, int(line), text.strip()
+            elif entry[2:].strip():
+                return None, None, entry[2:].strip()
+        return None
+
 
 class LicenseError(VerifierError):
     """A GPL-only helper used by an object without a GPL-compatible license."""
