@@ -1,7 +1,8 @@
-"""``example_fifo``: first in, first out, as a pifo_sched scheduler plugin."""
+"""Two pifo_sched scheduler plugins: ``example_fifo`` (first in, first out, Python only) and
+``example_smallest`` (smallest packet first, which also runs in the BPF qdisc)."""
 import collections
 
-from xnf.plugins.pifo_sched.scheduler import Scheduler
+from xnf.plugins.pifo_sched.scheduler import RankScheduler, Scheduler
 
 
 class ExampleFifo(Scheduler):
@@ -23,3 +24,13 @@ class ExampleFifo(Scheduler):
 
     def dequeue(self, now):
         return self.queue.popleft() if self.queue else None
+
+
+class ExampleSmallestFirst(RankScheduler):
+    """Example third-party rank function: smallest packet first (also in the BPF qdisc)."""
+
+    rank_range = 1 << 17  # a GSO packet's length fits
+    rank_object = "example_smallest.bpf.o"  # built from example_smallest.bpf.c (xnf_rank.h)
+
+    def rank(self, pkt, now):
+        return pkt.size

@@ -14,6 +14,7 @@ built-in schedulers, or a plugin's own: a scheduler class that sets ``rank_objec
 into the qdisc by ``xnf attach pifo_sched IFACE --scheduler NAME``.
 """
 import os
+import sys
 
 from xnf import registry as _registry
 from xnf.core.errors import PluginError
@@ -45,7 +46,7 @@ def create(name, config=None):
 
 def rank_object(name):
     """The file of the BPF qdisc object scheduler ``name`` ships (its ``rank_object``,
-    relative to the package of its class), or None if it ships none or is not registered.
+    relative to the directory of its class's module), or None if it ships none or is not registered.
 
     Raises :class:`PluginError` when the class names an object that is not there."""
     if name not in _registry.names(_registry.SCHEDULERS):
@@ -54,11 +55,8 @@ def rank_object(name):
     rel = getattr(cls, "rank_object", None)
     if not rel:
         return None
-    # importlib.resources: only for the schedulers that ship an object
-    import importlib.resources
-
-    package = cls.__module__.rpartition(".")[0] or cls.__module__
-    path = os.fspath(importlib.resources.files(package).joinpath(rel))
+    module = sys.modules[cls.__module__]  # imported by load(); a package's module or a plain one
+    path = os.path.join(os.path.dirname(os.path.abspath(module.__file__)), rel)
     if not os.path.isfile(path):
         raise PluginError(f"scheduler {name!r} names rank_object {rel!r}, which is not at {path}",
                           "ship the compiled .bpf.o as package data beside its .bpf.c")
