@@ -51,6 +51,7 @@ def main(argv=None):
             print(f"{'PCOMM':<16} {'PID':<6} {'PPID':<6} {'RET':>3} ARGS", flush=True)
             while not stop.is_set():
                 pb.poll(100)
+            pb.consume()  # what arrived meanwhile
         for link in links:
             link.detach()
     return 0

@@ -71,6 +71,7 @@ def main(argv=None):
                   f"{'RPORT':<5} {'OLDSTATE':<11} -> {'NEWSTATE':<11} MS", flush=True)
             while not stop.is_set():
                 pb.poll(100)
+            pb.consume()  # what arrived meanwhile
         for link in links:
             link.detach()
     return 0
