@@ -1,0 +1,753 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* pifo_sched's BPF qdisc framework (struct_ops Qdisc_ops, Linux 6.16+ with NET_SCH_BPF).
+ *
+ * Include it through xnf_rank.h (the rank-function contract); do not include it alone.
+ *
+ * The report's four parts, in a qdisc:
+ *   queue map   exact PIFOs: binary heaps on (rank, arrival number), one per scheduling
+ *               node, in the `heaps` array map (one value per node); packets are skb
+ *               kptrs in the `slots` array map, one skb per slot (a map value may hold
+ *               only a few kptrs, so they cannot sit in one array);
+ *   enqueue     xnf_qdisc_enqueue: classify (flow), rank, store, push;
+ *   dequeue     xnf_qdisc_dequeue: pop the lowest (rank, arrival), hand the skb over;
+ *   timer       the qdisc watchdog (bpf_qdisc_watchdog_schedule): `hold` keeps every
+ *               packet queued and polls every hold_poll_ns until it is cleared.
+ *
+ * Three modes (cfg_mode, .rodata, fixed at load):
+ *   XNF_MODE_RANK  one PIFO of packets ranked by xnf_rank() (FIFO, strict priority,
+ *                  a third party's rank function);
+ *   XNF_MODE_TREE  a tree of fair-queueing nodes, each a PIFO of references to its
+ *                  backlogged children (flows or nodes), ranked by start (STFQ) or finish
+ *                  (WFQ) tags; a flat tree is STFQ/WFQ, a deeper one HPFQ. The same rules
+ *                  as xnf.plugins.pifo_sched.hierarchy.FairNode, in integers;
+ *   XNF_MODE_WF2Q  WF2Q+: an eligible PIFO by finish tag and a pending PIFO by start tag
+ *                  (algorithms/wf2q.py).
+ * The tree and WF2Q+ PIFOs keep HeapPifo's rank windows (range 1<<20, primary and
+ * secondary, ranks below the window raised to it), so their order is the simulator's.
+ *
+ * Tags are integers: cost(size) = max(1, (2*size*cost_num + cost_den) / (2*cost_den)),
+ * the simulator's int(size * scale / weight + 0.5) with scale/weight as a fraction that
+ * user space checks is exact for every packet size.
+ */
+#ifndef XNF_QDISC_H
+#define XNF_QDISC_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#ifndef XNF_MAX_PKTS
+#define XNF_MAX_PKTS 4096             /* packets held at most (slots; heap capacity) */
+#endif
+#define XNF_PKT_MASK (XNF_MAX_PKTS - 1)
+#define XNF_HEAP_LEVELS 13            /* log2(XNF_MAX_PKTS) + 1 */
+#define XNF_MAX_NODES 16              /* scheduling nodes; node 0 is the root */
+#define XNF_NODE_MASK (XNF_MAX_NODES - 1)
+#define XNF_MAX_CHILDREN (XNF_MAX_FLOWS + XNF_MAX_NODES)  /* flows 0..63, then nodes */
+#define XNF_CHILD_MASK 127
+#define XNF_MAX_DEPTH 4               /* tree levels below the root */
+#define XNF_NONE 0xffffffffu
+#define XNF_RANK_RANGE (1ULL << 20)   /* hierarchy.RANK_RANGE */
+#define XNF_LOG_SIZE 4096
+
+#define XNF_MODE_RANK 0
+#define XNF_MODE_TREE 1
+#define XNF_MODE_WF2Q 2
+
+#define XNF_FLOW_BY_MARK 0
+#define XNF_FLOW_BY_PRIORITY 1
+
+#define NET_XMIT_SUCCESS 0x00
+#define NET_XMIT_DROP 0x01
+
+/* Kernel types: local, partial and preserve_access_index; CO-RE finds the offsets. */
+struct sk_buff {
+	unsigned int len;
+	__u32 priority;
+	__u32 mark;
+	__u64 tstamp;
+} __attribute__((preserve_access_index));
+
+struct qdisc_skb_head {
+	__u32 qlen;
+} __attribute__((preserve_access_index));
+
+struct gnet_stats_queue {
+	__u32 qlen;
+	__u32 backlog;
+	__u32 drops;
+	__u32 requeues;
+	__u32 overlimits;
+} __attribute__((preserve_access_index));
+
+struct Qdisc {
+	unsigned int limit;
+	struct qdisc_skb_head q;
+	struct gnet_stats_queue qstats;
+} __attribute__((preserve_access_index));
+
+struct bpf_sk_buff_ptr;
+struct nlattr;
+struct netlink_ext_ack;
+
+struct Qdisc_ops {
+	int (*enqueue)(struct sk_buff *skb, struct Qdisc *sch, struct sk_buff **to_free);
+	struct sk_buff *(*dequeue)(struct Qdisc *sch);
+	int (*init)(struct Qdisc *sch, struct nlattr *arg, struct netlink_ext_ack *extack);
+	void (*reset)(struct Qdisc *sch);
+	void (*destroy)(struct Qdisc *sch);
+	char id[16];
+} __attribute__((preserve_access_index));
+
+extern void bpf_qdisc_skb_drop(struct sk_buff *skb, struct bpf_sk_buff_ptr *to_free) __ksym;
+extern void bpf_kfree_skb(struct sk_buff *skb) __ksym;
+extern void bpf_qdisc_watchdog_schedule(struct Qdisc *sch, __u64 expire, __u64 delta_ns) __ksym;
+extern void bpf_qdisc_bstats_update(struct Qdisc *sch, const struct sk_buff *skb) __ksym;
+
+/* --- configuration (.rodata: set in the spec before load) ------------------------------ */
+const volatile __u32 cfg_mode = XNF_MODE_RANK;
+const volatile __u32 cfg_flow_by = XNF_FLOW_BY_MARK;
+const volatile __u32 cfg_limit = 1000;        /* packets; sch->limit */
+const volatile __u32 cfg_by_finish = 0;       /* tree mode: rank by finish tag (WFQ) */
+const volatile __u32 cfg_default_flow = 0;    /* flow of packets whose key is out of range */
+const volatile __u64 cfg_hold_poll_ns = 1000000;
+
+/* --- the queues ------------------------------------------------------------------------- */
+
+struct xnf_slot {
+	struct sk_buff __kptr *skb;
+	__u32 len;
+	__u32 next;       /* next slot in the flow's FIFO (tree modes) */
+	__u64 seq;        /* arrival number */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XNF_MAX_PKTS);
+	__type(key, __u32);
+	__uint(value_size, sizeof(struct xnf_slot));  /* value type: see below */
+} slots SEC(".maps");
+
+/* clang 14 writes a btf_type_tag into BTF only for a pointer it first meets as a
+ * function's parameter; met first in a map definition, `__kptr` is lost and the kernel
+ * would not know the slot holds an skb. So the map above names only its value size,
+ * these two functions (never called, never loaded) bring the tagged pointer and then the
+ * slot into BTF, and the loader (bpf_qdisc.py) gives the map `struct xnf_slot` as its
+ * value type. The same object comes out of clang 15 and later. */
+__attribute__((noinline)) __hidden int xnf_btf_kptr_tag(struct sk_buff __kptr *skb)
+{
+	return 0;
+}
+
+__attribute__((noinline)) __hidden int xnf_btf_slot(struct xnf_slot *slot)
+{
+	return 0;
+}
+
+
+struct xnf_entry {
+	__u64 rank;
+	__u64 seq;        /* push number: equal ranks leave in push order */
+	__u32 ref;        /* slot (rank mode) or child index */
+	__u32 pad;
+};
+
+struct xnf_heap {
+	__u64 min_rank;   /* the primary window's base (tree and WF2Q+ modes) */
+	__u32 n;
+	__u32 in_primary;
+	struct xnf_entry e[XNF_MAX_PKTS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XNF_MAX_NODES);
+	__type(key, __u32);
+	__type(value, struct xnf_heap);
+} heaps SEC(".maps");
+
+/* A flow (index < XNF_MAX_FLOWS) or a scheduling node (XNF_MAX_FLOWS + node) as the
+ * child of its parent node. Configuration fields are written by user space before load. */
+struct xnf_child {
+	__u32 parent;     /* config: parent node, XNF_NONE for the root and unused entries */
+	__u32 weight;     /* config: WF2Q+: the weight in integer units (for the total) */
+	__u64 cost_num;   /* config: cost(size) = round(size * cost_num / cost_den), >= 1 */
+	__u64 cost_den;
+	__u32 configured; /* config: WF2Q+: counted in the total weight from the start */
+	__u32 band;       /* config: strict priority band of the flow, XNF_NONE: skb->priority */
+	__u64 start;
+	__u64 finish;
+	__u32 count;      /* packets queued in it */
+	__u32 head, tail; /* a flow's FIFO of slots */
+	__u32 seen;
+	__u64 sent_packets;
+	__u64 sent_bytes;
+	__u64 drops;
+};
+
+struct xnf_child ch[XNF_MAX_CHILDREN] = {};
+__u64 vtime[XNF_MAX_NODES] = {};
+
+/* --- run-time state and counters (.bss) ------------------------------------------------- */
+__u32 hold;               /* 1: dequeue nothing (the watchdog polls until cleared) */
+__u64 seq_in, seq_push;
+__u32 fresh_slots, free_top;
+__u32 free_stack[XNF_MAX_PKTS];
+__u32 count;              /* packets queued */
+__u64 enq_packets, enq_bytes, deq_packets, deq_bytes;
+__u64 drops_overflow, drops_range, drops_rank, errors;
+__u32 log_n;              /* dequeued packets' arrival numbers, the first XNF_LOG_SIZE */
+__u64 deq_log[XNF_LOG_SIZE];
+/* WF2Q+ */
+__u64 wf_vtime, wf_advance, wf_last_finish, wf_total;
+const volatile __u64 cfg_wf_num = 1;         /* advance = size * num / total weight */
+
+/* --- exact PIFO: a binary heap on (rank, push number) ----------------------------------- */
+static __always_inline int xnf_less(const struct xnf_entry *a, __u64 rank, __u64 seq)
+{
+	return a->rank < rank || (a->rank == rank && a->seq < seq);
+}
+
+/* HeapPifo's window rule for a push of `rank` (already raised to min_rank when the
+ * caller clamps): 0, or -1 when the rank is beyond what the queue can order now. */
+static __always_inline int xnf_window_push(struct xnf_heap *h, __u64 rank, int windows)
+{
+	__u64 off;
+
+	if (!windows)
+		return 0;
+	off = rank - h->min_rank;
+	if (off < XNF_RANK_RANGE) {
+		h->in_primary++;
+	} else if (off >= 2 * XNF_RANK_RANGE && !h->n) {
+		h->min_rank = rank - rank % XNF_RANK_RANGE;
+		h->in_primary = 1;
+	} else if (off >= 2 * XNF_RANK_RANGE && (h->in_primary || off >= 3 * XNF_RANK_RANGE)) {
+		return -1;
+	} else if (off >= 2 * XNF_RANK_RANGE) {
+		h->min_rank += XNF_RANK_RANGE;
+		h->in_primary = h->n;
+	}
+	return 0;
+}
+
+/* Push (rank, next push number, ref) into node's PIFO; clamp: raise a rank below the
+ * window to its base (push_clamped). Returns 0, or -1 (full or out of range). */
+__attribute__((noinline)) int xnf_heap_push(__u32 node, __u64 rank, __u32 ref, int clamp)
+{
+	__u32 key = node & XNF_NODE_MASK, i, p;
+	struct xnf_heap *h = bpf_map_lookup_elem(&heaps, &key);
+	int windows = cfg_mode != XNF_MODE_RANK;
+	__u64 seq;
+
+	if (!h || h->n >= XNF_MAX_PKTS)
+		return -1;
+	if (windows && clamp && rank < h->min_rank)
+		rank = h->min_rank;
+	if (windows && rank < h->min_rank)
+		return -1;
+	if (xnf_window_push(h, rank, windows))
+		return -1;
+	seq = ++seq_push;
+	i = h->n;
+	for (int k = 0; k < XNF_HEAP_LEVELS; k++) {
+		if (i == 0)
+			break;
+		p = (i - 1) / 2;
+		if (!xnf_less(&h->e[p & XNF_PKT_MASK], rank, seq))
+			break;
+		h->e[i & XNF_PKT_MASK] = h->e[p & XNF_PKT_MASK];
+		i = p;
+	}
+	h->e[i & XNF_PKT_MASK].rank = rank;
+	h->e[i & XNF_PKT_MASK].seq = seq;
+	h->e[i & XNF_PKT_MASK].ref = ref;
+	h->n++;
+	return 0;
+}
+
+/* Pop the lowest (rank, push number) of node's PIFO: its ref, or XNF_NONE if empty. */
+__attribute__((noinline)) __u32 xnf_heap_pop(__u32 node)
+{
+	__u32 key = node & XNF_NODE_MASK, i = 0, n, c, ref;
+	struct xnf_heap *h = bpf_map_lookup_elem(&heaps, &key);
+	struct xnf_entry last;
+
+	if (!h || !h->n)
+		return XNF_NONE;
+	if (cfg_mode != XNF_MODE_RANK) {
+		if (!h->in_primary) {  /* the secondary window becomes primary */
+			h->min_rank += XNF_RANK_RANGE;
+			h->in_primary = h->n;
+		}
+		h->in_primary--;
+	}
+	ref = h->e[0].ref;
+	n = --h->n;
+	last = h->e[n & XNF_PKT_MASK];
+	for (int k = 0; k < XNF_HEAP_LEVELS; k++) {
+		c = 2 * i + 1;
+		if (c >= n)
+			break;
+		if (c + 1 < n && xnf_less(&h->e[(c + 1) & XNF_PKT_MASK], h->e[c & XNF_PKT_MASK].rank,
+					  h->e[c & XNF_PKT_MASK].seq))
+			c++;
+		if (!xnf_less(&h->e[c & XNF_PKT_MASK], last.rank, last.seq))
+			break;
+		h->e[i & XNF_PKT_MASK] = h->e[c & XNF_PKT_MASK];
+		i = c;
+	}
+	h->e[i & XNF_PKT_MASK] = last;
+	return ref;
+}
+
+/* The lowest entry of node's PIFO (rank into *rank), its ref or XNF_NONE. */
+static __always_inline __u32 xnf_heap_peek(__u32 node, __u64 *rank)
+{
+	__u32 key = node & XNF_NODE_MASK;
+	struct xnf_heap *h = bpf_map_lookup_elem(&heaps, &key);
+
+	if (!h || !h->n)
+		return XNF_NONE;
+	*rank = h->e[0].rank;
+	return h->e[0].ref;
+}
+
+/* --- slots ------------------------------------------------------------------------------ */
+static __always_inline __u32 xnf_slot_alloc(void)
+{
+	if (free_top)
+		return free_stack[--free_top & XNF_PKT_MASK];
+	if (fresh_slots < XNF_MAX_PKTS)
+		return fresh_slots++;
+	return XNF_NONE;
+}
+
+static __always_inline void xnf_slot_free(__u32 idx)
+{
+	if (free_top < XNF_MAX_PKTS)
+		free_stack[free_top++ & XNF_PKT_MASK] = idx;
+}
+
+static __always_inline struct xnf_slot *xnf_slot(__u32 idx)
+{
+	return bpf_map_lookup_elem(&slots, &idx);
+}
+
+static __always_inline struct xnf_child *xnf_ch(__u32 idx)
+{
+	return &ch[idx & XNF_CHILD_MASK];
+}
+
+static __always_inline __u64 xnf_cost(__u32 len, struct xnf_child *c)
+{
+	__u64 den = c->cost_den ? c->cost_den : 1;
+	__u64 v = (2 * (__u64)len * c->cost_num + den) / (2 * den);
+
+	return v ? v : 1;
+}
+
+/* Size of the packet `c` would send next (FairNode.head_size). */
+static __always_inline __u32 xnf_head_size(__u32 c)
+{
+	struct xnf_slot *s;
+	__u64 rank;
+
+	for (int d = 0; d < XNF_MAX_DEPTH + 1; d++) {
+		if (c < XNF_MAX_FLOWS)
+			break;
+		c = xnf_heap_peek(c - XNF_MAX_FLOWS, &rank);
+		if (c == XNF_NONE)
+			return 0;
+	}
+	if (c >= XNF_MAX_FLOWS)
+		return 0;
+	s = xnf_slot(xnf_ch(c)->head);
+	return s ? s->len : 0;
+}
+
+/* FairNode._push: node's PIFO gets child c at its start (or finish) tag. */
+static __always_inline void xnf_node_push(__u32 node, __u32 c)
+{
+	struct xnf_child *cc = xnf_ch(c);
+	__u64 rank = cc->start;
+
+	if (cfg_by_finish)
+		rank += xnf_cost(xnf_head_size(c), cc);
+	if (xnf_heap_push(node, rank, c, 1))
+		errors++;
+}
+
+static __always_inline __u32 xnf_classify(struct sk_buff *skb)
+{
+	__u32 key = cfg_flow_by == XNF_FLOW_BY_PRIORITY ? skb->priority : skb->mark;
+
+	return key < XNF_MAX_FLOWS ? key : cfg_default_flow & (XNF_MAX_FLOWS - 1);
+}
+
+/* --- the tree (STFQ, WFQ, HPFQ) --------------------------------------------------------- */
+static __always_inline void xnf_tree_enqueue(__u32 flow, __u32 slot)
+{
+	struct xnf_child *leaf = xnf_ch(flow), *parent;
+	struct xnf_slot *s;
+	__u32 c = flow, p;
+
+	if (leaf->count) {
+		s = xnf_slot(leaf->tail);
+		if (s)
+			s->next = slot;
+	} else {
+		leaf->head = slot;
+	}
+	leaf->tail = slot;
+	leaf->count++;
+	for (int d = 0; d < XNF_MAX_DEPTH; d++) {  /* push_packet: every ancestor */
+		p = xnf_ch(c)->parent;
+		if (p >= XNF_MAX_NODES)
+			break;
+		parent = xnf_ch(XNF_MAX_FLOWS + p);
+		parent->count++;
+		if (xnf_ch(c)->count == 1) {  /* FairNode.activate */
+			__u64 v = vtime[p & XNF_NODE_MASK], f = xnf_ch(c)->finish;
+
+			xnf_ch(c)->start = v > f ? v : f;
+			xnf_node_push(p, c);
+		}
+		c = XNF_MAX_FLOWS + p;
+	}
+}
+
+/* FairNode.pop from the root down, then each level's bookkeeping from the leaf up. */
+static __always_inline __u32 xnf_tree_dequeue(void)
+{
+	__u32 path_node[XNF_MAX_DEPTH] = {}, path_child[XNF_MAX_DEPTH] = {};
+	__u32 node = 0, c = XNF_NONE, slot, depth = 0, len;
+	struct xnf_child *leaf;
+	struct xnf_slot *s;
+
+	if (!xnf_ch(XNF_MAX_FLOWS)->count)
+		return XNF_NONE;
+#pragma unroll
+	for (int d = 0; d < XNF_MAX_DEPTH; d++) {
+		c = xnf_heap_pop(node);
+		if (c == XNF_NONE)
+			return XNF_NONE;
+		path_node[d] = node;
+		path_child[d] = c;
+		depth = d;
+		if (c < XNF_MAX_FLOWS)
+			break;
+		node = c - XNF_MAX_FLOWS;
+	}
+	if (c >= XNF_MAX_FLOWS)
+		return XNF_NONE;
+	leaf = xnf_ch(c);
+	slot = leaf->head;
+	s = xnf_slot(slot);
+	if (!s)
+		return XNF_NONE;
+	len = s->len;
+	leaf->head = s->next;
+	leaf->count--;
+#pragma unroll
+	for (int d = XNF_MAX_DEPTH - 1; d >= 0; d--) {
+		if (d > depth)
+			continue;
+		__u32 n = path_node[d], k = path_child[d];
+		struct xnf_child *cc = xnf_ch(k);
+		__u64 tag, fin;
+
+		xnf_ch(XNF_MAX_FLOWS + n)->count--;
+		fin = cc->start + xnf_cost(len, cc);
+		cc->finish = fin;
+		tag = cfg_by_finish ? fin : cc->start;
+		if (tag > vtime[n & XNF_NODE_MASK])
+			vtime[n & XNF_NODE_MASK] = tag;
+		if (cc->count) {
+			cc->start = fin;
+			xnf_node_push(n, k);
+		}
+	}
+	return slot;
+}
+
+/* --- WF2Q+ ------------------------------------------------------------------------------ */
+#define XNF_WF_ELIGIBLE 0
+#define XNF_WF_PENDING 1
+
+static __always_inline void xnf_wf_schedule(__u32 f)
+{
+	struct xnf_child *c = xnf_ch(f);
+
+	c->finish = c->start + xnf_cost(xnf_head_size(f), c);
+	if (c->start <= wf_vtime) {
+		if (xnf_heap_push(XNF_WF_ELIGIBLE, c->finish, f, 1))
+			errors++;
+	} else if (xnf_heap_push(XNF_WF_PENDING, c->start, f, 1)) {
+		errors++;
+	}
+}
+
+static __always_inline void xnf_wf_enqueue(__u32 f, __u32 slot)
+{
+	struct xnf_child *c = xnf_ch(f);
+	struct xnf_slot *s;
+
+	if (!c->seen) {
+		c->seen = 1;
+		if (!c->configured)
+			wf_total += c->weight;
+	}
+	if (!count) {  /* a new busy period */
+		__u64 v = wf_vtime + wf_advance;
+
+		wf_vtime = v > wf_last_finish ? v : wf_last_finish;
+		wf_advance = 0;
+	}
+	if (c->count) {
+		s = xnf_slot(c->tail);
+		if (s)
+			s->next = slot;
+	} else {
+		c->head = slot;
+	}
+	c->tail = slot;
+	c->count++;
+	if (c->count == 1) {
+		c->start = wf_vtime > c->finish ? wf_vtime : c->finish;
+		xnf_wf_schedule(f);
+	}
+}
+
+static __always_inline __u32 xnf_wf_dequeue(void)
+{
+	__u64 rank = 0;
+	__u32 f, slot, len;
+	struct xnf_child *c;
+	struct xnf_slot *s;
+
+	wf_vtime += wf_advance;
+	if (xnf_heap_peek(XNF_WF_ELIGIBLE, &rank) == XNF_NONE) {
+		if (xnf_heap_peek(XNF_WF_PENDING, &rank) == XNF_NONE)
+			return XNF_NONE;
+		if (rank > wf_vtime)
+			wf_vtime = rank;
+	}
+	for (int k = 0; k < XNF_MAX_FLOWS; k++) {
+		if (xnf_heap_peek(XNF_WF_PENDING, &rank) == XNF_NONE || rank > wf_vtime)
+			break;
+		f = xnf_heap_pop(XNF_WF_PENDING);
+		if (f >= XNF_MAX_FLOWS)
+			break;
+		if (xnf_heap_push(XNF_WF_ELIGIBLE, xnf_ch(f)->finish, f, 1))
+			errors++;
+	}
+	f = xnf_heap_pop(XNF_WF_ELIGIBLE);
+	if (f >= XNF_MAX_FLOWS)
+		return XNF_NONE;
+	c = xnf_ch(f);
+	slot = c->head;
+	s = xnf_slot(slot);
+	if (!s)
+		return XNF_NONE;
+	len = s->len;
+	c->head = s->next;
+	c->count--;
+	if (c->finish > wf_last_finish)
+		wf_last_finish = c->finish;
+	wf_advance = (__u64)len * cfg_wf_num / (wf_total ? wf_total : 1);
+	if (c->count) {
+		c->start = c->finish;
+		xnf_wf_schedule(f);
+	}
+	return slot;
+}
+
+/* --- the struct_ops programs ------------------------------------------------------------ */
+static __always_inline int xnf_drop(struct sk_buff *skb, struct Qdisc *sch, struct bpf_sk_buff_ptr *to_free,
+				    __u64 *counter, __u32 flow)
+{
+	(*counter)++;
+	xnf_ch(flow)->drops++;
+	sch->qstats.drops++;
+	bpf_qdisc_skb_drop(skb, to_free);
+	return NET_XMIT_DROP;
+}
+
+SEC("struct_ops/xnf_qdisc_enqueue")
+int BPF_PROG(xnf_qdisc_enqueue, struct sk_buff *skb, struct Qdisc *sch, struct bpf_sk_buff_ptr *to_free)
+{
+	__u32 flow = xnf_classify(skb), len = skb->len, idx;
+	struct xnf_pkt pkt = {};
+	struct xnf_slot *s;
+	__u64 rank = 0;
+
+	if (count >= sch->limit || count >= XNF_MAX_PKTS)
+		return xnf_drop(skb, sch, to_free, &drops_overflow, flow);
+	pkt.len = len;
+	pkt.flow = flow;
+	pkt.mark = skb->mark;
+	pkt.priority = skb->priority;
+	pkt.tstamp = skb->tstamp;
+	pkt.now = bpf_ktime_get_ns();
+	pkt.seq = seq_in + 1;
+	if (cfg_mode == XNF_MODE_RANK) {
+		rank = xnf_rank(&pkt);
+		if (rank == XNF_RANK_DROP)
+			return xnf_drop(skb, sch, to_free, &drops_rank, flow);
+	}
+	idx = xnf_slot_alloc();
+	s = xnf_slot(idx);
+	if (!s)
+		return xnf_drop(skb, sch, to_free, &drops_overflow, flow);
+	seq_in++;
+	s->len = len;
+	s->seq = seq_in;
+	s->next = XNF_NONE;
+	skb = bpf_kptr_xchg(&s->skb, skb);
+	if (skb)  /* the slot was not free: cannot happen */
+		bpf_qdisc_skb_drop(skb, to_free);
+	if (cfg_mode == XNF_MODE_RANK) {
+		if (xnf_heap_push(0, rank, idx, 0)) {  /* full: XNF_MAX_PKTS bounds count */
+			errors++;
+			skb = bpf_kptr_xchg(&s->skb, NULL);
+			if (skb)
+				bpf_qdisc_skb_drop(skb, to_free);
+			xnf_slot_free(idx);
+			drops_range++;
+			return NET_XMIT_DROP;
+		}
+	} else if (cfg_mode == XNF_MODE_TREE) {
+		xnf_tree_enqueue(flow, idx);
+	} else {
+		xnf_wf_enqueue(flow, idx);
+	}
+	count++;
+	enq_packets++;
+	enq_bytes += len;
+	sch->q.qlen++;
+	sch->qstats.backlog += len;
+	return NET_XMIT_SUCCESS;
+}
+
+SEC("struct_ops/xnf_qdisc_dequeue")
+struct sk_buff *BPF_PROG(xnf_qdisc_dequeue, struct Qdisc *sch)
+{
+	struct sk_buff *skb;
+	struct xnf_slot *s;
+	__u32 idx;
+
+	if (!count)
+		return NULL;
+	if (hold) {
+		bpf_qdisc_watchdog_schedule(sch, bpf_ktime_get_ns() + cfg_hold_poll_ns, cfg_hold_poll_ns / 4);
+		return NULL;
+	}
+	if (cfg_mode == XNF_MODE_RANK)
+		idx = xnf_heap_pop(0);
+	else if (cfg_mode == XNF_MODE_TREE)
+		idx = xnf_tree_dequeue();
+	else
+		idx = xnf_wf_dequeue();
+	if (idx == XNF_NONE) {
+		errors++;
+		return NULL;
+	}
+	s = xnf_slot(idx);
+	if (!s) {
+		errors++;
+		return NULL;
+	}
+	skb = bpf_kptr_xchg(&s->skb, NULL);
+	if (log_n < XNF_LOG_SIZE)
+		deq_log[log_n++ & (XNF_LOG_SIZE - 1)] = s->seq;
+	xnf_slot_free(idx);
+	count--;
+	if (!skb) {
+		errors++;
+		return NULL;
+	}
+	deq_packets++;
+	deq_bytes += skb->len;
+	sch->q.qlen--;
+	sch->qstats.backlog -= skb->len;
+	bpf_qdisc_bstats_update(sch, skb);
+	return skb;
+}
+
+SEC("struct_ops/xnf_qdisc_init")
+int BPF_PROG(xnf_qdisc_init, struct Qdisc *sch, struct nlattr *opt, struct netlink_ext_ack *extack)
+{
+	sch->limit = cfg_limit < XNF_MAX_PKTS ? cfg_limit : XNF_MAX_PKTS;
+	return 0;
+}
+
+/* Free every queued packet; the scheduling state starts over. */
+static __always_inline void xnf_reset_all(struct Qdisc *sch)
+{
+	struct sk_buff *skb;
+	struct xnf_slot *s;
+	__u32 key;
+
+	for (__u32 i = 0; i < XNF_MAX_PKTS; i++) {
+		s = xnf_slot(i);
+		if (!s)
+			break;
+		skb = bpf_kptr_xchg(&s->skb, NULL);
+		if (skb)
+			bpf_kfree_skb(skb);
+	}
+	for (__u32 i = 0; i < XNF_MAX_NODES; i++) {
+		struct xnf_heap *h;
+
+		key = i;
+		h = bpf_map_lookup_elem(&heaps, &key);
+		if (h) {
+			h->n = 0;
+			h->in_primary = 0;
+			h->min_rank = 0;
+		}
+		vtime[i & XNF_NODE_MASK] = 0;
+	}
+	for (__u32 i = 0; i < XNF_MAX_CHILDREN; i++) {
+		struct xnf_child *c = xnf_ch(i);
+
+		c->count = 0;
+		c->start = 0;
+		c->finish = 0;
+		c->seen = 0;
+	}
+	count = 0;
+	fresh_slots = 0;
+	free_top = 0;
+	wf_vtime = wf_advance = wf_last_finish = 0;
+	sch->q.qlen = 0;
+	sch->qstats.backlog = 0;
+}
+
+SEC("struct_ops/xnf_qdisc_reset")
+void BPF_PROG(xnf_qdisc_reset, struct Qdisc *sch)
+{
+	xnf_reset_all(sch);
+}
+
+SEC("struct_ops/xnf_qdisc_destroy")
+void BPF_PROG(xnf_qdisc_destroy, struct Qdisc *sch)
+{
+	xnf_reset_all(sch);
+}
+
+char _license[] SEC("license") = "GPL";
+
+/* The struct_ops variable: user space sets `.id` (the qdisc kind) per instance. */
+SEC(".struct_ops.link")
+struct Qdisc_ops xnf_pifo = {
+	.enqueue = (void *)xnf_qdisc_enqueue,
+	.dequeue = (void *)xnf_qdisc_dequeue,
+	.init = (void *)xnf_qdisc_init,
+	.reset = (void *)xnf_qdisc_reset,
+	.destroy = (void *)xnf_qdisc_destroy,
+	.id = "xnf_pifo",
+};
+
+#endif
