@@ -21,7 +21,7 @@ import pytest
 
 from netenv import in_ns, sh
 from xnf.core.attach import dispatcher
-from xnf.core.attach.xdp import DispatcherAttachment
+from xnf.core.attach.dispatcher import DispatcherAttachment
 from xnf.plugins.pping.config import PpingConfig
 from xnf.plugins.pping.datapath import Datapath
 from xnf.plugins.pping.events import RttEvent

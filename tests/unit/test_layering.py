@@ -1,4 +1,5 @@
-"""The import graph of xnf: layers import only downward, and no cycle among module-level imports.
+"""The import graph of xnf: layers import only downward, and no cycle, through imports inside
+functions too (but the facade's lazy exports; two plugin cycles are listed as not yet mended).
 
 Layers, bottom up (docs/architecture.md): ``xnf.core.errors`` and ``xnf.core.uapi`` (shared);
 ``xnf.core.object`` (bytes -> spec, never the kernel); ``xnf.core.kernel`` (spec -> live
@@ -172,19 +173,73 @@ def test_facade_imports_nothing_at_module_level():
 
 
 def test_no_cycle_among_module_level_imports():
+    cycles = _cycles(e for e in EDGES if not e.in_function and e.src not in SHIMS)
+    assert not cycles, "import cycles (module level):\n" + "\n".join(f"  {e}" for _, edges in cycles for e in edges)
+
+
+# Cycles that go through an import inside a function, not yet mended (issue 13); each must
+# stay listed exactly, so mending one fails the test until it is taken off this list.
+KNOWN_FUNCTION_CYCLES = {
+    frozenset({"xnf.plugins.pping.datapath", "xnf.plugins.pping.offload"}),
+    frozenset({"xnf.plugins.pifo_sched.sim.tcp", "xnf.plugins.pifo_sched.sim.traffic"}),
+}
+
+
+def _cycles(edges):
+    """Each cycle of ``edges`` as (its modules, the edges among them)."""
     graph = {}
-    for edge in EDGES:
-        if edge.in_function or edge.src in SHIMS:
-            continue
+    for edge in edges:
         for dst in _packages_run(edge.src, edge.dst):
             if dst != edge.src:
                 graph.setdefault(edge.src, {}).setdefault(dst, edge)
-    cycles = [c for c in _strongly_connected(graph) if len(c) > 1]
-    report = []
-    for cycle in cycles:
-        members = set(cycle)
-        report += [f"  {e}" for src in sorted(members) for dst, e in graph.get(src, {}).items() if dst in members]
-    assert not cycles, "import cycles (module level):\n" + "\n".join(report)
+    found = []
+    for component in _strongly_connected(graph):
+        if len(component) > 1:
+            members = set(component)
+            found.append((frozenset(members), [e for src in sorted(members)
+                                               for dst, e in graph.get(src, {}).items() if dst in members]))
+    return found
+
+
+def test_no_cycle_through_imports_inside_functions():
+    """A function-level import is for keeping ``import xnf`` light, not for hiding a cycle:
+    a module that needs one built on it registers a hook instead (as the XDP dispatcher
+    registers its freplace routing with ``attach.xdp``). The facade's lazy exports are
+    left out: only plugins and the CLI call back into it."""
+    cycles = _cycles(e for e in EDGES if e.src != FACADE and e.src not in SHIMS)
+    new = [f"  {e}" for members, edges in cycles if members not in KNOWN_FUNCTION_CYCLES for e in edges]
+    assert not new, "import cycles (through imports inside functions too):\n" + "\n".join(new)
+    mended = KNOWN_FUNCTION_CYCLES - {members for members, _ in cycles}
+    assert not mended, f"no longer cycles, take them off KNOWN_FUNCTION_CYCLES: {sorted(map(sorted, mended))}"
+
+
+def test_xdp_and_its_dispatcher_import_each_other_nowhere():
+    xdp, dispatcher = "xnf.core.attach.xdp", "xnf.core.attach.dispatcher"
+    assert not [str(e) for e in EDGES if e.src == xdp and e.dst == dispatcher]
+    assert [e for e in EDGES if e.src == dispatcher and e.dst == xdp]  # the way round it is built
+
+
+def test_record_kinds_name_the_modules_that_define_them():
+    """base.KIND_MODULES is how a pinned record finds its class without the upper modules
+    being imported first: every Attachment subclass of xnf.core.attach is in it."""
+    out = _run("""
+        import importlib, pkgutil, sys
+        import xnf.core.attach as package
+        from xnf.core.attach import base, xdp
+        assert "xnf.core.attach.dispatcher" not in sys.modules and xdp._extension_attach is None
+        assert base._kind("xdp-dispatcher").__module__ == "xnf.core.attach.dispatcher"  # imported to read it
+        assert xdp._extension_attach is not None  # and it routes freplace programs from attach_xdp
+        for info in pkgutil.iter_modules(package.__path__):
+            importlib.import_module("xnf.core.attach." + info.name)
+        def subclasses(cls):
+            for sub in cls.__subclasses__():
+                yield sub
+                yield from subclasses(sub)
+        found = {c.kind: c.__module__.rsplit(".", 1)[1] for c in subclasses(base.Attachment) if c.kind}
+        assert found == base.KIND_MODULES, (found, base.KIND_MODULES)
+        print("ok")
+    """)
+    assert out.rstrip().endswith("ok")
 
 
 def _strongly_connected(graph):
@@ -229,6 +284,8 @@ def _strongly_connected(graph):
 def test_the_checker_sees_a_cycle_and_an_upward_import():
     graph = {"a": {"b": None}, "b": {"c": None}, "c": {"a": None}, "d": {"a": None}}
     assert sorted(map(sorted, (c for c in _strongly_connected(graph) if len(c) > 1))) == [["a", "b", "c"]]
+    a, b = "xnf.core.attach.dispatcher", "xnf.core.attach.xdp"  # the pair mended: b imported a in a function
+    assert [m for m, _ in _cycles([Edge(a, b, 1, False), Edge(b, a, 1, True)])] == [frozenset({a, b})]
     assert _layer("xnf.core.object.elf") < _layer("xnf.core.kernel.loader") < _layer("xnf.core.attach.xdp")
     assert _layer("xnf.core.errors") == 0 and _layer("xnf.plugins.pping.nf") > _layer("xnf.offload.check")
 

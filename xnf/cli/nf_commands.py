@@ -224,7 +224,7 @@ def _mode_in_force(root, configured):
     kernel runs it nowhere (replaced, or the interface is gone); ``-`` for an instance with
     no XDP hook whose own answer is ``auto``."""
     from xnf.core.attach.base import is_attachment_dir
-    from xnf.core.attach.xdp import DispatcherAttachment, XdpAttachment, query
+    from xnf.core.attach.xdp import XdpAttachment, query
 
     modes = []
     # the instance's directories only: its records (pping's config) are symlinks, not attachments
@@ -241,7 +241,7 @@ def _mode_in_force(root, configured):
                 running = query(att.ifname, att.netns)
             except XnfError:  # the interface or its namespace is gone: nothing runs
                 running = {}
-            if isinstance(att, DispatcherAttachment):  # the interface runs the dispatcher, not our program
+            if att.kind == "xdp-dispatcher":  # the interface runs the dispatcher, not our program
                 in_force = att.mode if att.mode in running else None
             else:
                 in_force = next((m for m, hp in running.items() if hp.prog_id == att.prog_id), None)

@@ -15,6 +15,7 @@ The record is written first: from a record alone (its pin never made, the proces
 killed in between) :func:`detach_pinned` still removes a netlink program or filter.
 """
 import errno
+import importlib
 import os
 
 import attrs
@@ -32,7 +33,24 @@ PENDING = "pending"  # the kind of a record written before its attachment exists
 
 BPF_F_REPLACE = uapi.BPF_F_REPLACE  # LINK_UPDATE only if old_prog_fd is attached
 
-_KINDS = {}  # record kind -> Attachment subclass; each kind adds itself (xnf.core.attach imports them all)
+_KINDS = {}  # record kind -> Attachment subclass; each subclass adds itself when its module is imported
+# record kind -> the module of xnf.core.attach defining its class, imported when a record of
+# that kind is read: reading a record needs no import beforehand, and base, below them all,
+# names them only here, as data (tests/unit/test_layering.py checks the table is whole)
+KIND_MODULES = {"xdp": "xdp", "xdp-dispatcher": "dispatcher", "tc": "tc", "tcx": "tcx", "link": "links"}
+
+
+def _kind(name):
+    """The Attachment subclass of record kind ``name``, or None if there is none."""
+    if not isinstance(name, str):
+        return None
+    if name not in _KINDS and name in KIND_MODULES:
+        importlib.import_module(f"{__package__}.{KIND_MODULES[name]}")
+    return _KINDS.get(name)
+
+
+def _all_kinds():
+    return [_kind(name) for name in KIND_MODULES]
 
 
 def program_fd(program):
@@ -321,7 +339,7 @@ class Attachment:
         """The attachment pinned at ``path`` (by :meth:`pin`, maybe in another process)."""
         path = os.path.abspath(path)
         rec = read_record(path)
-        kind = _KINDS.get(rec.get("kind"))
+        kind = _kind(rec.get("kind"))
         if kind is None:
             raise PinError(f"{path}: unknown attachment kind {rec.get('kind')!r}")
         fields = {k: v for k, v in rec.items() if k not in ("kind", "via")}
@@ -384,7 +402,7 @@ def _remove_pending(rec):
     looks for it on the interface by its program id (a link made then ended with its process)."""
     ifname, netns, prog_id = rec.get("ifname"), rec.get("netns"), rec.get("prog_id")
     try:
-        for kind in _KINDS.values():
+        for kind in _all_kinds():
             kind.remove_netlink_of(prog_id, ifname, netns)
     except (InterfaceNotFoundError, NamespaceNotFoundError):
         pass  # the interface is gone, and what was attached to it
@@ -395,7 +413,7 @@ def _from_record(path):
     if rec is not None and rec.get("kind") == PENDING:
         _remove_pending(rec)
         return None
-    if rec is None or rec.get("via") != "netlink" or rec.get("kind") not in _KINDS:
+    if rec is None or rec.get("via") != "netlink" or _kind(rec.get("kind")) is None:
         return None
     try:
         program = syscall.fd_by_id("prog", rec["prog_id"])
@@ -403,7 +421,7 @@ def _from_record(path):
         return None  # the program is gone, so it is attached nowhere
     fields = {k: v for k, v in rec.items() if k not in ("kind", "via")}
     try:
-        return _KINDS[rec["kind"]](**fields, program=program)
+        return _kind(rec["kind"])(**fields, program=program)
     except TypeError:
         program.close()
         return None

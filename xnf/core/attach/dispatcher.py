@@ -30,7 +30,9 @@ other's programs:
 
 A component is loaded as ``BPF_PROG_TYPE_EXT`` against a slot of a template
 dispatcher (:func:`as_component`), then attached with
-:func:`xnf.core.attach.xdp.attach_xdp`, which hands EXT programs to :func:`attach`.
+:func:`xnf.core.attach.xdp.attach_xdp`, which hands EXT programs to :func:`attach`
+(this module registers itself with xdp when imported: :func:`as_component` is how an
+freplace program is made, so it is loaded by then).
 """
 import contextlib
 import ctypes
@@ -45,7 +47,7 @@ import attrs
 from xnf.core import uapi
 from xnf.core.attach import xdp as _xdp
 from xnf.core.attach.base import check_type, program_fd
-from xnf.core.errors import AttachError, BPFError, PinError
+from xnf.core.errors import AttachError, BPFError, InterfaceNotFoundError, NamespaceNotFoundError, PinError
 from xnf.core.kernel import info, syscall
 from xnf.core.kernel import netns as _netns
 from xnf.core.kernel import pin as _pin
@@ -104,6 +106,63 @@ class Dispatcher:
     def close(self):
         for fd in [self.fd, *self.member_fds]:
             fd.close()
+
+
+@attrs.define(eq=False, kw_only=True)
+class DispatcherAttachment(_xdp.XdpAttachment):
+    """A program in the libxdp dispatcher of an interface.
+
+    ``program`` is our freplace program; libxdp's pins keep it linked. ``detach()``
+    rebuilds the dispatcher without it, leaving the other programs running. ``via`` is
+    ``netlink``, as the dispatcher is attached: a record whose pin was never made is
+    still found and removed by program id (:func:`~xnf.core.attach.base.detach_pinned`).
+    """
+
+    kind = "xdp-dispatcher"
+
+    priority: int = DEFAULT_PRIORITY
+    chain_call_actions: tuple = DEFAULT_ACTIONS
+
+    @property
+    def slot(self):
+        """Where the program runs now (slots move as programs come and go), or None."""
+        try:
+            found = components(self.ifname, self.netns)
+        except (InterfaceNotFoundError, NamespaceNotFoundError):
+            return None
+        return next((c.slot for c in found if c.prog_id == self.prog_id), None)
+
+    def _fields(self):
+        return {"mode": self.mode, "priority": self.priority, "chain_call_actions": list(self.chain_call_actions)}
+
+    def to_dict(self):
+        d = super().to_dict()
+        d["slot"] = self.slot
+        return d
+
+    def _attached_netlink(self):
+        return self.slot is not None
+
+    def _detach_netlink(self):
+        try:
+            return remove(self.ifname, self.prog_id, self.netns)
+        except (InterfaceNotFoundError, NamespaceNotFoundError):
+            return False
+
+    @classmethod
+    def remove_netlink_of(cls, prog_id, ifname, netns=None):
+        remove(ifname, prog_id, netns)
+
+    def __str__(self):
+        where = f" in netns {self.netns}" if self.netns else ""
+        slot = self.slot
+        at = f"slot {slot}" if slot is not None else "no longer there"
+        return (f"xdp prog {self.prog_id} in the libxdp dispatcher on {self.ifname}{where} "
+                f"({self.mode} mode, {at}, priority {self.priority})")
+
+    def _replace_netlink(self, new_fd):
+        raise AttachError(f"cannot replace {self}: a dispatcher slot is changed by detaching and "
+                          "attaching again", "detach() it, then attach_xdp the new program")
 
 
 def state_dir():
@@ -397,7 +456,7 @@ def _rebuild(ifname, netns, mode, members, old):
 def attach(program, ifname, mode="auto", netns=None, priority=DEFAULT_PRIORITY, chain_call_actions=DEFAULT_ACTIONS):
     """Add freplace ``program`` (see :func:`as_component`) to the libxdp dispatcher on
     ``ifname``, installing one if the interface has no XDP program; returns a
-    :class:`~xnf.core.attach.xdp.DispatcherAttachment`."""
+    :class:`DispatcherAttachment`."""
     mode = _xdp.canonical_mode(mode)
     if mode == "offload":
         raise AttachError("an XDP dispatcher cannot run in offload mode (libxdp's neither)",
@@ -429,9 +488,9 @@ def attach(program, ifname, mode="auto", netns=None, priority=DEFAULT_PRIORITY, 
                         raise AttachError(f"the XDP dispatcher on {ifname} is full ({MAX_PROGS} programs)",
                                           "detach one of its programs first")
                     if _rebuild(ifname, netns, use_mode, members + [(me, fd)], old):
-                        return _xdp.DispatcherAttachment(ifname=ifname, ifindex=ifindex, netns=netns,
-                                                         prog_id=me.prog_id, program=fd, mode=use_mode,
-                                                         priority=me.priority, chain_call_actions=me.actions)
+                        return DispatcherAttachment(ifname=ifname, ifindex=ifindex, netns=netns,
+                                                   prog_id=me.prog_id, program=fd, mode=use_mode,
+                                                   priority=me.priority, chain_call_actions=me.actions)
                 finally:
                     if old is not None:
                         old.close()
@@ -440,6 +499,16 @@ def attach(program, ifname, mode="auto", netns=None, priority=DEFAULT_PRIORITY, 
     except BaseException:
         fd.close()
         raise
+
+
+def _attach_routed(program, ifname, mode, netns, priority, chain_call_actions):
+    """:func:`attach` as ``attach_xdp`` calls it, its None meaning the defaults."""
+    return attach(program, ifname, mode=mode, netns=netns,
+                  priority=DEFAULT_PRIORITY if priority is None else priority,
+                  chain_call_actions=chain_call_actions or DEFAULT_ACTIONS)
+
+
+_xdp.route_extensions(_attach_routed)
 
 
 def _pick_mode(mode, ifname, ifindex, netns):

@@ -123,70 +123,14 @@ def setlink_fd(ifindex, netns, fd, flags, expected_fd=None):
             raise _Refused(e.code, kernel_message(e)) from None
 
 
-@attrs.define(eq=False, kw_only=True)
-class DispatcherAttachment(XdpAttachment):
-    """A program in the libxdp dispatcher of an interface (:mod:`xnf.core.attach.dispatcher`).
+_extension_attach = None  # set by xnf.core.attach.dispatcher, the one that knows where EXT programs go
 
-    ``program`` is our freplace program; libxdp's pins keep it linked. ``detach()``
-    rebuilds the dispatcher without it, leaving the other programs running. ``via`` is
-    ``netlink``, as the dispatcher is attached: a record whose pin was never made is
-    still found and removed by program id (:func:`~xnf.core.attach.base.detach_pinned`).
-    """
 
-    kind = "xdp-dispatcher"
-
-    priority: int = 50
-    chain_call_actions: tuple = ("XDP_PASS",)
-
-    @property
-    def slot(self):
-        """Where the program runs now (slots move as programs come and go), or None."""
-        # dispatcher: a real cycle (it attaches through xdp), and needed only with a dispatcher
-        from xnf.core.attach import dispatcher
-
-        try:
-            found = dispatcher.components(self.ifname, self.netns)
-        except (InterfaceNotFoundError, NamespaceNotFoundError):
-            return None
-        return next((c.slot for c in found if c.prog_id == self.prog_id), None)
-
-    def _fields(self):
-        return {"mode": self.mode, "priority": self.priority, "chain_call_actions": list(self.chain_call_actions)}
-
-    def to_dict(self):
-        d = super().to_dict()
-        d["slot"] = self.slot
-        return d
-
-    def _attached_netlink(self):
-        return self.slot is not None
-
-    def _detach_netlink(self):
-        # dispatcher: a real cycle (it attaches through xdp), and needed only with a dispatcher
-        from xnf.core.attach import dispatcher
-
-        try:
-            return dispatcher.remove(self.ifname, self.prog_id, self.netns)
-        except (InterfaceNotFoundError, NamespaceNotFoundError):
-            return False
-
-    @classmethod
-    def remove_netlink_of(cls, prog_id, ifname, netns=None):
-        # dispatcher: a real cycle (it attaches through xdp), and needed only with a dispatcher
-        from xnf.core.attach import dispatcher
-
-        dispatcher.remove(ifname, prog_id, netns)
-
-    def __str__(self):
-        where = f" in netns {self.netns}" if self.netns else ""
-        slot = self.slot
-        at = f"slot {slot}" if slot is not None else "no longer there"
-        return (f"xdp prog {self.prog_id} in the libxdp dispatcher on {self.ifname}{where} "
-                f"({self.mode} mode, {at}, priority {self.priority})")
-
-    def _replace_netlink(self, new_fd):
-        raise AttachError(f"cannot replace {self}: a dispatcher slot is changed by detaching and "
-                          "attaching again", "detach() it, then attach_xdp the new program")
+def route_extensions(attach):
+    """Have :func:`attach_xdp` hand freplace (EXT) programs to ``attach``: the libxdp
+    dispatcher registers itself here, so xdp needs no import of the module built on it."""
+    global _extension_attach
+    _extension_attach = attach
 
 
 def attach_xdp(program, ifname, mode="auto", netns=None, via="auto", priority=None, chain_call_actions=None):
@@ -199,15 +143,15 @@ def attach_xdp(program, ifname, mode="auto", netns=None, via="auto", priority=No
     A program loaded as a dispatcher component (freplace, see
     :func:`xnf.core.attach.dispatcher.as_component`) joins the interface's libxdp
     dispatcher instead, at ``priority`` (default 50) with ``chain_call_actions``
-    (default ``("XDP_PASS",)``): a :class:`DispatcherAttachment`.
+    (default ``("XDP_PASS",)``): a :class:`~xnf.core.attach.dispatcher.DispatcherAttachment`.
     """
     if _is_extension(program):
-        # dispatcher: a real cycle (it attaches through xdp), and needed only with a dispatcher
-        from xnf.core.attach import dispatcher
-
-        return dispatcher.attach(program, ifname, mode=mode, netns=netns,
-                                 priority=dispatcher.DEFAULT_PRIORITY if priority is None else priority,
-                                 chain_call_actions=chain_call_actions or dispatcher.DEFAULT_ACTIONS)
+        if _extension_attach is None:
+            raise AttachError("an freplace (EXT) program attaches to XDP only as a component of a libxdp "
+                              "dispatcher, and xnf.core.attach.dispatcher is not loaded",
+                              "load the program with xnf.core.attach.dispatcher.as_component")
+        return _extension_attach(program, ifname, mode=mode, netns=netns, priority=priority,
+                                 chain_call_actions=chain_call_actions)
     if priority is not None or chain_call_actions is not None:
         raise AttachError("priority and chain_call_actions are for programs in a libxdp dispatcher",
                           "load the program with xnf.core.attach.dispatcher.as_component")
