@@ -19,6 +19,21 @@ from xnf.core.kernel import netns as _netns
 
 HOOKS = ("xdp", "tc-ingress", "tc-egress", "qdisc")
 MODES = ("auto", "skb", "native", "offload")
+MODE_ALIASES = {"unspecified": "auto", "generic": "skb", "drv": "native", "hw": "offload"}
+"""The XDP modes in xdp-loader's (``unspecified``, ``hw``) and iproute2's (``generic``,
+``drv``) words, which ``-m/--mode`` accepts as well as its own."""
+
+
+def xdp_mode_name(value):
+    """``--mode``'s argument type: a mode name, an alias made the mode it names."""
+    return MODE_ALIASES.get(value, value)
+
+
+def warn(message):
+    """A deprecation on the command line: one line on stderr, the command still runs."""
+    import sys  # lazy: only a deprecated spelling gets here
+
+    print(f"xnf: warning: {message}", file=sys.stderr)
 
 
 @attrs.define
@@ -99,6 +114,38 @@ class NetworkFunction:
         return True
 
     # --- optional CLI extensions ------------------------------------------------------
+
+    mode_help = "XDP mode: auto (default: the best the interface and the network function support)"
+    """Help of ``-m/--mode``; a network function whose XDP hook is optional says when it applies."""
+
+    @classmethod
+    def xdp_modes(cls):
+        """The XDP modes ``-m/--mode`` offers: ``auto`` and :attr:`modes`, or none without an XDP hook."""
+        return ("auto",) + tuple(cls.modes) if "xdp" in cls.hooks and cls.modes else ()
+
+    @classmethod
+    def add_hook_arguments(cls, parser):
+        """``-m/--mode`` with only the XDP modes this network function runs in (xdp-loader's
+        and iproute2's names are accepted too, see :data:`MODE_ALIASES`). Without an XDP hook
+        there is none; ``--mode auto``, which every network function used to accept, is
+        kept hidden and warned about."""
+        import argparse  # lazy: keeps import xnf light (the CLI has it loaded already)
+
+        offered = cls.xdp_modes()
+        if offered:
+            parser.add_argument("-m", "--mode", type=xdp_mode_name, choices=offered, default=None,
+                                help=cls.mode_help + " (ip's generic/drv and xdp-loader's unspecified/hw "
+                                                     "name them too)")
+        else:
+            parser.add_argument("--mode", choices=("auto",), default=None, help=argparse.SUPPRESS)
+
+    @classmethod
+    def mode_from_args(cls, args):
+        """The XDP mode the parsed options ask for (``auto`` if none)."""
+        mode = getattr(args, "mode", None)
+        if mode is not None and not cls.xdp_modes():
+            warn(f"--mode is deprecated for {cls.name}, which has no XDP hook: drop it (docs/cli.md)")
+        return mode or "auto"
 
     @classmethod
     def add_arguments(cls, parser):

@@ -25,22 +25,21 @@ def register(sub, nfs=None):
         for name, cls in sorted(nfs.items()):
             q = nf_sub.add_parser(name, help=cls.description)
             q.add_argument("iface", metavar="IFACE")
-            q.add_argument("--mode", default="auto", choices=("auto", "skb", "native", "offload"),
-                           help="XDP mode (default: the best the interface supports)")
-            q.add_argument("--netns", metavar="NAME", help="the interface is in this network namespace")
+            q.add_argument("-n", "--netns", metavar="NAME", help="the interface is in this network namespace")
             q.set_defaults(func=func, nf_cls=cls)
+            _guarded(name, q, cls.add_hook_arguments, q)  # -m/--mode: only the XDP modes it runs in
             _guarded(name, q, cls.add_arguments, q)
 
     p = sub.add_parser("detach", help="detach a network function and remove its pins")
     p.add_argument("nf", metavar="NF")
     p.add_argument("iface", metavar="IFACE")
-    p.add_argument("--netns", metavar="NAME")
+    p.add_argument("-n", "--netns", metavar="NAME", help="the interface is in this network namespace")
     p.set_defaults(func=cmd_detach)
 
     p = sub.add_parser("status", help="show attached network functions")
-    p.add_argument("iface", metavar="IFACE", nargs="?")
-    p.add_argument("--netns", metavar="NAME")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("iface", metavar="IFACE", nargs="?", help="only this interface")
+    p.add_argument("-n", "--netns", metavar="NAME", help="only interfaces in this network namespace")
+    p.add_argument("-j", "--json", action="store_true", help="the whole records as JSON")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("demo", help="a self-contained demonstration in throwaway namespaces")
@@ -106,7 +105,7 @@ def cmd_list(args):
 
 def _instance(args):
     cls = args.nf_cls
-    return cls(args.iface, cls.config_from_args(args), netns=args.netns, mode=args.mode)
+    return cls(args.iface, cls.config_from_args(args), netns=args.netns, mode=cls.mode_from_args(args))
 
 
 def cmd_attach(args):

@@ -95,8 +95,10 @@ def test_run_streams_until_sigterm_and_cleans_up(topo):
 def test_bad_options_are_one_line_errors(topo):
     r = xnf("run", "pping", "nope0", "--netns", topo.mid, check=False)
     assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and "nope0" in r.stderr
-    r = xnf("attach", "pping", "mid1", "--netns", topo.mid, "-x", "native", check=False)
-    assert r.returncode != 0 and "--ingress-hook xdp" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    # -x native alone is the deprecated spelling of --mode native, which puts the hook at XDP;
+    # naming tc beside it contradicts it
+    r = xnf("attach", "pping", "mid1", "--netns", topo.mid, "-I", "tc", "-x", "native", check=False)
+    assert r.returncode != 0 and "--ingress-hook tc" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert pping_ids(topo.mid, "mid1") == set()
 
 

@@ -36,6 +36,9 @@ _METAVARS = {"rate_limit": "MS", "rtt_rate": "X", "cleanup_interval": "S", "writ
              "local_addresses": "ADDR[,ADDR...]"}
 _CHOICES = {"rtt_type": RTT_TYPES, "ingress_hook": INGRESS_HOOKS, "xdp_mode": XDP_MODES, "format": FORMATS}
 _TYPES = {"float": float, "int": int}
+_LIVE_HELP = {"ingress_hook": "where the ingress hook goes: tc (default) or xdp; -m/--mode skb or native "
+                              "implies xdp",
+              "xdp_mode": argparse.SUPPRESS}  # deprecated: -m/--mode says it (docs/cli.md)
 
 
 def add_options(parser, short: bool = True, live: bool = True):
@@ -55,7 +58,8 @@ def add_options(parser, short: bool = True, live: bool = True):
             names.append("--include-SYN")  # ePPing's spelling
         if short and field.name in SHORT:
             names.insert(0, SHORT[field.name])
-        kw = {"dest": field.name, "help": field.metadata["help"], "default": argparse.SUPPRESS}
+        kw = {"dest": field.name, "help": (_LIVE_HELP if live else {}).get(field.name, field.metadata["help"]),
+              "default": argparse.SUPPRESS}
         if field.type == "bool":
             kw["action"] = "store_true"
         else:
@@ -114,7 +118,7 @@ def add_live_commands(sub, nf_cls):
                              ("stats", cmd_stats, "counters and table sizes of pping attached to IFACE")):
         p = sub.add_parser(name, help=text, description=text + " (see `xnf attach pping IFACE`)")
         p.add_argument("iface", metavar="IFACE")
-        p.add_argument("--netns", default=None, help="network namespace of IFACE")
+        p.add_argument("-n", "--netns", default=None, metavar="NAME", help="network namespace of IFACE")
         if name == "events":
             p.add_argument("-F", "--format", default=None, choices=FORMATS,
                            help="output format (default: the one it was attached with)")

@@ -11,10 +11,13 @@ import sys
 
 import attrs
 
-from xnf.nf import NetworkFunction
+from xnf.nf import NetworkFunction, warn
 from xnf.plugins.pping import cli as pping_cli
 from xnf.plugins.pping import demo as pping_demo
 from xnf.plugins.pping.config import ConfigError, PpingConfig
+
+MODE_OF_XDP_MODE = {"unspecified": "auto", "generic": "skb", "native": "native"}
+"""The config's ``xdp_mode`` (ePPing's ``-x`` values) as the network function's mode."""
 
 
 class Pping(NetworkFunction):
@@ -25,12 +28,29 @@ class Pping(NetworkFunction):
     modes = ("skb", "native", "offload")
     Config = PpingConfig
 
+    mode_help = ("XDP mode of the ingress hook: skb or native put it at XDP, offload runs the receive side "
+                 "on the NIC; auto (default): the best mode, with --ingress-hook xdp")
+
     def __init__(self, iface, config=None, netns=None, mode="auto"):
         super().__init__(iface, config, netns, mode)
-        if mode not in ("auto", "offload"):  # offload: the NIC stage replaces the ingress hook
-            if self.config.ingress_hook != "xdp":
-                raise ConfigError(f"--mode {mode} is an XDP mode; add --ingress-hook xdp")
-            self.config = attrs.evolve(self.config, xdp_mode={"skb": "generic", "native": "native"}[mode])
+        c = self.config
+        if c.read is not None and mode != "auto":
+            raise ConfigError(f"--mode {mode} does not apply to --read (nothing is attached offline)")
+        if mode in ("skb", "native"):
+            wanted = {"skb": "generic", "native": "native"}[mode]
+            if c.ingress_hook != "xdp":
+                raise ConfigError(f"mode {mode!r} is an XDP mode but the ingress hook is {c.ingress_hook!r}",
+                                  "use PpingConfig(ingress_hook='xdp'); on the command line --mode implies it")
+            if c.xdp_mode not in ("unspecified", wanted):
+                raise ConfigError(f"mode {mode!r} and xdp_mode {c.xdp_mode!r} ask for different XDP modes",
+                                  "give the mode once")
+            self.config = attrs.evolve(c, xdp_mode=wanted)
+        elif mode == "offload":  # the NIC stage replaces the ingress hook
+            if c.xdp_mode != "unspecified":
+                raise ConfigError(f"mode 'offload' runs the receive side on the NIC; xdp_mode {c.xdp_mode!r} "
+                                  "does not apply", "drop xdp_mode")
+        elif c.xdp_mode != "unspecified":  # auto, and the config names the XDP mode: that is the mode
+            self.mode = MODE_OF_XDP_MODE[c.xdp_mode]
         self.datapath = None
 
     # --- life cycle ------------------------------------------------------------------
@@ -108,8 +128,36 @@ class Pping(NetworkFunction):
         pping_cli.add_options(parser, short=True, live=True)
 
     @classmethod
+    def _mode(cls, args):
+        """-m/--mode, or the deprecated -x/--xdp-mode as a mode; both, disagreeing: ConfigError."""
+        mode, old = getattr(args, "mode", None), getattr(args, "xdp_mode", None)
+        if old is not None:
+            if mode is not None and mode != MODE_OF_XDP_MODE[old]:
+                raise ConfigError(f"--xdp-mode {old} and --mode {mode} ask for different XDP modes",
+                                  "give --mode alone; --xdp-mode is deprecated")
+            mode = MODE_OF_XDP_MODE[old]
+        return mode or "auto"
+
+    @classmethod
+    def mode_from_args(cls, args):
+        mode = cls._mode(args)
+        if getattr(args, "xdp_mode", None) is not None:
+            warn(f"-x/--xdp-mode is deprecated: use -m/--mode {mode} (docs/cli.md)")
+        return mode
+
+    @classmethod
     def config_from_args(cls, args):
-        return pping_cli.config_from_args(args)
+        """The config, with the ingress hook where ``--mode`` puts it: skb or native imply
+        ``--ingress-hook xdp``; naming ``tc`` beside an XDP or offload mode is refused."""
+        mode, hook = cls._mode(args), getattr(args, "ingress_hook", None)
+        if mode != "auto" and hook == "tc":
+            where = "on the NIC" if mode == "offload" else "at XDP"
+            raise ConfigError(f"--mode {mode} runs pping's ingress {where}, but --ingress-hook tc asks for tc",
+                              "drop one of them")
+        overrides = {"xdp_mode": "unspecified"}  # the mode goes to the constructor, which sets it
+        if mode in ("skb", "native") and getattr(args, "read", None) is None:
+            overrides["ingress_hook"] = "xdp"
+        return pping_cli.config_from_args(args, **overrides)
 
     @classmethod
     def register_cli(cls, subparsers):
