@@ -119,6 +119,8 @@ struct xnf_slot {
 	__u32 len;
 	__u32 next;       /* next slot in the flow's FIFO (tree modes) */
 	__u64 seq;        /* arrival number */
+	__u32 flow;
+	__u32 pad;
 };
 
 struct {
@@ -604,6 +606,7 @@ int BPF_PROG(xnf_qdisc_enqueue, struct sk_buff *skb, struct Qdisc *sch, struct b
 	s->len = len;
 	s->seq = seq_in;
 	s->next = XNF_NONE;
+	s->flow = flow;
 	skb = bpf_kptr_xchg(&s->skb, skb);
 	if (skb)  /* the slot was not free: cannot happen */
 		bpf_qdisc_skb_drop(skb, to_free);
@@ -667,6 +670,8 @@ struct sk_buff *BPF_PROG(xnf_qdisc_dequeue, struct Qdisc *sch)
 		errors++;
 		return NULL;
 	}
+	xnf_ch(s->flow)->sent_packets++;
+	xnf_ch(s->flow)->sent_bytes += skb->len;
 	deq_packets++;
 	deq_bytes += skb->len;
 	sch->q.qlen--;
