@@ -27,6 +27,8 @@ from xnf.plugins.pifo_sched import cli
 from xnf.plugins.pifo_sched.kernel import MODES, NBANDS, RECORD, EgressDataPath, HtbBands
 
 QDISCS = ("auto", "bpf", "htb")
+BPF_RECORD = "qdisc_choice"
+"""The record of an instance on the BPF qdisc: ``{"qdisc": "bpf", "config": {...}}``."""
 
 
 def bpf_schedulers():
@@ -62,9 +64,11 @@ def _check_choice(config, attribute, value):
         raise _no_htb_path(name, f"the kernel has no BPF qdisc ({BPF_QDISC_OPTION}, Linux 6.16+), and ")
     known = bpf_schedulers()
     if name not in known:
-        raise ValueError(f"scheduler {name!r} has no rank function for the BPF qdisc: it runs {', '.join(known)} "
-                         f"(and plugins' schedulers that ship a rank_object); simulate it with "
-                         f"`xnf sched simulate {name}`")
+        # lazy: the qdisc package only where the BPF qdisc is considered
+        from xnf.plugins.pifo_sched.qdisc.bpf_qdisc import refusal
+
+        raise ValueError(f"scheduler {name!r} cannot run in the BPF qdisc: {refusal(name)}; it runs "
+                         f"{', '.join(known)}; simulate {name} with `xnf sched simulate {name}`")
 
 
 def _params(value):
@@ -99,8 +103,8 @@ class PifoSchedConfig:
     rate: str = attrs.field(default="1gbit", metadata={"help": "egress rate limit (the HTB root, or the BPF "
                                                                "qdisc's shaper)", "metavar": "RATE"})
     default_weight: float = attrs.field(default=1.0, metadata={"help": "weight of flows without a port weight"})
-    limit: int = attrs.field(default=64, metadata={"help": "packets per band queue (HTB: pfifo limit; BPF qdisc: "
-                                                           "packets in the PIFO, times the bands)"})
+    limit: int = attrs.field(default=64, metadata={"help": "packets per band queue (pfifo limit); the BPF qdisc holds "
+                                                           "the same in total: 8 x limit"})
     qdisc: str = attrs.field(default="auto", validator=_check_choice, metadata={
         "choices": QDISCS, "help": "bpf: exact PIFO in a BPF qdisc (Linux 6.16+, CONFIG_NET_SCH_BPF); htb: SP-PIFO "
                                    "over 8 HTB bands; auto: bpf where the kernel has it, else htb"})
@@ -134,21 +138,9 @@ class PifoSched(NetworkFunction):
     def _data_path(self):
         c = self.config
         if self.qdisc_kind == "bpf":
-            # lazy: the BPF qdisc (struct_ops loader) only where it is chosen
-            from xnf.plugins.pifo_sched import registry
-            from xnf.plugins.pifo_sched.qdisc.bpf_qdisc import BpfQdisc
-
-            return BpfQdisc(self.iface, c.scheduler, self._bpf_params(), netns=self.netns,
-                            obj=registry.rank_object(c.scheduler))
+            return BpfPath(self.iface, c, self.netns)
         return EgressDataPath(self.iface, c.rate, c.weights, netns=self.netns, scheduler=c.scheduler,
                               default_weight=c.default_weight, limit=c.limit)
-
-    def _bpf_params(self):
-        """The BPF qdisc's parameters: the common options, then ``--params`` on top."""
-        c = self.config
-        params = {"rate": c.rate, "weights": c.weights, "default_weight": c.default_weight, "limit": c.limit}
-        params.update(c.params)
-        return params
 
     def explain(self):
         """Which data path runs and why, for `attach` to print."""
@@ -159,7 +151,8 @@ class PifoSched(NetworkFunction):
         if self.qdisc_kind == "bpf":
             why = "--qdisc bpf" if c.qdisc == "bpf" else "the kernel has the BPF qdisc (--qdisc auto)"
             return (f"{why}: {c.scheduler} ranks an exact PIFO (rank order, FIFO among equal ranks) in the BPF "
-                    f"qdisc at the root of {self.iface}, shaped to {c.rate}")
+                    f"qdisc at the root of {self.iface}; flows by port from --weights (tc egress); not shaped "
+                    f"(--rate is not enforced by the BPF qdisc yet)")
         if bpf_qdisc_available():
             why = f"--qdisc {c.qdisc}"
         else:
@@ -179,12 +172,15 @@ class PifoSched(NetworkFunction):
         return self
 
     def detach(self):
-        """Remove the program and the pins (under the interface lock), then the qdisc built."""
+        """Remove the program and the pins (under the interface lock), and the qdisc built:
+        the BPF qdisc before its registration (a pin) goes, the HTB root after the program."""
         pins = self.pins
         with pins.locked():
             if self._path is not None:
                 self._path.release()
                 self._path = None
+            if self.qdisc_kind == "bpf":
+                _remove_qdiscs(self.iface, self.netns)
             pins.remove_all()
             _remove_qdiscs(self.iface, self.netns)
 
@@ -242,22 +238,22 @@ class PifoSched(NetworkFunction):
         return out
 
     def _bpf_status(self, out):
-        """Backlog, drops and per-flow figures of the BPF qdisc (from its pinned maps)."""
+        """Backlog, drops and per-flow figures of the BPF qdisc (from its pinned state)."""
         # lazy: the BPF qdisc (struct_ops loader) only where it is chosen
         from xnf.plugins.pifo_sched.qdisc import bpf_qdisc
 
         try:
-            stats = self._path.stats() if self._path is not None else bpf_qdisc.pinned_stats(self.pins)
+            stats = self._path.qdisc.stats() if self._path is not None else bpf_qdisc.pinned_stats(self.pins)
         except Exception as e:  # noqa: BLE001 - status reports what it cannot read
             out["error"] = str(e)
             return out
-        out.update(stats)
+        out.update(BpfPath.label_flows(stats, self.config))
         return out
 
     def _flows(self):
         """{flow: {"bytes": ...}} of the running data path."""
         if self.qdisc_kind == "bpf":
-            return self._path.stats().get("flows", {})
+            return BpfPath.label_flows(self._path.qdisc.stats(), self.config)["flows"]
         return self._path.flow_bytes()
 
     def run(self, out, stop):
@@ -286,17 +282,64 @@ class PifoSched(NetworkFunction):
         return cli.demo(args)
 
 
-BPF_RECORD = "qdisc_choice"
-"""The record of an instance on the BPF qdisc: ``{"qdisc": "bpf", "config": {...}}``."""
-
-
 def _remove_qdiscs(iface, netns):
     """Remove the root qdisc an instance built, whichever kind it is and only if it is ours
     (a foreign root is left alone); the kernel puts the default qdisc back."""
+    # lazy: the BPF qdisc module only where an instance may have built one
+    from xnf.plugins.pifo_sched.qdisc import bpf_qdisc
+
     HtbBands(iface, 0, netns).remove()
-    try:
-        # lazy: the BPF qdisc package only where an instance may have built one
-        from xnf.plugins.pifo_sched.qdisc import bpf_qdisc
-    except ImportError:
-        return
     bpf_qdisc.remove(iface, netns)
+
+
+class BpfPath:
+    """The BPF qdisc data path: the qdisc, and the port classifier in front of it."""
+
+    def __init__(self, iface, config, netns=None):
+        # lazy: the BPF qdisc (struct_ops loader) only where it is chosen
+        from xnf.plugins.pifo_sched import registry
+        from xnf.plugins.pifo_sched.kernel import parse_port_weights
+        from xnf.plugins.pifo_sched.port_flows import PortClassifier, flow_weights
+        from xnf.plugins.pifo_sched.qdisc.bpf_qdisc import BpfQdisc
+
+        ports = parse_port_weights(config.weights)
+        params = {"limit": config.limit * NBANDS, "flows": "mark", "rate": config.rate}
+        if config.scheduler in ("stfq", "wfq", "wf2q"):
+            params.update(weights=flow_weights(ports, config.default_weight), default_weight=config.default_weight)
+        params.update(config.params)
+        self.qdisc = BpfQdisc(iface, config.scheduler, params, netns=netns,
+                              obj=registry.rank_object(config.scheduler))
+        self.classifier = PortClassifier(iface, ports, netns) if ports else None
+
+    @property
+    def collection(self):
+        return self.qdisc.collection
+
+    def build_into(self, txn):
+        """The qdisc, then the classifier; a failure removes both."""
+        self.qdisc.build_into(txn)
+        try:
+            if self.classifier is not None:
+                self.classifier.build_into(txn)
+        except BaseException:
+            self.qdisc.detach()
+            raise
+        return self
+
+    def release(self):
+        if self.classifier is not None:
+            self.classifier.release()
+        self.qdisc.release()
+
+    @staticmethod
+    def label_flows(stats, config):
+        """The qdisc's per-flow figures keyed by what the user configured: ``port 5201``,
+        ``other`` for flow 0, ``flow N`` for flows set by mark otherwise."""
+        # lazy: the port parser only where the BPF qdisc's figures are shown
+        from xnf.plugins.pifo_sched.kernel import parse_port_weights
+        from xnf.plugins.pifo_sched.port_flows import flow_numbers
+
+        names = {str(flow): f"port {port}" for port, flow in flow_numbers(parse_port_weights(config.weights)).items()}
+        names["0"] = "other"
+        flows = {names.get(k, f"flow {k}"): v for k, v in stats.get("flows", {}).items()}
+        return dict(stats, flows=flows)
