@@ -133,16 +133,28 @@ def _try_map(map_type, key_size, value_size, max_entries, flags, **kw):
 
 
 @functools.lru_cache(maxsize=None)
-def have_helper(prog_type, helper):
-    """Whether a program of ``prog_type`` may call ``helper`` (name or number)."""
+def helper_support(prog_type, helper):
+    """``available``: a program of ``prog_type`` may call ``helper`` (name or number);
+    ``not_for_type``: the kernel has it, but its func_proto for this type does not return
+    it (the verifier's "program of this type cannot use helper", "unknown func" before
+    6.x); ``missing``: the kernel has no such helper ("invalid func"). The verifier is
+    asked with a one-call program, as bpftool's ``feature probe`` does."""
     number = _type_number(HELPERS, helper)
     call = [_insn.Instruction(0x85, 0, 0, 0, number)]
     fd, err, log = _program(_type_number(PROG_TYPES, prog_type), call + _ret(0), log_size=65536)
     if fd is not None:
         fd.close()
-        return True
-    refusals = ("invalid func ", "unknown func ", "program of this type cannot use helper")
-    return not any(text in log for text in refusals)
+        return "available"
+    if "invalid func " in log:
+        return "missing"
+    if "unknown func " in log or "program of this type cannot use helper" in log:
+        return "not_for_type"
+    return "available"  # refused for its arguments only: the call itself is allowed
+
+
+def have_helper(prog_type, helper):
+    """Whether a program of ``prog_type`` may call ``helper`` (name or number)."""
+    return helper_support(prog_type, helper) == "available"
 
 
 @functools.lru_cache(maxsize=None)
@@ -206,7 +218,7 @@ def _privileged_or_version(name, probe):
 
 def clear_cache():
     """Forget every probe result (tests, or after loading a kernel module)."""
-    for fn in (kernel_version, have_prog_type, have_map_type, have_helper, have_btf,
+    for fn in (kernel_version, have_prog_type, have_map_type, helper_support, have_btf,
                have_xdp_link, have_tcx):
         fn.cache_clear()
 
@@ -243,9 +255,18 @@ def features_report():
         "links": {"xdp": have_xdp_link(), "tcx": have_tcx()},
         "program_types": _probe_all(PROG_TYPES, have_prog_type),
         "map_types": _probe_all(list(MAP_TYPES) + list(_MAP_IN_MAP), have_map_type),
-        "helpers": {
-            "xdp": _probe_all(HELPERS, functools.partial(have_helper, "xdp")),
-            "sched_cls": _probe_all(HELPERS, functools.partial(have_helper, "sched_cls")),
-        },
     }
+    report["helpers"], report["helpers_missing"] = _helpers_per_hook(("xdp", "sched_cls"))
     return report
+
+
+def _helpers_per_hook(prog_types):
+    """({prog_type: {helper: True}} with only the helpers that apply to that type (None for
+    every helper where the probe cannot run), [helpers this kernel lacks])."""
+    per_type, missing = {}, set()
+    for prog_type in prog_types:
+        found = _probe_all(HELPERS, functools.partial(helper_support, prog_type))
+        per_type[prog_type] = {name: True if answer == "available" else None
+                               for name, answer in found.items() if answer in ("available", None)}
+        missing |= {name for name, answer in found.items() if answer == "missing"}
+    return per_type, sorted(missing)
