@@ -8,9 +8,12 @@ API (used by :mod:`xnf.plugins.pifo_sched.nf`):
   simulator's options of that scheduler (``weights``, ``default_weight``, ``max_packet``,
   ``bands``, ``priorities``, ``tree``, ``order``, ``capacity``) plus ``limit`` (packets,
   at most :data:`MAX_PACKETS`), ``flows`` (how a packet's flow 0..63 is found: ``"mark"``,
-  skb->mark, the default; ``"priority"``, skb->priority) and ``rate`` (accepted, not
-  enforced yet); ``obj`` a plugin's rank object (``xnf_rank.h``), for a scheduler not
-  in ``SCHEDULERS``.
+  skb->mark, the default; ``"priority"``, skb->priority; ``"port"``, the TCP/UDP
+  destination port, else the source port, flow ``i`` being ``ports[i]`` and every other
+  packet flow ``len(ports)``), ``ports``, and ``rate`` (bit/s or ``"20mbit"``: the dequeue
+  hook sends no faster, waking through the watchdog). ``weights`` given as the CLI's
+  ``"PORT=W,..."`` string mean flows by port, in port order. ``obj`` a plugin's rank
+  object (``xnf_rank.h``), for a scheduler not in ``SCHEDULERS``.
   ``build_into(txn)`` loads the object, registers its struct_ops (a BPF link), creates the
   root qdisc (RTM_NEWQDISC, kind = the instance's ``kind``), and with a
   :class:`~xnf.core.attach.pinroot.Transaction` pins the link and the state map and
@@ -38,6 +41,7 @@ from fractions import Fraction
 
 from xnf.core.errors import AttachError, ConfigError
 from xnf.plugins.pifo_sched.qdisc import BUILTIN_OBJECT
+from xnf.plugins.pifo_sched.shaping import NS, parse_rate
 
 SCHEDULERS = ("fifo", "strict_priority", "stfq", "wfq", "wf2q", "hpfq")
 """Built-in schedulers the BPF qdisc runs, each with the simulator's exact order."""
@@ -57,7 +61,7 @@ MAX_DEPTH = 4  # XNF_MAX_DEPTH: tree levels below the root
 NONE = 0xFFFFFFFF
 MODE_RANK, MODE_TREE, MODE_WF2Q = 0, 1, 2
 RANK_FIFO, RANK_SP = 0, 1
-FLOWS_BY = {"mark": 0, "priority": 1}
+FLOWS_BY = {"mark": 0, "priority": 1, "port": 2}
 OPS = "xnf_pifo"  # the struct_ops variable of every qdisc object
 RECORD = "bpf_qdisc"  # the instance's record (kind, handle)
 LINK_PIN = "qdisc_ops"  # the struct_ops link's pin: keeps the kind registered
@@ -119,12 +123,26 @@ class BpfQdisc:
         self.collection = None
         self.registration = None
         self.qdisc_made = False
-        self.rate = self.params.pop("rate", None)  # shaping in the qdisc: not yet
+        rate = self.params.pop("rate", None)
+        self.rate = parse_rate(rate, "rate") if rate else 0
         self.limit = int(self.params.pop("limit", 0) or 0)
-        flows = self.params.pop("flows", "mark")
+        self.ports = [int(p) for p in self.params.pop("ports", None) or []]
+        flows = self.params.pop("flows", None)
+        if isinstance(self.params.get("weights"), str):  # "PORT=W,...": the CLI's weights
+            from xnf.plugins.pifo_sched.kernel import parse_port_weights
+
+            by_port = parse_port_weights(self.params["weights"])
+            self.ports = sorted(by_port)
+            self.params["weights"] = [by_port[p] for p in self.ports]
+            flows = flows or "port"
+        flows = flows or ("port" if self.ports else "mark")
         if flows not in FLOWS_BY:
             raise ConfigError(f"flows {flows!r} is not one of {', '.join(FLOWS_BY)}",
-                              "mark: skb->mark is the flow (0..63); priority: skb->priority")
+                              "mark: skb->mark is the flow (0..63); priority: skb->priority; port: by "
+                              "TCP/UDP port (ports=[...], flow i is ports[i])")
+        if flows == "port" and not 0 < len(self.ports) < MAX_FLOWS:
+            raise ConfigError(f"flows by port need 1..{MAX_FLOWS - 1} ports, got {len(self.ports)}",
+                              "give ports=[5201, 5202] or weights as PORT=WEIGHT,...")
         self.flows_by = flows
         self.rodata, self.variables = self._configure()
 
@@ -132,13 +150,25 @@ class BpfQdisc:
     def _sim(self):
         """The simulator's scheduler with these options: the source of every number."""
         from xnf.plugins.pifo_sched import registry  # lazy: the scheduler registry
+        from xnf.plugins.pifo_sched.scheduler import COMMON_DEFAULTS
 
-        return registry.create(self.scheduler, self.params)
+        cls = registry.load(self.scheduler)
+        # the CLI passes weights to every scheduler: those without weights (fifo,
+        # strict_priority, hpfq) ignore them, as the simulator would never see them
+        options = dict(self.params)
+        for key in ("weights", "default_weight"):
+            if key not in cls.defaults and key not in COMMON_DEFAULTS:
+                options.pop(key, None)
+        return cls(options)
 
     def _configure(self):
         """(.rodata values, other globals) for the object, from the simulator's scheduler."""
         children = [_child() for _ in range(MAX_FLOWS + MAX_NODES)]
         rodata = {"cfg_flow_by": FLOWS_BY[self.flows_by]}
+        if self.flows_by == "port":
+            rodata["cfg_default_flow"] = len(self.ports)  # every other packet
+        if self.rate:
+            rodata["cfg_ns_per_byte_q16"] = round(8 * NS * 65536 / self.rate)
         variables = {}
         name = self.scheduler if self.obj == BUILTIN_OBJECT else None
         sched = self._sim() if name is not None else None
@@ -280,6 +310,8 @@ class BpfQdisc:
         require_bpf_qdisc()
         self.collection = xnf.load(self.spec())
         try:
+            for flow, port in enumerate(self.ports):
+                self.collection.maps["port_flows"][port] = flow
             self.registration = self.collection.maps[OPS].register()
         except BaseException:
             self.collection.close()
@@ -289,7 +321,7 @@ class BpfQdisc:
 
     def record(self):
         return {"kind": self.kind, "handle": ROOT_HANDLE, "scheduler": self.scheduler, "obj": self.obj,
-                "flows": self.flows_by, "limit": self.rodata["cfg_limit"]}
+                "flows": self.flows_by, "ports": self.ports, "rate": self.rate, "limit": self.rodata["cfg_limit"]}
 
     def build_into(self, txn):
         """Load, register, create the root qdisc and (``txn`` not None) pin; all or nothing."""

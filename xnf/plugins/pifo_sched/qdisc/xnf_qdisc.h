@@ -33,6 +33,11 @@
 #define XNF_QDISC_H
 
 #include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
@@ -43,7 +48,7 @@
 #define XNF_HEAP_LEVELS 13            /* log2(XNF_MAX_PKTS) + 1 */
 #define XNF_MAX_NODES 16              /* scheduling nodes; node 0 is the root */
 #define XNF_NODE_MASK (XNF_MAX_NODES - 1)
-#define XNF_MAX_CHILDREN (XNF_MAX_FLOWS + XNF_MAX_NODES)  /* flows 0..63, then nodes */
+#define XNF_MAX_CHILDREN 128          /* flows 0..63, then nodes from 64 (a mask bounds the index) */
 #define XNF_CHILD_MASK 127
 #define XNF_MAX_DEPTH 4               /* tree levels below the root */
 #define XNF_NONE 0xffffffffu
@@ -56,6 +61,7 @@
 
 #define XNF_FLOW_BY_MARK 0
 #define XNF_FLOW_BY_PRIORITY 1
+#define XNF_FLOW_BY_PORT 2
 
 #define NET_XMIT_SUCCESS 0x00
 #define NET_XMIT_DROP 0x01
@@ -103,6 +109,9 @@ extern void bpf_qdisc_skb_drop(struct sk_buff *skb, struct bpf_sk_buff_ptr *to_f
 extern void bpf_kfree_skb(struct sk_buff *skb) __ksym;
 extern void bpf_qdisc_watchdog_schedule(struct Qdisc *sch, __u64 expire, __u64 delta_ns) __ksym;
 extern void bpf_qdisc_bstats_update(struct Qdisc *sch, const struct sk_buff *skb) __ksym;
+extern int bpf_dynptr_from_skb(struct __sk_buff *s, __u64 flags, struct bpf_dynptr *ptr__uninit) __ksym;
+extern void *bpf_dynptr_slice(const struct bpf_dynptr *p, __u64 offset, void *buffer__nullable,
+			      __u64 buffer__szk) __ksym;
 
 /* --- configuration (.rodata: set in the spec before load) ------------------------------ */
 const volatile __u32 cfg_mode = XNF_MODE_RANK;
@@ -111,6 +120,18 @@ const volatile __u32 cfg_limit = 1000;        /* packets; sch->limit */
 const volatile __u32 cfg_by_finish = 0;       /* tree mode: rank by finish tag (WFQ) */
 const volatile __u32 cfg_default_flow = 0;    /* flow of packets whose key is out of range */
 const volatile __u64 cfg_hold_poll_ns = 1000000;
+/* the timer hook's shaper: a packet leaves no earlier than the previous one's end on a
+ * link of the configured rate (0: unshaped); late wake-ups are made up within burst_ns */
+const volatile __u64 cfg_ns_per_byte_q16 = 0;  /* 8e9 / rate in bit/s, << 16 */
+const volatile __u64 cfg_burst_ns = 1000000;
+
+/* flows by port (cfg_flow_by == XNF_FLOW_BY_PORT): TCP/UDP destination, else source port */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XNF_MAX_FLOWS);
+	__type(key, __u16);
+	__type(value, __u32);
+} port_flows SEC(".maps");
 
 /* --- the queues ------------------------------------------------------------------------- */
 
@@ -198,6 +219,7 @@ __u32 free_stack[XNF_MAX_PKTS];
 __u32 count;              /* packets queued */
 __u64 enq_packets, enq_bytes, deq_packets, deq_bytes;
 __u64 drops_overflow, drops_range, drops_rank, errors;
+__u64 next_tx_ns, shaped_waits;  /* the shaper: when the link is free again */
 __u32 log_n;              /* dequeued packets' arrival numbers, the first XNF_LOG_SIZE */
 __u64 deq_log[XNF_LOG_SIZE];
 /* WF2Q+ */
@@ -380,10 +402,58 @@ static __always_inline void xnf_node_push(__u32 node, __u32 c)
 		errors++;
 }
 
+static __always_inline __u32 xnf_port_flow(struct sk_buff *skb)
+{
+	__u32 fallback = cfg_default_flow & (XNF_MAX_FLOWS - 1), l4 = ETH_HLEN, *flow;
+	struct bpf_dynptr ptr;
+	__u8 buf[40] = {}, proto;
+	struct ethhdr *eth;
+	__be16 *ports;
+	__u16 port;
+
+	if (bpf_dynptr_from_skb((struct __sk_buff *)skb, 0, &ptr))
+		return fallback;
+	eth = bpf_dynptr_slice(&ptr, 0, buf, sizeof(*eth));
+	if (!eth)
+		return fallback;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = bpf_dynptr_slice(&ptr, ETH_HLEN, buf, sizeof(*ip));
+
+		if (!ip || (ip->frag_off & bpf_htons(0x1fff)))
+			return fallback;
+		proto = ip->protocol;
+		l4 += ip->ihl * 4;
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = bpf_dynptr_slice(&ptr, ETH_HLEN, buf, sizeof(*ip6));
+
+		if (!ip6)
+			return fallback;
+		proto = ip6->nexthdr;
+		l4 += sizeof(*ip6);
+	} else {
+		return fallback;
+	}
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return fallback;
+	ports = bpf_dynptr_slice(&ptr, l4, buf, 4);
+	if (!ports)
+		return fallback;
+	port = bpf_ntohs(ports[1]);
+	flow = bpf_map_lookup_elem(&port_flows, &port);
+	if (!flow) {
+		port = bpf_ntohs(ports[0]);
+		flow = bpf_map_lookup_elem(&port_flows, &port);
+	}
+	return flow ? *flow & (XNF_MAX_FLOWS - 1) : fallback;
+}
+
 static __always_inline __u32 xnf_classify(struct sk_buff *skb)
 {
-	__u32 key = cfg_flow_by == XNF_FLOW_BY_PRIORITY ? skb->priority : skb->mark;
+	__u32 key;
 
+	if (cfg_flow_by == XNF_FLOW_BY_PORT)
+		return xnf_port_flow(skb);
+	key = cfg_flow_by == XNF_FLOW_BY_PRIORITY ? skb->priority : skb->mark;
 	return key < XNF_MAX_FLOWS ? key : cfg_default_flow & (XNF_MAX_FLOWS - 1);
 }
 
@@ -638,6 +708,7 @@ struct sk_buff *BPF_PROG(xnf_qdisc_dequeue, struct Qdisc *sch)
 {
 	struct sk_buff *skb;
 	struct xnf_slot *s;
+	__u64 now = 0;
 	__u32 idx;
 
 	if (!count)
@@ -645,6 +716,14 @@ struct sk_buff *BPF_PROG(xnf_qdisc_dequeue, struct Qdisc *sch)
 	if (hold) {
 		bpf_qdisc_watchdog_schedule(sch, bpf_ktime_get_ns() + cfg_hold_poll_ns, cfg_hold_poll_ns / 4);
 		return NULL;
+	}
+	if (cfg_ns_per_byte_q16) {
+		now = bpf_ktime_get_ns();
+		if (now < next_tx_ns) {  /* the link is busy: wake when it is free */
+			shaped_waits++;
+			bpf_qdisc_watchdog_schedule(sch, next_tx_ns, 0);
+			return NULL;
+		}
 	}
 	if (cfg_mode == XNF_MODE_RANK)
 		idx = xnf_heap_pop(0);
@@ -672,6 +751,11 @@ struct sk_buff *BPF_PROG(xnf_qdisc_dequeue, struct Qdisc *sch)
 	}
 	xnf_ch(s->flow)->sent_packets++;
 	xnf_ch(s->flow)->sent_bytes += skb->len;
+	if (cfg_ns_per_byte_q16) {
+		__u64 base = next_tx_ns + cfg_burst_ns < now ? now - cfg_burst_ns : next_tx_ns;
+
+		next_tx_ns = base + (((__u64)skb->len * cfg_ns_per_byte_q16) >> 16);
+	}
 	deq_packets++;
 	deq_bytes += skb->len;
 	sch->q.qlen--;
@@ -726,6 +810,7 @@ static __always_inline void xnf_reset_all(struct Qdisc *sch)
 	fresh_slots = 0;
 	free_top = 0;
 	wf_vtime = wf_advance = wf_last_finish = 0;
+	next_tx_ns = 0;
 	sch->q.qlen = 0;
 	sch->qstats.backlog = 0;
 }
