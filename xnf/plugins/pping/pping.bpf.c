@@ -148,7 +148,7 @@ static struct pp_agg_stats agg_zero;
  * timestamped with, on its own flow; `reply` the identifier it echoes, on the
  * reverse flow (the key a stored timestamp has). */
 struct pkt {
-	__u64 now;
+	__u64 now;         /* 0 until pkt_now() reads the clock */
 	struct pp_ident id;
 	struct pp_ident reply;
 	__u32 wire_len;
@@ -172,6 +172,17 @@ struct cursor {
 	void *pos;
 	void *end;
 };
+
+/* The packet's time, read from the clock on first use only: a clock read (~30 ns on a
+ * VM) was a fifth of a tracked packet's cost, and most packets need none (a pure ACK
+ * that matches nothing, a data packet of a direction not yet open). Every use of one
+ * packet sees the same value. */
+static __always_inline __u64 pkt_now(struct pkt *p)
+{
+	if (!p->now)
+		p->now = bpf_ktime_get_ns();
+	return p->now;
+}
 
 static __always_inline void count(__u32 idx)
 {
@@ -545,10 +556,10 @@ static __always_inline int dir_active(const struct pp_dir *d)
 	return d->conn == PP_CONN_WAITOPEN || d->conn == PP_CONN_OPEN;
 }
 
-static __always_inline void dir_init(struct pp_dir *d, const struct pkt *p)
+static __always_inline void dir_init(struct pp_dir *d, struct pkt *p)
 {
 	d->conn = PP_CONN_WAITOPEN;
-	d->last_ts = p->now;
+	d->last_ts = pkt_now(p);
 	d->last_seen = p->now;
 	d->last_id = p->id.id;
 	d->opening_reason = p->flow_event == PP_FLOW_OPENING ? p->reason : PP_REASON_FIRST_PACKET;
@@ -792,12 +803,12 @@ static __always_inline void timestamp_packet(void *ctx, struct pkt *p, struct pp
 			return;
 		d->last_id = p->id.id;
 	}
-	if (d->timestamped && rate_limited(p->now, d))
+	if (d->timestamped && rate_limited(pkt_now(p), d))
 		return;
 	/* The attempt counts even when the map is full, so heavy flows do not starve
 	 * sparse ones of the next free slot. */
 	d->timestamped = 1;
-	d->last_ts = p->now;
+	d->last_ts = pkt_now(p);
 	if (p->id.kind == PP_KIND_SEQ) {
 		d->seq_expect = p->id.id;
 		d->seq_sent_at = p->now;
@@ -822,14 +833,14 @@ static __always_inline __u64 take_match(struct pkt *p, struct pp_dir *d)
 		if (d->in_recovery && !serial_after(d->karn_mark, p->reply.id))
 			d->in_recovery = 0;
 		sent = d->seq_sent_at;
-		if (!sent || p->now < sent || serial_after(d->seq_expect, p->reply.id))
+		if (!sent || pkt_now(p) < sent || serial_after(d->seq_expect, p->reply.id))
 			return 0;
 		d->seq_sent_at = 0;
 		return sent;
 	}
 	if (p->id.kind == PP_KIND_SPIN) {
 		sent = d->spin_sent_at;
-		if (!sent || p->now < sent)
+		if (!sent || pkt_now(p) < sent)
 			return 0;
 		d->spin_sent_at = 0;
 		return sent;
@@ -840,7 +851,7 @@ static __always_inline __u64 take_match(struct pkt *p, struct pp_dir *d)
 	if (!stored)
 		return 0;
 	sent = *stored;
-	if (p->now < sent)
+	if (pkt_now(p) < sent)
 		return 0;
 	if (bpf_map_delete_elem(&pping_ts, &p->reply) == 0)
 		__sync_fetch_and_add(&d->outstanding, -1);
@@ -856,7 +867,7 @@ static __always_inline void match_packet(struct pkt *p, struct pp_dir *d, struct
 	sent = take_match(p, d);
 	if (!sent)
 		return;
-	rtt = p->now - sent;
+	rtt = pkt_now(p) - sent;
 	if (!d->min_rtt || rtt < d->min_rtt)
 		d->min_rtt = rtt;
 	/* srtt = 7/8 srtt + 1/8 rtt, as TCP does */
@@ -882,7 +893,7 @@ static __always_inline void pping(void *ctx, struct pkt *p, struct pp_agg_stats 
 	if (fw->conn == PP_CONN_EMPTY && p->id_valid)
 		dir_init(fw, p);
 	if (dir_active(fw)) {
-		fw->last_seen = p->now;
+		fw->last_seen = pkt_now(p);
 		fw->sent_pkts += 1;
 		fw->sent_bytes += p->payload;
 	}
@@ -909,12 +920,12 @@ static __always_inline void pping(void *ctx, struct pkt *p, struct pp_agg_stats 
 	/* FIN closes this packet's direction, RST both */
 	if (p->flow_event == PP_FLOW_CLOSING || p->flow_event == PP_FLOW_CLOSING_BOTH) {
 		if (fw->conn == PP_CONN_OPEN)
-			emit_flow(p->now, &p->reply.flow, PP_FLOW_CLOSING, p->reason, PP_BY_DEST);
+			emit_flow(pkt_now(p), &p->reply.flow, PP_FLOW_CLOSING, p->reason, PP_BY_DEST);
 		fw->conn = PP_CONN_CLOSED;
 	}
 	if (p->flow_event == PP_FLOW_CLOSING_BOTH) {
 		if (rev->conn == PP_CONN_OPEN)
-			emit_flow(p->now, &p->id.flow, PP_FLOW_CLOSING, p->reason, PP_BY_SRC);
+			emit_flow(pkt_now(p), &p->id.flow, PP_FLOW_CLOSING, p->reason, PP_BY_SRC);
 		rev->conn = PP_CONN_CLOSED;
 	}
 	if (!dir_active(fw) && !dir_active(rev))
@@ -936,10 +947,8 @@ static __always_inline void handle(void *ctx, struct pkt *p, void *data, void *d
 	tracked = parse_transport(&c, l4proto, l4_len, p) == 0;
 	if (!tracked && !cfg_aggregate)
 		return;
-	/* read only for packets pping uses: the clock is a good part of an ignored
-	 * packet's cost */
-	p->now = bpf_ktime_get_ns();
 	if (cfg_aggregate) {
+		pkt_now(p);
 		/* the sender's prefix received from us, the destination's was sent to */
 		src = agg_get(p, 1, tracked);
 		if (src) {
