@@ -34,7 +34,8 @@ class FairQueueing(Scheduler):
         return leaf
 
     def enqueue(self, pkt, now):
-        if self.full():
+        root = self.root
+        if root.count >= self.capacity:  # full(), written out: once per packet
             self.drop(pkt, now, "overflow")
             return False
         leaf = self.flows.get(pkt.flow)
@@ -42,13 +43,38 @@ class FairQueueing(Scheduler):
             leaf = self.flow_queue(pkt.flow)
         leaf.packets.append(pkt)  # push_packet() for a tree of one level, written out
         leaf.count += 1
-        root = self.root
         root.count += 1
         if leaf.count == 1:
             root.activate(leaf)
         return True
 
     def dequeue(self, now):
-        if not self.root.count:
+        root = self.root
+        if not root.count:
             return None
-        return self.root.pop()
+        # FairNode.pop() for a tree of one level, written out (with FlowQueue.pop and
+        # FairNode._push): five calls per packet were a fifth of a simulated WFQ packet
+        pifo = root.pifo
+        child = pifo.dequeue()[1]
+        pkt = child.packets.popleft()
+        child.count -= 1
+        root.count -= 1
+        costs, size = child.costs, pkt.size
+        cost = costs.get(size)
+        if cost is None:
+            cost = costs[size] = root.cost(size, child.weight)
+        start = child.start
+        child.finish = finish = start + cost
+        tag = finish if root.by_finish else start
+        if tag > root.vtime:
+            root.vtime = tag
+        if child.count:
+            child.start = rank = finish
+            if root.by_finish:
+                size = child.packets[0].size
+                cost = costs.get(size)
+                if cost is None:
+                    cost = costs[size] = root.cost(size, child.weight)
+                rank += cost
+            pifo.enqueue(child, rank if rank >= pifo.min_rank else pifo.min_rank)  # a past rank goes first
+        return pkt

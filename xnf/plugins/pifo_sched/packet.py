@@ -32,3 +32,28 @@ class Packet:
 
     def __repr__(self):
         return f"Packet(flow={self.flow!r}, seq={self.seq}, size={self.size}, rank={self.rank})"
+
+
+_new = object.__new__
+
+
+def new_packet(flow, size, arrival, seq, cls, priority, rank, slack, remaining):
+    """``Packet(flow, size, arrival, seq, cls, priority, rank, slack, remaining)`` for the
+    simulator's sources, which make one per simulated packet: instantiating a class runs
+    ``__init__`` through the C type call, which costs CPython 3.11 about as much again
+    as this plain function call does (the same fields, set the same way)."""
+    pkt = _new(Packet)
+    pkt.flow = flow
+    pkt.size = size
+    pkt.arrival = arrival
+    pkt.seq = seq
+    pkt.cls = cls
+    pkt.priority = priority
+    pkt.rank = rank
+    pkt.slack = slack
+    pkt.remaining = remaining
+    pkt.tstamp = None
+    pkt.enqueued = arrival
+    pkt.ect = False
+    pkt.ce = False
+    return pkt

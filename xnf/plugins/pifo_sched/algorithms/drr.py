@@ -35,7 +35,7 @@ class Drr(Scheduler):
         return self.config["quantum"] * weight_of(self.config["weights"], flow)
 
     def enqueue(self, pkt, now):
-        if self.full():
+        if self.pifo.count >= self.capacity:  # full(), written out: once per packet
             self.drop(pkt, now, "overflow")
             return False
         state = self.flows.get(pkt.flow)

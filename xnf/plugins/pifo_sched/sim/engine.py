@@ -111,6 +111,8 @@ class Simulation:
         events, instant, duration, owner = self.events, self.instant, self.duration, self.owner
         enqueue, dequeue = self.scheduler.enqueue, self.scheduler.dequeue
         queued, departed = self.metrics.queued, self.metrics.departed
+        # Metrics.queued has work only for a ranked packet, a new flow or a recorded trace
+        flows, recording = self.metrics.flows, self.metrics.events is not None
         pop, later, next_in_instant = heapq.heappop, instant.append, instant.popleft
         bit_ns, link_rate = 8 * NS, self.link_rate
         wire_ns = {}  # size -> ns on the wire: the division is on multi-digit ints, per packet
@@ -161,7 +163,15 @@ class Simulation:
                     if instant:  # answers to drops in the dequeue hook came first
                         later((ARRIVAL, (source, reply, False)))
                         continue
-                    kind, data, pkt, streamed = ARRIVAL, None, reply, False  # arrives now
+                    # the answer arrives now: the ARRIVAL branch below, written out
+                    reply.arrival = reply.enqueued = now
+                    owner[reply] = source
+                    if enqueue(reply, now):
+                        if reply.rank is not None or recording or reply.flow not in flows:
+                            queued(reply, now)
+                    elif reply in owner:
+                        self._refused(source, reply, now)
+                    continue
                 else:
                     break
                 if kind == ARRIVAL:
@@ -170,7 +180,8 @@ class Simulation:
                     pkt.arrival = pkt.enqueued = now
                     owner[pkt] = source
                     if enqueue(pkt, now):
-                        queued(pkt, now)
+                        if pkt.rank is not None or recording or pkt.flow not in flows:
+                            queued(pkt, now)
                     elif pkt in owner:
                         self._refused(source, pkt, now)
                     if streamed:  # the source's own stream: fetch its next packet lazily

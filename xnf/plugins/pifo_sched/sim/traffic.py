@@ -14,7 +14,7 @@ optional packet fields ``cls``, ``priority``, ``rank`` (a distribution), ``slack
 import random
 
 from xnf.plugins.pifo_sched.errors import SchedulerConfigError
-from xnf.plugins.pifo_sched.packet import Packet
+from xnf.plugins.pifo_sched.packet import new_packet
 from xnf.plugins.pifo_sched.shaping import NS, parse_rate
 from xnf.plugins.pifo_sched.sim.distributions import sampler
 
@@ -53,8 +53,8 @@ class Source:
     def make(self, now, flow=None, size=None, remaining=None):
         self.seq += 1
         rank = self.rank  # positional arguments: a third cheaper than keywords, per packet
-        return Packet(self.flow if flow is None else flow, size or self.size(self.rng), now, self.seq,
-                      self.cls, self.priority, rank(self.rng) if rank else None, self.slack, remaining)
+        return new_packet(self.flow if flow is None else flow, size or self.size(self.rng), now, self.seq,
+                          self.cls, self.priority, rank(self.rng) if rank else None, self.slack, remaining)
 
     def next_packet(self):
         """The next open-loop packet (arrival time set), or None when done."""
@@ -84,7 +84,12 @@ class Bulk(Source):
         return None
 
     def on_done(self, pkt, now):
-        return self.make(now) if now < self.stop else None
+        if now >= self.stop:
+            return None
+        self.seq += 1  # make(now), written out: a bulk source answers every packet it sends
+        rank = self.rank
+        return new_packet(self.flow, self.size(self.rng), now, self.seq, self.cls, self.priority,
+                          rank(self.rng) if rank else None, self.slack, None)
 
 
 class Cbr(Source):
