@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""What pifo_sched's BPF qdisc costs per packet, against the kernel's own qdiscs (issue 11).
+
+Needs a kernel with CONFIG_NET_SCH_BPF (Linux 6.16+): run it in the VM tier,
+``tools/vm/run --kernel bpf-qdisc -- python3 bench/qdisc_cost.py``. Three measurements,
+all in the same run:
+
+1. **BPF run time per packet.** The qdisc (``fifo``: one PIFO, rank function; ``wfq``: the
+   fair-queueing tree, 3 flows) at the root of a veth; ``kernel.bpf_stats_enabled`` set
+   for the run (and put back), so the kernel adds up the run time and runs of the
+   struct_ops programs. Enqueue + dequeue ns per packet = (run time of enqueue +
+   run time of dequeue, the calls that found nothing included) / packets sent.
+2. **Packets per CPU-second through the veth** with each root qdisc: the BPF qdisc
+   (fifo, wfq), ``pfifo_fast`` and ``fq_codel``, the same traffic (iperf3 UDP, 64-byte
+   datagrams, as fast as the client sends, ``--seconds`` each, rounds alternating the
+   qdiscs). CPU = the busy time in /proc/stat (every CPU, user + system + softirq ...)
+   over the run; packets = the veth's tx_packets. Ratios against pfifo_fast and fq_codel,
+   and the extra CPU per packet they imply (1/rate - 1/rate of the baseline).
+3. **PIFO operations, BPF against Python.** The qdisc built from the example plugin's rank
+   object (``example_smallest``: rank = length on the wire) holds every packet
+   (``BpfQdisc.hold``) while N datagrams of seeded random lengths are enqueued (a push
+   each, at depths 0..N-1), then releases them (a pop each): ns per push and per pop from
+   bpf_stats (the whole enqueue or dequeue program, so the slot and the counters too),
+   against ``pifo.HeapPifo`` and ``pifo.BucketedPifo`` (the Python PIFOs) pushing the
+   same ranks, then popping them all.
+
+Targets (exit status 1 when one is missed): the BPF qdisc (fifo) carries at least 0.8x
+the packets per CPU-second of fq_codel, and the BPF PIFO's push+pop is at least 10x
+faster than the Python PIFO's. Both are relative: absolute figures under TCG emulation
+are many times a real CPU's.
+
+Usage: python3 bench/qdisc_cost.py [--rounds N] [--seconds S] [--depths 100,1000,4000] [--json FILE]  (root)
+"""
+import argparse
+import json
+import os
+import random
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from xnf.plugins.pifo_sched.features import bpf_qdisc_available  # noqa: E402
+from xnf.plugins.pifo_sched.pifo import BucketedPifo, HeapPifo  # noqa: E402
+from xnf.plugins.pifo_sched.qdisc.bpf_qdisc import BpfQdisc  # noqa: E402
+from xnf.testing import traffic as tools  # noqa: E402
+from xnf.testing.topology import VethPair  # noqa: E402
+
+STATS_SYSCTL = "/proc/sys/kernel/bpf_stats_enabled"
+NATIVE = ("pfifo_fast", "fq_codel")
+BPF = {"fifo": {}, "wfq": {"weights": {0: 1, 1: 2, 2: 3}}}
+TARGET_VS_FQ_CODEL = 0.8
+TARGET_PIFO_SPEEDUP = 10.0
+SO_SNDBUFFORCE = 32
+HEADERS = 14 + 20 + 8  # Ethernet, IPv4, UDP: a datagram's skb->len at the root qdisc is this + payload
+EXAMPLE_RANK_OBJECT = os.path.join(ROOT, "tests", "plugin_example", "xnf_example_nf", "example_smallest.bpf.o")
+
+
+def busy_seconds():
+    """CPU time spent not idle, over every CPU, in seconds (/proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def tx_packets(pair):
+    out = subprocess.run(["ip", "netns", "exec", pair.ns_a, "cat", f"/sys/class/net/{pair.if_a}/statistics/tx_packets"],
+                         capture_output=True, text=True, check=True).stdout
+    return int(out)
+
+
+def udp_flood(pair, seconds):
+    """iperf3 UDP, 64-byte datagrams, unlimited rate, for ``seconds``."""
+    server = tools.popen(pair.ns_b, ["iperf3", "-s", "-1", "-B", pair.ip_b], stdout=subprocess.DEVNULL)
+    try:
+        tools.wait_listening(pair.ns_b, 5201)
+        tools.run(pair.ns_a, ["iperf3", "-c", pair.ip_b, "-u", "-b", "0", "-l", "64", "-t", str(seconds)],
+                  timeout=seconds + 60)
+    finally:
+        tools.stop([server])
+
+
+class Native:
+    """A kernel qdisc at the root (tc as a tool: this is a benchmark, not the library)."""
+
+    def __init__(self, pair, kind):
+        self.pair, self.kind = pair, kind
+
+    def __enter__(self):
+        subprocess.run(["ip", "netns", "exec", self.pair.ns_a, "tc", "qdisc", "replace", "dev", self.pair.if_a,
+                        "root", self.kind], check=True)
+        return self
+
+    def __exit__(self, *exc):
+        subprocess.run(["ip", "netns", "exec", self.pair.ns_a, "tc", "qdisc", "del", "dev", self.pair.if_a, "root"],
+                       check=False, capture_output=True)
+
+
+class Bpf:
+    """pifo_sched's BPF qdisc at the root; its struct_ops programs' bpf_stats."""
+
+    def __init__(self, pair, scheduler, obj=None):
+        self.qdisc = BpfQdisc(pair.if_a, scheduler, dict(BPF.get(scheduler, {}), limit=4096), netns=pair.ns_a,
+                              obj=obj)
+
+    def __enter__(self):
+        self.qdisc.attach()
+        return self
+
+    def __exit__(self, *exc):
+        self.qdisc.detach()
+
+    def totals(self):
+        out = {}
+        for hook in ("enqueue", "dequeue"):
+            info = self.qdisc.collection.programs[f"xnf_qdisc_{hook}"].info()
+            out[hook] = (info.run_time_ns, info.run_cnt)
+        return out
+
+
+def throughput(pair, qdisc, seconds):
+    """(packets per CPU-second, packets, bpf ns per packet or None) of one run."""
+    with qdisc as q:
+        before = q.totals() if isinstance(q, Bpf) else None
+        sent, busy = tx_packets(pair), busy_seconds()
+        udp_flood(pair, seconds)
+        sent, busy = tx_packets(pair) - sent, busy_seconds() - busy
+        bpf_ns = None
+        if before is not None:
+            after = q.totals()
+            run_ns = sum(after[h][0] - before[h][0] for h in after)
+            bpf_ns = run_ns / sent if sent else float("nan")
+    return sent / busy, sent, bpf_ns
+
+
+def pifo_ops(pair, ranks):
+    """(push ns, pop ns) of the BPF qdisc's PIFO at up to ``len(ranks)`` held packets: the
+    example plugin's rank object (rank = length on the wire), datagrams of those lengths."""
+    q = Bpf(pair, "example_smallest", obj=EXAMPLE_RANK_OBJECT)
+    rx = tools.socket_in(pair.ns_b, socket.AF_INET, socket.SOCK_DGRAM)
+    tx = tools.socket_in(pair.ns_a, socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        tx.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, 256 << 20)  # held packets count against it
+        rx.bind((pair.ip_b, 7400))
+        with q:
+            tools.ping(pair.ns_a, pair.ip_b, count=1)  # ARP before the hold
+            q.qdisc.hold(True)
+            before = q.totals()
+            for rank in ranks:
+                tx.sendto(bytes(rank - HEADERS), (pair.ip_b, 7400))
+            middle = q.totals()
+            q.qdisc.hold(False)
+            deadline = time.monotonic() + 60
+            while q.qdisc.stats()["backlog_packets"] and time.monotonic() < deadline:
+                time.sleep(0.01)
+            after = q.totals()
+            if q.qdisc.stats()["sent_packets"] < len(ranks):
+                raise RuntimeError(f"only {q.qdisc.stats()['sent_packets']} of {len(ranks)} held packets left")
+    finally:
+        rx.close()
+        tx.close()
+    push = (middle["enqueue"][0] - before["enqueue"][0]) / max(1, middle["enqueue"][1] - before["enqueue"][1])
+    # the dequeues that found nothing while holding are left out: they return before the PIFO
+    pop = (after["dequeue"][0] - middle["dequeue"][0]) / len(ranks)
+    return push, pop
+
+
+def python_pifo(cls, ranks, rounds=5):
+    """(push ns, pop ns) of a Python PIFO: a push of each rank, then as many pops (best of ``rounds``)."""
+    best_push = best_pop = float("inf")
+    for _ in range(rounds):
+        pifo = cls(1 << 16, len(ranks))
+        t0 = time.perf_counter_ns()
+        for i, rank in enumerate(ranks):
+            pifo.enqueue(i, rank)
+        t1 = time.perf_counter_ns()
+        for _ in ranks:
+            pifo.dequeue()
+        t2 = time.perf_counter_ns()
+        best_push, best_pop = min(best_push, (t1 - t0) / len(ranks)), min(best_pop, (t2 - t1) / len(ranks))
+    return best_push, best_pop
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--depths", default="100,1000,4000")
+    ap.add_argument("--json", metavar="FILE")
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        print("qdisc_cost needs root (namespaces, BPF, bpf_stats)", file=sys.stderr)
+        return 2
+    if not bpf_qdisc_available():
+        print("qdisc_cost needs CONFIG_NET_SCH_BPF (Linux 6.16+): run it with "
+              "tools/vm/run --kernel bpf-qdisc -- python3 bench/qdisc_cost.py", file=sys.stderr)
+        return 2
+    with open(STATS_SYSCTL) as f:
+        old = f.read().strip()
+    results = {"rates": {}, "bpf_ns": {}, "pifo": {}}
+    with open(STATS_SYSCTL, "w") as f:
+        f.write("1")
+    try:
+        with VethPair(prefix="xqb") as pair:
+            qdiscs = list(NATIVE) + [f"bpf {s}" for s in BPF]
+            rates = {q: [] for q in qdiscs}
+            bpf_ns = {s: [] for s in BPF}
+            for _ in range(args.rounds):
+                for name in qdiscs:
+                    q = Bpf(pair, name[4:]) if name.startswith("bpf ") else Native(pair, name)
+                    rate, _sent, ns = throughput(pair, q, args.seconds)
+                    rates[name].append(rate)
+                    if ns is not None:
+                        bpf_ns[name[4:]].append(ns)
+            rng = random.Random(1)
+            for depth in (int(d) for d in args.depths.split(",")):
+                ranks = [HEADERS + rng.randrange(18, 1401) for _ in range(depth)]
+                push, pop = pifo_ops(pair, ranks)
+                py = {cls.__name__: python_pifo(cls, ranks) for cls in (HeapPifo, BucketedPifo)}
+                results["pifo"][depth] = {"bpf": (push, pop), **py}
+    finally:
+        with open(STATS_SYSCTL, "w") as f:
+            f.write(old)
+    missed = []
+    print(f"{'root qdisc':<14} {'packets/CPU-s':>14} {'vs pfifo_fast':>14} {'vs fq_codel':>12} "
+          f"{'extra ns/pkt vs pfifo_fast':>27} {'BPF ns/pkt (bpf_stats)':>23}")
+    median = {q: statistics.median(v) for q, v in rates.items()}
+    for q in qdiscs:
+        extra = (1 / median[q] - 1 / median["pfifo_fast"]) * 1e9
+        ns = f"{statistics.median(bpf_ns[q[4:]]):.0f}" if q.startswith("bpf ") else "-"
+        print(f"{q:<14} {median[q]:>14.0f} {median[q] / median['pfifo_fast']:>14.3f} "
+              f"{median[q] / median['fq_codel']:>12.3f} {extra:>27.0f} {ns:>23}")
+    results["rates"] = rates
+    results["bpf_ns"] = bpf_ns
+    if median["bpf fifo"] / median["fq_codel"] < TARGET_VS_FQ_CODEL:
+        missed.append(f"bpf fifo carries {median['bpf fifo'] / median['fq_codel']:.2f}x fq_codel's packets per "
+                      f"CPU-second (target {TARGET_VS_FQ_CODEL})")
+    print(f"\n{'depth':>6} {'BPF push ns':>12} {'BPF pop ns':>11} {'HeapPifo push':>14} {'pop':>7} "
+          f"{'BucketedPifo push':>18} {'pop':>7} {'Python/BPF (best Python)':>25}")
+    for depth, r in results["pifo"].items():
+        bpf = sum(r["bpf"])
+        best_py = min(sum(r["HeapPifo"]), sum(r["BucketedPifo"]))
+        print(f"{depth:>6} {r['bpf'][0]:>12.0f} {r['bpf'][1]:>11.0f} {r['HeapPifo'][0]:>14.0f} "
+              f"{r['HeapPifo'][1]:>7.0f} {r['BucketedPifo'][0]:>18.0f} {r['BucketedPifo'][1]:>7.0f} "
+              f"{best_py / bpf:>25.1f}")
+        if best_py / bpf < TARGET_PIFO_SPEEDUP:
+            missed.append(f"at depth {depth} the BPF PIFO is only {best_py / bpf:.1f}x the Python PIFO "
+                          f"(target {TARGET_PIFO_SPEEDUP})")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2, default=str)
+    for m in missed:
+        print(f"MISSED: {m}")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
