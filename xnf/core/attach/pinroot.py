@@ -26,9 +26,7 @@ import errno
 import os
 from typing import NamedTuple
 
-from xnf.core.attach.base import PENDING, RECORD, Attachment, detach_pinned, is_attachment_dir
 from xnf.core.errors import AttachError, PinError
-from xnf.core.kernel import info
 from xnf.core.kernel.pin import (MARK, XNF_DIR, InterfaceLock, checkpoint, ensure_bpffs, is_locked, lexists,
                                  listdir, lock_holder, read_record, write_record)
 
@@ -144,6 +142,9 @@ class PinRoot:
 
     def find(self, name):
         """The attachment stored under ``name``, or None."""
+        # lazy: `xnf status` with nothing attached only lists directories; base brings attrs
+        from xnf.core.attach.base import RECORD, Attachment
+
         path = self.attachment_path(name)
         if not lexists(os.path.join(path, RECORD)):
             return None
@@ -153,6 +154,8 @@ class PinRoot:
         """Names of the attachments pinned in the instance: its directories with a record.
         Other entries (pinned maps or records of the NF's own) are not looked into: a
         lookup through a 0600 pin is EACCES even for root, not "absent"."""
+        from xnf.core.attach.base import RECORD  # lazy: as in find()
+
         return [n for n in listdir(self.path)
                 if os.path.isdir(os.path.join(self.path, n)) and lexists(os.path.join(self.path, n, RECORD))]
 
@@ -321,6 +324,9 @@ class Transaction:
         lets a later detach find it (by program id) and remove it. Links need none: they
         end with their process.
         """
+        from xnf.core.attach.base import PENDING, RECORD  # lazy: as in PinRoot.find()
+        from xnf.core.kernel import info
+
         _check_name("attachment name", name)
         os.makedirs(os.path.join(self.path, name), mode=0o700, exist_ok=True)
         prog_id = info.prog_info(getattr(program, "fd", program)).id
@@ -367,6 +373,8 @@ def remove_instance_dir(path):
     programs and tc filters removed while still ours), so that programs stop before
     their maps go; then every other pin and record, then the directory.
     """
+    from xnf.core.attach.base import detach_pinned, is_attachment_dir  # lazy: as in PinRoot.find()
+
     entries = listdir(path)
     for name in entries:
         sub = os.path.join(path, name)
