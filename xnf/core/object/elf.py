@@ -22,6 +22,7 @@ SHF_EXECINSTR = 0x4
 SHN_UNDEF = 0
 STT_OBJECT, STT_FUNC, STT_SECTION = 1, 2, 3
 STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
+STV_INTERNAL, STV_HIDDEN = 1, 2
 R_BPF_64_64, R_BPF_64_ABS64, R_BPF_64_ABS32, R_BPF_64_32 = 1, 2, 3, 10
 
 BPF_F_RDONLY_PROG = u.BPF_F_RDONLY_PROG
@@ -58,10 +59,12 @@ class _Section:
 
 
 class _Sym:
-    __slots__ = ("name", "value", "size", "shndx", "type", "bind")
+    __slots__ = ("name", "value", "size", "shndx", "type", "bind", "hidden")
 
-    def __init__(self, name, value, size, shndx, type_, bind):
+    def __init__(self, name, value, size, shndx, type_, bind, hidden=False):
         self.name, self.value, self.size, self.shndx, self.type, self.bind = name, value, size, shndx, type_, bind
+        self.hidden = hidden
+        """STV_HIDDEN or STV_INTERNAL visibility (``__hidden``)"""
 
 
 def load_spec(path, pin_root=None):
@@ -157,8 +160,9 @@ class _Reader:
         strtab = self._raw(self._section_at(symtab.link, "the symbol table's string table"))
         name_at = B.StringReader(strtab, f"{self.path}: symbol names", ELFError, errors="replace")
         out = []
-        for name_off, info, _other, shndx, value, size in _SYM.iter_unpack(self._raw(symtab, _SYM.size)):
-            out.append(_Sym(name_at(name_off), value, size, shndx if shndx < 0xFF00 else 0, info & 0xF, info >> 4))
+        for name_off, info, other, shndx, value, size in _SYM.iter_unpack(self._raw(symtab, _SYM.size)):
+            out.append(_Sym(name_at(name_off), value, size, shndx if shndx < 0xFF00 else 0, info & 0xF, info >> 4,
+                            other & 3 in (STV_INTERNAL, STV_HIDDEN)))
         return out
 
     def _symbol(self, idx, where):
@@ -228,10 +232,19 @@ class _Reader:
         self._fixup_btf()
 
     def _fixup_btf(self):
-        """Fill what clang leaves to the loader: data section sizes, variable offsets, extern linkage."""
+        """Fill what clang leaves to the loader: data section sizes, variable offsets, extern linkage.
+
+        As libbpf, a global subprogram of hidden visibility (``__hidden``, as usdt.bpf.h's
+        ``bpf_usdt_arg``) gets static linkage, so the verifier checks it with its caller's
+        context (a global function's pointer arguments may be NULL)."""
         btf = self.btf
+        text = self._find_section(".text")
+        hidden = {s.name for s in self.symbols
+                  if s.hidden and s.type == STT_FUNC and s.bind != STB_LOCAL and s.shndx == text and text is not None}
         for t in btf.types:
             if t.kind == B.KIND_FUNC and t.linkage == B.FUNC_EXTERN:
+                t.linkage = B.FUNC_STATIC
+            if t.kind == B.KIND_FUNC and t.linkage == B.FUNC_GLOBAL and t.name in hidden:
                 t.linkage = B.FUNC_STATIC
             if t.kind != B.KIND_DATASEC:
                 continue
