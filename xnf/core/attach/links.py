@@ -14,12 +14,14 @@ import errno
 import fnmatch
 import os
 import platform
+import re
+import weakref
 
 import attrs
 
 from xnf.core import uapi
 from xnf.core.attach.base import Attachment, check_type, program_fd
-from xnf.core.errors import AttachError, BPFError
+from xnf.core.errors import AttachError, BPFError, XnfError
 from xnf.core.kernel import info, syscall
 from xnf.core.kernel.fd import FD
 from xnf.core.kernel.perfbuf import perf_event_open
@@ -156,9 +158,14 @@ def _hint(e):
     return None
 
 
-def _perf_link(fd, event):
+def _perf_link(fd, event, cookie=0):
+    """``BPF_LINK_CREATE`` on a perf event; ``cookie`` is what ``bpf_get_attach_cookie()`` returns."""
     try:
-        return syscall.link_create(fd, event, uapi.BPF_PERF_EVENT)
+        if not cookie:
+            return syscall.link_create(fd, event, uapi.BPF_PERF_EVENT)
+        attr = syscall.LinkCreateAttr(prog_fd=int(fd), target_fd=int(event), attach_type=uapi.BPF_PERF_EVENT)
+        attr.extra0, attr.extra1 = cookie & 0xFFFFFFFF, cookie >> 32  # perf_event.bpf_cookie, a u64
+        return FD(syscall.bpf(uapi.BPF_LINK_CREATE, attr))
     finally:
         event.close()  # the link holds the perf event now
 
@@ -193,17 +200,18 @@ def _probe_event(pmu, where, offset, retprobe, ref_ctr_offset=0, pid=-1):
     return perf_event_open(attr, pid, 0 if pid == -1 else -1)
 
 
-def attach_kprobe(program, symbol, offset=0, retprobe=False):
-    """``SEC("kprobe/SYM")`` / ``SEC("kretprobe/SYM")`` at ``symbol`` (+ ``offset``)."""
+def attach_kprobe(program, symbol, offset=0, retprobe=False, cookie=0):
+    """``SEC("kprobe/SYM")`` / ``SEC("kretprobe/SYM")`` at ``symbol`` (+ ``offset``); ``cookie``
+    is the BPF cookie the program reads with ``bpf_get_attach_cookie()``."""
     kind = "kretprobe" if retprobe else "kprobe"
     return _make(program, {uapi.BPF_PROG_TYPE_KPROBE}, kind, f"{kind}:{symbol}",
-                 lambda fd: _perf_link(fd, _probe_event("kprobe", symbol, offset, retprobe)))
+                 lambda fd: _perf_link(fd, _probe_event("kprobe", symbol, offset, retprobe), cookie))
 
 
-def attach_ksyscall(program, syscall_name, retprobe=False):
+def attach_ksyscall(program, syscall_name, retprobe=False, cookie=0):
     """``SEC("ksyscall/NAME")``: a kprobe on the architecture's syscall wrapper (``__x64_sys_NAME``)."""
     prefix = SYSCALL_PREFIX.get(platform.machine(), "sys_")
-    return attach_kprobe(program, prefix + syscall_name, retprobe=retprobe)
+    return attach_kprobe(program, prefix + syscall_name, retprobe=retprobe, cookie=cookie)
 
 
 def attach_kprobe_multi(program, symbols, retprobe=False):
@@ -239,16 +247,18 @@ def _filter_functions():
         return {line.split()[0] for line in f if line.strip()}
 
 
-def attach_uprobe(program, binary, function=None, offset=0, retprobe=False, pid=-1, ref_ctr_offset=0):
+def attach_uprobe(program, binary, function=None, offset=0, retprobe=False, pid=-1, ref_ctr_offset=0, cookie=0):
     """``SEC("uprobe/PATH:FUNC")``: at ``function`` of the ELF file ``binary`` (its file offset
-    found from the symbol table) plus ``offset``, or at file offset ``offset`` alone."""
+    found from the symbol table) plus ``offset``, or at file offset ``offset`` alone;
+    ``cookie`` is the BPF cookie (``bpf_get_attach_cookie()``)."""
     binary = os.path.realpath(binary)
     if function is not None:
         offset += function_offset(binary, function)
     kind = "uretprobe" if retprobe else "uprobe"
     target = f"{kind}:{binary}:{function or hex(offset)}"
     return _make(program, {uapi.BPF_PROG_TYPE_KPROBE}, kind, target,
-                 lambda fd: _perf_link(fd, _probe_event("uprobe", binary, offset, retprobe, ref_ctr_offset, pid)))
+                 lambda fd: _perf_link(fd, _probe_event("uprobe", binary, offset, retprobe, ref_ctr_offset, pid),
+                                       cookie))
 
 
 def attach_uprobe_multi(program, binary, functions, retprobe=False, pid=0):
@@ -369,18 +379,155 @@ def _sema_offset(elf, vaddr):
     return 0
 
 
-def attach_usdt(program, binary, provider, name, pid=-1):
+#: offsetof(struct pt_regs, REG) on x86-64 for each name of a register, as libbpf's usdt.c
+#: (``calc_pt_regs_off``) maps the operands that ``.note.stapsdt`` argument strings name
+X86_64_PT_REGS = {name: off for off, names in (
+    (0, ("r15", "r15d", "r15w", "r15b")), (8, ("r14", "r14d", "r14w", "r14b")),
+    (16, ("r13", "r13d", "r13w", "r13b")), (24, ("r12", "r12d", "r12w", "r12b")),
+    (32, ("rbp", "ebp", "bp", "bpl")), (40, ("rbx", "ebx", "bx", "bl")),
+    (48, ("r11", "r11d", "r11w", "r11b")), (56, ("r10", "r10d", "r10w", "r10b")),
+    (64, ("r9", "r9d", "r9w", "r9b")), (72, ("r8", "r8d", "r8w", "r8b")),
+    (80, ("rax", "eax", "ax", "al")), (88, ("rcx", "ecx", "cx", "cl")), (96, ("rdx", "edx", "dx", "dl")),
+    (104, ("rsi", "esi", "si", "sil")), (112, ("rdi", "edi", "di", "dil")), (128, ("rip",)),
+    (152, ("rsp", "esp", "sp", "spl"))) for name in names}
+#: ``enum __bpf_usdt_arg_type`` of libbpf's usdt.bpf.h
+USDT_ARG_CONST, USDT_ARG_REG, USDT_ARG_REG_DEREF, USDT_ARG_SIB = range(4)
+USDT_SPECS_MAP = "__bpf_usdt_specs"
+
+_NUM = r"(-?(?:0x[0-9a-fA-F]+|\d+))"
+_USDT_ARG_FORMS = (  # libbpf's sscanf patterns for x86, in its order
+    (re.compile(rf"{_NUM}@{_NUM}?\(%(\w+),%(\w+)(?:,{_NUM})?\)"), USDT_ARG_SIB),
+    (re.compile(rf"{_NUM}@{_NUM}?\(%(\w+)\)"), USDT_ARG_REG_DEREF),
+    (re.compile(rf"{_NUM}@%(\w+)"), USDT_ARG_REG),
+    (re.compile(rf"{_NUM}@\${_NUM}"), USDT_ARG_CONST),
+)
+
+
+@attrs.frozen
+class UsdtArg:
+    """One USDT argument as ``bpf_usdt_arg()`` reads it (``struct __bpf_usdt_arg_spec``)."""
+
+    kind: int
+    """USDT_ARG_CONST (``val_off`` is the value), _REG (a register), _REG_DEREF (memory at
+    register + ``val_off``) or _SIB (base + index << scale_bitshift + ``val_off``)"""
+    size: int
+    """bytes, negative when signed (the ``N@`` prefix)"""
+    val_off: int = 0
+    reg_off: int = 0
+    idx_reg_off: int = 0
+    scale_bitshift: int = 0
+
+    def spec(self):
+        """The fields of ``struct __bpf_usdt_arg_spec`` (libbpf 1.0 to 1.7 names)."""
+        fields = {"val_off": self.val_off & (1 << 64) - 1, "arg_type": self.kind, "reg_off": self.reg_off,
+                  "arg_signed": int(self.size < 0), "arg_bitshift": 64 - abs(self.size) * 8}
+        if self.kind == USDT_ARG_SIB:
+            fields.update(idx_reg_off=self.idx_reg_off, scale_bitshift=self.scale_bitshift)
+        return fields
+
+
+def parse_usdt_args(text, machine="x86_64"):
+    """The arguments of a ``.note.stapsdt`` probe (``-4@%edi 8@-8(%rbp) -4@$5``), parsed as
+    libbpf's ``parse_usdt_arg`` does; :class:`AttachError` for what libbpf refuses too."""
+    if machine != "x86_64":
+        raise AttachError(f"USDT arguments are decoded for x86-64 only, not {machine}",
+                          "read the registers from PT_REGS in the program")
+    args = []
+    for word in text.split():
+        for pattern, kind in _USDT_ARG_FORMS:
+            m = pattern.fullmatch(word)
+            if m:
+                break
+        else:
+            raise AttachError(f"USDT argument {word!r} (of {text!r}) has a form libbpf does not read either")
+        size = int(m.group(1), 0)
+        if abs(size) not in (1, 2, 4, 8):
+            raise AttachError(f"USDT argument {word!r}: size {size} is not 1, 2, 4 or 8 bytes")
+        if kind == USDT_ARG_CONST:
+            args.append(UsdtArg(kind, size, val_off=int(m.group(2), 0)))
+            continue
+        if kind == USDT_ARG_REG:
+            args.append(UsdtArg(kind, size, reg_off=_pt_regs_off(m.group(2), word)))
+            continue
+        off = int(m.group(2), 0) if m.group(2) else 0
+        if kind == USDT_ARG_REG_DEREF:
+            args.append(UsdtArg(kind, size, val_off=off, reg_off=_pt_regs_off(m.group(3), word)))
+            continue
+        scale = int(m.group(5), 0) if m.group(5) else 1
+        if scale not in (1, 2, 4, 8):
+            raise AttachError(f"USDT argument {word!r}: scale {scale} is not 1, 2, 4 or 8")
+        args.append(UsdtArg(kind, size, val_off=off, reg_off=_pt_regs_off(m.group(3), word),
+                            idx_reg_off=_pt_regs_off(m.group(4), word), scale_bitshift=scale.bit_length() - 1))
+    if len(args) > USDT_MAX_ARGS:
+        raise AttachError(f"USDT probe with {len(args)} arguments ({text!r}); usdt.bpf.h reads up to {USDT_MAX_ARGS}")
+    return args
+
+
+USDT_MAX_ARGS = 12  # BPF_USDT_MAX_ARG_CNT
+
+
+def _pt_regs_off(reg, word):
+    try:
+        return X86_64_PT_REGS[reg]
+    except KeyError:
+        raise AttachError(f"USDT argument {word!r} names register %{reg}, which libbpf does not map either") \
+            from None
+
+
+# slots handed out per loaded __bpf_usdt_specs map (the Map object, as libbpf's per-object usdt
+# manager): {(args, cookie): slot}
+_usdt_spec_ids = weakref.WeakKeyDictionary()
+
+
+def _usdt_spec_id(specs, args, cookie):
+    """The slot of ``specs`` holding this spec: an equal one is shared, a new one takes the next
+    free slot (libbpf numbers them the same way, per object)."""
+    key = (tuple(args), cookie)
+    ids = _usdt_spec_ids.setdefault(specs, {})
+    if key in ids:
+        return ids[key]
+    spec_id = len(ids)
+    if spec_id >= specs.max_entries:
+        raise AttachError(f"map {USDT_SPECS_MAP!r} is full ({specs.max_entries} USDT specs)",
+                          "define BPF_USDT_MAX_SPEC_CNT larger before including usdt.bpf.h")
+    value = {"args": [a.spec() for a in args], "usdt_cookie": cookie, "arg_cnt": len(args)}
+    try:
+        raw = specs.value_codec.encode(value)  # through the map's BTF: the layout of the program's usdt.bpf.h
+    except XnfError as e:
+        if any(a.kind == USDT_ARG_SIB for a in args):
+            raise AttachError("a USDT argument uses SIB addressing, which the program's usdt.bpf.h (libbpf "
+                              f"before 1.7) cannot read ({e})", "build it with libbpf 1.7's usdt.bpf.h") from None
+        raise AttachError(f"map {USDT_SPECS_MAP!r} does not hold libbpf's struct __bpf_usdt_spec: {e}",
+                          "include <bpf/usdt.bpf.h> and keep the object's BTF") from None
+    specs[spec_id] = raw
+    ids[key] = spec_id
+    return spec_id
+
+
+def attach_usdt(program, binary, provider, name, pid=-1, specs=None, cookie=0):
     """``SEC("usdt/PATH:PROVIDER:NAME")``: a uprobe at every note of that probe (semaphores
-    counted by the kernel). Arguments are not decoded: ``bpf_usdt_arg()`` finds no spec and
-    returns an error; the program sees the probe's registers (``PT_REGS``) as a uprobe does."""
+    counted by the kernel).
+
+    With ``specs``, the loaded object's ``__bpf_usdt_specs`` map (or its Collection), each
+    note's arguments are parsed and written there as libbpf does, and the uprobe's BPF cookie
+    names the slot, so ``bpf_usdt_arg()``, ``bpf_usdt_arg_cnt()`` and ``bpf_usdt_cookie()``
+    (which returns ``cookie``) work; without it they find no spec, and the program reads the
+    probe's registers (``PT_REGS``) as a uprobe does."""
     binary = os.path.realpath(binary)
     notes = [n for n in usdt_notes(binary) if (n.provider, n.name) == (provider, name)]
     if not notes:
         raise AttachError(f"{binary} has no USDT probe {provider}:{name}", "list them with `readelf -n`")
+    if specs is not None and hasattr(specs, "maps"):
+        if USDT_SPECS_MAP not in specs.maps:
+            raise AttachError(f"the collection has no {USDT_SPECS_MAP!r} map", "include <bpf/usdt.bpf.h>")
+        specs = specs.maps[USDT_SPECS_MAP]
+    spec_ids = [_usdt_spec_id(specs, parse_usdt_args(n.args, platform.machine()), cookie) if specs is not None
+                else 0 for n in notes]
     atts = []
     try:
-        for note in notes:
-            att = attach_uprobe(program, binary, offset=note.offset, pid=pid, ref_ctr_offset=note.semaphore_offset)
+        for note, spec_id in zip(notes, spec_ids):
+            att = attach_uprobe(program, binary, offset=note.offset, pid=pid, ref_ctr_offset=note.semaphore_offset,
+                                cookie=spec_id)
             att.target = f"usdt:{binary}:{provider}:{name}"
             atts.append(att)
     except BaseException:
