@@ -37,7 +37,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BPF_DIR = os.path.join(ROOT, "tests", "bpf")
 EXTRACT = os.path.join(ROOT, "tools", "extract-bpf-objects")
 FIXTURES = ["core_kinds", "core_poison", "core_relo"]
-OTHER_FIXTURES = ["externs", "map_details", "bpf_cc"]  # ksyms, kfuncs, weak externs, .kconfig; map rules; struct_ops
+OTHER_FIXTURES = ["externs", "map_details", "bpf_cc", "usdt_args"]  # ksyms, kfuncs, weak externs, .kconfig; map rules;
+# struct_ops; __hidden subprograms loaded static (usdt.bpf.h)
 RAW_TP_CTX = bytes(8)  # sys_enter's raw_tp arguments; the programs do not read them
 
 
