@@ -4,7 +4,7 @@ from xnf.cli.output import emit_json
 
 def register(sub):
     p = sub.add_parser("features", help="probe kernel and interface features")
-    p.add_argument("iface", metavar="IFACE", nargs="?")
+    p.add_argument("iface", metavar="IFACE", nargs="?", help="also what this interface and its driver offer")
     p.add_argument("-n", "--netns", metavar="NAME", help="the interface is in this network namespace")
     p.add_argument("-j", "--json", action="store_true", help="the whole report as JSON")
     p.set_defaults(func=cmd_features)

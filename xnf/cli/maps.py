@@ -9,7 +9,7 @@ def register(sub):
     msub.required = True
     q = msub.add_parser("dump", help="print every element, decoded from BTF")
     q.add_argument("map", metavar="PIN|ID", help="a pin path on bpffs or a numeric map id")
-    q.add_argument("--json", action="store_true")
+    q.add_argument("-j", "--json", action="store_true", help="the elements as JSON, decoded from BTF")
     q.set_defaults(func=cmd_dump)
 
 

@@ -13,7 +13,7 @@ def register(sub, nfs=None):
     """The commands; ``attach``, ``run`` and ``demo`` with one sub-command for each of
     ``nfs`` ({name: class}; None: every installed network function)."""
     p = sub.add_parser("list", help="list installed network functions and schedulers")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("-j", "--json", action="store_true", help="the listing as JSON")
     p.set_defaults(func=cmd_list)
 
     nfs = registry.network_functions() if nfs is None else nfs
@@ -24,15 +24,15 @@ def register(sub, nfs=None):
         nf_sub.required = True
         for name, cls in sorted(nfs.items()):
             q = nf_sub.add_parser(name, help=cls.description)
-            q.add_argument("iface", metavar="IFACE")
+            q.add_argument("iface", metavar="IFACE", help="network interface")
             q.add_argument("-n", "--netns", metavar="NAME", help="the interface is in this network namespace")
             q.set_defaults(func=func, nf_cls=cls)
             _guarded(name, q, cls.add_hook_arguments, q)  # -m/--mode: only the XDP modes it runs in
             _guarded(name, q, cls.add_arguments, q)
 
     p = sub.add_parser("detach", help="detach a network function and remove its pins")
-    p.add_argument("nf", metavar="NF")
-    p.add_argument("iface", metavar="IFACE")
+    p.add_argument("nf", metavar="NF", help="network function (see `xnf list`)")
+    p.add_argument("iface", metavar="IFACE", help="network interface")
     p.add_argument("-n", "--netns", metavar="NAME", help="the interface is in this network namespace")
     p.set_defaults(func=cmd_detach)
 

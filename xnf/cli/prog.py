@@ -10,19 +10,19 @@ def register(sub):
     psub = p.add_subparsers(dest="prog_command", metavar="ACTION", parser_class=type(p))
     psub.required = True
     q = psub.add_parser("load", help="load every map and program of an object (like bpftool prog loadall)")
-    q.add_argument("object", metavar="OBJ")
+    q.add_argument("object", metavar="OBJ", help="a BPF object file (clang -target bpf)")
     q.add_argument("--pin", metavar="DIR", help="pin programs and maps under DIR (on bpffs) so they stay loaded")
-    q.add_argument("--json", action="store_true")
+    q.add_argument("-j", "--json", action="store_true", help="what was loaded as JSON")
     q.set_defaults(func=cmd_load)
     q = psub.add_parser("show", help="list programs loaded in the kernel")
-    q.add_argument("--json", action="store_true")
+    q.add_argument("-j", "--json", action="store_true", help="one JSON object per program, in a list")
     q.set_defaults(func=cmd_show)
     q = psub.add_parser("core", help="explain each CO-RE relocation of an object: how it resolves here, "
                                      "or why it is poisoned (loads nothing, needs no root)")
-    q.add_argument("object", metavar="OBJ")
+    q.add_argument("object", metavar="OBJ", help="a BPF object file (clang -target bpf)")
     q.add_argument("--target-btf", metavar="FILE", help="relocate against this BTF file instead of the running "
                                                         "kernel's (/sys/kernel/btf/vmlinux and modules)")
-    q.add_argument("--json", action="store_true")
+    q.add_argument("-j", "--json", action="store_true", help="each relocation and its resolution as JSON")
     q.set_defaults(func=cmd_core)
 
 

@@ -117,14 +117,14 @@ def add_live_commands(sub, nf_cls):
     for name, func, text in (("events", cmd_events, "stream the events of pping attached to IFACE"),
                              ("stats", cmd_stats, "counters and table sizes of pping attached to IFACE")):
         p = sub.add_parser(name, help=text, description=text + " (see `xnf attach pping IFACE`)")
-        p.add_argument("iface", metavar="IFACE")
+        p.add_argument("iface", metavar="IFACE", help="network interface pping is attached to")
         p.add_argument("-n", "--netns", default=None, metavar="NAME", help="network namespace of IFACE")
         if name == "events":
             p.add_argument("-F", "--format", default=None, choices=FORMATS,
                            help="output format (default: the one it was attached with)")
             p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
         else:
-            p.add_argument("--json", action="store_true", help="one JSON object")
+            p.add_argument("-j", "--json", action="store_true", help="one JSON object")
         p.set_defaults(func=func, nf_cls=nf_cls)
 
 
