@@ -151,8 +151,7 @@ class PifoSched(NetworkFunction):
         if self.qdisc_kind == "bpf":
             why = "--qdisc bpf" if c.qdisc == "bpf" else "the kernel has the BPF qdisc (--qdisc auto)"
             return (f"{why}: {c.scheduler} ranks an exact PIFO (rank order, FIFO among equal ranks) in the BPF "
-                    f"qdisc at the root of {self.iface}; flows by port from --weights (tc egress); not shaped "
-                    f"(--rate is not enforced by the BPF qdisc yet)")
+                    f"qdisc at the root of {self.iface}, sending at most {c.rate}")
         if bpf_qdisc_available():
             why = f"--qdisc {c.qdisc}"
         else:
@@ -293,53 +292,41 @@ def _remove_qdiscs(iface, netns):
 
 
 class BpfPath:
-    """The BPF qdisc data path: the qdisc, and the port classifier in front of it."""
+    """The BPF qdisc data path (:class:`~.qdisc.bpf_qdisc.BpfQdisc`) with the options of
+    ``xnf attach``: flows by port from ``--weights``, ``--rate``, 8 x ``--limit`` packets."""
 
     def __init__(self, iface, config, netns=None):
         # lazy: the BPF qdisc (struct_ops loader) only where it is chosen
         from xnf.plugins.pifo_sched import registry
-        from xnf.plugins.pifo_sched.kernel import parse_port_weights
-        from xnf.plugins.pifo_sched.port_flows import PortClassifier, flow_weights
         from xnf.plugins.pifo_sched.qdisc.bpf_qdisc import BpfQdisc
 
-        ports = parse_port_weights(config.weights)
-        params = {"limit": config.limit * NBANDS, "flows": "mark", "rate": config.rate}
-        if config.scheduler in ("stfq", "wfq", "wf2q"):
-            params.update(weights=flow_weights(ports, config.default_weight), default_weight=config.default_weight)
+        params = {"limit": config.limit * NBANDS, "rate": config.rate, "default_weight": config.default_weight}
+        if config.weights:
+            params["weights"] = config.weights  # "PORT=W,..": flows by port, in port order
         params.update(config.params)
         self.qdisc = BpfQdisc(iface, config.scheduler, params, netns=netns,
                               obj=registry.rank_object(config.scheduler))
-        self.classifier = PortClassifier(iface, ports, netns) if ports else None
 
     @property
     def collection(self):
         return self.qdisc.collection
 
     def build_into(self, txn):
-        """The qdisc, then the classifier; a failure removes both."""
-        self.qdisc.build_into(txn)
-        try:
-            if self.classifier is not None:
-                self.classifier.build_into(txn)
-        except BaseException:
-            self.qdisc.detach()
-            raise
-        return self
+        return self.qdisc.build_into(txn)
 
     def release(self):
-        if self.classifier is not None:
-            self.classifier.release()
         self.qdisc.release()
 
     @staticmethod
     def label_flows(stats, config):
-        """The qdisc's per-flow figures keyed by what the user configured: ``port 5201``,
-        ``other`` for flow 0, ``flow N`` for flows set by mark otherwise."""
+        """The qdisc's per-flow figures keyed by what the user configured: ``port 5201``
+        (flows by port are the ports in order, then ``other``), else ``flow N``."""
         # lazy: the port parser only where the BPF qdisc's figures are shown
         from xnf.plugins.pifo_sched.kernel import parse_port_weights
-        from xnf.plugins.pifo_sched.port_flows import flow_numbers
 
-        names = {str(flow): f"port {port}" for port, flow in flow_numbers(parse_port_weights(config.weights)).items()}
-        names["0"] = "other"
+        ports = sorted(parse_port_weights(config.weights)) if config.weights else []
+        names = {str(flow): f"port {port}" for flow, port in enumerate(ports)}
+        if ports:
+            names[str(len(ports))] = "other"
         flows = {names.get(k, f"flow {k}"): v for k, v in stats.get("flows", {}).items()}
         return dict(stats, flows=flows)
