@@ -30,7 +30,7 @@ def documented_commands():
 
 def test_readme_shows_commands():
     names = " ".join(c for c, _ in documented_commands())
-    for example in ("xdp_count.py", "xdp_count.bpf.o", "execsnoop.py", "tcpstates.py", "runqlat.py"):
+    for example in ("xdp_count.py", "xdp_count.bpf.o", "execsnoop.py", "opensnoop.py", "tcpstates.py", "runqlat.py"):
         assert example in names
 
 
