@@ -3,9 +3,15 @@
 A server namespace sends a bulk cubic flow (iperf3 -R) to the client through a TBF
 with a deep buffer on its veth, so the server-to-client queue fills. Meanwhile the
 client pings the server and runs a small request/response TCP exchange; tcpdump
-captures on the client's veth. From the client, every RTT crosses the full queue on
-the way back, so pping's TCP RTTs over the capture must rise with ping's, and its ICMP
-RTTs must be ping's own.
+captures on the client's veth. One capture serves both tests:
+
+* default suite: every RTT the reference reports over the capture is the capture's own
+  time difference between the reply and the first packet carrying what it echoes (the
+  TSval its TSecr names, the echo request of its id and sequence), read from tcpdump's
+  decoding of the same file; every echo reply in the capture gives exactly one ICMP
+  sample. These hold whatever the queue did, so they are exact;
+* `measurement`: from the client, every RTT crosses the full queue on the way back, so
+  pping's TCP RTTs must rise with ping's (medians), and its ICMP RTTs must be ping's own.
 """
 
 import re
@@ -27,9 +33,6 @@ from xnf.testing.topology import VethPair
 pytestmark = [
     pytest.mark.root,
     pytest.mark.slow,
-    # medians of real RTTs through a queue a cubic flow fills (ratio 0.7-1.3, >= 10 loaded
-    # samples): its false-failure rate is not measured below 1 in 1,000 (docs/testing.md)
-    pytest.mark.measurement,
     pytest.mark.skipif(not all(shutil.which(t) for t in ("tc", "tcpdump", "ping", "iperf3")),
                        reason="needs tc, tcpdump, ping and iperf3"),
 ]
@@ -61,20 +64,23 @@ s.close()
 """
 
 
-@pytest.fixture
-def bottleneck():
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory):
+    """(pcap path, ping's samples as (time s, RTT ns)) of one run through the filled queue."""
+    pcap = tmp_path_factory.mktemp("queueing") / "q.pcap"
     with VethPair("10.202.0.1", "10.202.0.2") as pair:
         cns, sns, cdev, sdev = pair.ns_a, pair.ns_b, pair.if_a, pair.if_b
         # server -> client bottleneck: 20 Mbit/s with a 600 KB queue (about 240 ms)
         traffic.run(sns, ["tc", "qdisc", "add", "dev", sdev, "root", "tbf", "rate", "20mbit", "burst", "20kb",
                           "limit", "600kb"])
         # (the bulk sender uses cubic through iperf3 -C: BBR would keep the queue short)
-        yield cns, sns, cdev
+        pings = _run_traffic(cns, sns, cdev, pcap)
+    ping_samples = [(float(t), float(ms) * 1e6) for t, ms in
+                    re.findall(r"^\[(\d+\.\d+)\] .*icmp_seq=\d+ ttl=\d+ time=([\d.]+) ms", pings, re.M)]
+    return pcap, ping_samples
 
 
-def test_rtts_follow_the_queue_like_ping(bottleneck, tmp_path):
-    cns, sns, cdev = bottleneck
-    pcap = tmp_path / "q.pcap"
+def _run_traffic(cns, sns, cdev, pcap):
     procs = []
 
     def start(ns, *cmd, **kw):
@@ -104,14 +110,82 @@ def test_rtts_follow_the_queue_like_ping(bottleneck, tmp_path):
             time.sleep(0.1)
         assert r.returncode == 0, r.stderr
         client.wait(timeout=30)
-        pings = ping.communicate(timeout=30)[0]
+        return ping.communicate(timeout=30)[0]
     finally:
         traffic.stop(procs)
 
-    ping_samples = [(float(t), float(ms) * 1e6) for t, ms in
-                    re.findall(r"^\[(\d+\.\d+)\] .*icmp_seq=\d+ ttl=\d+ time=([\d.]+) ms", pings, re.M)]
-    events = [e for e in run_pcap(pcap, PpingConfig(tcp=True, icmp=True, read=str(pcap), local_addresses="10.202.0.1"))
+
+CONFIG = dict(tcp=True, icmp=True, local_addresses="10.202.0.1")
+
+# tcpdump -tt --time-stamp-precision=nano: "<s>.<ns> IP <src> > <dst>: ..."
+PACKET = re.compile(r"^(\d+)\.(\d{9}) IP (\S+) > (\S+): (.*)$")
+TS_OPTION = re.compile(r"TS val (\d+) ecr (\d+)")
+ICMP_ECHO = re.compile(r"ICMP echo (request|reply), id (\d+), seq (\d+)")
+
+
+def _decoded(pcap):
+    """The capture as tcpdump decodes it: (time ns, src, dst, text) per IPv4 packet, in order."""
+    out = subprocess.run(["tcpdump", "-r", str(pcap), "-nn", "-tt", "--time-stamp-precision=nano"],
+                         capture_output=True, text=True, check=True).stdout
+    packets = []
+    for line in out.splitlines():
+        m = PACKET.match(line)
+        if m:
+            packets.append((int(m[1]) * 10**9 + int(m[2]), m[3], m[4].rstrip(":"), m[5]))
+    return packets
+
+
+def _endpoint(addr):
+    """tcpdump's "10.202.0.2.7000" -> ("10.202.0.2", 7000); an ICMP address has no port."""
+    parts = addr.split(".")
+    return (".".join(parts[:4]), int(parts[4]) if len(parts) > 4 else 0)
+
+
+def test_reference_rtts_are_the_capture_s_own_time_differences(capture):
+    """Exact, whatever the queue did: rate limit 0, so every new TSval and every echo
+    request is timestamped, and each sample can be found again in tcpdump's decoding."""
+    pcap, _ = capture
+    packets = _decoded(pcap)
+    first_tsval, first_request, at = {}, {}, {}
+    for t, src, dst, text in packets:
+        at.setdefault(t, []).append((src, dst, text))
+        ts = TS_OPTION.search(text)
+        if ts:
+            first_tsval.setdefault((src, dst, int(ts[1])), t)
+        echo = ICMP_ECHO.search(text)
+        if echo and echo[1] == "request":
+            first_request.setdefault((src, dst, int(echo[2]), int(echo[3])), t)
+    replies = sum(1 for *_, text in packets if (m := ICMP_ECHO.search(text)) and m[1] == "reply")
+
+    events = [e for e in run_pcap(pcap, PpingConfig(**CONFIG, rate_limit=0, read=str(pcap)))
               if isinstance(e, RttEvent)]
+    checked = {"TCP": 0, "ICMP": 0}
+    for e in events:
+        t = e.timestamp_ns
+        candidates = []  # the packet the sample was taken at: its time, its endpoints
+        for src, dst, text in at.get(t, []):
+            if _endpoint(src) != (e.flow.src_ip, e.flow.src_port if e.flow.proto == "TCP" else 0):
+                continue
+            if e.flow.proto == "TCP" and (ts := TS_OPTION.search(text)):
+                candidates.append(first_tsval.get((dst, src, int(ts[2]))))
+            elif e.flow.proto == "ICMP" and (echo := ICMP_ECHO.search(text)) and echo[1] == "reply":
+                candidates.append(first_request.get((dst, src, int(echo[2]), int(echo[3]))))
+        sent = [c for c in candidates if c is not None and t - c == e.rtt_ns]
+        assert sent, f"{e}: no packet of the capture at {t} ns echoes one sent {e.rtt_ns} ns before"
+        checked[e.flow.proto] += 1
+    # each echo reply is one sample (ping's 45 requests: those the queue dropped have none)
+    assert checked["ICMP"] == replies > 0, (checked, replies)
+    # the request/response client: 9 s of exchanges, each at most 0.1 s + the 240 ms queue
+    # (+ a retransmission timeout): >= 20 exchanges, each sampled (78 seen; a floor, not a rate)
+    assert checked["TCP"] >= 10, checked
+    print(f"checked {checked} samples, {replies} echo replies")
+
+
+@pytest.mark.measurement  # medians of real RTTs through a queue a cubic flow fills (ratio
+# 0.7-1.3, >= 10 loaded samples): false-failure rate not measured below 1 in 1,000 (docs/testing.md)
+def test_rtts_follow_the_queue_like_ping(capture):
+    pcap, ping_samples = capture
+    events = [e for e in run_pcap(pcap, PpingConfig(**CONFIG, read=str(pcap))) if isinstance(e, RttEvent)]
     tcp = [(e.timestamp_ns / 1e9, e.rtt_ns) for e in events if e.flow.proto == "TCP" and e.flow.src_port == 7000]
     icmp = [e.rtt_ns for e in events if e.flow.proto == "ICMP"]
 
