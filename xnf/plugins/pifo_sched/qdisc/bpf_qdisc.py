@@ -43,14 +43,12 @@ from xnf.core.errors import AttachError, ConfigError
 from xnf.plugins.pifo_sched.qdisc import BUILTIN_OBJECT
 from xnf.plugins.pifo_sched.shaping import NS, parse_rate
 
-SCHEDULERS = ("fifo", "strict_priority", "stfq", "wfq", "wf2q", "hpfq")
+SCHEDULERS = ("fifo", "strict_priority", "stfq", "wfq", "wf2q", "hpfq", "tbf", "edt")
 """Built-in schedulers the BPF qdisc runs, each with the simulator's exact order."""
 _LATER = {
     "drr": "DRR's rounds are not built into the BPF qdisc yet",
     "srpt": "SRPT (a flow-ordered PIFO re-ranked per packet) is not built into the BPF qdisc yet",
     "lstf": "LSTF (a flow-ordered PIFO with deadlines) is not built into the BPF qdisc yet",
-    "tbf": "the token bucket (watchdog shaping) is not built into the BPF qdisc yet",
-    "edt": "EDT pacing (watchdog) is not built into the BPF qdisc yet",
     "sp_pifo": "SP-PIFO approximates a PIFO; the BPF qdisc has an exact one (use --qdisc htb for SP-PIFO bands)",
     "fq_codel": "FQ-CoDel is not built into the BPF qdisc yet",
 }
@@ -60,7 +58,7 @@ MAX_NODES = 16  # XNF_MAX_NODES
 MAX_DEPTH = 4  # XNF_MAX_DEPTH: tree levels below the root
 NONE = 0xFFFFFFFF
 MODE_RANK, MODE_TREE, MODE_WF2Q = 0, 1, 2
-RANK_FIFO, RANK_SP = 0, 1
+RANK_FIFO, RANK_SP, RANK_EDT = 0, 1, 2
 FLOWS_BY = {"mark": 0, "priority": 1, "port": 2}
 OPS = "xnf_pifo"  # the struct_ops variable of every qdisc object
 RECORD = "bpf_qdisc"  # the instance's record (kind, handle)
@@ -156,6 +154,8 @@ class BpfQdisc:
         # the CLI passes weights to every scheduler: those without weights (fifo,
         # strict_priority, hpfq) ignore them, as the simulator would never see them
         options = dict(self.params)
+        if self.scheduler == "tbf" and self.rate:
+            options["rate"] = self.rate  # the token bucket's own rate
         for key in ("weights", "default_weight"):
             if key not in cls.defaults and key not in COMMON_DEFAULTS:
                 options.pop(key, None)
@@ -200,6 +200,18 @@ class BpfQdisc:
         elif name == "hpfq":
             rodata.update(cfg_mode=MODE_TREE, cfg_by_finish=int(sched.root.by_finish))
             self._tree(sched, children)
+        elif name == "tbf":  # FIFO behind the dequeue hook's shaper, at the bucket's rate and depth
+            rodata.update(cfg_mode=MODE_RANK, cfg_rank=RANK_FIFO,
+                          cfg_ns_per_byte_q16=round(8 * NS * 65536 / sched.rate),
+                          cfg_burst_ns=sched.config["burst"] * 8 * NS // sched.rate)
+        elif name == "edt":  # ranks are departure times; the dequeue hook waits for them
+            rodata.update(cfg_mode=MODE_RANK, cfg_rank=RANK_EDT, cfg_time_gated=1)
+            for flow in range(MAX_FLOWS):
+                rate = sched.rate_of(flow)
+                if rate:
+                    children[flow].update(cost_num=8 * NS, cost_den=rate)
+                else:
+                    children[flow].update(cost_num=0, cost_den=1)
         elif name == "wf2q":
             rodata["cfg_mode"] = MODE_WF2Q
             variables.update(self._wf2q(sched, children))
@@ -284,7 +296,7 @@ class BpfQdisc:
         for key, value in self.rodata.items():
             if key in spec.rodata:
                 spec.rodata[key] = value
-            elif key != "cfg_rank" and key != "cfg_bands":
+            elif key not in ("cfg_rank", "cfg_bands"):  # the built-in object's own
                 raise ConfigError(f"{self.obj} lacks {key!r}: not built from this xnf_qdisc.h",
                                   "rebuild the rank object against xnf.plugins.pifo_sched.qdisc.INCLUDE_DIR")
         for key, value in self.variables.items():

@@ -124,6 +124,8 @@ const volatile __u64 cfg_hold_poll_ns = 1000000;
  * link of the configured rate (0: unshaped); late wake-ups are made up within burst_ns */
 const volatile __u64 cfg_ns_per_byte_q16 = 0;  /* 8e9 / rate in bit/s, << 16 */
 const volatile __u64 cfg_burst_ns = 1000000;
+/* rank mode: ranks are times (ns of CLOCK_MONOTONIC); the lowest leaves once now reaches it */
+const volatile __u32 cfg_time_gated = 0;
 
 /* flows by port (cfg_flow_by == XNF_FLOW_BY_PORT): TCP/UDP destination, else source port */
 struct {
@@ -722,6 +724,14 @@ struct sk_buff *BPF_PROG(xnf_qdisc_dequeue, struct Qdisc *sch)
 		if (now < next_tx_ns) {  /* the link is busy: wake when it is free */
 			shaped_waits++;
 			bpf_qdisc_watchdog_schedule(sch, next_tx_ns, 0);
+			return NULL;
+		}
+	}
+	if (cfg_mode == XNF_MODE_RANK && cfg_time_gated) {
+		__u64 at = 0, t = bpf_ktime_get_ns();
+
+		if (xnf_heap_peek(0, &at) != XNF_NONE && at > t) {  /* the timer hook: wake at the time */
+			bpf_qdisc_watchdog_schedule(sch, at, 0);
 			return NULL;
 		}
 	}
