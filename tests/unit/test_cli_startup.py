@@ -1,5 +1,5 @@
 """CI guard for CLI start-up (issue 14 item 4), with stable counters instead of wall times:
-the modules that `xnf --help`, `xnf prog show` and `xnf attach pping --help` import, and
+the modules that `xnf --help`, `xnf prog show`, `xnf status` and `xnf attach pping --help` import, and
 the cache of plugin groups behind `xnf --help` (same output as without it, rebuilt when a
 plugin's source changes). bench/cli_startup.py has the times."""
 import os
@@ -15,7 +15,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 HEAVY = ("stevedore", "attr", "attrs", "pyroute2", "elftools", "matplotlib", "prometheus_client")
 
 RUN = """
-import contextlib, io, sys
+import contextlib, io, os, sys
+if os.environ.get("XNF_TEST_BPFFS"):  # a bpffs stand-in: an empty directory, nothing attached
+    from xnf.core.kernel import pin
+    pin.find_bpffs = pin.ensure_bpffs = lambda path=None: os.environ["XNF_TEST_BPFFS"]
 from xnf.cli.main import main
 out = io.StringIO()
 with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
@@ -28,9 +31,12 @@ print(" ".join(sorted(sys.modules)))
 """
 
 
-def _xnf(cache, *argv):
-    """(modules imported, standard output) of `xnf ARGV` in a fresh interpreter."""
+def _xnf(cache, *argv, bpffs=None):
+    """(modules imported, standard output) of `xnf ARGV` in a fresh interpreter; with
+    ``bpffs`` (a directory), pins are looked for there instead of the bpf filesystem."""
     env = dict(os.environ, XDG_CACHE_HOME=str(cache), PYTHONPATH=ROOT)
+    if bpffs is not None:
+        env["XNF_TEST_BPFFS"] = str(bpffs)
     r = subprocess.run([sys.executable, "-c", RUN, *argv], capture_output=True, text=True, env=env, cwd=ROOT,
                        timeout=60, check=True)
     return set(r.stdout.split()), r.stderr
@@ -53,6 +59,16 @@ def test_core_groups_import_no_plugin(tmp_path):
     for argv in (["prog", "show", "--help"], ["map", "--help"], ["features", "--help"]):
         modules, _ = _xnf(tmp_path, *argv)
         assert not [m for m in modules if m.startswith(("xnf.plugins", "stevedore", "importlib.metadata"))], argv
+
+
+def test_status_with_nothing_attached_imports_no_attach_kind_and_no_heavy_module(tmp_path):
+    (tmp_path / "bpffs").mkdir()
+    modules, out = _xnf(tmp_path, "status", bpffs=tmp_path / "bpffs")
+    assert out == "no network functions attached\n"
+    assert "xnf.core.attach.pinroot" in modules  # the path that reads pins was taken
+    assert _heavy(modules) == []
+    assert not [m for m in modules if m.startswith(("xnf.plugins", "importlib.metadata", "xnf.core.object"))]
+    assert not modules & {f"xnf.core.attach.{kind}" for kind in ("base", "links", "tc", "tcx", "xdp", "dispatcher")}
 
 
 def test_attach_help_imports_only_the_network_function_named(tmp_path):
