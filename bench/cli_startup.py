@@ -51,35 +51,41 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 ENV["PYTHONPYCACHEPREFIX"] = os.path.join(tempfile.gettempdir(), "xnf-cli-startup-pyc")
 
 # `xnf run pping DEV --netns NS` up to its hooks attached, in one process, with every bpf(2)
-# timed by command (the wrapper adds ~1 µs per call): prints {phase: seconds} as JSON.
+# timed by command (the wrapper adds ~1 µs per call): prints {phase: [wall s, CPU s]} as JSON
+# (CPU: the thread's; the verifier runs in the calling thread, so its CPU time counts there).
 PHASES = r"""
 import json, sys, time
-t0 = time.perf_counter()
+clocks = lambda: (time.perf_counter(), time.thread_time())
+t0 = clocks()
 from xnf.cli.main import build_parser
 from xnf.cli.nf_commands import _instance
 from xnf.core import uapi
 from xnf.core.kernel import syscall
 argv = ["run", "pping", sys.argv[1], "--netns", sys.argv[2]]
 nf = _instance(build_parser(argv).parse_args(argv))
-t1 = time.perf_counter()
+t1 = clocks()
 spent, bpf_at = {}, syscall.bpf_at
 def timed(cmd, *args):
-    t = time.perf_counter()
+    w, c = clocks()
     try:
         return bpf_at(cmd, *args)
     finally:
-        spent[cmd] = spent.get(cmd, 0.0) + time.perf_counter() - t
+        w2, c2 = clocks()
+        total = spent.setdefault(cmd, [0.0, 0.0])
+        total[0] += w2 - w
+        total[1] += c2 - c
 syscall.bpf_at = timed
 nf.attach()
-t2 = time.perf_counter()
+t2 = clocks()
 syscall.bpf_at = bpf_at
 nf.detach()
 named = {"verifier (BPF_PROG_LOAD)": uapi.BPF_PROG_LOAD, "map creation": uapi.BPF_MAP_CREATE,
          "BTF load": uapi.BPF_BTF_LOAD, "link creation": uapi.BPF_LINK_CREATE}
-out = {"imports and options": t1 - t0}
-out.update({name: spent.pop(cmd, 0.0) for name, cmd in named.items()})
-out["other bpf(2)"] = sum(spent.values())
-out["Python in attach (open, relocate, pin, ...)"] = (t2 - t1) - sum(v for k, v in out.items() if k != "imports and options")
+out = {"imports and options": [t1[0] - t0[0], t1[1] - t0[1]]}
+out.update({name: spent.pop(cmd, [0.0, 0.0]) for name, cmd in named.items()})
+out["other bpf(2)"] = [sum(v[i] for v in spent.values()) for i in (0, 1)]
+out["Python in attach (open, relocate, pin, ...)"] = [
+    (t2[i] - t1[i]) - sum(v[i] for k, v in out.items() if k != "imports and options") for i in (0, 1)]
 print(json.dumps(out))
 """
 
@@ -134,7 +140,8 @@ def run_pping_ready(xnf, rounds, phases=False):
     finally:
         subprocess.run(["ip", "netns", "del", ns])
     ready = statistics.median(times) if len(times) == rounds else float("inf")
-    return ready, ({k: statistics.median(d[k] for d in split) for k in split[0]} if split else None)
+    return ready, ({k: [statistics.median(d[k][i] for d in split) for i in (0, 1)] for k in split[0]}
+                   if split else None)
 
 
 def imported(cmd, preexec_fn=None):
@@ -205,9 +212,9 @@ def main(argv=None):
               f"(target {READY_TARGET_MS} ms wall: {'met' if ok else 'MISSED'})")
         med["xnf run pping ready"] = ready * 1e3
     if phases:
-        print("  where `xnf run pping`'s start goes (one process, wall, median):")
-        for name, seconds in phases.items():
-            print(f"    {name:<46} {seconds * 1e3:7.1f} ms")
+        print("  where `xnf run pping`'s start goes (one process, medians):")
+        for name, (wall, cpu) in phases.items():
+            print(f"    {name:<46} {wall * 1e3:7.1f} ms wall  {cpu * 1e3:7.1f} ms CPU")
     for name, modules in heavy.items():
         print(f"  heavy modules imported by `{name}`: {', '.join(modules) or 'none'}")
     print("RESULT cli start-up: " + ", ".join(f"{n} {med[n]:.0f} ms (+{med[n] - base:.0f})"
