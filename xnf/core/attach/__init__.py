@@ -14,7 +14,7 @@ import importlib
 _EXPORTS = {
     **{name: ("base", name) for name in ("Attachment", "HookProgram")},
     **{name: ("links", name) for name in (
-        "LinkAttachment", "attach_cgroup", "attach_iter", "attach_kprobe", "attach_kprobe_multi", "attach_ksyscall",
+        "LinkAttachment", "attach_auto", "attach_cgroup", "attach_iter", "attach_kprobe", "attach_kprobe_multi", "attach_ksyscall",
         "attach_netns", "attach_raw_tracepoint", "attach_sockmap", "attach_trace", "attach_tracepoint",
         "attach_uprobe", "attach_uprobe_multi", "attach_usdt")},
     **{name: ("tc", name) for name in ("TcAttachment", "attach_cls_bpf", "attach_tc", "detach_tc", "query_tc")},
@@ -29,7 +29,7 @@ __all__ = ["Attachment", "HookProgram", "XdpAttachment", "TcAttachment", "TcxAtt
            "LinkAttachment", "attach_kprobe", "attach_ksyscall", "attach_kprobe_multi", "attach_uprobe",
            "attach_uprobe_multi",
            "attach_usdt", "attach_tracepoint", "attach_raw_tracepoint", "attach_trace", "attach_cgroup",
-           "attach_netns", "attach_sockmap", "attach_iter"]
+           "attach_netns", "attach_sockmap", "attach_iter", "attach_auto"]
 
 
 def __getattr__(name):
