@@ -19,14 +19,13 @@ Tolerances (what the two sides can honestly differ by):
   share by at most 0.1 s / SECONDS = 0.3 %. TCP's loss recovery is the rest: a flow whose
   queue in the qdisc runs empty after a loss loses share, which is what the test is for.
 * HPFQ classes within 3 %: the same, one level up (two levels of one packet each).
-* the rate cap within 1 % (the issue's "TBF rate": the BPF qdisc shapes every scheduler
-  to --rate through the watchdog; the ``tbf`` scheduler itself is not in the BPF qdisc,
-  bpf_qdisc.refusal says so): the cap is enforced per packet by the watchdog against
-  the clock; the receiver's interface counts the same bytes the qdisc charges (skb->len,
-  Ethernet header included; veth does not segment, so a GSO packet is counted whole on
-  both sides); over SECONDS the slack is one packet in flight at each end, 2 x 64 KiB /
-  (RATE x SECONDS) = 0.17 %, and the time of each reading (the midpoint of a read that
-  takes tens of ms under TCG), under 0.1 s / SECONDS = 0.3 %.
+* the TBF rate within 1 %: the bucket (RATE, 15000 B) is enforced per packet by the
+  dequeue hook and the watchdog against the clock; the receiver's interface counts the
+  bytes the qdisc charges (skb->len, Ethernet header included; veth does not segment, so
+  a GSO packet is counted whole on both sides). Over SECONDS the slack is one burst
+  (15000 B: 0.02 %), one packet in flight at each end (2 x 64 KiB / (RATE x SECONDS) =
+  0.17 %), and the time of each reading (the midpoint of a read that takes tens of ms
+  under TCG: under 0.1 s / SECONDS = 0.3 %).
 
 The false-failure rate of these statistical bounds is not measured (a run takes about a
 minute of emulated time each), so every test here is also marked ``measurement``.
@@ -108,10 +107,10 @@ def rx_bytes(pair):
     return int(out), (before + time.monotonic()) / 2
 
 
-def test_the_rate_cap_holds_within_1_percent_on_the_wire(pair):
-    """One bulk flow through the qdisc (fifo, shaped to RATE): the receiver's interface
-    counts RATE within 1 % over SECONDS after OMIT seconds of warm-up."""
-    nf = attached(pair, "fifo", "5201=1")
+def test_tbf_rate_holds_within_1_percent_on_the_wire(pair):
+    """One bulk flow through the qdisc's token bucket (tbf at RATE, 15000 B): the
+    receiver's interface counts RATE within 1 % over SECONDS after OMIT seconds of warm-up."""
+    nf = attached(pair, "tbf", "5201=1", params={"burst": 15000})
     server = popen(pair.ns_b, ["iperf3", "-s", "-1"], stdout=subprocess.DEVNULL)
     try:
         wait_listening(pair.ns_b, 5201)
