@@ -7,7 +7,8 @@ released. The order the frames reach the peer veth (an AF_PACKET socket in the o
 namespace) must equal the order the reference runtime gives the same trace, all packets
 queued at t=0 then drained (sim/engine.py handles every arrival of an instant before the
 link chooses). The flow is the frame's skb->mark (SO_MARK), the priority skb->priority
-(SO_PRIORITY); the payload carries (flow, per-flow sequence number).
+(SO_PRIORITY; for SRPT the bytes left in the flow); the payload carries (flow, per-flow
+sequence number).
 """
 import random
 import select
@@ -41,11 +42,13 @@ CASES = {
     "wfq": {"weights": [1, 2, 3, 4]},
     "wf2q": {"weights": [1, 2, 3, 4]},
     "hpfq": {"tree": HPFQ_TREE},
+    "srpt": {},
 }
 
 
-def make_trace(seed=11, n=PACKETS):
-    """(flow, per-flow seq, size, priority) of each packet, in arrival order."""
+def make_trace(seed=11, n=PACKETS, remaining=False):
+    """(flow, per-flow seq, size, priority) of each packet, in arrival order; with
+    ``remaining`` the priority is the bytes left in the flow from that packet on (SRPT)."""
     rng = random.Random(seed)
     seqs = [0] * FLOWS
     out = []
@@ -53,13 +56,21 @@ def make_trace(seed=11, n=PACKETS):
         flow = rng.randrange(FLOWS)
         seqs[flow] += 1
         out.append((flow, seqs[flow], rng.randint(64, 1514), rng.randrange(8)))
+    if remaining:
+        left = [0] * FLOWS
+        for i in range(n - 1, -1, -1):
+            flow, seq, size, _ = out[i]
+            left[flow] += size
+            out[i] = (flow, seq, size, left[flow])
     return out
 
 
 def simulated_order(name, params, trace):
     """(flow, seq) in the reference runtime's departure order, everything queued at t=0."""
     sched = registry.create(name, dict(params, capacity=len(trace)))
-    packets = [Packet(flow, size, 0, seq, priority=prio) for flow, seq, size, prio in trace]
+    srpt = name == "srpt"
+    packets = [Packet(flow, size, 0, seq, priority=0 if srpt else prio, remaining=prio if srpt else None)
+               for flow, seq, size, prio in trace]
     sim = Simulation(sched, trace=packets, link_rate="1gbit", duration=60, record_events=True)
     metrics = sim.run()
     assert not any(e[1].startswith("drop") for e in metrics.events)
@@ -104,7 +115,7 @@ def pair():
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_departure_order_is_the_simulators(pair, name):
-    trace = make_trace()
+    trace = make_trace(remaining=name == "srpt")
     expected = simulated_order(name, CASES[name], trace)
     assert len(expected) == PACKETS
     qdisc = BpfQdisc(pair.if_a, name, dict(CASES[name], limit=PACKETS + 100), netns=pair.ns_a)

@@ -6,7 +6,8 @@ API (used by :mod:`xnf.plugins.pifo_sched.nf`):
   :func:`refusal` says why any other name is refused (None when it runs);
 * ``BpfQdisc(iface, scheduler, params=None, netns=None, obj=None)``: ``params`` are the
   simulator's options of that scheduler (``weights``, ``default_weight``, ``max_packet``,
-  ``bands``, ``priorities``, ``tree``, ``order``, ``capacity``) plus ``limit`` (packets,
+  ``bands``, ``priorities``, ``tree``, ``order``, ``granularity``, ``rates``, ``rate``,
+  ``burst``, ``capacity``) plus ``limit`` (packets,
   at most :data:`MAX_PACKETS`), ``flows`` (how a packet's flow 0..63 is found: ``"mark"``,
   skb->mark, the default; ``"priority"``, skb->priority; ``"port"``, the TCP/UDP
   destination port, else the source port, flow ``i`` being ``ports[i]`` and every other
@@ -43,11 +44,10 @@ from xnf.core.errors import AttachError, ConfigError
 from xnf.plugins.pifo_sched.qdisc import BUILTIN_OBJECT
 from xnf.plugins.pifo_sched.shaping import NS, parse_rate
 
-SCHEDULERS = ("fifo", "strict_priority", "stfq", "wfq", "wf2q", "hpfq", "tbf", "edt")
+SCHEDULERS = ("fifo", "strict_priority", "stfq", "wfq", "wf2q", "hpfq", "srpt", "tbf", "edt")
 """Built-in schedulers the BPF qdisc runs, each with the simulator's exact order."""
 _LATER = {
     "drr": "DRR's rounds are not built into the BPF qdisc yet",
-    "srpt": "SRPT (a flow-ordered PIFO re-ranked per packet) is not built into the BPF qdisc yet",
     "lstf": "LSTF (a flow-ordered PIFO with deadlines) is not built into the BPF qdisc yet",
     "sp_pifo": "SP-PIFO approximates a PIFO; the BPF qdisc has an exact one (use --qdisc htb for SP-PIFO bands)",
     "fq_codel": "FQ-CoDel is not built into the BPF qdisc yet",
@@ -57,7 +57,7 @@ MAX_FLOWS = 64  # XNF_MAX_FLOWS
 MAX_NODES = 16  # XNF_MAX_NODES
 MAX_DEPTH = 4  # XNF_MAX_DEPTH: tree levels below the root
 NONE = 0xFFFFFFFF
-MODE_RANK, MODE_TREE, MODE_WF2Q = 0, 1, 2
+MODE_RANK, MODE_TREE, MODE_WF2Q, MODE_FLOWS = 0, 1, 2, 3
 RANK_FIFO, RANK_SP, RANK_EDT = 0, 1, 2
 FLOWS_BY = {"mark": 0, "priority": 1, "port": 2}
 OPS = "xnf_pifo"  # the struct_ops variable of every qdisc object
@@ -200,6 +200,11 @@ class BpfQdisc:
         elif name == "hpfq":
             rodata.update(cfg_mode=MODE_TREE, cfg_by_finish=int(sched.root.by_finish))
             self._tree(sched, children)
+        elif name == "srpt":  # the bytes left in the flow ride in skb->priority (0: unknown)
+            from xnf.plugins.pifo_sched.algorithms.srpt import RANGE
+
+            rodata.update(cfg_mode=MODE_FLOWS, cfg_range_shift=RANGE.bit_length() - 1,
+                          cfg_granularity=sched.granularity)
         elif name == "tbf":  # FIFO behind the dequeue hook's shaper, at the bucket's rate and depth
             rodata.update(cfg_mode=MODE_RANK, cfg_rank=RANK_FIFO,
                           cfg_ns_per_byte_q16=round(8 * NS * 65536 / sched.rate),

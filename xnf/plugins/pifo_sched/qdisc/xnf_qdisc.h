@@ -21,7 +21,11 @@
  *                  (WFQ) tags; a flat tree is STFQ/WFQ, a deeper one HPFQ. The same rules
  *                  as xnf.plugins.pifo_sched.hierarchy.FairNode, in integers;
  *   XNF_MODE_WF2Q  WF2Q+: an eligible PIFO by finish tag and a pending PIFO by start tag
- *                  (algorithms/wf2q.py).
+ *                  (algorithms/wf2q.py);
+ *   XNF_MODE_FLOWS one PIFO entry per backlogged flow, for its head packet, ranked by the
+ *                  head's value (skb->priority: SRPT's bytes left in the flow) / granularity
+ *                  and ranked again after each packet, so a flow's packets stay in order
+ *                  (scheduler.FlowOrderScheduler with srpt.py's rank; stale entries skipped).
  * The tree and WF2Q+ PIFOs keep HeapPifo's rank windows (range 1<<20, primary and
  * secondary, ranks below the window raised to it), so their order is the simulator's.
  *
@@ -52,12 +56,13 @@
 #define XNF_CHILD_MASK 127
 #define XNF_MAX_DEPTH 4               /* tree levels below the root */
 #define XNF_NONE 0xffffffffu
-#define XNF_RANK_RANGE (1ULL << 20)   /* hierarchy.RANK_RANGE */
+#define XNF_RANK_RANGE (1ULL << cfg_range_shift)  /* hierarchy.RANK_RANGE; srpt.RANGE */
 #define XNF_LOG_SIZE 4096
 
 #define XNF_MODE_RANK 0
 #define XNF_MODE_TREE 1
 #define XNF_MODE_WF2Q 2
+#define XNF_MODE_FLOWS 3
 
 #define XNF_FLOW_BY_MARK 0
 #define XNF_FLOW_BY_PRIORITY 1
@@ -120,6 +125,8 @@ const volatile __u32 cfg_limit = 1000;        /* packets; sch->limit */
 const volatile __u32 cfg_by_finish = 0;       /* tree mode: rank by finish tag (WFQ) */
 const volatile __u32 cfg_default_flow = 0;    /* flow of packets whose key is out of range */
 const volatile __u64 cfg_hold_poll_ns = 1000000;
+const volatile __u32 cfg_range_shift = 20;    /* log2 of the PIFO windows (not rank mode) */
+const volatile __u64 cfg_granularity = 64;    /* flows mode: bytes per rank step */
 /* the timer hook's shaper: a packet leaves no earlier than the previous one's end on a
  * link of the configured rate (0: unshaped); late wake-ups are made up within burst_ns */
 const volatile __u64 cfg_ns_per_byte_q16 = 0;  /* 8e9 / rate in bit/s, << 16 */
@@ -144,6 +151,7 @@ struct xnf_slot {
 	__u64 seq;        /* arrival number */
 	__u32 flow;
 	__u32 pad;
+	__u64 value;      /* flows mode: skb->priority at enqueue (SRPT: bytes left in the flow) */
 };
 
 struct {
@@ -205,6 +213,9 @@ struct xnf_child {
 	__u32 count;      /* packets queued in it */
 	__u32 head, tail; /* a flow's FIFO of slots */
 	__u32 seen;
+	__u32 token;      /* flows mode: the current PIFO entry's token (never reset) */
+	__u32 pad;
+	__u64 rank;       /* flows mode: the rank the flow was pushed with */
 	__u64 sent_packets;
 	__u64 sent_bytes;
 	__u64 drops;
@@ -637,6 +648,86 @@ static __always_inline __u32 xnf_wf_dequeue(void)
 	return slot;
 }
 
+/* --- flows mode (SRPT) ------------------------------------------------------------------ */
+#define XNF_TOKEN_MASK 0x1ffffff  /* ref = flow | token << 6 stays below XNF_NONE */
+
+static __always_inline __u64 xnf_flow_rank(__u32 f)
+{
+	struct xnf_slot *s = xnf_slot(xnf_ch(f)->head);
+	__u64 range = XNF_RANK_RANGE, r;
+
+	if (!s || !s->value)  /* remaining unknown: the last rank */
+		return range - 1;
+	r = s->value / (cfg_granularity ? cfg_granularity : 1);
+	return r < range - 1 ? r : range - 1;
+}
+
+/* FlowOrderScheduler._push: held at the window's end, raised to its base. */
+static __always_inline void xnf_flows_push(__u32 f, __u64 rank)
+{
+	struct xnf_child *c = xnf_ch(f);
+	__u32 key = 0;
+	struct xnf_heap *h = bpf_map_lookup_elem(&heaps, &key);
+
+	if (h && h->n && rank > h->min_rank + 2 * XNF_RANK_RANGE - 1)
+		rank = h->min_rank + 2 * XNF_RANK_RANGE - 1;
+	if (h && rank < h->min_rank)
+		rank = h->min_rank;
+	c->token = (c->token + 1) & XNF_TOKEN_MASK;
+	c->rank = rank;
+	if (xnf_heap_push(0, rank, f | (c->token << 6), 1))
+		errors++;
+}
+
+static __always_inline void xnf_flows_enqueue(__u32 f, __u32 slot)
+{
+	struct xnf_child *c = xnf_ch(f);
+	struct xnf_slot *s;
+
+	if (c->count) {
+		s = xnf_slot(c->tail);
+		if (s)
+			s->next = slot;
+	} else {
+		c->head = slot;
+	}
+	c->tail = slot;
+	c->count++;
+	if (c->count == 1)
+		xnf_flows_push(f, xnf_flow_rank(f));
+}
+
+static __always_inline __u32 xnf_flows_dequeue(void)
+{
+	__u32 ref = XNF_NONE, f = 0, slot;
+	struct xnf_child *c = NULL;
+	struct xnf_slot *s;
+
+	for (int k = 0; k < XNF_MAX_PKTS; k++) {  /* skip stale entries */
+		ref = xnf_heap_pop(0);
+		if (ref == XNF_NONE)
+			return XNF_NONE;
+		f = ref & (XNF_MAX_FLOWS - 1);
+		c = xnf_ch(f);
+		if ((ref >> 6) == c->token && c->count)
+			break;
+		ref = XNF_NONE;
+	}
+	if (ref == XNF_NONE || !c)
+		return XNF_NONE;
+	slot = c->head;
+	s = xnf_slot(slot);
+	if (!s)
+		return XNF_NONE;
+	c->head = s->next;
+	c->count--;
+	if (c->count)
+		xnf_flows_push(f, xnf_flow_rank(f));
+	else
+		c->token = (c->token + 1) & XNF_TOKEN_MASK;
+	return slot;
+}
+
 /* --- the struct_ops programs ------------------------------------------------------------ */
 static __always_inline int xnf_drop(struct sk_buff *skb, struct Qdisc *sch, struct bpf_sk_buff_ptr *to_free,
 				    __u64 *counter, __u32 flow)
@@ -679,6 +770,7 @@ int BPF_PROG(xnf_qdisc_enqueue, struct sk_buff *skb, struct Qdisc *sch, struct b
 	s->seq = seq_in;
 	s->next = XNF_NONE;
 	s->flow = flow;
+	s->value = pkt.priority;
 	skb = bpf_kptr_xchg(&s->skb, skb);
 	if (skb)  /* the slot was not free: cannot happen */
 		bpf_qdisc_skb_drop(skb, to_free);
@@ -694,6 +786,8 @@ int BPF_PROG(xnf_qdisc_enqueue, struct sk_buff *skb, struct Qdisc *sch, struct b
 		}
 	} else if (cfg_mode == XNF_MODE_TREE) {
 		xnf_tree_enqueue(flow, idx);
+	} else if (cfg_mode == XNF_MODE_FLOWS) {
+		xnf_flows_enqueue(flow, idx);
 	} else {
 		xnf_wf_enqueue(flow, idx);
 	}
@@ -739,6 +833,8 @@ struct sk_buff *BPF_PROG(xnf_qdisc_dequeue, struct Qdisc *sch)
 		idx = xnf_heap_pop(0);
 	else if (cfg_mode == XNF_MODE_TREE)
 		idx = xnf_tree_dequeue();
+	else if (cfg_mode == XNF_MODE_FLOWS)
+		idx = xnf_flows_dequeue();
 	else
 		idx = xnf_wf_dequeue();
 	if (idx == XNF_NONE) {
