@@ -43,6 +43,7 @@ CASES = {
     "wf2q": {"weights": [1, 2, 3, 4]},
     "hpfq": {"tree": HPFQ_TREE},
     "srpt": {},
+    "drr": {"quantum": 1000, "weights": [1, 2, 3, 4]},
 }
 
 

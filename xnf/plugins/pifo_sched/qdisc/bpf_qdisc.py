@@ -44,10 +44,9 @@ from xnf.core.errors import AttachError, ConfigError
 from xnf.plugins.pifo_sched.qdisc import BUILTIN_OBJECT
 from xnf.plugins.pifo_sched.shaping import NS, parse_rate
 
-SCHEDULERS = ("fifo", "strict_priority", "stfq", "wfq", "wf2q", "hpfq", "srpt", "tbf", "edt")
+SCHEDULERS = ("fifo", "strict_priority", "drr", "stfq", "wfq", "wf2q", "hpfq", "srpt", "tbf", "edt")
 """Built-in schedulers the BPF qdisc runs, each with the simulator's exact order."""
 _LATER = {
-    "drr": "DRR's rounds are not built into the BPF qdisc yet",
     "lstf": "LSTF (a flow-ordered PIFO with deadlines) is not built into the BPF qdisc yet",
     "sp_pifo": "SP-PIFO approximates a PIFO; the BPF qdisc has an exact one (use --qdisc htb for SP-PIFO bands)",
     "fq_codel": "FQ-CoDel is not built into the BPF qdisc yet",
@@ -58,7 +57,7 @@ MAX_NODES = 16  # XNF_MAX_NODES
 MAX_DEPTH = 4  # XNF_MAX_DEPTH: tree levels below the root
 NONE = 0xFFFFFFFF
 MODE_RANK, MODE_TREE, MODE_WF2Q, MODE_FLOWS = 0, 1, 2, 3
-RANK_FIFO, RANK_SP, RANK_EDT = 0, 1, 2
+RANK_FIFO, RANK_SP, RANK_EDT, RANK_DRR = 0, 1, 2, 3
 FLOWS_BY = {"mark": 0, "priority": 1, "port": 2}
 OPS = "xnf_pifo"  # the struct_ops variable of every qdisc object
 RECORD = "bpf_qdisc"  # the instance's record (kind, handle)
@@ -200,6 +199,15 @@ class BpfQdisc:
         elif name == "hpfq":
             rodata.update(cfg_mode=MODE_TREE, cfg_by_finish=int(sched.root.by_finish))
             self._tree(sched, children)
+        elif name == "drr":  # the rank is the packet's round; quanta must be whole bytes
+            rodata.update(cfg_mode=MODE_RANK, cfg_rank=RANK_DRR, cfg_rank_windows=1,
+                          cfg_range_shift=sched.pifo.rank_range.bit_length() - 1)
+            for flow in range(MAX_FLOWS):
+                quantum = sched.quantum_of(flow)
+                if quantum != int(quantum):
+                    raise ConfigError(f"drr: flow {flow}'s quantum x weight is {quantum} bytes, not a whole number",
+                                      "choose weights that make quantum x weight an integer")
+                children[flow]["cost_num"] = int(quantum)
         elif name == "srpt":  # the bytes left in the flow ride in skb->priority (0: unknown)
             from xnf.plugins.pifo_sched.algorithms.srpt import RANGE
 

@@ -7,6 +7,7 @@
 #define XNF_RANK_FIFO 0
 #define XNF_RANK_SP 1
 #define XNF_RANK_EDT 2
+#define XNF_RANK_DRR 3
 #define XNF_EDT_HORIZON_NS (10ULL * 1000000000)  /* a tstamp further ahead is not a departure time */
 
 const volatile __u32 cfg_rank = XNF_RANK_FIFO;
@@ -22,6 +23,24 @@ XNF_RANK_FUNCTION(const struct xnf_pkt *pkt)
 
 	if (cfg_rank == XNF_RANK_FIFO)
 		return 0;
+	if (cfg_rank == XNF_RANK_DRR) {  /* drr.py: the round the packet falls into */
+		struct xnf_child *c = &ch[pkt->flow & (XNF_MAX_FLOWS - 1)];
+		__u64 quantum = c->cost_num ? c->cost_num : 1, rank = c->start, credit = c->finish, k;
+
+		/* c->start is the flow's round + 1 (0: none yet), c->finish its credit */
+		if (!c->start || rank - 1 < root_rank) {  /* idle flows keep no deficit */
+			rank = root_rank + 1;
+			credit = quantum;
+		}
+		if (pkt->len > credit) {
+			k = (pkt->len - credit + quantum - 1) / quantum;
+			rank += k;
+			credit += k * quantum;
+		}
+		c->start = rank;
+		c->finish = credit - pkt->len;
+		return rank - 1;
+	}
 	if (cfg_rank == XNF_RANK_EDT) {
 		struct xnf_child *c = &ch[pkt->flow & (XNF_MAX_FLOWS - 1)];
 		__u64 when = pkt->now > c->finish ? pkt->now : c->finish;

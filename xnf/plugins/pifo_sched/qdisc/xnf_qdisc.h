@@ -127,6 +127,7 @@ const volatile __u32 cfg_default_flow = 0;    /* flow of packets whose key is ou
 const volatile __u64 cfg_hold_poll_ns = 1000000;
 const volatile __u32 cfg_range_shift = 20;    /* log2 of the PIFO windows (not rank mode) */
 const volatile __u64 cfg_granularity = 64;    /* flows mode: bytes per rank step */
+const volatile __u32 cfg_rank_windows = 0;    /* rank mode too keeps the PIFO windows (DRR) */
 /* the timer hook's shaper: a packet leaves no earlier than the previous one's end on a
  * link of the configured rate (0: unshaped); late wake-ups are made up within burst_ns */
 const volatile __u64 cfg_ns_per_byte_q16 = 0;  /* 8e9 / rate in bit/s, << 16 */
@@ -233,6 +234,7 @@ __u32 count;              /* packets queued */
 __u64 enq_packets, enq_bytes, deq_packets, deq_bytes;
 __u64 drops_overflow, drops_range, drops_rank, errors;
 __u64 next_tx_ns, shaped_waits;  /* the shaper: when the link is free again */
+__u64 root_rank;          /* rank of the last entry out of the root PIFO (DRR's round) */
 __u32 log_n;              /* dequeued packets' arrival numbers, the first XNF_LOG_SIZE */
 __u64 deq_log[XNF_LOG_SIZE];
 /* WF2Q+ */
@@ -274,7 +276,7 @@ __attribute__((noinline)) int xnf_heap_push(__u32 node, __u64 rank, __u32 ref, i
 {
 	__u32 key = node & XNF_NODE_MASK, i, p;
 	struct xnf_heap *h = bpf_map_lookup_elem(&heaps, &key);
-	int windows = cfg_mode != XNF_MODE_RANK;
+	int windows = cfg_mode != XNF_MODE_RANK || cfg_rank_windows;
 	__u64 seq;
 
 	if (!h || h->n >= XNF_MAX_PKTS)
@@ -312,7 +314,7 @@ __attribute__((noinline)) __u32 xnf_heap_pop(__u32 node)
 
 	if (!h || !h->n)
 		return XNF_NONE;
-	if (cfg_mode != XNF_MODE_RANK) {
+	if (cfg_mode != XNF_MODE_RANK || cfg_rank_windows) {
 		if (!h->in_primary) {  /* the secondary window becomes primary */
 			h->min_rank += XNF_RANK_RANGE;
 			h->in_primary = h->n;
@@ -320,6 +322,8 @@ __attribute__((noinline)) __u32 xnf_heap_pop(__u32 node)
 		h->in_primary--;
 	}
 	ref = h->e[0].ref;
+	if (key == 0)
+		root_rank = h->e[0].rank;
 	n = --h->n;
 	last = h->e[n & XNF_PKT_MASK];
 	for (int k = 0; k < XNF_HEAP_LEVELS; k++) {
