@@ -7,12 +7,11 @@ even when the test fails.
 import itertools
 import os
 import time
-import uuid
 
 import attrs
 import pytest
 
-from vm_offload import sh
+from xnf.testing.topology import Topology, move_link
 
 NSIM_BUS = "/sys/bus/netdevsim"
 NSIM_DEBUGFS = "/sys/kernel/debug/netdevsim"
@@ -77,9 +76,7 @@ def _new_device(dev_id, netns):
     else:
         raise RuntimeError(f"netdevsim{dev_id} created no network interface")
     ifname = f"nsim{dev_id}"
-    sh("ip", "link", "set", os.listdir(net)[0], "name", ifname)
-    sh("ip", "link", "set", ifname, "netns", netns)
-    sh("ip", "link", "set", ifname, "up", netns=netns)
+    move_link(os.listdir(net)[0], netns, ifname)
     from xnf.core.kernel.netns import ifindex
 
     return Nsim(dev_id, netns, ifname, ifindex(ifname, netns))
@@ -93,13 +90,8 @@ def _del_device(dev_id):
 @pytest.fixture
 def netns():
     """A fresh named network namespace, deleted afterwards."""
-    name = f"xnfvm-{uuid.uuid4().hex[:8]}"
-    sh("ip", "netns", "add", name)
-    try:
-        sh("ip", "link", "set", "lo", "up", netns=name)
-        yield name
-    finally:
-        sh("ip", "netns", "del", name, check=False)
+    with Topology(prefix="xnfvm") as topology:
+        yield topology.namespace("ns")
 
 
 @pytest.fixture

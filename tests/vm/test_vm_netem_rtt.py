@@ -1,17 +1,19 @@
 """pping's RTTs against delays netem adds (10, 50, 100 ms), on veth inside the VM kernel.
 
-Client namespace A pings server namespace B over a veth pair; netem delays A's egress by
+Client namespace A pings server namespace B over a veth pair (xnf.testing.topology's
+VethPair); netem delays A's egress by
 D; pping on A's veth must report every RTT at or above D and their median within 1 ms
 of D.
 """
 import statistics
 import subprocess
-import uuid
 
 import pytest
 
 import xnf
 from xnf.plugins.pping.events import RttEvent
+from xnf.testing.topology import VethPair
+from xnf.testing.traffic import popen
 
 from vm_offload import sh
 
@@ -20,22 +22,8 @@ PINGS = 30
 
 @pytest.fixture
 def pair():
-    tag = uuid.uuid4().hex[:6]
-    a, b = f"xnfa-{tag}", f"xnfb-{tag}"
-    sh("ip", "netns", "add", a)
-    try:
-        sh("ip", "netns", "add", b)
-        try:
-            sh("ip", "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", b, netns=a)
-            sh("ip", "addr", "add", "10.77.0.1/24", "dev", "va", netns=a)
-            sh("ip", "addr", "add", "10.77.0.2/24", "dev", "vb", netns=b)
-            for ns, dev in ((a, "va"), (b, "vb"), (a, "lo"), (b, "lo")):
-                sh("ip", "link", "set", dev, "up", netns=ns)
-            yield a, b
-        finally:
-            sh("ip", "netns", "del", b, check=False)
-    finally:
-        sh("ip", "netns", "del", a, check=False)
+    with VethPair(ip_a="10.77.0.1", ip_b="10.77.0.2", prefix="xnfvm") as pair:
+        yield pair
 
 
 def add_delay(netns, dev, ms):
@@ -46,11 +34,11 @@ def add_delay(netns, dev, ms):
 
 @pytest.mark.parametrize("delay_ms", [10, 50, 100])
 def test_pping_rtt_matches_netem_delay(pair, delay_ms):
-    a, _b = pair
-    add_delay(a, "va", delay_ms)
-    events = xnf.pping("va", netns=a, icmp=True, rate_limit=0, timeout=PINGS * 0.1 + 3 + delay_ms / 1000)
-    ping = subprocess.Popen(["ip", "netns", "exec", a, "ping", "-q", "-c", str(PINGS), "-i", "0.1",
-                             "10.77.0.2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    a = pair.ns_a
+    add_delay(a, pair.if_a, delay_ms)
+    events = xnf.pping(pair.if_a, netns=a, icmp=True, rate_limit=0, timeout=PINGS * 0.1 + 3 + delay_ms / 1000)
+    ping = popen(a, ["ping", "-q", "-c", str(PINGS), "-i", "0.1", pair.ip_b],
+                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         rtts = [ev.rtt_ns / 1e6 for ev in events if isinstance(ev, RttEvent)]
     finally:

@@ -10,8 +10,9 @@ from xnf.offload import rules as R
 from xnf.offload.check import OffloadRejected
 from xnf.offload.device import (DeviceMismatchError, OffloadNotSupportedError, UnboundProgramError, bind,
                                 check_binding, check_xdp_attach, prepare_offload)
+from xnf.testing.topology import VethPair
 
-from vm_offload import BAD, OK, load_bound, load_host, sh, xdp_oracle
+from vm_offload import BAD, OK, load_bound, load_host, xdp_oracle
 
 
 def test_program_bound_to_another_device(nsim, nsim2):
@@ -80,8 +81,8 @@ def test_program_and_map_on_different_devices(nsim, nsim2):
     assert nsim.bound_progs() == [] and nsim2.bound_progs() == []
 
 
-def test_device_without_offload(netns):
-    sh("ip", "link", "add", "xv0", "type", "veth", "peer", "name", "xv1", netns=netns)
-    with pytest.raises(OffloadNotSupportedError, match="xv0 cannot offload BPF programs"):
-        prepare_offload(xnf.open_object(OK), "xv0", netns)
-    assert query("xv0", netns) == {}
+def test_device_without_offload():
+    with VethPair(same_namespace=True, prefix="xnfvm") as pair:
+        with pytest.raises(OffloadNotSupportedError, match=f"{pair.if_a} cannot offload BPF programs"):
+            prepare_offload(xnf.open_object(OK), pair.if_a, pair.ns_a)
+        assert query(pair.if_a, pair.ns_a) == {}

@@ -9,6 +9,7 @@ import sys
 import xnf
 from xnf.core.attach.xdp import attach_xdp, query
 from xnf.core.kernel.info import map_info, prog_info
+from xnf.testing.topology import VethPair
 
 from vm_offload import load_bound, sh, xdp_oracle
 
@@ -60,14 +61,15 @@ def test_cli_attach_pping_offload_on_netdevsim(nsim):
     assert not os.path.exists(pin_dir)
 
 
-def test_cli_attach_pping_offload_refused_on_veth(netns):
-    sh("ip", "link", "add", "xv0", "type", "veth", "peer", "name", "xv1", netns=netns)
-    res = xnf_cli("attach", "pping", "xv0", "--netns", netns, "--mode", "offload")
-    assert res.returncode != 0
-    assert "xv0 cannot" in res.stderr and "offload" in res.stderr
-    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
-    assert query("xv0", netns) == {}
-    assert sh("tc", "filter", "show", "dev", "xv0", "egress", netns=netns).stdout.strip() == ""
+def test_cli_attach_pping_offload_refused_on_veth():
+    with VethPair(same_namespace=True, prefix="xnfvm") as pair:
+        veth, netns = pair.if_a, pair.ns_a
+        res = xnf_cli("attach", "pping", veth, "--netns", netns, "--mode", "offload")
+        assert res.returncode != 0
+        assert f"{veth} cannot" in res.stderr and "offload" in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert query(veth, netns) == {}
+        assert sh("tc", "filter", "show", "dev", veth, "egress", netns=netns).stdout.strip() == ""
 
 
 def test_cli_attach_pping_offload_rolls_back_when_the_device_refuses_attach(nsim):

@@ -14,9 +14,11 @@ BAD = os.path.join(FIXTURES, "offload_bad.bpf.o")
 
 
 def sh(*args, netns=None, check=True):
-    """Run a tool (test oracle or setup), optionally inside ``netns``."""
-    cmd = (["ip", "netns", "exec", netns] if netns else []) + list(args)
-    return subprocess.run(cmd, check=check, capture_output=True, text=True)
+    """Run a tool (an oracle: ip, tc, ethtool, bpftool; xnf's CLI; netem), optionally inside
+    ``netns`` (entered by this thread, which the tool inherits; namespaces and links come
+    from xnf.testing.topology)."""
+    with entered(netns):
+        return subprocess.run(list(args), check=check, capture_output=True, text=True)
 
 
 def load_bound(dev, programs=("xdp_ok",), path=OK):

@@ -93,15 +93,9 @@ class Topology:
         tmp_a, tmp_b = f"xt{self.tag}{len(self._root_links)}a", f"xt{self.tag}{len(self._root_links)}b"
         with _rtnl(None) as ipr:
             ipr.link("add", ifname=tmp_a, kind="veth", peer=tmp_b)
-            self._root_links.append(tmp_a)
-            for tmp, ns, final in ((tmp_a, ns_a, if_a), (tmp_b, ns_b, if_b)):
-                index = ipr.link_lookup(ifname=tmp)[0]
-                if ns is None:
-                    ipr.link("set", index=index, ifname=final)
-                else:
-                    ipr.link("set", index=index, net_ns_fd=ns)
-                    with _rtnl(ns) as inner:
-                        inner.link("set", index=inner.link_lookup(ifname=tmp)[0], ifname=final)
+        self._root_links.append(tmp_a)
+        for tmp, ns, final in ((tmp_a, ns_a, if_a), (tmp_b, ns_b, if_b)):
+            move_link(tmp, ns, final, up=False)
         self._root_links.pop()
         if ns_a is None:
             self._root_links.append(if_a)
@@ -205,6 +199,27 @@ class ClientMiddleboxServer(Topology):
             for ns in (self.cli, self.srv):
                 sysctl(ns, "net/ipv4/tcp_congestion_control", self.congestion_control)
         return self
+
+
+def move_link(ifname, ns, new_name=None, up=True):
+    """Move link ``ifname`` of the initial namespace into ``ns`` (``None``: it stays),
+    renamed ``new_name`` there (so a fixed name never collides in the initial namespace),
+    and set it up unless ``up=False``. For links made outside a topology too (a netdevsim
+    port): whoever made the link removes it."""
+    new_name = new_name or ifname
+    with _rtnl(None) as ipr:
+        index = ipr.link_lookup(ifname=ifname)[0]
+        if ns is None:
+            if new_name != ifname:
+                ipr.link("set", index=index, ifname=new_name)
+        else:
+            ipr.link("set", index=index, net_ns_fd=ns)
+    if ns is not None:
+        with _rtnl(ns) as ipr:
+            ipr.link("set", index=ipr.link_lookup(ifname=ifname)[0], ifname=new_name)
+    if up:
+        with _rtnl(ns) as ipr:
+            ipr.link("set", index=ipr.link_lookup(ifname=new_name)[0], state="up")
 
 
 def sysctl(ns, key, value):
