@@ -41,16 +41,16 @@ class Drr(Scheduler):
         state = self.flows.get(pkt.flow)
         if state is None:
             state = self.flows[pkt.flow] = _Credit(self.quantum_of(pkt.flow))
-        quantum = state.quantum
-        if state.round < self.round:  # idle flows keep no deficit from past rounds
-            state.round = self.round
-            state.credit = quantum
-        while pkt.size > state.credit:
-            state.round += 1
-            state.credit += quantum
-        state.credit -= pkt.size
-        pkt.rank = state.round
-        self.pifo.enqueue(pkt, state.round)
+        size, rank, credit = pkt.size, state.round, state.credit  # locals: once per packet
+        if rank < self.round:  # idle flows keep no deficit from past rounds
+            rank = self.round
+            credit = state.quantum
+        while size > credit:
+            rank += 1
+            credit += state.quantum
+        state.round, state.credit = rank, credit - size
+        pkt.rank = rank
+        self.pifo.enqueue(pkt, rank)
         return True
 
     def dequeue(self, now):

@@ -7,3 +7,11 @@ class Fifo(RankScheduler):
 
     def rank(self, pkt, now):
         return 0
+
+    def enqueue(self, pkt, now):
+        pifo = self.pifo  # RankScheduler.enqueue with full() and rank() written out: per packet
+        if pifo.count >= self.capacity:
+            self.drop(pkt, now, "overflow")
+            return False
+        pifo.enqueue(pkt, 0)
+        return True

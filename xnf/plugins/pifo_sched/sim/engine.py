@@ -171,7 +171,9 @@ class Simulation:
                             queued(reply, now)
                     elif reply in owner:
                         self._refused(source, reply, now)
-                    continue
+                    if events or instant:
+                        continue
+                    break  # nothing else in this instant, and the link is busy
                 else:
                     break
                 if kind == ARRIVAL:

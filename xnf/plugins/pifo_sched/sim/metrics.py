@@ -53,7 +53,7 @@ class Metrics:
         self.inverted_packets = 0
         self.ranked = 0
         self.events = events  # a list to append (time, event, flow, seq, size) to, or None
-        self._bin, self._bin_start, self._bin_end = 0, 0, 0  # the throughput bin of the last departure
+        self._bin, self._bin_end = 0, 0  # the throughput bin of the last departure, and its end
 
     def _bin_of(self, now):
         """Throughput bin ``now * BINS // duration`` (the last one from the end on), and the
@@ -64,7 +64,7 @@ class Metrics:
             index, end = BINS - 1, float("inf")
         else:
             end = -(-(index + 1) * self.duration // BINS)
-        self._bin, self._bin_start, self._bin_end = index, -(-index * self.duration // BINS), end
+        self._bin, self._bin_end = index, end
         return index
 
     def _flow(self, pkt):
@@ -101,23 +101,23 @@ class Metrics:
         stats.bytes += size
         stats.packets += 1
         stats.delays.append(now - pkt.arrival)
-        if self._bin_start <= now < self._bin_end:
+        if now < self._bin_end:  # departures come in time order: never before the bin's start
             stats.bins[self._bin] += size
         else:
             stats.bins[self._bin_of(now)] += size
         rank = pkt.rank
         if rank is not None:
+            self.ranked += 1
             ranks = self.queued_ranks  # _leave(), written out; mostly the lowest leaves
-            if ranks and ranks[0] == rank:
-                overtaken = 0
+            if ranks and ranks[0] == rank:  # overtakes nothing
                 del ranks[0]
             else:
                 overtaken = bisect_left(ranks, rank)
                 if overtaken < len(ranks) and ranks[overtaken] == rank:
                     del ranks[overtaken]
-            self.ranked += 1
-            self.inversions += overtaken
-            self.inverted_packets += overtaken > 0
+                if overtaken:
+                    self.inversions += overtaken
+                    self.inverted_packets += 1
         if self.events is not None:
             self.events.append((now, "deq", pkt.flow, pkt.seq, size))
 
