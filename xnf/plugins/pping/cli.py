@@ -33,7 +33,9 @@ _OFFLINE_ONLY = ("local_addresses",)
 _METAVARS = {"rate_limit": "MS", "rtt_rate": "X", "cleanup_interval": "S", "write": "FILE",
              "aggregate": "S", "aggregate_subnets_v4": "LEN", "aggregate_subnets_v6": "LEN",
              "aggregate_timeout": "S", "prometheus": "ADDR:PORT", "read": "FILE",
-             "local_addresses": "ADDR[,ADDR...]"}
+             "local_addresses": "ADDR[,ADDR...]", "timestamp_lifetime": "S", "timestamp_rtt_lifetime": "N",
+             "flow_lifetime": "S", "icmp_flow_lifetime": "S", "unopened_flow_lifetime": "S",
+             "timestamp_map_size": "N", "flow_map_size": "N", "aggregate_map_size": "N"}
 _CHOICES = {"rtt_type": RTT_TYPES, "ingress_hook": INGRESS_HOOKS, "xdp_mode": XDP_MODES, "format": FORMATS}
 _TYPES = {"float": float, "int": int}
 _LIVE_HELP = {"ingress_hook": "where the ingress hook goes: tc (default) or xdp; -m/--mode skb or native "
