@@ -99,7 +99,9 @@ def test_exit_codes(commands, tmp_path):
             build_parser(name.split()).parse_args(name.split() + ["--no-such-option"])
         assert exit_.value.code == 2, name
     r = xnf("status", "--no-such-option")
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--help`)" in r.stderr
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "(see `xnf status --help`)" in r.stderr
+    r = xnf("attach", "pping", "lo", "--bogus")  # named by the command that did not take it
+    assert r.returncode == 2 and "unrecognized arguments: --bogus (see `xnf attach pping --help`)" in r.stderr
     r = xnf("attach", "pifo_sched", "lo", "--mode", "native")  # a mode the NF does not run in: usage
     assert r.returncode == 2 and "invalid choice" in r.stderr
     r = xnf("pping", "read", str(tmp_path / "missing.pcap"))  # understood, and failed: 1

@@ -14,6 +14,19 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(EXIT_USAGE, f"xnf: error: {message} (see `{self.prog} --help`)\n")
 
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras and not hasattr(namespace, "_usage_of"):  # the command that left them, not `xnf`
+            namespace._usage_of = self.prog
+        return namespace, extras
+
+    def parse_args(self, args=None, namespace=None):
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:  # argparse would name `xnf --help`; the command's own help says what it takes
+            self.exit(EXIT_USAGE, f"xnf: error: unrecognized arguments: {' '.join(extras)} "
+                                  f"(see `{namespace._usage_of} --help`)\n")
+        return namespace
+
 
 CORE_GROUPS = ("features", "prog", "map")
 """Command groups that need no plugins: for them, plugins are not even looked up."""
