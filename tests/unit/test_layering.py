@@ -15,6 +15,7 @@ The graph is read from the source with ``ast`` (nothing is imported), so the tes
 no root and sees imports inside functions too.
 """
 import ast
+import importlib
 import os
 import subprocess
 import sys
@@ -177,14 +178,6 @@ def test_no_cycle_among_module_level_imports():
     assert not cycles, "import cycles (module level):\n" + "\n".join(f"  {e}" for _, edges in cycles for e in edges)
 
 
-# Cycles that go through an import inside a function, not yet mended (issue 13); each must
-# stay listed exactly, so mending one fails the test until it is taken off this list.
-KNOWN_FUNCTION_CYCLES = {
-    frozenset({"xnf.plugins.pping.datapath", "xnf.plugins.pping.offload"}),
-    frozenset({"xnf.plugins.pifo_sched.sim.tcp", "xnf.plugins.pifo_sched.sim.traffic"}),
-}
-
-
 def _cycles(edges):
     """Each cycle of ``edges`` as (its modules, the edges among them)."""
     graph = {}
@@ -204,13 +197,12 @@ def _cycles(edges):
 def test_no_cycle_through_imports_inside_functions():
     """A function-level import is for keeping ``import xnf`` light, not for hiding a cycle:
     a module that needs one built on it registers a hook instead (as the XDP dispatcher
-    registers its freplace routing with ``attach.xdp``). The facade's lazy exports are
+    registers its freplace routing with ``attach.xdp``, or is named as data, as pping's
+    offload data path is in ``datapath.MODE_MODULES``). The facade's lazy exports are
     left out: only plugins and the CLI call back into it."""
     cycles = _cycles(e for e in EDGES if e.src != FACADE and e.src not in SHIMS)
-    new = [f"  {e}" for members, edges in cycles if members not in KNOWN_FUNCTION_CYCLES for e in edges]
-    assert not new, "import cycles (through imports inside functions too):\n" + "\n".join(new)
-    mended = KNOWN_FUNCTION_CYCLES - {members for members, _ in cycles}
-    assert not mended, f"no longer cycles, take them off KNOWN_FUNCTION_CYCLES: {sorted(map(sorted, mended))}"
+    assert not cycles, "import cycles (through imports inside functions too):\n" + "\n".join(
+        f"  {e}" for _, edges in cycles for e in edges)
 
 
 def test_xdp_and_its_dispatcher_import_each_other_nowhere():
@@ -346,3 +338,11 @@ def test_deprecated_pin_path_keeps_the_pin_root():
         from xnf.core.kernel.collection import Collection as C
         assert Program is P and Collection is C
     """)
+
+
+def test_pping_mode_table_names_modules_with_their_datapath():
+    from xnf.plugins.pping import datapath
+
+    for mode, module in datapath.MODE_MODULES.items():
+        cls = importlib.import_module(module).DATAPATH
+        assert issubclass(cls, datapath.Datapath) and cls.MODE == mode

@@ -16,6 +16,7 @@ protocol of :mod:`xnf.core.kernel.pin` (lock, staging directory, atomic rename);
 from __future__ import annotations
 
 import fcntl
+import importlib
 import os
 import socket
 import struct
@@ -41,6 +42,9 @@ OBJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pping.bpf.o")
 PINNED_MAPS = ("pping_events", "pping_counters", "pping_flows", "pping_ts", "pping_agg_v4",
                "pping_agg_v6", "pping_agg_gen", "pping_gc")
 CONFIG_LINK = "config"  # bpffs refuses names with dots
+# an instance's recorded mode -> the module whose DATAPATH class opens it (subclasses of
+# Datapath, so this module names them as data and imports one only for its record)
+MODE_MODULES = {"offload": "xnf.plugins.pping.offload"}
 
 # Link types (ARPHRD_*) whose frames start with an Ethernet header at tc and XDP.
 _ARPHRD_L2 = {1, 772}                    # ETHER, LOOPBACK
@@ -306,11 +310,10 @@ class Datapath:
         if state is None:
             raise PinError(f"no pping instance pinned at {pins.path}",
                            "attach one with `xnf attach pping IFACE`")
-        if state.get("mode") == "offload" and cls is Datapath:
-            # offload: a real cycle (OffloadDatapath builds on Datapath)
-            from xnf.plugins.pping.offload import OffloadDatapath
-
-            return OffloadDatapath.from_pins(pins)
+        if state.get("mode") in MODE_MODULES and cls is Datapath:
+            # OffloadDatapath builds on this class, so it is named here as data, not imported
+            module = importlib.import_module(MODE_MODULES[state["mode"]])
+            return module.DATAPATH.from_pins(pins)
         self = cls(state["iface"], PpingConfig(**state["config"]), state.get("netns"))
         maps = {}
         for name in PINNED_MAPS:

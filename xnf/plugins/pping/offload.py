@@ -234,3 +234,6 @@ class NicEventReader:
 
     def close(self):
         self.perf.close()
+
+
+DATAPATH = OffloadDatapath  # what Datapath.from_pins opens a record of MODE with (datapath.MODE_MODULES)

@@ -21,7 +21,8 @@ from collections import deque
 from xnf.plugins.pifo_sched.errors import SchedulerConfigError
 from xnf.plugins.pifo_sched.shaping import NS, parse_rate
 from xnf.plugins.pifo_sched.sim.metrics import Metrics
-from xnf.plugins.pifo_sched.sim.traffic import TraceSource, make_source
+from xnf.plugins.pifo_sched.sim.sources import make_source
+from xnf.plugins.pifo_sched.sim.traffic import TraceSource
 
 ARRIVAL, TIMER, FEEDBACK = 0, 1, 2
 

@@ -201,19 +201,5 @@ class TraceSource:
         return None
 
 
+# the open-loop kinds; :mod:`.sources` adds the window kinds of :mod:`.tcp`
 KINDS = {"bulk": Bulk, "cbr": Cbr, "poisson": Poisson, "onoff": OnOff, "flows": FlowArrivals}
-
-
-def make_source(spec, rng, duration_ns):
-    """Build the source a spec dict describes."""
-    # the window sources build on Source, so their module is imported here, not at the top
-    from xnf.plugins.pifo_sched.sim.tcp import Cubic, Reno
-
-    kinds = dict(KINDS, reno=Reno, cubic=Cubic)
-    if not isinstance(spec, dict):
-        raise SchedulerConfigError(f"a traffic source must be an object, got {spec!r}",
-                                   "e.g. {\"kind\": \"bulk\", \"flow\": 0}")
-    kind = spec.get("kind", "bulk")
-    if kind not in kinds:
-        raise SchedulerConfigError(f"unknown traffic kind {kind!r}", "kinds: " + ", ".join(kinds))
-    return kinds[kind](spec, rng, duration_ns)
