@@ -69,3 +69,19 @@ def test_cli_lists_per_hook():
     assert "missing" not in r.stdout.split("helpers (")[1]
     report = json.loads(xnf("features", "--json").stdout)
     assert "skb_ecn_set_ce" not in report["helpers"]["xdp"] and report["helpers_missing"] == []
+
+
+def test_kfuncs_per_hook():
+    """The kfunc sets the kernel registers per program type: bpf_dynptr_from_skb for tc (and
+    other skb types), bpf_dynptr_from_xdp and bpf_xdp_get_xfrm_state for XDP alone; the
+    verifier's "calling kernel function ... is not allowed" is the refusal."""
+    report = features.features_report()
+    xdp, tc = set(report["kfuncs"]["xdp"]), set(report["kfuncs"]["sched_cls"])
+    assert {"bpf_dynptr_from_xdp", "bpf_xdp_get_xfrm_state"} <= xdp - tc
+    assert "bpf_dynptr_from_skb" in tc - xdp
+    assert "bpf_dynptr_slice" in xdp & tc
+    assert features.kfunc_support("xdp", "bpf_dynptr_from_skb") == "not_for_type"
+    assert features.kfunc_support("xdp", "xnf_no_such_kfunc") == "missing"
+    r = xnf("features")
+    line = next(line for line in r.stdout.splitlines() if line.strip().startswith("kfuncs (xdp"))
+    assert "bpf_dynptr_from_xdp" in line and "bpf_dynptr_from_skb" not in line

@@ -37,11 +37,12 @@ def cmd_features(args):
         have = [k for k, v in report[key].items() if v]
         missing = [k for k, v in report[key].items() if v is False]
         print(f"  {key.replace('_', ' ')}: {len(have)} available" + (f"; missing: {', '.join(missing)}" if missing else ""))
-    for hook, helpers in report["helpers"].items():  # only those the kernel lets this hook call
-        have = [k for k, v in helpers.items() if v]
-        print(f"  helpers ({hook}, {len(have)}): {', '.join(have) if have else 'not probed'}")
-    if report.get("helpers_missing"):
-        print(f"  helpers this kernel lacks: {', '.join(report['helpers_missing'])}")
+    for kind, lacks in (("helpers", "this kernel lacks"), ("kfuncs", "not in vmlinux")):
+        for hook, found in report[kind].items():  # only those the kernel lets this hook call
+            have = [k for k, v in found.items() if v]
+            print(f"  {kind} ({hook}, {len(have)}): {', '.join(have) if have else 'not probed'}")
+        if report.get(f"{kind}_missing"):
+            print(f"  {kind} {lacks}: {', '.join(report[f'{kind}_missing'])}")
     for k, v in report["scheduling"].items():
         print(f"  scheduling: {k}={_yn(v) if isinstance(v, (bool, type(None))) else v}")
     if "interface" in report:

@@ -48,6 +48,10 @@ HELPERS = {name: getattr(uapi, f"BPF_FUNC_{name}") for name in (
     "skb_ecn_set_ce", "ktime_get_boot_ns", "ringbuf_output", "ringbuf_reserve", "ringbuf_submit",
     "check_mtu", "for_each_map_elem", "timer_init", "loop", "skb_set_tstamp")}
 
+# Kfuncs of vmlinux network functions may call, probed per program type as the helpers are.
+KFUNCS = ("bpf_dynptr_from_skb", "bpf_dynptr_from_xdp", "bpf_dynptr_slice", "bpf_xdp_ct_lookup",
+          "bpf_skb_ct_lookup", "bpf_xdp_get_xfrm_state", "bpf_rcu_read_lock")
+
 XDP_FLAGS_SKB_MODE = uapi.XDP_FLAGS_SKB_MODE
 _FIRST_VERSION = {"xdp_link": (5, 9), "tcx": (6, 6)}
 
@@ -152,6 +156,28 @@ def helper_support(prog_type, helper):
     return "available"  # refused for its arguments only: the call itself is allowed
 
 
+@functools.lru_cache(maxsize=None)
+def kfunc_support(prog_type, kfunc):
+    """``available``: a program of ``prog_type`` may call the vmlinux kfunc ``kfunc``;
+    ``not_for_type``: no kfunc set the kernel registered for this type has it (the
+    verifier's "calling kernel function ... is not allowed"); ``missing``: vmlinux's BTF has
+    no such function (it may be in a module, which is not probed)."""
+    from xnf.core.object import btf  # lazy: vmlinux's BTF is read only when kfuncs are probed
+
+    try:
+        type_id = btf.load_vmlinux().find(kfunc, btf.KIND_FUNC)
+    except btf.BTFError:
+        type_id = None
+    if not type_id:
+        return "missing"
+    call = [_insn.Instruction(0x85, 0, uapi.BPF_PSEUDO_KFUNC_CALL, 0, type_id)]
+    fd, err, log = _program(_type_number(PROG_TYPES, prog_type), call + _ret(0), log_size=65536)
+    if fd is not None:
+        fd.close()
+        return "available"
+    return "not_for_type" if f"calling kernel function {kfunc} is not allowed" in log else "available"
+
+
 def have_helper(prog_type, helper):
     """Whether a program of ``prog_type`` may call ``helper`` (name or number)."""
     return helper_support(prog_type, helper) == "available"
@@ -218,7 +244,7 @@ def _privileged_or_version(name, probe):
 
 def clear_cache():
     """Forget every probe result (tests, or after loading a kernel module)."""
-    for fn in (kernel_version, have_prog_type, have_map_type, helper_support, have_btf,
+    for fn in (kernel_version, have_prog_type, have_map_type, helper_support, kfunc_support, have_btf,
                have_xdp_link, have_tcx):
         fn.cache_clear()
 
@@ -256,16 +282,18 @@ def features_report():
         "program_types": _probe_all(PROG_TYPES, have_prog_type),
         "map_types": _probe_all(list(MAP_TYPES) + list(_MAP_IN_MAP), have_map_type),
     }
-    report["helpers"], report["helpers_missing"] = _helpers_per_hook(("xdp", "sched_cls"))
+    hooks = ("xdp", "sched_cls")
+    report["helpers"], report["helpers_missing"] = _per_hook(hooks, HELPERS, helper_support)
+    report["kfuncs"], report["kfuncs_missing"] = _per_hook(hooks, KFUNCS, kfunc_support)
     return report
 
 
-def _helpers_per_hook(prog_types):
-    """({prog_type: {helper: True}} with only the helpers that apply to that type (None for
-    every helper where the probe cannot run), [helpers this kernel lacks])."""
+def _per_hook(prog_types, names, support):
+    """({prog_type: {name: True}} with only the helpers or kfuncs that apply to that type
+    (None for every one where the probe cannot run), [those this kernel lacks])."""
     per_type, missing = {}, set()
     for prog_type in prog_types:
-        found = _probe_all(HELPERS, functools.partial(helper_support, prog_type))
+        found = _probe_all(names, functools.partial(support, prog_type))
         per_type[prog_type] = {name: True if answer == "available" else None
                                for name, answer in found.items() if answer in ("available", None)}
         missing |= {name for name, answer in found.items() if answer == "missing"}
