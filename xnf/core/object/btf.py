@@ -1,11 +1,14 @@
 """BTF: parse and encode type information (``.BTF``), and read ``.BTF.ext``.
 
 Types are kept as a list indexed by type id (id 0 is ``void``), so that the loader can
-edit them (fix data section sizes, extern linkage) and encode them back for BPF_BTF_LOAD.
+edit them (fix data section sizes, extern linkage) and encode them back for BPF_BTF_LOAD;
+the kernel's (vmlinux), only read, as a :class:`LazyTypes` that parses a type when it is
+first indexed.
 Codecs that turn map keys and values into Python objects live in :mod:`xnf.core.object.codec`.
 """
 import gc
 import struct
+from array import array
 from typing import NamedTuple
 
 import attrs
@@ -165,12 +168,20 @@ class BTF:
         """Type id of the first type called ``name`` (optionally of ``kind``), or None."""
         if self._by_name is None:
             by_name = {}
-            for i, t in enumerate(self.types):
-                if t.name:
-                    by_name.setdefault((t.name, t.kind), i)
-                    by_name.setdefault((t.name, None), i)
+            for i, type_name, type_kind in self.named():
+                by_name.setdefault((type_name, type_kind), i)
+                by_name.setdefault((type_name, None), i)
             self._by_name = by_name
         return self._by_name.get((name, kind))
+
+    def named(self, start=0):
+        """(type id, name, kind) of each named type from ``start`` on, in id order; of
+        :class:`LazyTypes`, without parsing them."""
+        types = self.types
+        if isinstance(types, LazyTypes):
+            names, kinds = types.names, types.kinds
+            return ((i, names[i], kinds[i]) for i in range(start, len(names)) if names[i])
+        return ((i, types[i].name, types[i].kind) for i in range(start, len(types)) if types[i].name)
 
     def resolve(self, type_id):
         """Skip typedefs and qualifiers; returns (type_id, Type). A cycle is a BTFError."""
@@ -332,6 +343,21 @@ def parse(raw):
 
 
 def _parse(raw):
+    pos, end, strs = _layout(raw)
+    name_at = StringReader(strs, "BTF")
+    name_at.prefill()
+    cached_name = name_at._cache.get  # most names repeat (member names): skip the call then
+    types = [VOID]
+    while pos < end:
+        t, pos = _read_type(raw, pos, end, len(types), name_at, cached_name)
+        types.append(t)
+    if pos != end:
+        raise BTFError("BTF type section ends in the middle of a type; the object is truncated")
+    return BTF(types, bytes(strs))
+
+
+def _layout(raw):
+    """(where the type section starts, where it ends, the string table) of a ``.BTF`` blob."""
     if len(raw) < _HDR.size:
         raise BTFError(f"BTF is truncated: {len(raw)} bytes, the header alone needs {_HDR.size}")
     magic, version, _flags, hdr_len, type_off, type_len, str_off, str_len = _HDR.unpack_from(raw)
@@ -344,105 +370,173 @@ def _parse(raw):
     types_start, strs_start = hdr_len + type_off, hdr_len + str_off
     if types_start + type_len > len(raw) or strs_start + str_len > len(raw):
         raise BTFError("BTF section offsets point past the end of the data; the object is truncated")
-    strs = raw[strs_start:strs_start + str_len]
+    return types_start, types_start + type_len, raw[strs_start:strs_start + str_len]
 
-    name_at = StringReader(strs, "BTF")
-    name_at.prefill()
-    cached_name = name_at._cache.get  # most names repeat (member names): skip the call then
-    types = [VOID]
-    pos, end = types_start, types_start + type_len
-    while pos < end:
-        if pos + _TYPE.size > end:
-            raise BTFError("BTF type section ends in the middle of a type; the object is truncated")
-        name_off, info, size_or_type = _TYPE.unpack_from(raw, pos)
-        pos += _TYPE.size
-        kind = (info >> 24) & 0x1F
-        vlen = info & 0xFFFF
-        kflag = bool(info >> 31)
-        need = _KIND_EXTRA.get(kind, 0) + _KIND_VLEN.get(kind, 0) * vlen
-        if pos + need > end:
-            # checked before the members are read: vlen is 16 bits of the record, not the data
-            raise BTFError(f"BTF type [{len(types)}] ({KIND_NAMES[kind] if kind < len(KIND_NAMES) else kind}) "
-                           f"declares {vlen} members that end past the type section; the object is truncated")
-        name = cached_name(name_off)
-        t = Type(kind, name_at(name_off) if name is None else name, 0, 0, kflag)
-        if kind in _SIZED:
-            t.size = size_or_type
-        else:
-            t.type = size_or_type
-        if kind == KIND_FUNC:  # the commonest kinds first: vmlinux is 44% FUNC, 12% PTR
-            t.linkage = vlen
-        elif kind == KIND_PTR:
-            pass
-        elif kind == KIND_INT:
-            (v,) = _U32.unpack_from(raw, pos)
-            pos += 4
-            t.int_encoding, t.int_offset, t.int_bits = (v >> 24) & 0x0F, (v >> 16) & 0xFF, v & 0xFF
-        elif kind == KIND_ARRAY:
-            t.array = _3U32.unpack_from(raw, pos)
-            pos += 12
-        elif kind in (KIND_STRUCT, KIND_UNION):
-            members = []
-            for mname, mtype, off in _3U32.iter_unpack(raw[pos:pos + 12 * vlen]):
-                name = cached_name(mname)
-                if name is None:
-                    name = name_at(mname)
-                if kflag:
-                    members.append((name, mtype, off & 0xFFFFFF, off >> 24))
-                else:
-                    members.append((name, mtype, off, 0))
-            pos += 12 * vlen
-            t.members = members
-        elif kind == KIND_ENUM:
-            members = []
-            signed = kflag
-            for _ in range(vlen):
-                mname, val = _NAME_VAL.unpack_from(raw, pos)
-                pos += 8
-                members.append((name_at(mname), val if signed else val & 0xFFFFFFFF))
-            t.members = members
-        elif kind == KIND_ENUM64:
-            members = []
-            for _ in range(vlen):
-                mname, lo, hi = _3U32.unpack_from(raw, pos)
-                pos += 12
-                v = lo | (hi << 32)
-                if kflag and v >> 63:
-                    v -= 1 << 64
-                members.append((name_at(mname), v))
-            t.members = members
-        elif kind == KIND_FUNC_PROTO:
-            members = []
-            for pname, ptype in _2U32.iter_unpack(raw[pos:pos + 8 * vlen]):
-                name = cached_name(pname)
-                members.append((name_at(pname) if name is None else name, ptype))
-            pos += 8 * vlen
-            t.members = members
-        elif kind == KIND_VAR:
-            (t.linkage,) = _U32.unpack_from(raw, pos)
-            pos += 4
-        elif kind == KIND_DATASEC:
-            t.members = [list(_3U32.unpack_from(raw, pos + 12 * i)) for i in range(vlen)]
-            pos += 12 * vlen
-        elif kind == KIND_DECL_TAG:
-            (t.component_idx,) = struct.unpack_from("<i", raw, pos)
-            pos += 4
-        elif kind not in (KIND_FWD, KIND_TYPEDEF, KIND_VOLATILE, KIND_CONST, KIND_RESTRICT,
-                          KIND_FLOAT, KIND_TYPE_TAG):
-            raise BTFError(f"unknown BTF kind {kind} at type id {len(types)}")
-        types.append(t)
-    if pos != end:
+
+def _read_type(raw, pos, end, type_id, name_at, cached_name):
+    """The type whose record starts at ``pos`` (its id ``type_id``, for messages), and
+    where the next record starts."""
+    if pos + _TYPE.size > end:
         raise BTFError("BTF type section ends in the middle of a type; the object is truncated")
-    return BTF(types, bytes(strs))
+    name_off, info, size_or_type = _TYPE.unpack_from(raw, pos)
+    pos += _TYPE.size
+    kind = (info >> 24) & 0x1F
+    vlen = info & 0xFFFF
+    kflag = bool(info >> 31)
+    need = _KIND_EXTRA.get(kind, 0) + _KIND_VLEN.get(kind, 0) * vlen
+    if pos + need > end:
+        # checked before the members are read: vlen is 16 bits of the record, not the data
+        raise BTFError(f"BTF type [{type_id}] ({KIND_NAMES[kind] if kind < len(KIND_NAMES) else kind}) "
+                       f"declares {vlen} members that end past the type section; the object is truncated")
+    name = cached_name(name_off)
+    t = Type(kind, name_at(name_off) if name is None else name, 0, 0, kflag)
+    if kind in _SIZED:
+        t.size = size_or_type
+    else:
+        t.type = size_or_type
+    if kind == KIND_FUNC:  # the commonest kinds first: vmlinux is 44% FUNC, 12% PTR
+        t.linkage = vlen
+    elif kind == KIND_PTR:
+        pass
+    elif kind == KIND_INT:
+        (v,) = _U32.unpack_from(raw, pos)
+        pos += 4
+        t.int_encoding, t.int_offset, t.int_bits = (v >> 24) & 0x0F, (v >> 16) & 0xFF, v & 0xFF
+    elif kind == KIND_ARRAY:
+        t.array = _3U32.unpack_from(raw, pos)
+        pos += 12
+    elif kind in (KIND_STRUCT, KIND_UNION):
+        members = []
+        for mname, mtype, off in _3U32.iter_unpack(raw[pos:pos + 12 * vlen]):
+            name = cached_name(mname)
+            if name is None:
+                name = name_at(mname)
+            if kflag:
+                members.append((name, mtype, off & 0xFFFFFF, off >> 24))
+            else:
+                members.append((name, mtype, off, 0))
+        pos += 12 * vlen
+        t.members = members
+    elif kind == KIND_ENUM:
+        members = []
+        signed = kflag
+        for _ in range(vlen):
+            mname, val = _NAME_VAL.unpack_from(raw, pos)
+            pos += 8
+            members.append((name_at(mname), val if signed else val & 0xFFFFFFFF))
+        t.members = members
+    elif kind == KIND_ENUM64:
+        members = []
+        for _ in range(vlen):
+            mname, lo, hi = _3U32.unpack_from(raw, pos)
+            pos += 12
+            v = lo | (hi << 32)
+            if kflag and v >> 63:
+                v -= 1 << 64
+            members.append((name_at(mname), v))
+        t.members = members
+    elif kind == KIND_FUNC_PROTO:
+        members = []
+        for pname, ptype in _2U32.iter_unpack(raw[pos:pos + 8 * vlen]):
+            name = cached_name(pname)
+            members.append((name_at(pname) if name is None else name, ptype))
+        pos += 8 * vlen
+        t.members = members
+    elif kind == KIND_VAR:
+        (t.linkage,) = _U32.unpack_from(raw, pos)
+        pos += 4
+    elif kind == KIND_DATASEC:
+        t.members = [list(_3U32.unpack_from(raw, pos + 12 * i)) for i in range(vlen)]
+        pos += 12 * vlen
+    elif kind == KIND_DECL_TAG:
+        (t.component_idx,) = struct.unpack_from("<i", raw, pos)
+        pos += 4
+    elif kind not in (KIND_FWD, KIND_TYPEDEF, KIND_VOLATILE, KIND_CONST, KIND_RESTRICT,
+                      KIND_FLOAT, KIND_TYPE_TAG):
+        raise BTFError(f"unknown BTF kind {kind} at type id {type_id}")
+    return t, pos
+
+
+class LazyTypes:
+    """The types of a big BTF blob (vmlinux: 125k), each parsed when first indexed, as a
+    read-only sequence indexed by type id. A CO-RE relocation or a kfunc look-up needs a
+    few hundred of them: parsing all cost ~0.2 s, and the garbage collections that then
+    scanned the ~0.5M objects made about as much again. One pass reads where each record
+    starts, its kind and its name (for :meth:`BTF.find` and the CO-RE name index); a
+    record is read as :func:`parse` reads it, with the same checks."""
+
+    def __init__(self, raw, pos, end, strs):
+        self._raw, self._end = raw, end
+        self._name_at = StringReader(strs, "BTF")
+        self._name_at.prefill()
+        self.offsets, self.kinds, self.names = without_gc(self._scan, pos)
+        self._parsed = [VOID] + [None] * len(self.offsets)
+        self.offsets.insert(0, 0)  # void has no record: ids index the tables directly
+        self.kinds.insert(0, 0)
+        self.names.insert(0, "")
+
+    def _scan(self, pos):
+        raw, end, name_at = self._raw, self._end, self._name_at
+        cached_name, extra, per_member, unpack = name_at._cache.get, _KIND_EXTRA.get, _KIND_VLEN.get, _2U32.unpack_from
+        offsets, kinds, names = array("I"), bytearray(), []
+        while pos < end:
+            if pos + _TYPE.size > end:
+                raise BTFError("BTF type section ends in the middle of a type; the object is truncated")
+            name_off, info = unpack(raw, pos)
+            kind = (info >> 24) & 0x1F
+            if not KIND_INT <= kind <= KIND_ENUM64:
+                raise BTFError(f"unknown BTF kind {kind} at type id {len(offsets) + 1}")
+            offsets.append(pos)
+            kinds.append(kind)
+            name = cached_name(name_off)
+            names.append(name_at(name_off) if name is None else name)
+            pos += _TYPE.size + extra(kind, 0) + per_member(kind, 0) * (info & 0xFFFF)
+        if pos != end:
+            raise BTFError("BTF type section ends in the middle of a type; the object is truncated")
+        return offsets, kinds, names
+
+    def __len__(self):
+        return len(self._parsed)
+
+    def __getitem__(self, type_id):
+        if isinstance(type_id, slice):
+            return [self[i] for i in range(*type_id.indices(len(self)))]
+        t = self._parsed[type_id]
+        if t is None:
+            if type_id < 0:
+                type_id += len(self)
+            try:
+                t, _ = _read_type(self._raw, self.offsets[type_id], self._end, type_id, self._name_at,
+                                  self._name_at._cache.get)
+            except (struct.error, ValueError, IndexError) as e:
+                raise BTFError(f"BTF is corrupt: {e}") from None
+            self._parsed[type_id] = t
+        return t
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __add__(self, other):
+        """Every type, then ``other``'s (split BTF on top of this one): parses them all."""
+        return without_gc(list, self) + list(other)
+
+
+def parse_lazy(raw):
+    """:func:`parse`, the types read as they are indexed (see :class:`LazyTypes`)."""
+    try:
+        pos, end, strs = _layout(raw)
+        return BTF(LazyTypes(raw, pos, end, strs), bytes(strs))
+    except (struct.error, ValueError, IndexError) as e:
+        raise BTFError(f"BTF is corrupt: {e}") from None
 
 
 def load_vmlinux(path="/sys/kernel/btf/vmlinux"):
-    """The running kernel's BTF (parsed once per process)."""
+    """The running kernel's BTF (read once per process; its types parsed as they are used)."""
     global _VMLINUX
     if _VMLINUX is None:
         try:
             with open(path, "rb") as f:
-                _VMLINUX = parse(f.read())
+                _VMLINUX = parse_lazy(f.read())
         except FileNotFoundError:
             raise BTFError(f"{path} does not exist", "the kernel needs CONFIG_DEBUG_INFO_BTF=y") from None
     return _VMLINUX

@@ -97,25 +97,23 @@ class Target:
     def candidates(self, essential, local_type):
         """Ids of this target's own types with that essential name and a compatible kind, in id order."""
         if self._index is None:
-            self._index = B.without_gc(_name_index, self.btf.types, self.start_id)
+            self._index = B.without_gc(_name_index, self.btf, self.start_id)
         return [i for i in self._index.get(essential, ()) if _kind_compat(self.btf.types[i], local_type)]
 
     def __repr__(self):
         return f"Target({self.name!r}, {len(self.btf.types)} types)"
 
 
-def _name_index(types, start):
-    """{essential name: [type id]} of ``types[start:]``, ids in order."""
+def _name_index(btf, start):
+    """{essential name: [type id]} of the named types of ``btf`` from ``start`` on, ids in order."""
     index = {}
-    for i in range(start, len(types)):
-        name = types[i].name
-        if name:
-            key = essential_name(name)
-            ids = index.get(key)
-            if ids is None:
-                index[key] = [i]
-            else:
-                ids.append(i)
+    for i, name, _kind in btf.named(start):
+        key = essential_name(name)
+        ids = index.get(key)
+        if ids is None:
+            index[key] = [i]
+        else:
+            ids.append(i)
     return index
 
 
