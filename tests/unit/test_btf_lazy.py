@@ -70,3 +70,31 @@ def test_an_unknown_kind_is_refused():
         B.parse(bytes(raw))
     with pytest.raises(BTFError, match="unknown BTF kind 25"):
         B.parse_lazy(bytes(raw))
+
+
+def test_the_record_index_is_cached_and_a_bad_cache_is_read_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    raw = _object_btf("core_relo.bpf.o")
+    eager = B.parse(raw)
+    _same(B.parse_lazy(raw, cache=True), eager)  # writes the index
+    path = B._index_path(raw)
+    written = open(path, "rb").read()
+    assert B._read_index(path) is not None
+    _same(B.parse_lazy(raw, cache=True), eager)  # reads it
+    for at in (0, len(written) // 2, len(written) - 1):  # magic, offsets or names damaged: the CRC tells
+        bad = bytearray(written)
+        bad[at] ^= 0xFF
+        open(path, "wb").write(bad)
+        assert B._read_index(path) is None
+        _same(B.parse_lazy(raw, cache=True), eager)
+        assert open(path, "rb").read() == written  # read again and written again
+    open(path, "wb").write(written[:20])  # cut short
+    _same(B.parse_lazy(raw, cache=True), eager)
+    assert B._index_path(raw[:-1] + b"x") != path  # another BTF: another file
+
+
+def test_an_unwritable_cache_only_means_reading_the_records(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))  # a file where the directory should be
+    raw = _object_btf("core_relo.bpf.o")
+    _same(B.parse_lazy(raw, cache=True), B.parse(raw))

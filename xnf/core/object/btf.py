@@ -7,7 +7,9 @@ first indexed.
 Codecs that turn map keys and values into Python objects live in :mod:`xnf.core.object.codec`.
 """
 import gc
+import os
 import struct
+import zlib
 from array import array
 from typing import NamedTuple
 
@@ -167,12 +169,15 @@ class BTF:
     def find(self, name, kind=None):
         """Type id of the first type called ``name`` (optionally of ``kind``), or None."""
         if self._by_name is None:
-            by_name = {}
-            for i, type_name, type_kind in self.named():
-                by_name.setdefault((type_name, type_kind), i)
-                by_name.setdefault((type_name, None), i)
-            self._by_name = by_name
+            self._by_name = without_gc(self._name_index)
         return self._by_name.get((name, kind))
+
+    def _name_index(self):
+        by_name = {}
+        for i, type_name, type_kind in self.named():
+            by_name.setdefault((type_name, type_kind), i)
+            by_name.setdefault((type_name, None), i)
+        return by_name
 
     def named(self, start=0):
         """(type id, name, kind) of each named type from ``start`` on, in id order; of
@@ -465,11 +470,17 @@ class LazyTypes:
     starts, its kind and its name (for :meth:`BTF.find` and the CO-RE name index); a
     record is read as :func:`parse` reads it, with the same checks."""
 
-    def __init__(self, raw, pos, end, strs):
+    def __init__(self, raw, pos, end, strs, cache=False):
         self._raw, self._end = raw, end
         self._name_at = StringReader(strs, "BTF")
-        self._name_at.prefill()
-        self.offsets, self.kinds, self.names = without_gc(self._scan, pos)
+        path = _index_path(raw) if cache else None
+        index = _read_index(path) if path else None
+        if index is None:
+            self._name_at.prefill()  # every name is read: one split of the table (not for a few hundred)
+            index = without_gc(self._scan, pos)
+            if path:
+                _write_index(path, *index)
+        self.offsets, self.kinds, self.names = index
         self._parsed = [VOID] + [None] * len(self.offsets)
         self.offsets.insert(0, 0)  # void has no record: ids index the tables directly
         self.kinds.insert(0, 0)
@@ -521,11 +532,56 @@ class LazyTypes:
         return without_gc(list, self) + list(other)
 
 
-def parse_lazy(raw):
-    """:func:`parse`, the types read as they are indexed (see :class:`LazyTypes`)."""
+_INDEX_MAGIC, _INDEX_VERSION = b"XNFBTFIX", 1
+_INDEX_HDR = struct.Struct("<8sIII")  # magic, version, types, CRC-32 of what follows
+
+
+def _index_path(raw):
+    """Where the record index of the BTF ``raw`` is cached: named by its size and CRC-32,
+    so another kernel's BTF never finds this one's index."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "xnf", f"btf-index-{len(raw)}-{zlib.crc32(raw):08x}.bin")
+
+
+def _read_index(path):
+    """(offsets, kinds, names) cached at ``path``; None if missing, unreadable or corrupt."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        magic, version, count, crc = _INDEX_HDR.unpack_from(data)
+        body = memoryview(data)[_INDEX_HDR.size:]
+        if magic != _INDEX_MAGIC or version != _INDEX_VERSION or zlib.crc32(body) != crc:
+            return None
+        offsets = array("I")
+        offsets.frombytes(body[:4 * count])
+        kinds = bytearray(body[4 * count:5 * count])
+        names = str(body[5 * count:], "utf-8").split("\0")
+    except (OSError, struct.error, ValueError):
+        return None
+    return (offsets, kinds, names) if len(offsets) == len(kinds) == len(names) == count else None
+
+
+def _write_index(path, offsets, kinds, names):
+    """Cache the index at ``path`` (written whole, then renamed); a read-only home only means
+    the next process reads the records again."""
+    body = offsets.tobytes() + bytes(kinds) + "\0".join(names).encode()
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(_INDEX_HDR.pack(_INDEX_MAGIC, _INDEX_VERSION, len(offsets), zlib.crc32(body)) + body)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def parse_lazy(raw, cache=False):
+    """:func:`parse`, the types read as they are indexed (see :class:`LazyTypes`); with
+    ``cache``, the index of the records is kept under ``$XDG_CACHE_HOME/xnf`` (vmlinux:
+    read once per boot instead of once per process)."""
     try:
         pos, end, strs = _layout(raw)
-        return BTF(LazyTypes(raw, pos, end, strs), bytes(strs))
+        return BTF(LazyTypes(raw, pos, end, strs, cache), bytes(strs))
     except (struct.error, ValueError, IndexError) as e:
         raise BTFError(f"BTF is corrupt: {e}") from None
 
@@ -536,7 +592,7 @@ def load_vmlinux(path="/sys/kernel/btf/vmlinux"):
     if _VMLINUX is None:
         try:
             with open(path, "rb") as f:
-                _VMLINUX = parse_lazy(f.read())
+                _VMLINUX = parse_lazy(f.read(), cache=True)
         except FileNotFoundError:
             raise BTFError(f"{path} does not exist", "the kernel needs CONFIG_DEBUG_INFO_BTF=y") from None
     return _VMLINUX
