@@ -90,6 +90,10 @@ def test_the_record_index_is_cached_and_a_bad_cache_is_read_again(tmp_path, monk
         assert open(path, "rb").read() == written  # read again and written again
     open(path, "wb").write(written[:20])  # cut short
     _same(B.parse_lazy(raw, cache=True), eager)
+    os.chmod(path, 0o666)  # writable by others: not trusted
+    assert B._read_index(path) is None
+    os.chmod(path, 0o644)
+    assert B._read_index(path) is not None
     assert B._index_path(raw[:-1] + b"x") != path  # another BTF: another file
 
 

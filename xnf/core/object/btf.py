@@ -544,9 +544,13 @@ def _index_path(raw):
 
 
 def _read_index(path):
-    """(offsets, kinds, names) cached at ``path``; None if missing, unreadable or corrupt."""
+    """(offsets, kinds, names) cached at ``path``; None if missing, unreadable or corrupt, or
+    if another user could have written it (root with a user's $XDG_CACHE_HOME)."""
     try:
         with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+                return None
             data = f.read()
         magic, version, count, crc = _INDEX_HDR.unpack_from(data)
         body = memoryview(data)[_INDEX_HDR.size:]
