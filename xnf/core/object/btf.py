@@ -569,14 +569,17 @@ def _write_index(path, offsets, kinds, names):
     """Cache the index at ``path`` (written whole, then renamed); a read-only home only means
     the next process reads the records again."""
     body = offsets.tobytes() + bytes(kinds) + "\0".join(names).encode()
+    tmp = f"{path}.{os.getpid()}"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}"
         with open(tmp, "wb") as f:
             f.write(_INDEX_HDR.pack(_INDEX_MAGIC, _INDEX_VERSION, len(offsets), zlib.crc32(body)) + body)
         os.replace(tmp, path)
     except OSError:
-        pass
+        try:
+            os.unlink(tmp)  # a full disk: no half-written file left behind
+        except OSError:
+            pass
 
 
 def parse_lazy(raw, cache=False):
