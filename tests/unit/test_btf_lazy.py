@@ -102,3 +102,17 @@ def test_an_unwritable_cache_only_means_reading_the_records(tmp_path, monkeypatc
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))  # a file where the directory should be
     raw = _object_btf("core_relo.bpf.o")
     _same(B.parse_lazy(raw, cache=True), B.parse(raw))
+
+
+@pytest.mark.skipif(not os.path.exists(VMLINUX), reason="no /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF)")
+def test_relocating_a_co_re_object_parses_a_few_of_vmlinux_types():
+    """The guard on the lazy read, as a count: relocating core_relo against vmlinux parses
+    its candidates and what they refer to (a few hundred types), not the 125k."""
+    import xnf
+
+    target = B.parse_lazy(open(VMLINUX, "rb").read())
+    spec = xnf.open_object(os.path.join(ROOT, "tests", "bpf", "core_relo.bpf.o"))
+    relocated = C.relocate_spec(spec, target_btf=target)
+    assert relocated is not spec  # it had relocations to make
+    parsed = sum(t is not None for t in target.types._parsed)
+    assert 1 < parsed < len(target.types) // 100, parsed
