@@ -97,7 +97,9 @@ struct Qdisc {
 	struct gnet_stats_queue qstats;
 } __attribute__((preserve_access_index));
 
-struct bpf_sk_buff_ptr;
+struct bpf_sk_buff_ptr {  /* a struct, not a declaration: kfunc prototypes are compared by kind */
+	struct sk_buff *skb;
+};
 struct nlattr;
 struct netlink_ext_ack;
 
@@ -190,6 +192,10 @@ struct xnf_heap {
 	__u64 min_rank;   /* the primary window's base (tree and WF2Q+ modes) */
 	__u32 n;
 	__u32 in_primary;
+	__u32 cursor;     /* the sift-down position, kept in the map so the verifier does not
+			   * follow each exact path of the loop (3^13 of them): read back, it
+			   * is any index, and one pass of the loop body covers them all */
+	__u32 pad;
 	struct xnf_entry e[XNF_MAX_PKTS];
 };
 
@@ -326,7 +332,9 @@ __attribute__((noinline)) __u32 xnf_heap_pop(__u32 node)
 		root_rank = h->e[0].rank;
 	n = --h->n;
 	last = h->e[n & XNF_PKT_MASK];
+	*(volatile __u32 *)&h->cursor = 0;
 	for (int k = 0; k < XNF_HEAP_LEVELS; k++) {
+		i = *(volatile __u32 *)&h->cursor & XNF_PKT_MASK;
 		c = 2 * i + 1;
 		if (c >= n)
 			break;
@@ -336,8 +344,9 @@ __attribute__((noinline)) __u32 xnf_heap_pop(__u32 node)
 		if (!xnf_less(&h->e[c & XNF_PKT_MASK], last.rank, last.seq))
 			break;
 		h->e[i & XNF_PKT_MASK] = h->e[c & XNF_PKT_MASK];
-		i = c;
+		*(volatile __u32 *)&h->cursor = c;
 	}
+	i = *(volatile __u32 *)&h->cursor;
 	h->e[i & XNF_PKT_MASK] = last;
 	return ref;
 }
