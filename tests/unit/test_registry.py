@@ -97,6 +97,14 @@ def test_sched_list_shows_a_broken_scheduler(broken_scheduler, capsys):
     assert any(line.startswith("fifo ") for line in out.splitlines())
 
 
+def test_sched_list_json_names_summaries_and_broken_schedulers(broken_scheduler, capsys):
+    code, out, _ = _xnf(capsys, "sched", "list", "-j")
+    data = json.loads(out)
+    assert code == 0 and set(data) == {"schedulers", "broken"}
+    assert data["schedulers"]["fifo"]["summary"].startswith("First in, first out")
+    assert "ModuleNotFoundError" in data["broken"][broken_scheduler]
+
+
 def test_a_clean_install_lists_nothing_broken(capsys):
     code, out, _ = _xnf(capsys, "list", "--json")
     assert code == 0 and json.loads(out)["broken"] == {"network_functions": {}, "schedulers": {}}

@@ -27,6 +27,8 @@ def register(subparsers):
     commands = parser.add_subparsers(dest="sched_command", metavar="COMMAND")
     commands.required = True
     listing = commands.add_parser("list", help="list the schedulers registered in xnf.schedulers")
+    listing.add_argument("-j", "--json", action="store_true",
+                         help="the listing as JSON: each scheduler's summary, and broken plugins with their error")
     listing.set_defaults(func=cmd_list)
     sim = commands.add_parser("simulate", help="run a scheduler on the reference runtime")
     sim.add_argument("algorithm", metavar="ALGO", help="scheduler name (see `xnf sched list`)")
@@ -42,7 +44,7 @@ def register(subparsers):
     sim.add_argument("--link-rate", metavar="RATE", help="link rate (default 10mbit)")
     sim.add_argument("--duration", type=float, metavar="S", help="simulated seconds (default 10)")
     sim.add_argument("--seed", type=int, metavar="N", help="random seed (default 1)")
-    sim.add_argument("--json", nargs="?", const="-", metavar="FILE",
+    sim.add_argument("-j", "--json", nargs="?", const="-", metavar="FILE",
                      help="write results as JSON to FILE; alone (or -), to standard output instead of the table")
     sim.add_argument("--plot", metavar="FILE.png", help="plot throughput over time and delay distribution")
     sim.add_argument("--events", metavar="FILE.csv", help="write every enqueue, dequeue and drop as CSV")
@@ -55,6 +57,11 @@ def cmd_list(args, out=None):
     out = out or sys.stdout
     schedulers = registry.available()
     broken = registry.broken()
+    if getattr(args, "json", False):
+        listing = {"schedulers": {name: {"summary": cls.summary()} for name, cls in schedulers.items()},
+                   "broken": dict(broken)}
+        out.write(json.dumps(listing, indent=2) + "\n")
+        return 0
     width = max(map(len, list(schedulers) + list(broken)), default=0)
     for name, cls in schedulers.items():
         out.write(f"{name:<{width}}  {cls.summary()}\n")
