@@ -1,6 +1,6 @@
 """The network-function contract: what a plugin declares and what every `xnf` command calls.
 
-A network function is a class registered in the stevedore namespace
+A network function is a class registered under the entry-point group
 ``xnf.network_functions``. It declares its name, the BPF objects it ships, the hooks
 it needs, the XDP modes it supports and its configuration as an attrs class; the CLI
 turns that class's fields into options, so a third-party plugin works with every
