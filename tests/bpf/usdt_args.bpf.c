@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /* A USDT program reading its probe's arguments through libbpf's usdt.bpf.h
  * (bpf_usdt_arg_cnt, bpf_usdt_arg, bpf_usdt_cookie), which xnf's attach_usdt feeds:
- * every hit writes what it read into `seen`. */
+ * every hit writes what it read into `seen`. kprobe_cookie writes the BPF cookie its
+ * kprobe was attached with. */
 #include <linux/bpf.h>
 #include <stdbool.h>
 #include <linux/ptrace.h>
@@ -42,6 +43,19 @@ int usdt_args(struct pt_regs *ctx)
 		value = 0;
 		s->errors[i] = bpf_usdt_arg(ctx, i, &value);
 		s->args[i] = value;
+	}
+	return 0;
+}
+
+SEC("kprobe")
+int kprobe_cookie(struct pt_regs *ctx)
+{
+	__u32 zero = 0;
+	struct usdt_seen *s = bpf_map_lookup_elem(&seen, &zero);
+
+	if (s) {
+		s->hits++;
+		s->cookie = bpf_get_attach_cookie(ctx);
 	}
 	return 0;
 }

@@ -2,8 +2,12 @@
 attaches them) and with a BPF cookie.
 
 The host kernel (6.18) is built without CONFIG_KPROBES, so these skip there naming it; they
-run on the VM tier's bpf-qdisc kernel, which has kprobes:
-``tools/vm/run --kernel bpf-qdisc -- python3 -m pytest -p no:cacheprovider tests/kernel/test_attach_kprobe.py``.
+run on the VM tier's bpf-qdisc kernel (Linux 7.3.4), which has kprobes, one test per boot:
+there the first kprobe of a boot fires, but once it is removed the next one made crashes the
+kernel (a call to address 0 on the next hit; libbpf's kprobes alike, whatever the function):
+
+    for t in $(python3 -m pytest -q --collect-only tests/kernel/test_attach_kprobe.py | grep ::); do
+        tools/vm/run --kernel bpf-qdisc -- python3 -m pytest -p no:cacheprovider "$t"; done
 """
 import ctypes
 import os
@@ -48,17 +52,13 @@ def test_kprobe_sections_attach_by_themselves_and_fire(prog, kind):
 
 
 def test_kprobe_cookie_reaches_the_program():
-    """attach_kprobe(..., cookie=3): usdt.bpf.h's bpf_usdt_cookie() reads the spec in the slot
-    the BPF cookie names, so the usdt_args program run as a kprobe reports slot 3's cookie."""
+    """attach_kprobe(..., cookie=...): the program reads it with bpf_get_attach_cookie()."""
     require_kprobes()
-    with xnf.load(USDT_OBJ) as coll:
-        coll.maps[links.USDT_SPECS_MAP][3] = {"usdt_cookie": 77, "arg_cnt": 1,
-                                              "args": [{"arg_type": links.USDT_ARG_CONST, "val_off": 5,
-                                                        "arg_bitshift": 32}]}
-        with links.attach_kprobe(coll.programs["usdt_args"], "__x64_sys_getpid", cookie=3):
+    with xnf.load(USDT_OBJ, programs=["kprobe_cookie"]) as coll:
+        with links.attach_kprobe(coll.programs["kprobe_cookie"], "__x64_sys_getpid", cookie=0x5EED_0000_0001):
             libc.getpid()
         seen = coll.maps["seen"][0]
-        assert seen.hits >= 1 and (seen.cookie, seen.arg_cnt, seen.args[0]) == (77, 1, 5), seen
+        assert seen.hits >= 1 and seen.cookie == 0x5EED_0000_0001, seen
 
 
 def test_kprobe_on_a_missing_function_is_refused():

@@ -107,7 +107,7 @@ FIXTURES = {
                         maps={}, variables={"poison_out": ".bss"}, core_relo=True),
     "links": dict(programs={'l_tracepoint': 'tracepoint/syscalls/sys_enter_getpid', 'l_raw_tp': 'raw_tp/sys_enter', 'l_tp_btf': 'tp_btf/sys_enter', 'l_fentry': 'fentry/__task_pid_nr_ns', 'l_kprobe': 'kprobe/__x64_sys_getpid', 'l_kretprobe': 'kretprobe/__x64_sys_getpid', 'l_ksyscall': 'ksyscall/getpid', 'l_kprobe_multi': 'kprobe.multi/__x64_sys_getpid', 'l_uprobe': 'uprobe', 'l_uretprobe': 'uretprobe', 'l_uprobe_s': 'uprobe.s', 'l_uprobe_multi': 'uprobe.multi', 'l_usdt': 'usdt', 'l_cgroup_skb': 'cgroup_skb/egress', 'l_cgroup_sock': 'cgroup/sock_create', 'l_cgroup_connect4': 'cgroup/connect4', 'l_sk_lookup': 'sk_lookup', 'l_sk_msg': 'sk_msg', 'l_sk_skb': 'sk_skb/stream_verdict', 'l_iter_task': 'iter/task'},
                   maps={"hits": ".maps", "socks": ".maps"}, core_relo=True),
-    "usdt_args": dict(programs={"usdt_args": "usdt"},
+    "usdt_args": dict(programs={"usdt_args": "usdt", "kprobe_cookie": "kprobe"},
                       functions={"bpf_usdt_arg": ".text", "bpf_usdt_arg_cnt": ".text", "bpf_usdt_cookie": ".text"},
                       maps={"seen": ".maps", "__bpf_usdt_specs": ".maps", "__bpf_usdt_ip_to_spec_id": ".maps"},
                       externs={"LINUX_HAS_BPF_COOKIE"}),
