@@ -28,6 +28,7 @@ from xnf.testing.topology import VethPair
 
 ETH_P_ALL = 0x0003
 SO_RCVBUFFORCE = 33
+SO_SNDBUFFORCE = 32
 MAGIC = b"XNFQ"
 HEADERS = 14 + 20 + 8  # Ethernet, IPv4, UDP
 PACKETS = 1200
@@ -126,6 +127,9 @@ def test_departure_order_is_the_simulators(pair, name):
         peer = capture_socket(pair.ns_b, pair.if_b)
         with netns.entered(pair.ns_a):
             tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+            # held packets stay charged to the sender until they leave: room for all of them
+            tx.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, 256 << 20)
+            tx.setblocking(False)  # a full buffer fails the test instead of hanging it
             tx.bind((pair.if_a, 0))
         try:
             for flow, seq, size, prio in trace:

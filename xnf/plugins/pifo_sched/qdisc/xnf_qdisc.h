@@ -299,7 +299,7 @@ __attribute__((noinline)) int xnf_heap_push(__u32 node, __u64 rank, __u32 ref, i
 		if (i == 0)
 			break;
 		p = (i - 1) / 2;
-		if (!xnf_less(&h->e[p & XNF_PKT_MASK], rank, seq))
+		if (xnf_less(&h->e[p & XNF_PKT_MASK], rank, seq))  /* the parent goes first: here */
 			break;
 		h->e[i & XNF_PKT_MASK] = h->e[p & XNF_PKT_MASK];
 		i = p;
@@ -384,9 +384,17 @@ static __always_inline struct xnf_slot *xnf_slot(__u32 idx)
 	return bpf_map_lookup_elem(&slots, &idx);
 }
 
+/* idx & mask, kept even where clang can prove idx is in range: the verifier may not see
+ * the proof (a bound checked on another copy of the register), but it sees the mask */
+static __always_inline __u32 xnf_bound(__u32 idx, __u32 mask)
+{
+	asm volatile("" : "+r"(idx));
+	return idx & mask;
+}
+
 static __always_inline struct xnf_child *xnf_ch(__u32 idx)
 {
-	return &ch[idx & XNF_CHILD_MASK];
+	return &ch[xnf_bound(idx, XNF_CHILD_MASK)];
 }
 
 static __always_inline __u64 xnf_cost(__u32 len, struct xnf_child *c)
@@ -506,7 +514,7 @@ static __always_inline void xnf_tree_enqueue(__u32 flow, __u32 slot)
 		parent = xnf_ch(XNF_MAX_FLOWS + p);
 		parent->count++;
 		if (xnf_ch(c)->count == 1) {  /* FairNode.activate */
-			__u64 v = vtime[p & XNF_NODE_MASK], f = xnf_ch(c)->finish;
+			__u64 v = vtime[xnf_bound(p, XNF_NODE_MASK)], f = xnf_ch(c)->finish;
 
 			xnf_ch(c)->start = v > f ? v : f;
 			xnf_node_push(p, c);
@@ -559,8 +567,8 @@ static __always_inline __u32 xnf_tree_dequeue(void)
 		fin = cc->start + xnf_cost(len, cc);
 		cc->finish = fin;
 		tag = cfg_by_finish ? fin : cc->start;
-		if (tag > vtime[n & XNF_NODE_MASK])
-			vtime[n & XNF_NODE_MASK] = tag;
+		if (tag > vtime[xnf_bound(n, XNF_NODE_MASK)])
+			vtime[xnf_bound(n, XNF_NODE_MASK)] = tag;
 		if (cc->count) {
 			cc->start = fin;
 			xnf_node_push(n, k);
@@ -716,7 +724,10 @@ static __always_inline __u32 xnf_flows_dequeue(void)
 	struct xnf_child *c = NULL;
 	struct xnf_slot *s;
 
-	for (int k = 0; k < XNF_MAX_PKTS; k++) {  /* skip stale entries */
+	/* skip stale entries: a flow's entry is popped before it is pushed again and it is
+	 * pushed again only when it is re-ranked (never lowered on arrival here), so none
+	 * is stale; the bound only keeps the loop finite */
+	for (int k = 0; k < XNF_MAX_FLOWS; k++) {
 		ref = xnf_heap_pop(0);
 		if (ref == XNF_NONE)
 			return XNF_NONE;
