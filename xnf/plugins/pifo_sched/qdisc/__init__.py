@@ -6,4 +6,4 @@ import os
 INCLUDE_DIR = os.path.dirname(os.path.abspath(__file__))
 """The directory of ``xnf_rank.h`` and ``xnf_qdisc.h``: ``clang -I`` it to build a rank object."""
 BUILTIN_OBJECT = os.path.join(INCLUDE_DIR, "pifo_qdisc.bpf.o")
-"""The built-in schedulers' object (FIFO, strict priority, STFQ, WFQ, WF2Q+, HPFQ)."""
+"""The built-in schedulers' object (``bpf_qdisc.SCHEDULERS``)."""

@@ -2,8 +2,12 @@
 
 API (used by :mod:`xnf.plugins.pifo_sched.nf`):
 
-* ``SCHEDULERS``: the built-in schedulers the qdisc runs in the kernel;
-  :func:`refusal` says why any other name is refused (None when it runs);
+* ``SCHEDULERS``: the built-in schedulers the qdisc runs in the kernel (fifo,
+  strict_priority, drr, stfq, wfq, wf2q, hpfq, srpt, tbf, edt; the first eight leave in
+  the simulator's order packet for packet, tests/vm_qdisc/test_qdisc_exactness.py);
+  :func:`refusal` says why any other name is refused (None when it runs: lstf, sp_pifo
+  and fq_codel are refused). SRPT reads the bytes left in the flow from skb->priority
+  (0: unknown, ranked last), so its flows come from the mark or the port;
 * ``BpfQdisc(iface, scheduler, params=None, netns=None, obj=None)``: ``params`` are the
   simulator's options of that scheduler (``weights``, ``default_weight``, ``max_packet``,
   ``bands``, ``priorities``, ``tree``, ``order``, ``granularity``, ``rates``, ``rate``,
