@@ -192,6 +192,7 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--depths", default="100,1000,4000")
+    ap.add_argument("--schedulers", default=",".join(BPF), help="BPF qdisc schedulers to measure (default fifo,wfq)")
     ap.add_argument("--json", metavar="FILE")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
@@ -208,9 +209,10 @@ def main(argv=None):
         f.write("1")
     try:
         with VethPair(prefix="xqb") as pair:
-            qdiscs = list(NATIVE) + [f"bpf {s}" for s in BPF]
+            chosen = args.schedulers.split(",")
+            qdiscs = list(NATIVE) + [f"bpf {s}" for s in chosen]
             rates = {q: [] for q in qdiscs}
-            bpf_ns = {s: [] for s in BPF}
+            bpf_ns = {s: [] for s in chosen}
             for _ in range(args.rounds):
                 for name in qdiscs:
                     q = Bpf(pair, name[4:]) if name.startswith("bpf ") else Native(pair, name)

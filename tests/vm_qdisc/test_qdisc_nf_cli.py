@@ -55,12 +55,14 @@ def entry(p):
     return next((e for e in json.loads(r.stdout) if e.get("name") == "pifo_sched" and e.get("netns") == p.ns_a), None)
 
 
-def test_auto_takes_the_bpf_qdisc_status_shows_its_figures_and_detach_restores(pair):
+@pytest.mark.parametrize("scheduler", ["wfq", "fifo"])  # the default, and the rank mode
+def test_auto_takes_the_bpf_qdisc_status_shows_its_figures_and_detach_restores(pair, scheduler):
     before = snapshot(pair)
-    r = xnf("attach", "pifo_sched", pair.if_a, "--netns", pair.ns_a, "--weights", "5201=1,5202=2")
+    r = xnf("attach", "pifo_sched", pair.if_a, "--netns", pair.ns_a, "--weights", "5201=1,5202=2",
+            "--scheduler", scheduler)
     assert r.returncode == 0, r.stderr
     try:
-        assert "the kernel has the BPF qdisc (--qdisc auto): wfq ranks an exact PIFO" in r.stdout, r.stdout
+        assert f"the kernel has the BPF qdisc (--qdisc auto): {scheduler} ranks an exact PIFO" in r.stdout, r.stdout
         assert pair.ping(5, to="b") == 5
         shown = in_ns(pair.ns_a, "tc", "-s", "qdisc", "show", "dev", pair.if_a)
         first = shown.splitlines()[0]
@@ -68,7 +70,7 @@ def test_auto_takes_the_bpf_qdisc_status_shows_its_figures_and_detach_restores(p
         sent = shown.split("Sent ", 1)[1].split()
         assert int(sent[0]) > 0 and int(sent[2]) >= 5, shown  # "Sent B bytes P pkt": the qdisc's bstats
         status = entry(pair)
-        assert status["qdisc"] == "bpf" and status["scheduler"] == "wfq"
+        assert status["qdisc"] == "bpf" and status["scheduler"] == scheduler
         assert status["backlog_packets"] == 0 and status["drops"] == 0
         assert status["flows"]["other"]["packets"] >= 5  # ICMP and ARP: no port weight, flow 0
         assert status["sent_packets"] >= 5
@@ -99,20 +101,22 @@ def test_a_second_attach_and_a_foreign_root_are_refused_untouched(pair):
 
 def test_bad_scheduler_options_are_refused_before_anything_is_made(pair):
     before = snapshot(pair)
-    r = xnf("attach", "pifo_sched", pair.if_a, "--netns", pair.ns_a, "--qdisc", "bpf", "--scheduler", "drr")
-    assert r.returncode == 1 and "cannot run in the BPF qdisc" in r.stderr and "xnf sched simulate drr" in r.stderr
+    r = xnf("attach", "pifo_sched", pair.if_a, "--netns", pair.ns_a, "--qdisc", "bpf", "--scheduler", "fq_codel")
+    assert r.returncode == 1 and "cannot run in the BPF qdisc" in r.stderr, r.stderr
+    assert "xnf sched simulate fq_codel" in r.stderr
     r = xnf("attach", "pifo_sched", pair.if_a, "--netns", pair.ns_a, "--weights", "5201=0.1")
     assert r.returncode == 1 and "weight 0.1" in r.stderr, r.stderr  # integer tags differ from the simulator's
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert snapshot(pair) == before
 
 
-@pytest.mark.parametrize("step", ["loaded", "record-bpf_qdisc", "qdisc-created", "attached-classifier",
-                                  "pinned-maps"])
+@pytest.mark.parametrize("step", ["record-qdisc_choice", "loaded", "record-bpf_qdisc", "qdisc-created",
+                                  "pinned-qdisc_ops", "pinned-maps", "committed"])
 def test_an_attach_killed_at_each_step_is_cleared_by_detach(pair, step):
     before = snapshot(pair)
     env = dict(ENV, XNF_TEST_PAUSE_AT=step)
-    proc = subprocess.Popen(XNF + ["attach", "pifo_sched", pair.if_a, "--netns", pair.ns_a, "--weights", "5201=1"],
+    attach = ["attach", "pifo_sched", pair.if_a, "--netns", pair.ns_a, "--weights", "5201=1", "--scheduler", "fifo"]
+    proc = subprocess.Popen(XNF + attach,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     try:
         ready, _, _ = select.select([proc.stderr], [], [], 240)
@@ -126,7 +130,7 @@ def test_an_attach_killed_at_each_step_is_cleared_by_detach(pair, step):
     r = xnf("detach", "pifo_sched", pair.if_a, "--netns", pair.ns_a)
     assert r.returncode in (0, 1), r.stderr  # 1: "nothing attached" when the kill left nothing
     assert snapshot(pair) == before
-    r = xnf("attach", "pifo_sched", pair.if_a, "--netns", pair.ns_a, "--weights", "5201=1")
+    r = xnf(*attach)
     assert r.returncode == 0, r.stderr
     assert xnf("detach", "pifo_sched", pair.if_a, "--netns", pair.ns_a).returncode == 0
     assert snapshot(pair) == before
