@@ -54,6 +54,11 @@ def pair():
     if shutil.which("iperf3") is None:
         pytest.skip("iperf3 is not installed (the traffic source and oracle)")
     with VethPair(prefix="xs") as p:
+        # MTU-sized packets: with GSO a queued packet is up to 64 KiB, and the qdisc's packet
+        # limit then holds seconds of data at RATE (iperf3's control messages, on the same
+        # ports, waited behind it until the clients timed out)
+        subprocess.run(["ip", "netns", "exec", p.ns_a, "ethtool", "-K", p.if_a, "gso", "off", "tso", "off"],
+                       check=True, capture_output=True)
         yield p
 
 
