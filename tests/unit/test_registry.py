@@ -110,9 +110,10 @@ def test_a_clean_install_lists_nothing_broken(capsys):
     assert code == 0 and json.loads(out)["broken"] == {"network_functions": {}, "schedulers": {}}
 
 
-def test_only_the_kernel_rank_functions_attach():
+def test_only_the_kernel_rank_functions_attach_on_htb():
     """What pifo_sched.registry says: every registered scheduler is listed and simulated, but
-    `xnf attach pifo_sched` takes only the ranks its tc egress program computes."""
+    `xnf attach pifo_sched --qdisc htb` takes only the ranks its tc egress program computes
+    (htb named: with auto, a kernel with the BPF qdisc would take more)."""
     from xnf.plugins.pifo_sched import registry as sched_registry
     from xnf.plugins.pifo_sched.kernel import MODES
     from xnf.plugins.pifo_sched.nf import PifoSched, PifoSchedConfig
@@ -120,13 +121,13 @@ def test_only_the_kernel_rank_functions_attach():
     assert set(MODES) == {"wfq", "stfq"}
     for name in sched_registry.available():
         if name in MODES:
-            assert PifoSchedConfig(scheduler=name).scheduler == name
+            assert PifoSchedConfig(scheduler=name, qdisc="htb").scheduler == name
             continue
         with pytest.raises(ValueError, match=f"simulate the others with `xnf sched simulate {name}`"):
-            PifoSchedConfig(scheduler=name)
+            PifoSchedConfig(scheduler=name, qdisc="htb")
     import argparse
 
     parser = argparse.ArgumentParser()
     PifoSched.add_arguments(parser)
     with pytest.raises(ConfigError, match="no kernel data path"):
-        PifoSched.config_from_args(parser.parse_args(["--scheduler", "drr"]))
+        PifoSched.config_from_args(parser.parse_args(["--scheduler", "drr", "--qdisc", "htb"]))
