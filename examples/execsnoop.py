@@ -13,11 +13,10 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import xnf  # noqa: E402
-from xnf.core.kernel.perfbuf import PerfBuffer  # noqa: E402
 from xnf.core.object import btf as B  # noqa: E402
 from xnf.core.object.codec import codec_for  # noqa: E402
 
-from libbpf_tool import arguments, attach_all, stop_on_signals, tool_object  # noqa: E402
+from libbpf_tool import arguments, stop_on_signals, stream_events, tool_object  # noqa: E402
 
 
 def main(argv=None):
@@ -46,14 +45,7 @@ def main(argv=None):
 
     stop = stop_on_signals()
     with xnf.load(spec) as coll:
-        links = attach_all(coll)
-        with PerfBuffer(coll.maps["events"], page_count=64, callback=print_event) as pb:
-            print(f"{'PCOMM':<16} {'PID':<6} {'PPID':<6} {'RET':>3} ARGS", flush=True)
-            while not stop.is_set():
-                pb.poll(100)
-            pb.consume()  # what arrived meanwhile
-        for link in links:
-            link.detach()
+        stream_events(coll, stop, f"{'PCOMM':<16} {'PID':<6} {'PPID':<6} {'RET':>3} ARGS", print_event)
     return 0
 
 

@@ -66,6 +66,24 @@ def stop_on_signals():
     return stop
 
 
+def stream_events(coll, stop, header, callback, page_count=64, lost_callback=None):
+    """Attach every program, print ``header``, hand each record of the ``events`` perf
+    buffer to ``callback`` until ``stop`` (from :func:`stop_on_signals`, set up before the
+    load) is set, read what arrived meanwhile, detach."""
+    # lazy: a histogram tool never needs the perf buffer
+    from xnf.core.kernel.perfbuf import PerfBuffer
+
+    attached = attach_all(coll)
+    with PerfBuffer(coll.maps["events"], page_count=page_count, callback=callback,
+                    lost_callback=lost_callback) as pb:
+        print(header, flush=True)
+        while not stop.is_set():
+            pb.poll(100)
+        pb.consume()  # what arrived meanwhile
+    for link in attached:
+        link.detach()
+
+
 def log2_hist_lines(slots, unit):
     """The lines of libbpf-tools' ``print_log2_hist`` (trace_helpers.c), character for character."""
     idx_max = max((i for i, v in enumerate(slots) if v), default=-1)

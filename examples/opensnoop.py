@@ -14,9 +14,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import xnf  # noqa: E402
-from xnf.core.kernel.perfbuf import PerfBuffer  # noqa: E402
 
-from libbpf_tool import arguments, attach_all, stop_on_signals, tool_object  # noqa: E402
+from libbpf_tool import arguments, stop_on_signals, stream_events, tool_object  # noqa: E402
 
 # struct event { u64 ts; pid_t pid; uid_t uid; int ret; int flags; u64 callers[2];
 #                char comm[16]; char fname[255]; }
@@ -53,14 +52,8 @@ def main(argv=None):
 
     stop = stop_on_signals()
     with xnf.load(spec) as coll:
-        links = attach_all(coll)
-        with PerfBuffer(coll.maps["events"], page_count=64, callback=print_event, lost_callback=lost) as pb:
-            print(f"{'PID':<6} {'COMM':<16} {'FD':>3} {'ERR':>3} PATH", flush=True)
-            while not stop.is_set():
-                pb.poll(100)
-            pb.consume()  # what arrived meanwhile
-        for link in links:
-            link.detach()
+        stream_events(coll, stop, f"{'PID':<6} {'COMM':<16} {'FD':>3} {'ERR':>3} PATH", print_event,
+                      lost_callback=lost)
     return 0
 
 

@@ -15,9 +15,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import xnf  # noqa: E402
-from xnf.core.kernel.perfbuf import PerfBuffer  # noqa: E402
 
-from libbpf_tool import arguments, attach_all, stop_on_signals, tool_object  # noqa: E402
+from libbpf_tool import arguments, stop_on_signals, stream_events, tool_object  # noqa: E402
 
 # struct event { u128 saddr, daddr; u64 skaddr, ts_us, delta_us; u32 pid; int oldstate, newstate;
 #                u16 family, sport, dport; char task[16]; }
@@ -65,15 +64,9 @@ def main(argv=None):
         for map_name, chosen in (("sports", args.sport), ("dports", args.dport)):
             for port in chosen or ():
                 coll.maps[map_name][port] = port
-        links = attach_all(coll)
-        with PerfBuffer(coll.maps["events"], page_count=16, callback=print_event) as pb:
-            print(f"{'SKADDR':<16} {'PID':<7} {'COMM':<10} {'LADDR':<15} {'LPORT':<5} {'RADDR':<15} "
-                  f"{'RPORT':<5} {'OLDSTATE':<11} -> {'NEWSTATE':<11} MS", flush=True)
-            while not stop.is_set():
-                pb.poll(100)
-            pb.consume()  # what arrived meanwhile
-        for link in links:
-            link.detach()
+        header = (f"{'SKADDR':<16} {'PID':<7} {'COMM':<10} {'LADDR':<15} {'LPORT':<5} {'RADDR':<15} "
+                  f"{'RPORT':<5} {'OLDSTATE':<11} -> {'NEWSTATE':<11} MS")
+        stream_events(coll, stop, header, print_event, page_count=16)
     return 0
 
 
