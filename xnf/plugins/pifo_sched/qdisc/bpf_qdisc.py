@@ -494,6 +494,7 @@ def _stats(state):
             "enqueued_bytes": _get(state, "enq_bytes"), "sent_packets": _get(state, "deq_packets"),
             "sent_bytes": _get(state, "deq_bytes"), "drops": sum(drops.values()),
             "drops_overflow": drops["overflow"], "errors": _get(state, "errors"),
+            "beyond_window": _get(state, "beyond_window"),
             "held": bool(_get(state, "hold")), "flows": flows}
 
 

@@ -77,6 +77,7 @@ struct sk_buff {
 	__u32 priority;
 	__u32 mark;
 	__u64 tstamp;
+	char cb[48];
 } __attribute__((preserve_access_index));
 
 struct qdisc_skb_head {
@@ -240,6 +241,7 @@ __u32 count;              /* packets queued */
 __u64 enq_packets, enq_bytes, deq_packets, deq_bytes;
 __u64 drops_overflow, drops_range, drops_rank, errors;
 __u64 next_tx_ns, shaped_waits;  /* the shaper: when the link is free again */
+__u64 beyond_window;      /* child entries queued beyond their PIFO's windows */
 __u64 root_rank;          /* rank of the last entry out of the root PIFO (DRR's round) */
 __u32 log_n;              /* dequeued packets' arrival numbers, the first XNF_LOG_SIZE */
 __u64 deq_log[XNF_LOG_SIZE];
@@ -254,8 +256,14 @@ static __always_inline int xnf_less(const struct xnf_entry *a, __u64 rank, __u64
 }
 
 /* HeapPifo's window rule for a push of `rank` (already raised to min_rank when the
- * caller clamps): 0, or -1 when the rank is beyond what the queue can order now. */
-static __always_inline int xnf_window_push(struct xnf_heap *h, __u64 rank, int windows)
+ * caller clamps): 0, or -1 when the rank is beyond what the queue can order now. With
+ * `keep` (the PIFOs of children: a child missing from its parent's PIFO would never be
+ * served again, its packets stranded), such a rank is queued anyway, by its own value,
+ * outside both windows' counts (as a secondary entry); the simulator raises
+ * RankRangeError there, so its order is never compared. It happens with ranks the
+ * windows were not sized for, e.g. a GSO packet's tag (up to 64 KiB) under a scale
+ * sized for max_packet. */
+static __always_inline int xnf_window_push(struct xnf_heap *h, __u64 rank, int windows, int keep)
 {
 	__u64 off;
 
@@ -268,7 +276,9 @@ static __always_inline int xnf_window_push(struct xnf_heap *h, __u64 rank, int w
 		h->min_rank = rank - rank % XNF_RANK_RANGE;
 		h->in_primary = 1;
 	} else if (off >= 2 * XNF_RANK_RANGE && (h->in_primary || off >= 3 * XNF_RANK_RANGE)) {
-		return -1;
+		if (!keep)
+			return -1;
+		beyond_window++;
 	} else if (off >= 2 * XNF_RANK_RANGE) {
 		h->min_rank += XNF_RANK_RANGE;
 		h->in_primary = h->n;
@@ -276,8 +286,9 @@ static __always_inline int xnf_window_push(struct xnf_heap *h, __u64 rank, int w
 	return 0;
 }
 
-/* Push (rank, next push number, ref) into node's PIFO; clamp: raise a rank below the
- * window to its base (push_clamped). Returns 0, or -1 (full or out of range). */
+/* Push (rank, next push number, ref) into node's PIFO; clamp (the PIFOs of children):
+ * raise a rank below the window to its base (push_clamped) and keep one beyond it (see
+ * xnf_window_push). Returns 0, or -1 (full, or out of range without clamp). */
 __attribute__((noinline)) int xnf_heap_push(__u32 node, __u64 rank, __u32 ref, int clamp)
 {
 	__u32 key = node & XNF_NODE_MASK, i, p;
@@ -291,7 +302,7 @@ __attribute__((noinline)) int xnf_heap_push(__u32 node, __u64 rank, __u32 ref, i
 		rank = h->min_rank;
 	if (windows && rank < h->min_rank)
 		return -1;
-	if (xnf_window_push(h, rank, windows))
+	if (xnf_window_push(h, rank, windows, clamp))
 		return -1;
 	seq = ++seq_push;
 	i = h->n;
@@ -753,6 +764,20 @@ static __always_inline __u32 xnf_flows_dequeue(void)
 }
 
 /* --- the struct_ops programs ------------------------------------------------------------ */
+/* The bytes the packet puts on the wire: qdisc_skb_cb(skb)->pkt_len, at the start of
+ * skb->cb, set by the stack before enqueue (qdisc_pkt_len_segs_init) and what the
+ * kernel's own qdiscs charge. TCP hands the qdisc GSO packets even with GSO off on the
+ * device (they are segmented after dequeue); skb->len counts their headers once, the wire
+ * once per segment (66 B of 1514 with TCP timestamps: the shaper sent 4 % over its rate). */
+static __always_inline __u32 xnf_wire_len(struct sk_buff *skb)
+{
+	__u32 len = 0;
+
+	if (bpf_probe_read_kernel(&len, sizeof(len), &skb->cb) || len < skb->len)
+		return skb->len;
+	return len;
+}
+
 static __always_inline int xnf_drop(struct sk_buff *skb, struct Qdisc *sch, struct bpf_sk_buff_ptr *to_free,
 				    __u64 *counter, __u32 flow)
 {
@@ -766,7 +791,7 @@ static __always_inline int xnf_drop(struct sk_buff *skb, struct Qdisc *sch, stru
 SEC("struct_ops/xnf_qdisc_enqueue")
 int BPF_PROG(xnf_qdisc_enqueue, struct sk_buff *skb, struct Qdisc *sch, struct bpf_sk_buff_ptr *to_free)
 {
-	__u32 flow = xnf_classify(skb), len = skb->len, idx;
+	__u32 flow = xnf_classify(skb), len = xnf_wire_len(skb), idx;
 	struct xnf_pkt pkt = {};
 	struct xnf_slot *s;
 	__u64 rank = 0;
@@ -829,7 +854,7 @@ struct sk_buff *BPF_PROG(xnf_qdisc_dequeue, struct Qdisc *sch)
 	struct sk_buff *skb;
 	struct xnf_slot *s;
 	__u64 now = 0;
-	__u32 idx;
+	__u32 idx, len, flow;
 
 	if (!count)
 		return NULL;
@@ -873,23 +898,25 @@ struct sk_buff *BPF_PROG(xnf_qdisc_dequeue, struct Qdisc *sch)
 	skb = bpf_kptr_xchg(&s->skb, NULL);
 	if (log_n < XNF_LOG_SIZE)
 		deq_log[log_n++ & (XNF_LOG_SIZE - 1)] = s->seq;
+	len = s->len;  /* the wire length charged at enqueue */
+	flow = s->flow;
 	xnf_slot_free(idx);
 	count--;
 	if (!skb) {
 		errors++;
 		return NULL;
 	}
-	xnf_ch(s->flow)->sent_packets++;
-	xnf_ch(s->flow)->sent_bytes += skb->len;
+	xnf_ch(flow)->sent_packets++;
+	xnf_ch(flow)->sent_bytes += len;
 	if (cfg_ns_per_byte_q16) {
 		__u64 base = next_tx_ns + cfg_burst_ns < now ? now - cfg_burst_ns : next_tx_ns;
 
-		next_tx_ns = base + (((__u64)skb->len * cfg_ns_per_byte_q16) >> 16);
+		next_tx_ns = base + (((__u64)len * cfg_ns_per_byte_q16) >> 16);
 	}
 	deq_packets++;
-	deq_bytes += skb->len;
+	deq_bytes += len;
 	sch->q.qlen--;
-	sch->qstats.backlog -= skb->len;
+	sch->qstats.backlog -= len;
 	bpf_qdisc_bstats_update(sch, skb);
 	return skb;
 }
