@@ -20,9 +20,10 @@ Tolerances (what the two sides can honestly differ by):
   queue in the qdisc runs empty after a loss loses share, which is what the test is for.
 * HPFQ classes within 3 %: the same, one level up (two levels of one packet each).
 * the TBF rate within 1 %: the bucket (RATE, 15000 B) is enforced per packet by the
-  dequeue hook and the watchdog against the clock; the receiver's interface counts the
-  bytes the qdisc charges (skb->len, Ethernet header included; veth does not segment, so
-  a GSO packet is counted whole on both sides). Over SECONDS the slack is one burst
+  dequeue hook and the watchdog against the clock; the qdisc charges a packet's wire
+  length (qdisc_skb_cb's pkt_len: a GSO packet's every segment with its Ethernet, IP and
+  TCP headers), and the receiver's interface counts the same bytes (the segments, which
+  the stack cuts after dequeue since the sender's veth has GSO off). Over SECONDS the slack is one burst
   (15000 B: 0.02 %), one packet in flight at each end (2 x 64 KiB / (RATE x SECONDS) =
   0.17 %), and the time of each reading (the midpoint of a read that takes tens of ms
   under TCG: under 0.1 s / SECONDS = 0.3 %).
@@ -54,9 +55,9 @@ def pair():
     if shutil.which("iperf3") is None:
         pytest.skip("iperf3 is not installed (the traffic source and oracle)")
     with VethPair(prefix="xs") as p:
-        # MTU-sized packets: with GSO a queued packet is up to 64 KiB, and the qdisc's packet
-        # limit then holds seconds of data at RATE (iperf3's control messages, on the same
-        # ports, waited behind it until the clients timed out)
+        # the sender's veth segments in software, so the receiver's interface counts wire
+        # segments; TCP still hands the qdisc GSO packets of up to 64 KiB (it always builds
+        # them on this kernel): the qdisc charges their wire length (see the module doc)
         subprocess.run(["ip", "netns", "exec", p.ns_a, "ethtool", "-K", p.if_a, "gso", "off", "tso", "off"],
                        check=True, capture_output=True)
         yield p
@@ -84,6 +85,7 @@ def shares_through(pair, nf, ports):
 def test_three_iperf3_flows_get_shares_within_2_percent_of_their_weights(pair, scheduler, weights):
     nf = attached(pair, scheduler, ",".join(f"{p}={w}" for p, w in zip(PORTS, weights)))
     shares, mbit, status = shares_through(pair, nf, PORTS)
+    print(f"{scheduler} {weights}: shares {[round(x, 4) for x in shares]}, {mbit:.2f} Mbit/s of payload")
     total = sum(weights)
     for share, weight in zip(shares, weights):
         assert abs(share - weight / total) <= 0.02 * weight / total, (scheduler, weights, shares)
@@ -98,8 +100,9 @@ def test_hpfq_classes_70_30_within_3_percent(pair):
         {"name": "A", "weight": 70, "children": [{"flow": 0, "weight": 1}, {"flow": 1, "weight": 1}]},
         {"name": "B", "weight": 30, "children": [{"flow": 2, "weight": 1}, {"flow": 3, "weight": 9}]}]}
     nf = attached(pair, "hpfq", ",".join(f"{p}=1" for p in ports), params={"tree": tree})
-    shares, _mbit, _status = shares_through(pair, nf, ports)
+    shares, mbit, _status = shares_through(pair, nf, ports)
     a, b = shares[0] + shares[1], shares[2] + shares[3]
+    print(f"hpfq: classes {a:.4f} / {b:.4f}, flows {[round(x, 4) for x in shares]}, {mbit:.2f} Mbit/s of payload")
     assert abs(a - 0.7) <= 0.03 * 0.7 and abs(b - 0.3) <= 0.03 * 0.3, shares
 
 
@@ -130,4 +133,5 @@ def test_tbf_rate_holds_within_1_percent_on_the_wire(pair):
         stop([server])
         nf.detach()
     rate = (b1 - b0) * 8 / (t1 - t0)
+    print(f"tbf: {rate / 1e6:.3f} Mbit/s on the receiver's interface")
     assert abs(rate - RATE_BPS) <= 0.01 * RATE_BPS, rate
