@@ -781,7 +781,10 @@ def test_cli_prog_load_bad_input(name, tmp_path, bpffs):
     res = xnf_cli("prog", "load", bad_input(name, tmp_path), "--pin", pin_dir)
     assert res.returncode != 0
     lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("xnf: error:"), res.stderr
+    # one error line; a verifier rejection adds the C source line it stopped in, indented
+    assert lines[0].startswith("xnf: error:"), res.stderr
+    assert len(lines) == (2 if name == "verifier_reject" else 1) and all(l.startswith("  ") for l in lines[1:]), \
+        res.stderr
     assert not os.path.exists(pin_dir) or not os.listdir(pin_dir), "a failed load left pins"
 
 

@@ -126,7 +126,7 @@ def main(argv=None):
         else:  # one line, and the C line the verifier stopped in (from the program's BTF line info)
             more = "" if verbose else " (run `xnf --verbose ...` to see the verifier log)"
             print(f"xnf: error: {e.args[0]}{more}", file=sys.stderr)
-            if e.source:
+            if e.source and e.source[2].strip() not in e.args[0]:  # CO-RE errors name it already
                 file, line, text = e.source
                 print(f"  {f'{file}:{line}: ' if file else ''}{text.expandtabs(1)}", file=sys.stderr)
         if verbose:
