@@ -121,3 +121,24 @@ def test_killed_build_leaves_no_image_and_the_next_run_recovers(tmp_path):
     assert rc == 0 and "waiting" not in err, err      # ... but its lock died with it
     assert whole_image_by(out.strip(), int(open(os.path.join(cache_of(tmp_path), "build.lock")).read()))
     assert leftovers(tmp_path) == []                  # and the next run removed it
+
+
+def test_each_kernel_choice_has_its_own_image_and_the_qdisc_kernel_needs_btf(tmp_path):
+    """``--kernel``: the two kernels never share a cached image; the bpf-qdisc kernel refuses
+    ``--no-btf`` in one line (NET_SCH_BPF needs BTF); an unknown name is a usage error."""
+    def run(*args):
+        # the stand-in: no source package needed (a clean machine runs unit tests before
+        # tools/vm/install); the key still hashes each kernel's options
+        env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path), XNF_VM_FAKE_BUILD="1")
+        return subprocess.run([sys.executable, BUILD_KERNEL, *args], env=env, text=True, capture_output=True)
+
+    default = run("--print-path")
+    qdisc = run("--kernel", "bpf-qdisc", "--print-path")
+    assert default.returncode == 0 and qdisc.returncode == 0, (default.stderr, qdisc.stderr)
+    paths = {default.stdout.strip(), qdisc.stdout.strip()}
+    assert len(paths) == 2 and all(p.startswith(cache_of(tmp_path)) for p in paths)
+    assert run("--kernel", "6.1", "--print-path").stdout == default.stdout
+    refused = run("--kernel", "bpf-qdisc", "--no-btf", "--print-path")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines() == [refused.stderr.strip()] and "DEBUG_INFO_BTF" in refused.stderr
+    assert run("--kernel", "nope", "--print-path").returncode == 2
