@@ -12,8 +12,9 @@ and every flow keeps a backlog in it.
 Tolerances (what the two sides can honestly differ by):
 
 * shares within 2 % (relative) of the weights: the exact WFQ of the qdisc keeps every
-  backlogged flow within one maximum packet (1514 B) of its weighted share of the bytes
-  sent; over SECONDS at RATE the smallest share (1/6) is about 6 MB, so that is 0.03 %.
+  backlogged flow within one maximum packet of its weighted share of the bytes sent: TCP
+  hands the qdisc GSO packets of up to 64 KiB (about 68 KB on the wire); over SECONDS at
+  RATE the smallest share (1/6) is about 12.5 MB, so that is 0.55 %.
   The iperf3 clients start and stop up to about 0.1 s apart under TCG (one process each,
   started one after the other): in those ends fewer flows share the link, which moves a
   share by at most 0.1 s / SECONDS = 0.3 %. TCP's loss recovery is the rest: a flow whose
