@@ -121,6 +121,8 @@ CONFIG = dict(tcp=True, icmp=True, local_addresses="10.202.0.1")
 PACKET = re.compile(r"^(\d+)\.(\d{9}) IP (\S+) > (\S+): (.*)$")
 TS_OPTION = re.compile(r"TS val (\d+) ecr (\d+)")
 ICMP_ECHO = re.compile(r"ICMP echo (request|reply), id (\d+), seq (\d+)")
+TCP_FLAGS = re.compile(r"Flags \[([^\]]*)\]")
+TCP_LENGTH = re.compile(r"length (\d+)$")
 
 
 def _decoded(pcap):
@@ -141,6 +143,14 @@ def _endpoint(addr):
     return (".".join(parts[:4]), int(parts[4]) if len(parts) > 4 else 0)
 
 
+def _carries_an_identifier(text):
+    """pping (and its reference) timestamps a TSval only from a packet with payload or a
+    SYN: a pure ACK may carry a TSval first and a data packet later (the TSval clock
+    ticks once a millisecond), and the sample is then timed from the data packet."""
+    flags, length = TCP_FLAGS.search(text), TCP_LENGTH.search(text)
+    return bool(flags and "S" in flags[1]) or bool(length and int(length[1]) > 0)
+
+
 def test_reference_rtts_are_the_capture_s_own_time_differences(capture):
     """Exact, whatever the queue did: rate limit 0, so every new TSval and every echo
     request is timestamped, and each sample can be found again in tcpdump's decoding."""
@@ -150,7 +160,7 @@ def test_reference_rtts_are_the_capture_s_own_time_differences(capture):
     for t, src, dst, text in packets:
         at.setdefault(t, []).append((src, dst, text))
         ts = TS_OPTION.search(text)
-        if ts:
+        if ts and _carries_an_identifier(text):
             first_tsval.setdefault((src, dst, int(ts[1])), t)
         echo = ICMP_ECHO.search(text)
         if echo and echo[1] == "request":
