@@ -94,7 +94,10 @@ def _targets(src, node):
         package = src.split(".") if MODULES[src].endswith("__init__.py") else src.split(".")[:-1]
         package = package[:len(package) - (node.level - 1)]
         base = ".".join(package + ([base] if base else []))
-    return [f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base for alias in node.names]
+    # ``from a import b`` with b a module loads b, and names a, whose __init__ it runs: an edge
+    # to each (a package's __init__ that imports b back is a cycle through a)
+    return [target for alias in node.names
+            for target in ((base, f"{base}.{alias.name}") if f"{base}.{alias.name}" in MODULES else (base,))]
 
 
 def _edges():

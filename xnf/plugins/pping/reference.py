@@ -76,7 +76,7 @@ import collections
 
 import attrs
 
-from xnf.plugins.pping import packet as P
+import xnf.plugins.pping.packet as P
 from xnf.plugins.pping.config import NS_PER_S, PpingConfig
 from xnf.plugins.pping.events import (
     CLOSING, OPENING, REASON_FIN, REASON_FIRST_PACKET, REASON_RST, REASON_SYN,
