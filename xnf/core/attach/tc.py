@@ -400,11 +400,7 @@ def _describe(hp):
 def _detach_tcx_program(hp, ifindex, direction, netns):
     """Detach one tcx program: through its link, or (attached without one) by program."""
     if hp.link_id:
-        link = syscall.fd_by_id("link", hp.link_id)
-        try:
-            syscall.link_detach(link)
-        finally:
-            link.close()
+        syscall.link_detach_by_id(hp.link_id)
         return
     prog = syscall.fd_by_id("prog", hp.prog_id)
     try:

@@ -303,11 +303,7 @@ def detach_xdp(ifname, prog_id, mode=None, netns=None):
         if hp.prog_id != prog_id or (mode is not None and canonical_mode(mode) != found_mode):
             continue
         if hp.link_id:
-            link = syscall.fd_by_id("link", hp.link_id)
-            try:
-                syscall.link_detach(link)
-            finally:
-                link.close()
+            syscall.link_detach_by_id(hp.link_id)
             return True
         att = XdpAttachment(ifname=ifname, ifindex=_netns.ifindex(ifname, netns), netns=netns,
                             prog_id=prog_id, program=syscall.fd_by_id("prog", prog_id), mode=found_mode)

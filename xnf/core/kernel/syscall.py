@@ -369,5 +369,14 @@ def link_detach(link_fd):
     bpf(BPF_LINK_DETACH, FdAttr(fd=link_fd))
 
 
+def link_detach_by_id(link_id):
+    """Detach the link ``link_id`` (one whose owner is gone or unknown): open it, detach, close."""
+    link = fd_by_id("link", link_id)
+    try:
+        link_detach(link)
+    finally:
+        link.close()
+
+
 def iter_create(link_fd):
     return FD(bpf(BPF_ITER_CREATE, FdAttr(fd=link_fd)))
