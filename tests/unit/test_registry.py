@@ -1,6 +1,5 @@
 """Plugin look-ups: a registered plugin that fails to import is reported, never dropped."""
 import json
-import os
 import sys
 
 import pytest
@@ -8,13 +7,12 @@ import pytest
 from xnf import registry
 from xnf.core.errors import ConfigError, PluginError
 
+from support.distribution import write_distribution
+
 
 def _broken_distribution(path, namespace, name):
     """A distribution under ``path`` whose entry point names a module that does not exist."""
-    dist = path / f"xnf_broken_{name}-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: xnf-broken-{name}\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(f"[{namespace}]\n{name} = xnf_no_such_module_4711:Nothing\n")
+    write_distribution(path, f"xnf-broken-{name}", "0.1", {namespace: {name: "xnf_no_such_module_4711:Nothing"}})
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import socket
 import struct
 import subprocess
 import sys
-import textwrap
 import time
 
 import pytest
@@ -24,6 +23,8 @@ import pytest
 from xnf.plugins.pifo_sched.packet import Packet
 from xnf.testing.topology import VethPair
 from xnf.testing.traffic import socket_in
+
+from support.distribution import write_distribution
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE = os.path.join(ROOT, "tests", "plugin_example")
@@ -37,14 +38,9 @@ SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33
 @pytest.fixture
 def plugin(tmp_path, monkeypatch):
     """The example package importable, with its scheduler entry points, here and for `xnf`."""
-    dist = tmp_path / "xnf_example_nf-0.1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: xnf-example-nf\nVersion: 0.1.0\n")
-    (dist / "entry_points.txt").write_text(textwrap.dedent("""\
-        [xnf.schedulers]
-        example_fifo = xnf_example_nf.scheduler:ExampleFifo
-        example_smallest = xnf_example_nf.scheduler:ExampleSmallestFirst
-        """))
+    write_distribution(tmp_path, "xnf-example-nf", "0.1.0", {"xnf.schedulers": {
+        "example_fifo": "xnf_example_nf.scheduler:ExampleFifo",
+        "example_smallest": "xnf_example_nf.scheduler:ExampleSmallestFirst"}})
     monkeypatch.syspath_prepend(EXAMPLE)
     monkeypatch.syspath_prepend(str(tmp_path))
     path = os.pathsep.join([str(tmp_path), EXAMPLE, ROOT, os.environ.get("PYTHONPATH", "")])

@@ -20,6 +20,8 @@ from xnf.plugins.pifo_sched.features import bpf_qdisc_available
 from xnf.plugins.pifo_sched.nf import PifoSchedConfig
 from xnf.plugins.pifo_sched.packet import Packet
 
+from support.distribution import write_distribution
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 EXAMPLE = os.path.join(ROOT, "tests", "plugin_example")
 OBJECT = os.path.join(EXAMPLE, "xnf_example_nf", "example_smallest.bpf.o")
@@ -28,15 +30,10 @@ OBJECT = os.path.join(EXAMPLE, "xnf_example_nf", "example_smallest.bpf.o")
 @pytest.fixture
 def example_plugin(tmp_path, monkeypatch):
     """The example package on the path with its scheduler entry points (and one broken object)."""
-    dist = tmp_path / "xnf_example_nf-0.1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: xnf-example-nf\nVersion: 0.1.0\n")
-    (dist / "entry_points.txt").write_text(textwrap.dedent("""\
-        [xnf.schedulers]
-        example_fifo = xnf_example_nf.scheduler:ExampleFifo
-        example_smallest = xnf_example_nf.scheduler:ExampleSmallestFirst
-        example_missing = q2_missing_rank:Missing
-        """))
+    write_distribution(tmp_path, "xnf-example-nf", "0.1.0", {"xnf.schedulers": {
+        "example_fifo": "xnf_example_nf.scheduler:ExampleFifo",
+        "example_smallest": "xnf_example_nf.scheduler:ExampleSmallestFirst",
+        "example_missing": "q2_missing_rank:Missing"}})
     (tmp_path / "q2_missing_rank.py").write_text(textwrap.dedent('''
         from xnf.plugins.pifo_sched.algorithms.fifo import Fifo
 

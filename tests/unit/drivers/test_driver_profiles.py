@@ -8,6 +8,8 @@ from xnf.core.errors import PluginError
 from xnf.drivers import profiles
 from xnf.drivers.profiles import XDP_MODES, DriverProfile, find_profile
 
+from support.distribution import write_distribution
+
 SHIPPED = ["nfp", "netdevsim", "mlx5_core", "i40e", "ice", "ixgbe", "bnxt_en", "virtio_net", "veth", "tun"]
 
 
@@ -46,10 +48,7 @@ def install_vendor_package(tmp_path, monkeypatch, target):
         ACME = DriverProfile("acme_nic", {"skb", "native"}, notes="Acme 100G")
         NOT_A_PROFILE = object()
     """))
-    dist = tmp_path / "acme_xnf-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-xnf\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text(f"[xnf.drivers]\nacme_nic = {target}\n")
+    write_distribution(tmp_path, "acme-xnf", "1.0", {"xnf.drivers": {"acme_nic": target}})
     monkeypatch.syspath_prepend(str(tmp_path))
     # stevedore keeps entry points per namespace for the life of the process; a fresh
     # process (where a vendor's package is installed beforehand) starts with none.

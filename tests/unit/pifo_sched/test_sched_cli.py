@@ -12,6 +12,8 @@ from xnf.plugins.pifo_sched.errors import SchedulerConfigError, UnknownScheduler
 from xnf.plugins.pifo_sched.packet import Packet
 from xnf.plugins.pifo_sched.sim.runner import simulate, write_events
 
+from support.distribution import write_distribution
+
 
 def run(argv):
     parser = argparse.ArgumentParser(prog="xnf")
@@ -95,10 +97,7 @@ def test_third_party_scheduler_plugin_is_listed_and_simulated(tmp_path, monkeypa
             def dequeue(self, now):
                 return self.pifo.dequeue()[1] if self.pifo else None
     '''))
-    dist = tmp_path / "lifo_sched-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: lifo-sched\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[xnf.schedulers]\nlifo = lifo_sched:Lifo\n")
+    write_distribution(tmp_path, "lifo-sched", "1.0", {"xnf.schedulers": {"lifo": "lifo_sched:Lifo"}})
     monkeypatch.syspath_prepend(str(tmp_path))
     from stevedore import ExtensionManager
 
