@@ -71,8 +71,8 @@ def wfq_trace(n, seed=1):
 
 def python_pifo(cls, ranks, rank_range, rounds=5):
     """(push ns, pop ns) of CPU of a Python PIFO: a push of each rank, then as many pops,
-    net of the same loops without the PIFO (the fewest of ``rounds``)."""
-    best_push = best_pop = float("inf")
+    net of the same loops without the PIFO (each loop's fewest over ``rounds``)."""
+    best = [float("inf")] * 4
     for _ in range(rounds):
         pifo = cls(rank_range, len(ranks))
         t0 = time.process_time_ns()
@@ -88,9 +88,8 @@ def python_pifo(cls, ranks, rank_range, rounds=5):
         for _ in ranks:
             pass
         t4 = time.process_time_ns()
-        best_push = min(best_push, (t1 - t0 - (t3 - t2)) / len(ranks))
-        best_pop = min(best_pop, (t2 - t1 - (t4 - t3)) / len(ranks))
-    return best_push, best_pop
+        best = [min(b, t) for b, t in zip(best, (t1 - t0, t2 - t1, t3 - t2, t4 - t3))]
+    return (best[0] - best[2]) / len(ranks), (best[1] - best[3]) / len(ranks)
 
 
 def python_order(cls, ranks, rank_range):
