@@ -6,16 +6,19 @@ Needs a kernel with CONFIG_NET_SCH_BPF (Linux 6.16+): run it in the VM tier,
 all in the same run:
 
 1. **BPF run time per packet.** The qdisc (``fifo``: one PIFO, rank function; ``wfq``: the
-   fair-queueing tree, 3 flows) at the root of a veth; ``kernel.bpf_stats_enabled`` set
+   fair-queueing tree, 3 flows by port) at the root of a veth; ``kernel.bpf_stats_enabled`` set
    for the run (and put back), so the kernel adds up the run time and runs of the
    struct_ops programs. Enqueue + dequeue ns per packet = (run time of enqueue +
-   run time of dequeue, the calls that found nothing included) / packets sent.
+   run time of dequeue, the calls that found nothing included) / packets sent; beside it
+   each program's ns per call, dequeue calls per packet, the share of packets the qdisc
+   dropped, its error count and the packets each flow sent (the qdisc's counters).
 2. **Packets per CPU-second through the veth** with each root qdisc: the BPF qdisc
-   (fifo, wfq), ``pfifo_fast`` and ``fq_codel``, the same traffic (iperf3 UDP, 64-byte
-   datagrams, as fast as the client sends, ``--seconds`` each, rounds alternating the
-   qdiscs). CPU = the busy time in /proc/stat (every CPU, user + system + softirq ...)
-   over the run; packets = the veth's tx_packets. Ratios against pfifo_fast and fq_codel,
-   and the extra CPU per packet they imply (1/rate - 1/rate of the baseline).
+   (fifo, wfq), ``pfifo_fast`` and ``fq_codel``, the same traffic (three iperf3 UDP flows
+   to ports 5201-5203, which ``wfq`` weighs 1:2:3, 64-byte datagrams, as fast as the
+   clients send, ``--seconds`` each, rounds alternating the qdiscs). CPU = the busy time
+   in /proc/stat (every CPU, user + system + softirq ...) over the run; packets = the
+   veth's tx_packets. Ratios against pfifo_fast and fq_codel, and the extra CPU per packet
+   they imply (1/rate - 1/rate of the baseline).
 3. **PIFO operations, BPF against Python.** The qdisc built from the example plugin's rank
    object (``example_smallest``: rank = length on the wire) holds every packet
    (``BpfQdisc.hold``) while N datagrams of seeded random lengths are enqueued (a push
@@ -37,7 +40,6 @@ import os
 import random
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import time
@@ -50,10 +52,12 @@ from xnf.plugins.pifo_sched.pifo import BucketedPifo, HeapPifo  # noqa: E402
 from xnf.plugins.pifo_sched.qdisc.bpf_qdisc import BpfQdisc  # noqa: E402
 from xnf.testing import traffic as tools  # noqa: E402
 from xnf.testing.topology import VethPair  # noqa: E402
+from pifo_designs import python_pifo  # noqa: E402  (bench/ is sys.path[0] when run as a script)
 
 STATS_SYSCTL = "/proc/sys/kernel/bpf_stats_enabled"
 NATIVE = ("pfifo_fast", "fq_codel")
-BPF = {"fifo": {}, "wfq": {"weights": {0: 1, 1: 2, 2: 3}}}
+PORTS = (5201, 5202, 5203)
+BPF = {"fifo": {}, "wfq": {"weights": "5201=1,5202=2,5203=3"}}  # wfq: flows by port
 TARGET_VS_FQ_CODEL = 0.8
 TARGET_PIFO_SPEEDUP = 10.0
 SO_SNDBUFFORCE = 32
@@ -76,14 +80,22 @@ def tx_packets(pair):
 
 
 def udp_flood(pair, seconds):
-    """iperf3 UDP, 64-byte datagrams, unlimited rate, for ``seconds``."""
-    server = tools.popen(pair.ns_b, ["iperf3", "-s", "-1", "-B", pair.ip_b], stdout=subprocess.DEVNULL)
+    """Three iperf3 UDP flows (ports 5201-5203: ``wfq``'s three flows), 64-byte datagrams,
+    unlimited rate, for ``seconds``; the same traffic whichever qdisc is at the root."""
+    servers = [tools.popen(pair.ns_b, ["iperf3", "-s", "-1", "-B", pair.ip_b, "-p", str(port)],
+                           stdout=subprocess.DEVNULL) for port in PORTS]
+    clients = []
     try:
-        tools.wait_listening(pair.ns_b, 5201)
-        tools.run(pair.ns_a, ["iperf3", "-c", pair.ip_b, "-u", "-b", "0", "-l", "64", "-t", str(seconds)],
-                  timeout=seconds + 60)
+        for port in PORTS:
+            tools.wait_listening(pair.ns_b, port)
+        clients = [tools.popen(pair.ns_a, ["iperf3", "-c", pair.ip_b, "-p", str(port), "-u", "-b", "0", "-l", "64",
+                                           "-t", str(seconds)], stdout=subprocess.DEVNULL)
+                   for port in PORTS]
+        for client in clients:
+            if client.wait(timeout=seconds + 60):
+                raise RuntimeError(f"iperf3 client exited {client.returncode}")
     finally:
-        tools.stop([server])
+        tools.stop(servers + clients)
 
 
 class Native:
@@ -125,18 +137,19 @@ class Bpf:
 
 
 def throughput(pair, qdisc, seconds):
-    """(packets per CPU-second, packets, bpf ns per packet or None) of one run."""
+    """(packets per CPU-second, packets, BPF figures or None) of one run; the BPF figures:
+    run time and runs of each program over the run, and the qdisc's own counters."""
     with qdisc as q:
         before = q.totals() if isinstance(q, Bpf) else None
         sent, busy = tx_packets(pair), busy_seconds()
         udp_flood(pair, seconds)
         sent, busy = tx_packets(pair) - sent, busy_seconds() - busy
-        bpf_ns = None
+        bpf = None
         if before is not None:
             after = q.totals()
-            run_ns = sum(after[h][0] - before[h][0] for h in after)
-            bpf_ns = run_ns / sent if sent else float("nan")
-    return sent / busy, sent, bpf_ns
+            bpf = {h: (after[h][0] - before[h][0], after[h][1] - before[h][1]) for h in after}
+            bpf["stats"] = q.qdisc.stats()
+    return sent / busy, sent, bpf
 
 
 def pifo_ops(pair, ranks):
@@ -171,22 +184,6 @@ def pifo_ops(pair, ranks):
     return push, pop
 
 
-def python_pifo(cls, ranks, rounds=5):
-    """(push ns, pop ns) of a Python PIFO: a push of each rank, then as many pops (best of ``rounds``)."""
-    best_push = best_pop = float("inf")
-    for _ in range(rounds):
-        pifo = cls(1 << 16, len(ranks))
-        t0 = time.perf_counter_ns()
-        for i, rank in enumerate(ranks):
-            pifo.enqueue(i, rank)
-        t1 = time.perf_counter_ns()
-        for _ in ranks:
-            pifo.dequeue()
-        t2 = time.perf_counter_ns()
-        best_push, best_pop = min(best_push, (t1 - t0) / len(ranks)), min(best_pop, (t2 - t1) / len(ranks))
-    return best_push, best_pop
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -204,7 +201,7 @@ def main(argv=None):
         return 2
     with open(STATS_SYSCTL) as f:
         old = f.read().strip()
-    results = {"rates": {}, "bpf_ns": {}, "pifo": {}}
+    results = {"rates": {}, "bpf": {}, "pifo": {}}
     with open(STATS_SYSCTL, "w") as f:
         f.write("1")
     try:
@@ -212,19 +209,19 @@ def main(argv=None):
             chosen = args.schedulers.split(",")
             qdiscs = list(NATIVE) + [f"bpf {s}" for s in chosen]
             rates = {q: [] for q in qdiscs}
-            bpf_ns = {s: [] for s in chosen}
+            bpf_runs = {s: [] for s in chosen}
             for _ in range(args.rounds):
                 for name in qdiscs:
                     q = Bpf(pair, name[4:]) if name.startswith("bpf ") else Native(pair, name)
-                    rate, _sent, ns = throughput(pair, q, args.seconds)
+                    rate, sent, bpf = throughput(pair, q, args.seconds)
                     rates[name].append(rate)
-                    if ns is not None:
-                        bpf_ns[name[4:]].append(ns)
+                    if bpf is not None:
+                        bpf_runs[name[4:]].append(dict(bpf, packets=sent))
             rng = random.Random(1)
             for depth in (int(d) for d in args.depths.split(",")):
                 ranks = [HEADERS + rng.randrange(18, 1401) for _ in range(depth)]
                 push, pop = pifo_ops(pair, ranks)
-                py = {cls.__name__: python_pifo(cls, ranks) for cls in (HeapPifo, BucketedPifo)}
+                py = {cls.__name__: python_pifo(cls, ranks, 1 << 16) for cls in (HeapPifo, BucketedPifo)}
                 results["pifo"][depth] = {"bpf": (push, pop), **py}
     finally:
         with open(STATS_SYSCTL, "w") as f:
@@ -233,13 +230,25 @@ def main(argv=None):
     print(f"{'root qdisc':<14} {'packets/CPU-s':>14} {'vs pfifo_fast':>14} {'vs fq_codel':>12} "
           f"{'extra ns/pkt vs pfifo_fast':>27} {'BPF ns/pkt (bpf_stats)':>23}")
     median = {q: statistics.median(v) for q, v in rates.items()}
+    bpf_ns = {s: [(r["enqueue"][0] + r["dequeue"][0]) / r["packets"] for r in runs] for s, runs in bpf_runs.items()}
     for q in qdiscs:
         extra = (1 / median[q] - 1 / median["pfifo_fast"]) * 1e9
         ns = f"{statistics.median(bpf_ns[q[4:]]):.0f}" if q.startswith("bpf ") else "-"
         print(f"{q:<14} {median[q]:>14.0f} {median[q] / median['pfifo_fast']:>14.3f} "
               f"{median[q] / median['fq_codel']:>12.3f} {extra:>27.0f} {ns:>23}")
+    print(f"\n{'BPF qdisc':<10} {'enqueue ns/call':>16} {'dequeue ns/call':>16} {'dequeues/pkt':>13} "
+          f"{'drops/pkt':>10} {'errors':>7}  packets sent per flow (last round)")
+    for sched, runs in bpf_runs.items():
+        enq = statistics.median(r["enqueue"][0] / max(1, r["enqueue"][1]) for r in runs)
+        deq = statistics.median(r["dequeue"][0] / max(1, r["dequeue"][1]) for r in runs)
+        calls = statistics.median(r["dequeue"][1] / max(1, r["packets"]) for r in runs)
+        drops = statistics.median(r["stats"]["drops"] / max(1, r["stats"]["enqueued_packets"] + r["stats"]["drops"])
+                                  for r in runs)
+        errors = sum(r["stats"]["errors"] for r in runs)
+        flows = " / ".join(str(f["packets"]) for f in runs[-1]["stats"]["flows"].values())
+        print(f"{sched:<10} {enq:>16.0f} {deq:>16.0f} {calls:>13.2f} {drops:>10.3f} {errors:>7}  {flows}")
     results["rates"] = rates
-    results["bpf_ns"] = bpf_ns
+    results["bpf"] = bpf_runs
     if median["bpf fifo"] / median["fq_codel"] < TARGET_VS_FQ_CODEL:
         missed.append(f"bpf fifo carries {median['bpf fifo'] / median['fq_codel']:.2f}x fq_codel's packets per "
                       f"CPU-second (target {TARGET_VS_FQ_CODEL})")
