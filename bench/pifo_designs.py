@@ -7,9 +7,9 @@ doubt"; the qdisc has binary heaps. ``bench/bpf/pifo_designs.bpf.o`` holds all t
 (see its header comment): ``heap`` (xnf_qdisc.h's push and pop, mirrored), ``rbtree``
 (bpf_obj_new nodes under a bpf_spin_lock) and ``ffs`` (2^18 FIFO buckets under three
 levels of 64-bit bitmaps). Each program pushes N ranks, then pops N, in one
-BPF_PROG_TEST_RUN run; ``base`` does the same loops without a queue, and ``rbtree w/o
-tree`` is the rbtree design's node allocation, free and locking alone (its share of the
-rbtree's cost).
+BPF_PROG_TEST_RUN run; ``base`` does the same loops without a queue. The rbtree's cost is
+split by two more programs: ``rb alloc+free`` (a node allocated and freed per element)
+and ``rb 2 locks`` (its lock taken and dropped twice per element, as a push and a pop do).
 
 The ranks are a scheduler trace: the first N packets of three Poisson flows of the
 simulator (64-1500 B, 3 Mbit/s each, seed 1), each ranked by its WFQ finish tag with
@@ -48,6 +48,7 @@ OBJECT = os.path.join(ROOT, "bench", "bpf", "pifo_designs.bpf.o")
 MAX_N = 4096  # MAX_N in the object
 FFS_BUCKETS = 1 << 18
 DESIGNS = ("heap", "rbtree", "ffs")
+PARTS = ("rballoc", "rblock")  # the rbtree's node allocation + free, and its two lock/unlock pairs
 WEIGHTS = [1, 2, 3]
 TARGET_PIFO_SPEEDUP = 10.0
 RUN_CPU_NS = 100_000_000  # aim for ~0.1 s of CPU per test_run call
@@ -126,7 +127,7 @@ def measure(coll, ranks, trials):
     repeat = max(5, RUN_CPU_NS // (700 * n))  # the rbtree's ~600 ns per push+pop on the host
     best, orders = {}, {}
     for _ in range(trials):
-        for name in ("base",) + DESIGNS + ("rbfixed",):
+        for name in ("base",) + DESIGNS + PARTS:
             prog = coll.programs[f"{name}_run"]
             t0 = time.process_time_ns()
             prog.test_run(bytes(64), repeat=repeat)
@@ -134,7 +135,7 @@ def measure(coll, ranks, trials):
             best[name] = min(best.get(name, float("inf")), cpu)
             if name in DESIGNS:
                 orders[name] = list(data["out"][:n])
-    net = {d: (best[d] - best["base"]) / n for d in DESIGNS + ("rbfixed",)}
+    net = {d: (best[d] - best["base"]) / n for d in DESIGNS + PARTS}
     return net, best["base"] / n, orders, data["errors"]
 
 
@@ -155,7 +156,7 @@ def main(argv=None):
     print(f"kernel {os.uname().release}; ranks: WFQ finish tags (weights 1:2:3) of three simulated "
           "Poisson flows")
     print(f"{'N':>5} {'rank span':>10} {'loop ns':>8} {'heap ns':>8} {'rbtree ns':>10} {'ffs ns':>7} {'ffs shift':>9} "
-          f"{'rbtree/heap':>11} {'rbtree w/o tree':>15} {'ffs/heap':>8} {'HeapPifo ns':>11} "
+          f"{'rbtree/heap':>11} {'rb alloc+free':>13} {'rb 2 locks':>10} {'ffs/heap':>8} {'HeapPifo ns':>11} "
           f"{'BucketedPifo ns':>15} {'Python/BPF heap':>15}")
     with xnf.load(OBJECT) as coll:
         for n in depths:
@@ -169,7 +170,8 @@ def main(argv=None):
             best_py = min(sum(v) for v in py.values())
             ratio = best_py / net["heap"]
             print(f"{n:>5} {max(ranks) - min(ranks):>10} {loop:>8.1f} {net['heap']:>8.1f} {net['rbtree']:>10.1f} "
-                  f"{net['ffs']:>7.1f} {shift:>9} {net['rbtree'] / net['heap']:>11.2f} {net['rbfixed']:>15.1f} "
+                  f"{net['ffs']:>7.1f} {shift:>9} {net['rbtree'] / net['heap']:>11.2f} {net['rballoc']:>13.1f} "
+                  f"{net['rblock']:>10.1f} "
                   f"{net['ffs'] / net['heap']:>8.2f} "
                   f"{sum(py['HeapPifo']):>11.0f} {sum(py['BucketedPifo']):>15.0f} {ratio:>15.1f}")
             checks = {"heap": exact, "rbtree": exact, "ffs": by_bucket}

@@ -14,8 +14,10 @@
  *        that code; it is left out here.
  * rbtree bpf_obj_new() nodes keyed by (rank, push number) in a bpf_rb_root, added, found
  *        and removed under the bpf_spin_lock beside it in a map value (bpf_rbtree_add,
- *        bpf_rbtree_first, bpf_rbtree_remove), then freed (bpf_obj_drop). `rbfixed_run`
- *        is its allocation and locking without the tree, to split its cost.
+ *        bpf_rbtree_first, bpf_rbtree_remove), then freed (bpf_obj_drop). To split its
+ *        cost, `rballoc_run` only allocates and frees a node per element and
+ *        `rblock_run` only takes and drops the lock twice per element (each with the
+ *        base loop's other half, so the base subtracts alike).
  * ffs    the PIFO map RFC's bucketed design: FFS_BUCKETS FIFO buckets, each rank
  *        (rank - ffs_base) >> ffs_shift, found by find-first-set down a three-level tree
  *        of 64-bit bitmaps; elements from a pool with a free list. Exact (rank order,
@@ -148,7 +150,6 @@ struct bpf_rb_node {
 } __attribute__((aligned(8)));
 
 #define __contains(name, node) __attribute__((btf_decl_tag("contains:" #name ":" #node)))
-#define container_of(ptr, type, member) ((type *)((void *)(ptr) - __builtin_offsetof(type, member)))
 
 extern void *bpf_obj_new_impl(__u64 local_type_id, void *meta) __ksym;
 extern void bpf_obj_drop_impl(void *kptr, void *meta) __ksym;
@@ -232,40 +233,31 @@ __attribute__((noinline)) __u32 rb_pop(void)
 	return ref;
 }
 
-/* The rbtree design without its tree, to split its cost: a push allocates and frees the
- * node and takes and drops the lock; a pop takes the lock, finds the tree empty, drops it. */
-__attribute__((noinline)) int rb_fixed_push(__u64 rank, __u32 ref)
+/* The rbtree design's fixed costs, to split it: a node's allocation and free (one per
+ * push+pop), and a lock taken and dropped (two per push+pop). */
+__attribute__((noinline)) int rb_alloc_free(__u64 rank, __u32 ref)
 {
-	__u32 key = 0;
-	struct rb_queue *q = bpf_map_lookup_elem(&rbq, &key);
-	struct rb_elem *e;
+	struct rb_elem *e = bpf_obj_new_impl(bpf_core_type_id_local(struct rb_elem), NULL);
 
-	if (!q)
-		return -1;
-	e = bpf_obj_new_impl(bpf_core_type_id_local(struct rb_elem), NULL);
 	if (!e)
 		return -1;
 	e->rank = rank;
 	e->seq = ++rb_seq;
 	e->ref = ref;
-	bpf_spin_lock(&q->lock);
-	bpf_spin_unlock(&q->lock);
 	bpf_obj_drop_impl(e, NULL);
 	return 0;
 }
 
-__attribute__((noinline)) __u32 rb_fixed_pop(void)
+__attribute__((noinline)) int rb_lock_unlock(void)
 {
 	__u32 key = 0;
 	struct rb_queue *q = bpf_map_lookup_elem(&rbq, &key);
-	struct bpf_rb_node *node;
 
 	if (!q)
-		return NONE;
+		return -1;
 	bpf_spin_lock(&q->lock);
-	node = bpf_rbtree_first(&q->root);
 	bpf_spin_unlock(&q->lock);
-	return node ? NONE : 0;
+	return 0;
 }
 
 /* --- ffs: FIFO buckets found by find-first-set ----------------------------------------- */
@@ -410,16 +402,18 @@ static long rb_pop_cb(__u64 i, void *ctx)
 	return 0;
 }
 
-static long rb_fixed_push_cb(__u64 i, void *ctx)
+static long rb_alloc_cb(__u64 i, void *ctx)
 {
-	if (rb_fixed_push(trace[i & N_MASK], i))
+	if (rb_alloc_free(trace[i & N_MASK], i))
 		errors++;
 	return 0;
 }
 
-static long rb_fixed_pop_cb(__u64 i, void *ctx)
+static long rb_lock_cb(__u64 i, void *ctx)
 {
-	out[i & N_MASK] = rb_fixed_pop();
+	if (rb_lock_unlock() || rb_lock_unlock())
+		errors++;
+	out[i & N_MASK] = i;
 	return 0;
 }
 
@@ -471,10 +465,18 @@ int rbtree_run(struct __sk_buff *skb)
 }
 
 SEC("tc")
-int rbfixed_run(struct __sk_buff *skb)
+int rballoc_run(struct __sk_buff *skb)
 {
-	bpf_loop(COUNT, rb_fixed_push_cb, NULL, 0);
-	bpf_loop(COUNT, rb_fixed_pop_cb, NULL, 0);
+	bpf_loop(COUNT, rb_alloc_cb, NULL, 0);
+	bpf_loop(COUNT, base_pop_cb, NULL, 0);
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int rblock_run(struct __sk_buff *skb)
+{
+	bpf_loop(COUNT, base_push_cb, NULL, 0);
+	bpf_loop(COUNT, rb_lock_cb, NULL, 0);
 	return TC_ACT_OK;
 }
 
