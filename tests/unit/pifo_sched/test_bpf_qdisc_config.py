@@ -88,8 +88,8 @@ def test_strict_priority_bands_by_flow_or_from_skb_priority():
 def test_schedulers_not_in_the_qdisc_are_refused_with_the_reason():
     assert refusal("wfq") is None
     assert refusal("tbf") is None and "LSTF" in refusal("lstf")
-    with pytest.raises(ConfigError, match="'fq_codel' cannot run in the BPF qdisc: FQ-CoDel"):
-        BpfQdisc("lo", "fq_codel")
+    with pytest.raises(ConfigError, match="'nosuch' cannot run in the BPF qdisc: 'nosuch' is no built-in"):
+        BpfQdisc("lo", "nosuch")
 
 
 def test_limit_above_what_the_qdisc_holds_is_refused():

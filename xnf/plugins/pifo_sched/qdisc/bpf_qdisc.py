@@ -4,9 +4,10 @@ API (used by :mod:`xnf.plugins.pifo_sched.nf`):
 
 * ``SCHEDULERS``: the built-in schedulers the qdisc runs in the kernel (fifo,
   strict_priority, drr, stfq, wfq, wf2q, hpfq, srpt, tbf, edt; the first eight leave in
-  the simulator's order packet for packet, tests/vm_qdisc/test_qdisc_exactness.py);
-  :func:`refusal` says why any other name is refused (None when it runs: lstf, sp_pifo
-  and fq_codel are refused). SRPT reads the bytes left in the flow from skb->priority
+  the simulator's order packet for packet, tests/vm_qdisc/test_qdisc_exactness.py; and
+  fq_codel, an object and options of its own, :mod:`.fq_codel`);
+  :func:`refusal` says why any other name is refused (None when it runs: lstf and sp_pifo
+  are refused). SRPT reads the bytes left in the flow from skb->priority
   (0: unknown, ranked last), so its flows come from the mark or the port;
 * ``BpfQdisc(iface, scheduler, params=None, netns=None, obj=None)``: ``params`` are the
   simulator's options of that scheduler (``weights``, ``default_weight``, ``max_packet``,
@@ -48,12 +49,11 @@ from xnf.core.errors import AttachError, ConfigError
 from xnf.plugins.pifo_sched.qdisc import BUILTIN_OBJECT
 from xnf.plugins.pifo_sched.shaping import NS, parse_rate
 
-SCHEDULERS = ("fifo", "strict_priority", "drr", "stfq", "wfq", "wf2q", "hpfq", "srpt", "tbf", "edt")
+SCHEDULERS = ("fifo", "strict_priority", "drr", "stfq", "wfq", "wf2q", "hpfq", "srpt", "tbf", "edt", "fq_codel")
 """Built-in schedulers the BPF qdisc runs, each with the simulator's exact order."""
 _LATER = {
     "lstf": "LSTF (a flow-ordered PIFO with deadlines) is not built into the BPF qdisc yet",
     "sp_pifo": "SP-PIFO approximates a PIFO; the BPF qdisc has an exact one (use --qdisc htb for SP-PIFO bands)",
-    "fq_codel": "FQ-CoDel is not built into the BPF qdisc yet",
 }
 MAX_PACKETS = 4096  # XNF_MAX_PKTS
 MAX_FLOWS = 64  # XNF_MAX_FLOWS
@@ -119,6 +119,11 @@ class BpfQdisc:
                 raise ConfigError(f"scheduler {scheduler!r} cannot run in the BPF qdisc: {why}",
                                   f"choose one of {', '.join(SCHEDULERS)}, or simulate it with "
                                   f"`xnf sched simulate {scheduler}`")
+        self.fq_codel = None
+        if obj is None and scheduler == "fq_codel":  # an object and options of its own
+            from xnf.plugins.pifo_sched.qdisc import fq_codel
+
+            obj, self.fq_codel = fq_codel.OBJECT, fq_codel.Options(self.params)
         self.obj = obj or BUILTIN_OBJECT
         self.kind = f"xnfq{os.getpid() % 100000:05d}{id(self) % 1000:03d}"  # unique, < 16 bytes
         self.collection = None
@@ -183,6 +188,8 @@ class BpfQdisc:
                                   f"give --limit {MAX_PACKETS} or less")
             limit = MAX_PACKETS
         rodata["cfg_limit"] = min(limit, capacity)
+        if self.fq_codel is not None:
+            return self.fq_codel.configure(rodata)
         if name is None or name == "fifo":
             rodata.update(cfg_mode=MODE_RANK)
             if name == "fifo":
@@ -489,13 +496,18 @@ def _stats(state):
         sent, drops, queued = _get(c, "sent_packets"), _get(c, "drops"), _get(c, "count")
         if sent or drops or queued:
             flows[str(flow)] = {"packets": sent, "bytes": _get(c, "sent_bytes"), "drops": drops, "backlog": queued}
-    drops = {k: _get(state, "drops_" + k) for k in ("overflow", "rank", "range")}
-    return {"backlog_packets": _get(state, "count"), "enqueued_packets": _get(state, "enq_packets"),
-            "enqueued_bytes": _get(state, "enq_bytes"), "sent_packets": _get(state, "deq_packets"),
-            "sent_bytes": _get(state, "deq_bytes"), "drops": sum(drops.values()),
-            "drops_overflow": drops["overflow"], "errors": _get(state, "errors"),
-            "beyond_window": _get(state, "beyond_window"),
-            "held": bool(_get(state, "hold")), "flows": flows}
+    # the object's drop counters: pifo_qdisc's overflow, rank and range; fq_codel's overflow and codel
+    drops = {k: _get(state, "drops_" + k) for k in ("overflow", "rank", "range", "codel") if "drops_" + k in state.keys()}
+    out = {"backlog_packets": _get(state, "count"), "enqueued_packets": _get(state, "enq_packets"),
+           "enqueued_bytes": _get(state, "enq_bytes"), "sent_packets": _get(state, "deq_packets"),
+           "sent_bytes": _get(state, "deq_bytes"), "drops": sum(drops.values()),
+           "drops_overflow": drops["overflow"], "errors": _get(state, "errors"),
+           "held": bool(_get(state, "hold")), "flows": flows}
+    if "codel" in drops:
+        out["drops_codel"] = drops["codel"]
+    if "beyond_window" in state.keys():  # a PIFO's windows (fq_codel has none)
+        out["beyond_window"] = _get(state, "beyond_window")
+    return out
 
 
 def pinned_stats(pin_root):
