@@ -165,12 +165,15 @@ struct pkt {
 	__u8 wait_edge;
 	__u8 fwd;          /* index of this packet's direction in pp_flow_state.dir */
 	__u8 spin;         /* QUIC short header: spin bit value */
-	__u8 pad;
+	__u8 tcp_flags;    /* TCP: the header's flags byte */
 };
 
 struct cursor {
 	void *pos;
 	void *end;
+	void *start; /* the packet's first byte (offsets for the load helpers) */
+	void *ctx;
+	int xdp;     /* ctx is an xdp_md (else an __sk_buff); a constant where inlined */
 };
 
 /* The packet's time, read from the clock on first use only: a clock read (~30 ns on a
@@ -240,37 +243,119 @@ static __always_inline int flow_is_canonical(const struct pp_flow *f)
 
 /* ---------------------------------------------------------------- parsing ---- */
 
-static __always_inline int parse_tcp_ts(struct tcphdr *th, void *end, __u32 *tsval, __u32 *tsecr)
-{
-	__u8 *pos = (__u8 *)(th + 1);
-	__u8 *opt_end = (__u8 *)th + th->doff * 4;
+/* The TCP options of one header, copied out of the packet for tcp_ts_option. */
+#define TCP_OPTIONS_MAX 40
+#define TCP_OPTS_MASK 63 /* b's size - 1: an index masked with it is in bounds */
+struct tcp_opts {
+	__u8 b[TCP_OPTS_MASK + 1];
+	__u32 len;    /* bytes of b that hold options (within the header and the packet) */
+	__u32 off;    /* the walk's position, kept in memory (see tcp_ts_option) */
+	__u32 tsval;
+	__u32 tsecr;
+};
 
+static __always_inline __u32 opt_be32(const struct tcp_opts *o, __u32 off)
+{
+	return (__u32)o->b[off & TCP_OPTS_MASK] << 24 | (__u32)o->b[(off + 1) & TCP_OPTS_MASK] << 16 |
+	       (__u32)o->b[(off + 2) & TCP_OPTS_MASK] << 8 | o->b[(off + 3) & TCP_OPTS_MASK];
+}
+
+/* Finds the timestamp option among the first MAX_TCP_OPTIONS options of o, as the walk
+ * over the packet did. The position goes through memory between options, so every way
+ * into the next option is the same state to the verifier; walked over packet pointers,
+ * it had the verifier follow every mix of option lengths, on every path the parser
+ * took into it (nine tenths of its work on these programs). */
+static __always_inline int tcp_ts_option(struct tcp_opts *o)
+{
+	volatile __u32 *pos;
+	__u32 off, size, len;
+	__u8 kind;
+
+	pos = &o->off;
+	len = o->len;
+	*pos = 0;
 #pragma unroll
 	for (int i = 0; i < MAX_TCP_OPTIONS; i++) {
-		if (pos + 1 > opt_end || (void *)(pos + 1) > end)
+		off = *pos;
+		if (off + 1 > len)
 			return -1;
-		__u8 kind = pos[0];
+		kind = o->b[off & TCP_OPTS_MASK];
 		if (kind == 0)
 			return -1;
 		if (kind == 1) {
-			pos++;
+			*pos = off + 1;
 			continue;
 		}
-		if (pos + 2 > opt_end || (void *)(pos + 2) > end)
+		if (off + 2 > len)
 			return -1;
-		__u8 size = pos[1];
+		size = o->b[(off + 1) & TCP_OPTS_MASK];
 		if (size < 2)
 			return -1;
 		if (kind == 8 && size == 10) {
-			if (pos + 10 > opt_end || (void *)(pos + 10) > end)
+			if (off + 10 > len)
 				return -1;
-			*tsval = bpf_ntohl(*(__u32 *)(pos + 2));
-			*tsecr = bpf_ntohl(*(__u32 *)(pos + 6));
+			o->tsval = opt_be32(o, off + 2);
+			o->tsecr = opt_be32(o, off + 6);
 			return 0;
 		}
-		pos += size;
+		*pos = off + size;
 	}
 	return -1;
+}
+
+/* The options copied out of the packet, then walked. Global functions (one per
+ * context type), so the verifier checks each once, whatever path reaches it. */
+__attribute__((noinline)) int tcp_ts_tc(struct __sk_buff *skb, struct tcp_opts *o)
+{
+	__u32 len;
+
+	if (!o)
+		return -1;
+	len = o->len;
+	if (len < 1 || len > TCP_OPTIONS_MAX || bpf_skb_load_bytes(skb, o->off, o->b, len))
+		return -1;
+	return tcp_ts_option(o);
+}
+
+__attribute__((noinline)) int tcp_ts_xdp(struct xdp_md *ctx, struct tcp_opts *o)
+{
+	__u32 len;
+
+	if (!o)
+		return -1;
+	len = o->len;
+	if (len < 1 || len > TCP_OPTIONS_MAX || bpf_xdp_load_bytes(ctx, o->off, o->b, len))
+		return -1;
+	return tcp_ts_option(o);
+}
+
+/* The timestamp option: first where Linux and most stacks put it (NOP, NOP, TS), else
+ * by walking the options (as far as both the header and the packet go). */
+static __always_inline int parse_tcp_ts(struct cursor *c, struct tcphdr *th, __u32 hdr_len, __u32 *tsval,
+					__u32 *tsecr)
+{
+	void *end = c->end;
+	__u8 *opt = (__u8 *)(th + 1);
+	__u32 optlen = hdr_len - sizeof(*th); /* a multiple of 4, at most 40 */
+
+	if (optlen >= 12 && (void *)(opt + 12) <= end && *(__u32 *)opt == bpf_htonl(0x0101080a)) {
+		*tsval = bpf_ntohl(*(__u32 *)(opt + 4));
+		*tsecr = bpf_ntohl(*(__u32 *)(opt + 8));
+		return 0;
+	}
+	if (!optlen)
+		return -1;
+
+	struct tcp_opts o = {};
+	__u32 avail = (long)end - (long)opt;
+
+	o.len = optlen < avail ? optlen : avail;
+	o.off = (long)opt - (long)c->start;
+	if (c->xdp ? tcp_ts_xdp(c->ctx, &o) : tcp_ts_tc(c->ctx, &o))
+		return -1;
+	*tsval = o.tsval;
+	*tsecr = o.tsecr;
+	return 0;
 }
 
 static __always_inline int parse_tcp(struct cursor *c, __u32 l4_len, struct pkt *p)
@@ -287,7 +372,7 @@ static __always_inline int parse_tcp(struct cursor *c, __u32 l4_len, struct pkt 
 		return -1;
 	p->payload = l4_len > hdr_len ? l4_len - hdr_len : 0;
 
-	if (parse_tcp_ts(th, c->end, &tsval, &tsecr) == 0) {
+	if (parse_tcp_ts(c, th, hdr_len, &tsval, &tsecr) == 0) {
 		p->id.kind = PP_KIND_TSVAL;
 		p->id.id = tsval;
 		p->reply.id = tsecr;
@@ -300,24 +385,7 @@ static __always_inline int parse_tcp(struct cursor *c, __u32 l4_len, struct pkt 
 		return -1;
 	}
 	p->reply.kind = p->id.kind;
-	/* Pure ACKs are never timestamped: the other end need not answer them. */
-	p->id_valid = p->payload > 0 || th->syn;
-	/* Without ACK the TSecr (or ack number) means nothing. */
-	p->reply_valid = th->ack;
-
-	if (th->rst) {
-		p->flow_event = PP_FLOW_CLOSING_BOTH;
-		p->reason = PP_REASON_RST;
-	} else if (th->fin) {
-		p->flow_event = PP_FLOW_CLOSING;
-		p->reason = PP_REASON_FIN;
-	} else if (th->syn) {
-		p->flow_event = PP_FLOW_OPENING;
-		p->reason = th->ack ? PP_REASON_SYN_ACK : PP_REASON_SYN;
-	} else {
-		/* seen mid-stream: wait for the identifier to change */
-		p->wait_edge = 1;
-	}
+	p->tcp_flags = ((__u8 *)th)[13]; /* read by tcp_events */
 	p->id.flow.sport = th->source;
 	p->id.flow.dport = th->dest;
 	return 0;
@@ -542,11 +610,7 @@ static __always_inline int parse_transport(struct cursor *c, int l4proto, __u32 
 		err = parse_udp(c, l4_len, p);
 	else
 		err = -1;
-	if (err)
-		return err;
-	reverse_flow(&p->reply.flow, &p->id.flow);
-	p->fwd = flow_is_canonical(&p->id.flow) ? 0 : 1;
-	return 0;
+	return err;
 }
 
 /* ------------------------------------------------------------ flow state ---- */
@@ -876,12 +940,47 @@ static __always_inline void match_packet(struct pkt *p, struct pp_dir *d, struct
 	emit_rtt(p, rtt, d);
 }
 
+#define TCP_FIN_ 0x01
+#define TCP_SYN_ 0x02
+#define TCP_RST_ 0x04
+#define TCP_ACK_ 0x10
+
+/* What a TCP packet's flags mean to pping. Not in parse_tcp: each way through these
+ * branches was a separate state to the verifier on every path the parser took. */
+static __always_inline void tcp_events(struct pkt *p)
+{
+	__u8 f = p->tcp_flags;
+
+	/* Pure ACKs are never timestamped: the other end need not answer them. */
+	p->id_valid = p->payload > 0 || (f & TCP_SYN_);
+	/* Without ACK the TSecr (or ack number) means nothing. */
+	p->reply_valid = !!(f & TCP_ACK_);
+	if (f & TCP_RST_) {
+		p->flow_event = PP_FLOW_CLOSING_BOTH;
+		p->reason = PP_REASON_RST;
+	} else if (f & TCP_FIN_) {
+		p->flow_event = PP_FLOW_CLOSING;
+		p->reason = PP_REASON_FIN;
+	} else if (f & TCP_SYN_) {
+		p->flow_event = PP_FLOW_OPENING;
+		p->reason = f & TCP_ACK_ ? PP_REASON_SYN_ACK : PP_REASON_SYN;
+	} else {
+		/* seen mid-stream: wait for the identifier to change */
+		p->wait_edge = 1;
+	}
+}
+
 static __always_inline void pping(void *ctx, struct pkt *p, struct pp_agg_stats *agg)
 {
-	struct pp_flow *key = p->fwd == 0 ? &p->id.flow : &p->reply.flow;
+	struct pp_flow *key;
 	struct pp_flow_state *st;
 	struct pp_dir *fw, *rev;
 
+	if (p->id.flow.proto == IPPROTO_TCP)
+		tcp_events(p);
+	reverse_flow(&p->reply.flow, &p->id.flow);
+	p->fwd = flow_is_canonical(&p->id.flow) ? 0 : 1;
+	key = p->fwd == 0 ? &p->id.flow : &p->reply.flow;
 	count(PP_CNT_PARSED);
 	st = flow_state_get(p);
 	if (!st)
@@ -932,10 +1031,10 @@ static __always_inline void pping(void *ctx, struct pkt *p, struct pp_agg_stats 
 		bpf_map_delete_elem(&pping_flows, key);
 }
 
-/* Common to all hooks: parse, aggregate, apply the rules. */
-static __always_inline void handle(void *ctx, struct pkt *p, void *data, void *data_end)
+/* Common to all hooks: parse, aggregate, apply the rules. `xdp`: ctx is an xdp_md. */
+static __always_inline void handle(void *ctx, int xdp, struct pkt *p, void *data, void *data_end)
 {
-	struct cursor c = { .pos = data, .end = data_end };
+	struct cursor c = { .pos = data, .end = data_end, .start = data, .ctx = ctx, .xdp = xdp };
 	struct pp_agg_stats *src = NULL, *dst = NULL;
 	__u32 l4_len = 0;
 	int l4proto, tracked;
@@ -975,7 +1074,7 @@ int pping_tc_egress(struct __sk_buff *skb)
 	struct pkt p = {};
 
 	p.wire_len = skb->len;
-	handle(skb, &p, (void *)(long)skb->data, (void *)(long)skb->data_end);
+	handle(skb, 0, &p, (void *)(long)skb->data, (void *)(long)skb->data_end);
 	return TC_ACT_UNSPEC;
 }
 
@@ -987,7 +1086,7 @@ int pping_tc_ingress(struct __sk_buff *skb)
 	p.wire_len = skb->len;
 	p.ingress = 1;
 	p.ifindex = skb->ingress_ifindex;
-	handle(skb, &p, (void *)(long)skb->data, (void *)(long)skb->data_end);
+	handle(skb, 0, &p, (void *)(long)skb->data, (void *)(long)skb->data_end);
 	return TC_ACT_UNSPEC;
 }
 
@@ -1000,7 +1099,7 @@ int pping_xdp_ingress(struct xdp_md *ctx)
 	p.wire_len = data_end - data;
 	p.ingress = 1;
 	p.ifindex = ctx->ingress_ifindex;
-	handle(ctx, &p, data, data_end);
+	handle(ctx, 1, &p, data, data_end);
 	return XDP_PASS;
 }
 
