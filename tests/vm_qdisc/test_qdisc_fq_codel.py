@@ -12,6 +12,8 @@
   drops. Late timers under TCG only lengthen the sojourn times, so the drops do not depend
   on timing; how many there are does, and is not checked here. The drops are counted
   alike by the qdisc's state, `xnf status` and `tc -s qdisc show`.
+* `xnf attach pifo_sched IFACE --qdisc bpf --scheduler fq_codel`: the qdisc at the root,
+  its counters in `tc -s qdisc show` and `xnf status`, and `xnf detach` puts back what was.
 * A sparse flow: while a bulk flow's backlog drains at 1 Mbit/s, single packets of another
   flow each go out next (a new flow is served before the old list), ahead of every bulk
   packet still queued when they were sent.
@@ -33,6 +35,7 @@ from xnf.plugins.pifo_sched.sim.engine import Simulation
 from xnf.testing.topology import VethPair
 
 from test_qdisc_exactness import PACKETS, SO_SNDBUFFORCE, capture_socket, frame, make_trace, read_order
+from test_qdisc_nf_cli import entry, snapshot, xnf
 
 # CoDel out of the way for the order tests: no sojourn time in a test reaches an hour
 NO_CODEL = {"target_ns": 3_600_000_000_000, "interval_ns": 1_000_000_000, "hash": False}
@@ -187,3 +190,22 @@ def test_a_sparse_flows_packets_overtake_a_bulk_backlog(pair):
         at = got.index((1, seq))
         bulk_after = sum(1 for flow, _ in got[at + 1:] if flow == 0)
         assert bulk_after >= queued, (seq, queued, bulk_after)
+
+
+def test_the_cli_attaches_fq_codel_and_detach_restores(pair):
+    before = snapshot(pair)
+    r = xnf("attach", "pifo_sched", pair.if_a, "--netns", pair.ns_a, "--qdisc", "bpf", "--scheduler", "fq_codel")
+    assert r.returncode == 0, r.stderr
+    try:
+        assert pair.ping(5, to="b") == 5
+        shown = in_ns(pair.ns_a, "tc", "-s", "qdisc", "show", "dev", pair.if_a)
+        assert shown.startswith("qdisc xnfq") and " root " in shown.splitlines()[0], shown
+        assert int(shown.split("Sent ", 1)[1].split()[2]) >= 5, shown
+        status = entry(pair)
+        assert (status["qdisc"], status["scheduler"]) == ("bpf", "fq_codel")
+        assert (status["backlog_packets"], status["drops"], status["drops_codel"], status["errors"]) == (0, 0, 0, 0)
+        assert status["flows"]["flow 0"]["packets"] >= 5  # unmarked: flow 0 (buckets by the skb's hash)
+    finally:
+        r = xnf("detach", "pifo_sched", pair.if_a, "--netns", pair.ns_a)
+    assert r.returncode == 0, r.stderr
+    assert snapshot(pair) == before
