@@ -170,3 +170,30 @@ def test_heap_pifo_is_the_bucketed_pifo_for_growing_tags():
         now += rng.randrange(50)
         ops.append(("enq", now + rng.randrange(300)) if rng.random() < 0.5 else ("dequeue", 0))
     heap_and_bucketed_agree(ops, 256, 1 << 20)
+
+
+def requeue_by_two_calls(pifo, rank):
+    """What HeapPifo.requeue_head promises to equal: dequeue, then enqueue clamped."""
+    item = pifo.dequeue()[1]
+    if rank < pifo.min_rank:
+        rank = pifo.min_rank
+    pifo.enqueue(item, rank)
+    return rank
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["enq", "requeue", "requeue", "dequeue"]),
+                          st.one_of(st.integers(-5, 40), st.just(3.5))), max_size=200))
+def test_heap_pifo_requeue_head_is_dequeue_then_clamped_enqueue(ops):
+    # ranks below the window (clamped), past both windows, rotations, a float, an empty queue
+    fast, slow = HeapPifo(8, 12), HeapPifo(8, 12)
+    for n, (op, rank) in enumerate(ops):
+        if op == "enq":
+            calls = [lambda q=q: q.enqueue(n, rank) for q in (fast, slow)]
+        elif op == "requeue":
+            calls = [lambda: fast.requeue_head(rank), lambda: requeue_by_two_calls(slow, rank)]
+        else:
+            calls = [fast.dequeue, slow.dequeue]
+        assert outcome(calls[0]) == outcome(calls[1]), (n, op, rank)
+        assert (len(fast), fast.min_rank, fast.max_rank) == (len(slow), slow.min_rank, slow.max_rank)
+    assert [fast.dequeue() for _ in range(len(fast))] == [slow.dequeue() for _ in range(len(slow))]

@@ -12,7 +12,7 @@ one window ahead of the primary window. Ranks below the primary window raise
 """
 import heapq
 from collections import deque
-from heapq import heappop, heappush
+from heapq import heappop, heappush, heapreplace
 
 from xnf.plugins.pifo_sched.errors import QueueEmptyError, QueueFullError, RankRangeError
 
@@ -215,6 +215,9 @@ class HeapPifo:
     Python (4 levels for a range of 2**20, where the heap holds a handful of entries).
     The primary window's ranks are all below the secondary's, so the heap's order is
     the buckets' order; the windows are tracked by their base and counts alone.
+
+    ``heap[0][2]`` is the head element (:meth:`peek` without a call), for
+    :meth:`requeue_head`.
     """
 
     def __init__(self, rank_range=DEFAULT_RANGE, capacity=DEFAULT_CAPACITY):
@@ -224,7 +227,7 @@ class HeapPifo:
         self.count = 0
         self.min_rank = 0  # the primary window's base
         self._in_primary = 0
-        self._heap = []
+        self.heap = []  # (rank, arrival, item); read only outside this class
         self._arrivals = 0
 
     def __len__(self):
@@ -260,7 +263,7 @@ class HeapPifo:
             self.min_rank += rank_range
             self._in_primary = self.count
         self._arrivals += 1
-        heappush(self._heap, (rank, self._arrivals, item))
+        heappush(self.heap, (rank, self._arrivals, item))
         self.count += 1
 
     def dequeue(self):
@@ -272,14 +275,37 @@ class HeapPifo:
             self._in_primary = self.count
         self._in_primary -= 1
         self.count -= 1
-        rank, _, item = heappop(self._heap)
+        rank, _, item = heappop(self.heap)
         return rank, item
+
+    def requeue_head(self, rank):
+        """``dequeue()`` the head and ``enqueue()`` it again at ``rank``, raised to the
+        lowest rank the queue then accepts (a past rank goes first); returns the rank.
+
+        A fair-queueing node does this once per packet for a child that stays
+        backlogged: when the head is in the primary window and comes back into it
+        (nearly always), the step is one ``heapreplace``, which leaves the heap in the
+        same order as the pop and push would (the arrival numbers make every entry
+        distinct); otherwise it is those two calls.
+        """
+        min_rank = self.min_rank
+        if self._in_primary and type(rank) is int and rank < min_rank + self.rank_range:
+            if rank < min_rank:
+                rank = min_rank
+            self._arrivals += 1
+            heapreplace(self.heap, (rank, self._arrivals, self.heap[0][2]))
+            return rank
+        item = self.dequeue()[1]
+        if rank < self.min_rank:
+            rank = self.min_rank
+        self.enqueue(item, rank)
+        return rank
 
     def peek(self):
         """``(rank, item)`` that :meth:`dequeue` would return, without removing it."""
         if not self.count:
             raise QueueEmptyError("peek at an empty PIFO", "check len() first")
-        rank, _, item = self._heap[0]
+        rank, _, item = self.heap[0]
         return rank, item
 
 
