@@ -84,13 +84,15 @@ def test_drr_serves_at_most_quantum_plus_one_packet_per_round():
     served = {}
     sched = registry.create("drr", {"quantum": quantum, "weights": weights})
     sim = Simulation(sched, bulk(range(3)), "10mbit", 5, 7)
-    original = sim.metrics.departed
+    original = sched.dequeue
 
-    def count(pkt, now):
-        served[(pkt.flow, pkt.rank)] = served.get((pkt.flow, pkt.rank), 0) + pkt.size
-        original(pkt, now)
+    def count(now):
+        pkt = original(now)
+        if pkt is not None:
+            served[(pkt.flow, pkt.rank)] = served.get((pkt.flow, pkt.rank), 0) + pkt.size
+        return pkt
 
-    sim.metrics.departed = count
+    sched.dequeue = count
     sim.run()
     assert len(served) > 1000
     for (flow, _), size in served.items():

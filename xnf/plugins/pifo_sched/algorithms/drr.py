@@ -35,11 +35,13 @@ class Drr(Scheduler):
         return self.config["quantum"] * weight_of(self.config["weights"], flow)
 
     def enqueue(self, pkt, now):
-        if self.pifo.count >= self.capacity:  # full(), written out: once per packet
+        pifo = self.pifo
+        if pifo.count >= self.capacity:  # full(), written out: once per packet
             self.drop(pkt, now, "overflow")
             return False
-        state = self.flows.get(pkt.flow)
-        if state is None:
+        try:  # (a failed subscript costs more than get(), a hit less)
+            state = self.flows[pkt.flow]
+        except KeyError:
             state = self.flows[pkt.flow] = _Credit(self.quantum_of(pkt.flow))
         size, rank, credit = pkt.size, state.round, state.credit  # locals: once per packet
         if rank < self.round:  # idle flows keep no deficit from past rounds
@@ -50,11 +52,12 @@ class Drr(Scheduler):
             credit += state.quantum
         state.round, state.credit = rank, credit - size
         pkt.rank = rank
-        self.pifo.enqueue(pkt, rank)
+        pifo.enqueue(pkt, rank)
         return True
 
     def dequeue(self, now):
-        if not self.pifo.count:
+        pifo = self.pifo
+        if not pifo.count:
             return None
-        self.round, pkt = self.pifo.dequeue()
+        self.round, pkt = pifo.dequeue()
         return pkt

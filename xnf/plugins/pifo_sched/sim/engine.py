@@ -16,6 +16,7 @@ instant's events are done.
 """
 import heapq
 import random
+from bisect import insort
 from collections import deque
 
 from xnf.plugins.pifo_sched.errors import SchedulerConfigError
@@ -111,9 +112,13 @@ class Simulation:
             self._next_arrival(source)
         events, instant, duration, owner = self.events, self.instant, self.duration, self.owner
         enqueue, dequeue = self.scheduler.enqueue, self.scheduler.dequeue
-        queued, departed = self.metrics.queued, self.metrics.departed
+        metrics = self.metrics
+        queued, departed = metrics.queued, metrics.departed
         # Metrics.queued has work only for a ranked packet, a new flow or a recorded trace
-        flows, recording = self.metrics.flows, self.metrics.events is not None
+        flows, recording = metrics.flows, metrics.events is not None
+        # for Metrics.departed and Metrics.queued written out below
+        flow_stats, bin_of, ranks, overtook = metrics.flow_stats, metrics.bin_of, metrics.queued_ranks, metrics.overtook
+        bin_index, bin_end = 0, 0  # the throughput bin of the last departure, and its end
         pop, later, next_in_instant = heapq.heappop, instant.append, instant.popleft
         bit_ns, link_rate = 8 * NS, self.link_rate
         wire_ns = {}  # size -> ns on the wire: the division is on multi-digit ints, per packet
@@ -148,9 +153,28 @@ class Simulation:
                             break
                         continue
                     source = owner.pop(pkt, None)
-                    departed(pkt, now)
-                    wire = wire_ns.get(pkt.size)
-                    if wire is None:
+                    if recording:
+                        departed(pkt, now)
+                    else:  # departed(pkt, now) without a trace, written out: the call and its
+                        # attribute lookups were a tenth of a simulated packet
+                        try:  # (a failed subscript costs more than get(), a hit less)
+                            stats = flows[pkt.flow]
+                        except KeyError:
+                            stats = flow_stats(pkt)
+                        if now >= bin_end:
+                            bin_index, bin_end = bin_of(now)
+                        stats.delays.append(now - pkt.arrival)
+                        stats.bins[bin_index] += pkt.size
+                        rank = pkt.rank
+                        if rank is not None:
+                            if ranks and ranks[0] == rank:  # overtook(rank): the lowest left
+                                del ranks[0]
+                                metrics.ranked += 1
+                            else:
+                                overtook(rank)
+                    try:
+                        wire = wire_ns[pkt.size]
+                    except KeyError:
                         wire = wire_ns[pkt.size] = -(-pkt.size * bit_ns // link_rate)
                     busy_until = now + wire
                     if source is None:
@@ -168,8 +192,14 @@ class Simulation:
                     reply.arrival = reply.enqueued = now
                     owner[reply] = source
                     if enqueue(reply, now):
-                        if reply.rank is not None or recording or reply.flow not in flows:
+                        rank = reply.rank
+                        if recording or reply.flow not in flows:
                             queued(reply, now)
+                        elif rank is not None:  # queued(reply, now) for a flow known, written out
+                            if ranks and rank < ranks[-1]:
+                                insort(ranks, rank)
+                            else:
+                                ranks.append(rank)
                     elif reply in owner:
                         self._refused(source, reply, now)
                     if events or instant:

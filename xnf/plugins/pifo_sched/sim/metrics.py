@@ -29,16 +29,28 @@ def jain_index(values):
 
 
 class FlowStats:
-    __slots__ = ("flow", "cls", "bytes", "packets", "drops", "delays", "bins")
+    """What one flow sent: a delay per departed packet, bytes per throughput bin, drops.
+
+    ``bytes`` and ``packets`` follow from those (every departure adds its size to one
+    bin and its delay to ``delays``), so a departure does not count them (issue 14).
+    """
+
+    __slots__ = ("flow", "cls", "drops", "delays", "bins")
 
     def __init__(self, flow, cls):
         self.flow = flow
         self.cls = cls
-        self.bytes = 0
-        self.packets = 0
         self.drops = 0
         self.delays = []
         self.bins = [0] * BINS
+
+    @property
+    def bytes(self):
+        return sum(self.bins)
+
+    @property
+    def packets(self):
+        return len(self.delays)
 
 
 class Metrics:
@@ -55,19 +67,18 @@ class Metrics:
         self.events = events  # a list to append (time, event, flow, seq, size) to, or None
         self._bin, self._bin_end = 0, 0  # the throughput bin of the last departure, and its end
 
-    def _bin_of(self, now):
-        """Throughput bin ``now * BINS // duration`` (the last one from the end on), and the
-        times it covers: departures come in time order, so the division (on multi-digit
-        ints) is done once per bin rather than once per packet."""
+    def bin_of(self, now):
+        """``(bin, end)``: throughput bin ``now * BINS // duration`` (the last one from the
+        end on) and the time it ends. Departures come in time order, so a caller keeps
+        both and calls again only once ``now`` reaches ``end``: the division (on
+        multi-digit ints) is done once per bin rather than once per packet."""
         index = now * BINS // self.duration
         if index >= BINS - 1:
-            index, end = BINS - 1, float("inf")
-        else:
-            end = -(-(index + 1) * self.duration // BINS)
-        self._bin, self._bin_end = index, end
-        return index
+            return BINS - 1, float("inf")
+        return index, -(-(index + 1) * self.duration // BINS)
 
-    def _flow(self, pkt):
+    def flow_stats(self, pkt):
+        """The :class:`FlowStats` of ``pkt``'s flow, made at its first packet."""
         stats = self.flows.get(pkt.flow)
         if stats is None:
             stats = self.flows[pkt.flow] = FlowStats(pkt.flow, pkt.cls)
@@ -76,7 +87,7 @@ class Metrics:
     def queued(self, pkt, now):
         """After a successful enqueue: the rank the packet now holds joins the ideal PIFO."""
         if pkt.flow not in self.flows:
-            self._flow(pkt)
+            self.flow_stats(pkt)
         if self.events is not None:
             self.events.append((now, "enq", pkt.flow, pkt.seq, pkt.size))
         rank = pkt.rank
@@ -87,44 +98,46 @@ class Metrics:
             else:
                 insort(ranks, rank)
 
-    def _leave(self, pkt):
-        if pkt.rank is not None:
-            index = bisect_left(self.queued_ranks, pkt.rank)
-            if index < len(self.queued_ranks) and self.queued_ranks[index] == pkt.rank:
-                del self.queued_ranks[index]
-            return index
-        return 0
+    def _leave(self, rank):
+        """A queued ``rank`` leaves the ideal PIFO; returns how many queued ranks are lower."""
+        ranks = self.queued_ranks
+        index = bisect_left(ranks, rank)
+        if index < len(ranks) and ranks[index] == rank:
+            del ranks[index]
+        return index
+
+    def overtook(self, rank):
+        """A packet of ``rank`` departed: count the queued packets of lower rank it overtook."""
+        self.ranked += 1
+        ranks = self.queued_ranks
+        if ranks and ranks[0] == rank:  # mostly the lowest leaves, overtaking nothing
+            del ranks[0]
+            return
+        overtaken = self._leave(rank)
+        if overtaken:
+            self.inversions += overtaken
+            self.inverted_packets += 1
 
     def departed(self, pkt, now):
-        stats = self.flows.get(pkt.flow) or self._flow(pkt)
-        size = pkt.size
-        stats.bytes += size
-        stats.packets += 1
+        """``pkt`` left the scheduler for the link at ``now``.
+
+        The engine writes this out in its loop when no event trace is recorded (see
+        ``Simulation.run``); both ways are pinned by ``test_sched_digest``.
+        """
+        stats = self.flows.get(pkt.flow) or self.flow_stats(pkt)
+        if now >= self._bin_end:
+            self._bin, self._bin_end = self.bin_of(now)
         stats.delays.append(now - pkt.arrival)
-        if now < self._bin_end:  # departures come in time order: never before the bin's start
-            stats.bins[self._bin] += size
-        else:
-            stats.bins[self._bin_of(now)] += size
-        rank = pkt.rank
-        if rank is not None:
-            self.ranked += 1
-            ranks = self.queued_ranks  # _leave(), written out; mostly the lowest leaves
-            if ranks and ranks[0] == rank:  # overtakes nothing
-                del ranks[0]
-            else:
-                overtaken = bisect_left(ranks, rank)
-                if overtaken < len(ranks) and ranks[overtaken] == rank:
-                    del ranks[overtaken]
-                if overtaken:
-                    self.inversions += overtaken
-                    self.inverted_packets += 1
+        stats.bins[self._bin] += pkt.size
+        if pkt.rank is not None:
+            self.overtook(pkt.rank)
         if self.events is not None:
-            self.events.append((now, "deq", pkt.flow, pkt.seq, size))
+            self.events.append((now, "deq", pkt.flow, pkt.seq, pkt.size))
 
     def dropped(self, pkt, now, reason, was_queued):
-        self._flow(pkt).drops += 1
-        if was_queued:
-            self._leave(pkt)
+        self.flow_stats(pkt).drops += 1
+        if was_queued and pkt.rank is not None:
+            self._leave(pkt.rank)
         if self.events is not None:
             self.events.append((now, "drop:" + reason, pkt.flow, pkt.seq, pkt.size))
 
