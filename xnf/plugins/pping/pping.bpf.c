@@ -141,8 +141,10 @@ struct {
 	__uint(max_entries, 1);
 } pping_gc SEC(".maps");
 
-/* Template for new aggregation entries: too big for the stack. */
+/* Templates for new entries: too big for the stack (a flow state took 224 of its 512
+ * bytes, which the option walk's buffer needs). */
 static struct pp_agg_stats agg_zero;
+static struct pp_flow_state flow_zero;
 
 /* What the parser found in one packet. `id` is the identifier this packet can be
  * timestamped with, on its own flow; `reply` the identifier it echoes, on the
@@ -243,12 +245,21 @@ static __always_inline int flow_is_canonical(const struct pp_flow *f)
 
 /* ---------------------------------------------------------------- parsing ---- */
 
+/* The timestamp option wanted from the options at `off` (from the packet's start),
+ * `len` bytes of them (within the header and the linear packet). */
+struct tcp_ts_req {
+	__u32 off;
+	__u32 len;
+	__u32 tsval;
+	__u32 tsecr;
+};
+
 /* The TCP options of one header, copied out of the packet for tcp_ts_option. */
 #define TCP_OPTIONS_MAX 40
 #define TCP_OPTS_MASK 63 /* b's size - 1: an index masked with it is in bounds */
 struct tcp_opts {
 	__u8 b[TCP_OPTS_MASK + 1];
-	__u32 len;    /* bytes of b that hold options (within the header and the packet) */
+	__u32 len;    /* bytes of b that hold options */
 	__u32 off;    /* the walk's position, kept in memory (see tcp_ts_option) */
 	__u32 tsval;
 	__u32 tsecr;
@@ -261,16 +272,19 @@ static __always_inline __u32 opt_be32(const struct tcp_opts *o, __u32 off)
 }
 
 /* Finds the timestamp option among the first MAX_TCP_OPTIONS options of o, as the walk
- * over the packet did. The position goes through memory between options, so every way
- * into the next option is the same state to the verifier; walked over packet pointers,
- * it had the verifier follow every mix of option lengths, on every path the parser
- * took into it (nine tenths of its work on these programs). */
-static __always_inline int tcp_ts_option(struct tcp_opts *o)
+ * over the packet did. A global function, and o is memory the verifier does not track,
+ * so the position, which goes through o between options, is the same state to it on
+ * every way into the next option; walked over packet pointers, it had the verifier
+ * follow every mix of option lengths, on every path the parser took into it (nine
+ * tenths of its work on these programs). */
+__attribute__((noinline)) int tcp_ts_option(struct tcp_opts *o)
 {
 	volatile __u32 *pos;
 	__u32 off, size, len;
 	__u8 kind;
 
+	if (!o)
+		return -1;
 	pos = &o->off;
 	len = o->len;
 	*pos = 0;
@@ -305,28 +319,37 @@ static __always_inline int tcp_ts_option(struct tcp_opts *o)
 
 /* The options copied out of the packet, then walked. Global functions (one per
  * context type), so the verifier checks each once, whatever path reaches it. */
-__attribute__((noinline)) int tcp_ts_tc(struct __sk_buff *skb, struct tcp_opts *o)
+static __always_inline int tcp_ts_found(struct tcp_opts *o, struct tcp_ts_req *r)
 {
-	__u32 len;
-
-	if (!o)
+	if (tcp_ts_option(o))
 		return -1;
-	len = o->len;
-	if (len < 1 || len > TCP_OPTIONS_MAX || bpf_skb_load_bytes(skb, o->off, o->b, len))
-		return -1;
-	return tcp_ts_option(o);
+	r->tsval = o->tsval;
+	r->tsecr = o->tsecr;
+	return 0;
 }
 
-__attribute__((noinline)) int tcp_ts_xdp(struct xdp_md *ctx, struct tcp_opts *o)
+__attribute__((noinline)) int tcp_ts_tc(struct __sk_buff *skb, struct tcp_ts_req *r)
 {
-	__u32 len;
+	struct tcp_opts o = {};
 
-	if (!o)
+	if (!r)
 		return -1;
-	len = o->len;
-	if (len < 1 || len > TCP_OPTIONS_MAX || bpf_xdp_load_bytes(ctx, o->off, o->b, len))
+	o.len = r->len;
+	if (o.len < 1 || o.len > TCP_OPTIONS_MAX || bpf_skb_load_bytes(skb, r->off, o.b, o.len))
 		return -1;
-	return tcp_ts_option(o);
+	return tcp_ts_found(&o, r);
+}
+
+__attribute__((noinline)) int tcp_ts_xdp(struct xdp_md *ctx, struct tcp_ts_req *r)
+{
+	struct tcp_opts o = {};
+
+	if (!r)
+		return -1;
+	o.len = r->len;
+	if (o.len < 1 || o.len > TCP_OPTIONS_MAX || bpf_xdp_load_bytes(ctx, r->off, o.b, o.len))
+		return -1;
+	return tcp_ts_found(&o, r);
 }
 
 /* The timestamp option: first where Linux and most stacks put it (NOP, NOP, TS), else
@@ -346,15 +369,16 @@ static __always_inline int parse_tcp_ts(struct cursor *c, struct tcphdr *th, __u
 	if (!optlen)
 		return -1;
 
-	struct tcp_opts o = {};
+	struct tcp_ts_req r;
 	__u32 avail = (long)end - (long)opt;
 
-	o.len = optlen < avail ? optlen : avail;
-	o.off = (long)opt - (long)c->start;
-	if (c->xdp ? tcp_ts_xdp(c->ctx, &o) : tcp_ts_tc(c->ctx, &o))
+	r.len = optlen < avail ? optlen : avail;
+	r.off = (long)opt - (long)c->start;
+	r.tsval = r.tsecr = 0;
+	if (c->xdp ? tcp_ts_xdp(c->ctx, &r) : tcp_ts_tc(c->ctx, &r))
 		return -1;
-	*tsval = o.tsval;
-	*tsecr = o.tsecr;
+	*tsval = r.tsval;
+	*tsecr = r.tsecr;
 	return 0;
 }
 
@@ -638,11 +662,10 @@ static __always_inline struct pp_flow_state *flow_state_get(struct pkt *p)
 
 	if (st)
 		return st;
-	struct pp_flow_state fresh = {};
 	/* Only a packet that can be timestamped opens state, and never a closing one. */
 	if (!p->id_valid || p->flow_event == PP_FLOW_CLOSING || p->flow_event == PP_FLOW_CLOSING_BOTH)
 		return NULL;
-	err = bpf_map_update_elem(&pping_flows, key, &fresh, BPF_NOEXIST);
+	err = bpf_map_update_elem(&pping_flows, key, &flow_zero, BPF_NOEXIST);
 	if (err && err != -EEXIST_) {
 		count(PP_CNT_FLOW_MAP_FULL);
 		return NULL;
