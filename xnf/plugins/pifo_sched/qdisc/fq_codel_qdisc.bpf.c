@@ -594,14 +594,16 @@ struct sk_buff *BPF_PROG(fq_qdisc_dequeue, struct Qdisc *sch)
 	struct xnf_slot *s;
 	__u64 now;
 
-	if (!count)
+	/* with no packet but buckets still listed, the loop below empties the lists, as the
+	 * simulator's dequeue does when it finds nothing: a flow that comes back is new */
+	if (!count && !new_flows.n && !old_flows.n)
 		return NULL;
-	if (hold) {
+	if (hold && count) {
 		bpf_qdisc_watchdog_schedule(sch, bpf_ktime_get_ns() + cfg_hold_poll_ns, cfg_hold_poll_ns / 4);
 		return NULL;
 	}
 	now = bpf_ktime_get_ns();
-	if (cfg_ns_per_byte_q16 && now < next_tx_ns) {  /* the link is busy: wake when it is free */
+	if (cfg_ns_per_byte_q16 && count && now < next_tx_ns) {  /* the link is busy: wake when it is free */
 		shaped_waits++;
 		bpf_qdisc_watchdog_schedule(sch, next_tx_ns, 0);
 		return NULL;
