@@ -119,6 +119,7 @@ class Simulation:
         # for Metrics.departed and Metrics.queued written out below
         flow_stats, bin_of, ranks, overtook = metrics.flow_stats, metrics.bin_of, metrics.queued_ranks, metrics.overtook
         bin_index, bin_end = 0, 0  # the throughput bin of the last departure, and its end
+        ranked = 0  # ranked departures not yet counted in metrics.ranked
         pop, later, next_in_instant = heapq.heappop, instant.append, instant.popleft
         bit_ns, link_rate = 8 * NS, self.link_rate
         wire_ns = {}  # size -> ns on the wire: the division is on multi-digit ints, per packet
@@ -169,7 +170,7 @@ class Simulation:
                         if rank is not None:
                             if ranks and ranks[0] == rank:  # overtook(rank): the lowest left
                                 del ranks[0]
-                                metrics.ranked += 1
+                                ranked += 1
                             else:
                                 overtook(rank)
                     try:
@@ -204,7 +205,14 @@ class Simulation:
                         self._refused(source, reply, now)
                     if events or instant:
                         continue
-                    break  # nothing else in this instant, and the link is busy
+                    # nothing else in this instant, and the link is busy: the next instant is
+                    # the end of this transmission (the outer loop's step, written out)
+                    now = busy_until
+                    if now >= duration:
+                        break
+                    self.now = now
+                    busy_until = None
+                    continue
                 else:
                     break
                 if kind == ARRIVAL:
@@ -225,4 +233,5 @@ class Simulation:
                     if self.timer_at == now:
                         self.timer_at = None
                     self.scheduler.timer(now)
-        return self.metrics
+        metrics.ranked += ranked
+        return metrics

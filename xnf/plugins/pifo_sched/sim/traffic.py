@@ -66,7 +66,8 @@ class Source:
         return None
 
     def on_done(self, pkt, now):
-        """A packet of this source left or was dropped: closed-loop sources answer one."""
+        """A packet of this source left or was dropped: closed-loop sources answer one, which
+        arrives now (the engine sets its ``arrival`` and ``enqueued``)."""
         return None
 
 
@@ -110,11 +111,12 @@ class Bulk(Source):
             size = self._size()
         rank = self.rank
         # new_packet(self.flow, size, now, self.seq, self.cls, self.priority, rank, self.slack,
-        # None), written out: the call with nine arguments was a twentieth of a packet
+        # None), written out: the call with nine arguments was a twentieth of a packet.
+        # arrival and enqueued (now) are left to the engine, which sets them on every
+        # answer as it arrives
         pkt = _new(Packet)
         pkt.flow = self.flow
         pkt.size = size
-        pkt.arrival = now
         pkt.seq = self.seq
         pkt.cls = self.cls
         pkt.priority = self.priority
@@ -122,7 +124,6 @@ class Bulk(Source):
         pkt.slack = self.slack
         pkt.remaining = None
         pkt.tstamp = None
-        pkt.enqueued = now
         pkt.ect = False
         pkt.ce = False
         return pkt
