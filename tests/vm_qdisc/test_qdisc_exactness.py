@@ -7,8 +7,14 @@ released. The order the frames reach the peer veth (an AF_PACKET socket in the o
 namespace) must equal the order the reference runtime gives the same trace, all packets
 queued at t=0 then drained (sim/engine.py handles every arrival of an instant before the
 link chooses). The flow is the frame's skb->mark (SO_MARK), the priority skb->priority
-(SO_PRIORITY; for SRPT the bytes left in the flow); the payload carries (flow, per-flow
-sequence number).
+(SO_PRIORITY; for SRPT the bytes left in the flow, for LSTF the packet's slack in ns);
+the payload carries (flow, per-flow sequence number).
+
+LSTF's deadlines are arrival + slack, so the simulator is given the arrival times the
+qdisc saw (its log of bpf_ktime_get_ns() at enqueue, the same clock and units as the
+runtime's integer nanoseconds) and its dequeue hook stays shut until the last arrival,
+as the qdisc's hold switch kept it: the ranks are computed on both sides from the same
+numbers, not copied from the kernel.
 """
 import random
 import select
@@ -45,12 +51,20 @@ CASES = {
     "hpfq": {"tree": HPFQ_TREE},
     "srpt": {},
     "drr": {"quantum": 1000, "weights": [1, 2, 3, 4]},
+    # flows 0-2 carry their slack (1 ns - 5 ms) in skb->priority, flow 3 none: its slack_ns
+    "lstf": {"slack_ns": [0, 0, 0, 2_000_000]},
+    "sp_pifo": {"weights": [1, 2, 3, 4]},
+    "sp_pifo:4 bands": {"weights": [1, 1, 2, 5], "bands": 4},  # scheduler:what differs
 }
+VALUES = {"srpt": "remaining", "lstf": "slack"}  # what skb->priority carries, when not a band
+MAX_SLACK_NS = 5_000_000
+SLACK_FLOWS = 3  # flows 0..2 carry a slack; flow 3's comes from slack_ns
 
 
-def make_trace(seed=11, n=PACKETS, remaining=False):
-    """(flow, per-flow seq, size, priority) of each packet, in arrival order; with
-    ``remaining`` the priority is the bytes left in the flow from that packet on (SRPT)."""
+def make_trace(seed=11, n=PACKETS, value="priority"):
+    """(flow, per-flow seq, size, priority) of each packet, in arrival order; with ``value``
+    "remaining" the priority is the bytes left in the flow from that packet on (SRPT), with
+    "slack" the packet's slack in ns (LSTF; 0 in flow 3: none)."""
     rng = random.Random(seed)
     seqs = [0] * FLOWS
     out = []
@@ -58,7 +72,11 @@ def make_trace(seed=11, n=PACKETS, remaining=False):
         flow = rng.randrange(FLOWS)
         seqs[flow] += 1
         out.append((flow, seqs[flow], rng.randint(64, 1514), rng.randrange(8)))
-    if remaining:
+    if value == "slack":
+        slack = random.Random(seed + 1)
+        out = [(flow, seq, size, slack.randint(1, MAX_SLACK_NS) if flow < SLACK_FLOWS else 0)
+               for flow, seq, size, _ in out]
+    if value == "remaining":
         left = [0] * FLOWS
         for i in range(n - 1, -1, -1):
             flow, seq, size, _ = out[i]
@@ -67,16 +85,34 @@ def make_trace(seed=11, n=PACKETS, remaining=False):
     return out
 
 
-def simulated_order(name, params, trace):
-    """(flow, seq) in the reference runtime's departure order, everything queued at t=0."""
+def simulated_order(name, params, trace, arrivals=None):
+    """(flow, seq) in the reference runtime's departure order, everything queued at t=0, or
+    (``arrivals``, ns) at those times with the dequeue hook held until the last of them."""
     sched = registry.create(name, dict(params, capacity=len(trace)))
-    srpt = name == "srpt"
-    packets = [Packet(flow, size, 0, seq, priority=0 if srpt else prio, remaining=prio if srpt else None)
-               for flow, seq, size, prio in trace]
-    sim = Simulation(sched, trace=packets, link_rate="1gbit", duration=60, record_events=True)
+    value = VALUES.get(name)
+    arrivals = arrivals or [0] * len(trace)
+    packets = [Packet(flow, size, at, seq, priority=0 if value else prio,
+                      remaining=prio if value == "remaining" else None,
+                      slack=(prio or None) if value == "slack" else None)
+               for (flow, seq, size, prio), at in zip(trace, arrivals)]
+    hold_until(sched, arrivals[-1])
+    sim = Simulation(sched, trace=packets, link_rate="1gbit", duration=arrivals[-1] / 1e9 + 60,
+                     record_events=True)
     metrics = sim.run()
     assert not any(e[1].startswith("drop") for e in metrics.events)
     return [(e[2], e[3]) for e in metrics.events if e[1] == "deq"]
+
+
+def hold_until(sched, release):
+    """The qdisc's hold switch in the runtime: ``sched`` sends nothing before ``release`` (ns)."""
+    dequeue, held = sched.dequeue, [True]
+
+    def held_dequeue(now):
+        held[0] = now < release
+        return None if held[0] else dequeue(now)
+
+    sched.dequeue = held_dequeue
+    sched.next_timer = lambda: release if held[0] else None
 
 
 def frame(flow, seq, size):
@@ -115,12 +151,11 @@ def pair():
         yield topo
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_departure_order_is_the_simulators(pair, name):
-    trace = make_trace(remaining=name == "srpt")
-    expected = simulated_order(name, CASES[name], trace)
-    assert len(expected) == PACKETS
-    qdisc = BpfQdisc(pair.if_a, name, dict(CASES[name], limit=PACKETS + 100), netns=pair.ns_a)
+@pytest.mark.parametrize("case", list(CASES))
+def test_departure_order_is_the_simulators(pair, case):
+    name = case.split(":")[0]
+    trace = make_trace(value=VALUES.get(name, "priority"))
+    qdisc = BpfQdisc(pair.if_a, name, dict(CASES[case], limit=PACKETS + 100), netns=pair.ns_a)
     qdisc.attach()
     try:
         qdisc.hold(True)
@@ -145,9 +180,12 @@ def test_departure_order_is_the_simulators(pair, name):
             tx.close()
             peer.close()
         departures = qdisc.departures()
+        arrivals = qdisc.arrivals()
         stats = qdisc.stats()
     finally:
         qdisc.detach()
+    expected = simulated_order(name, CASES[case], trace, arrivals if name == "lstf" else None)
+    assert len(expected) == PACKETS
     arrival = {(flow, seq): i + 1 for i, (flow, seq, _s, _p) in enumerate(trace)}
     # the qdisc's own log of what it dequeued, then the wire
     assert [arrival[fs] for fs in expected] == departures

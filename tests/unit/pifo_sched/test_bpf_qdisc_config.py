@@ -87,9 +87,28 @@ def test_strict_priority_bands_by_flow_or_from_skb_priority():
 
 def test_schedulers_not_in_the_qdisc_are_refused_with_the_reason():
     assert refusal("wfq") is None
-    assert refusal("tbf") is None and "LSTF" in refusal("lstf")
+    assert refusal("tbf") is None and refusal("lstf") is None and refusal("sp_pifo") is None
     with pytest.raises(ConfigError, match="'nosuch' cannot run in the BPF qdisc: 'nosuch' is no built-in"):
         BpfQdisc("lo", "nosuch")
+
+
+def test_lstf_takes_each_flows_slack_and_refuses_one_beyond_the_rank_window():
+    q = BpfQdisc("lo", "lstf", {"slack_ns": [5000, 0], "resolution_ns": 10})
+    assert q.rodata["cfg_mode"] == bpf_qdisc.MODE_FLOWS and q.rodata["cfg_lstf"] == 1
+    assert (q.rodata["cfg_resolution_ns"], q.rodata["cfg_max_slack_ns"]) == (10, 10 * 2**20 - 1)
+    assert [c["cost_num"] for c in q.variables["ch"][:3]] == [5000, 0, 1_000_000]  # default_slack_ns
+    with pytest.raises(ConfigError, match="flow 1's slack 2000000000 ns is not within"):
+        BpfQdisc("lo", "lstf", {"slack_ns": [1, 2_000_000_000]})
+
+
+def test_sp_pifo_tags_round_down_as_the_simulators():
+    q = BpfQdisc("lo", "sp_pifo", {"weights": [1, 3, 0.5], "bands": 4})
+    assert (q.rodata["cfg_mode"], q.rodata["cfg_sp_bands"], q.rodata["cfg_sp_adaptive"]) == (
+        bpf_qdisc.MODE_SPPIFO, 4, 1)
+    assert [(c["cost_num"], c["cost_den"]) for c in q.variables["ch"][:4]] == [(64, 1), (64, 3), (128, 1), (64, 1)]
+    num, den = cost_fraction(64, 3, "test", floor=True)
+    assert all(size * num // den == int(size * 64 / 3) for size in (1, 2, 3, 1499, 1514, 65535))
+    assert BpfQdisc("lo", "sp_pifo", {"adaptive": False, "rank_max": 1000}).rodata["cfg_sp_rank_max"] == 1000
 
 
 def test_limit_above_what_the_qdisc_holds_is_refused():

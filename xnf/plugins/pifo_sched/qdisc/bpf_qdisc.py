@@ -3,16 +3,23 @@
 API (used by :mod:`xnf.plugins.pifo_sched.nf`):
 
 * ``SCHEDULERS``: the built-in schedulers the qdisc runs in the kernel (fifo,
-  strict_priority, drr, stfq, wfq, wf2q, hpfq, srpt, tbf, edt; the first eight leave in
-  the simulator's order packet for packet, tests/vm_qdisc/test_qdisc_exactness.py; and
-  fq_codel, an object and options of its own, :mod:`.fq_codel`);
-  :func:`refusal` says why any other name is refused (None when it runs: lstf and sp_pifo
-  are refused). SRPT reads the bytes left in the flow from skb->priority
-  (0: unknown, ranked last), so its flows come from the mark or the port;
+  strict_priority, drr, stfq, wfq, wf2q, hpfq, srpt, lstf, sp_pifo, tbf, edt; all but
+  tbf and edt leave in the simulator's order packet for packet,
+  tests/vm_qdisc/test_qdisc_exactness.py; and fq_codel, an object and options of its own,
+  :mod:`.fq_codel`); :func:`refusal` says why any other name is refused (None when it
+  runs). SRPT reads the bytes left in the flow from skb->priority
+  (0: unknown, ranked last), so its flows come from the mark or the port. LSTF reads a
+  packet's slack (ns) from skb->priority, and when that is 0 takes the flow's
+  (``slack_ns``, ``default_slack_ns``); a slack beyond the rank window (2**20 x
+  ``resolution_ns``), which the simulator refuses, is cut to its end. SP-PIFO ranks a
+  packet by its flow's start tag from ``weights`` (the simulator's rank for packets that
+  carry none: no input rank reaches the kernel) and keeps ``bands`` strict-priority FIFOs
+  with push-up/push-down bounds (``adaptive``; else equal bands of ``rank_max``);
 * ``BpfQdisc(iface, scheduler, params=None, netns=None, obj=None)``: ``params`` are the
   simulator's options of that scheduler (``weights``, ``default_weight``, ``max_packet``,
   ``bands``, ``priorities``, ``tree``, ``order``, ``granularity``, ``rates``, ``rate``,
-  ``burst``, ``capacity``) plus ``limit`` (packets,
+  ``burst``, ``slack_ns``, ``default_slack_ns``, ``resolution_ns``, ``adaptive``,
+  ``rank_max``, ``capacity``) plus ``limit`` (packets,
   at most :data:`MAX_PACKETS`), ``flows`` (how a packet's flow 0..63 is found: ``"mark"``,
   skb->mark, the default; ``"priority"``, skb->priority; ``"port"``, the TCP/UDP
   destination port, else the source port, flow ``i`` being ``ports[i]`` and every other
@@ -28,7 +35,8 @@ API (used by :mod:`xnf.plugins.pifo_sched.nf`):
   ``release()`` drops this process's references only (a pinned instance stays);
   ``stats()`` backlog, drops and per-flow figures; ``hold(True/False)`` keeps every packet
   queued or releases them (tests); ``departures()`` the arrival numbers (from 1) of the
-  dequeued packets, in departure order (the first 4096).
+  dequeued packets, in departure order (the first 4096); ``arrivals()`` the packets'
+  arrival times (ns of CLOCK_MONOTONIC, the first 4096).
 * :func:`pinned_stats(pin_root)` the same figures from the pins of an attached instance;
   :func:`remove(iface, netns)` deletes the root qdisc if it is one of ours.
 
@@ -36,7 +44,8 @@ The simulator's tags are floats (``int(size * scale / weight + 0.5)``); the kern
 integers, ``(2 * size * num + den) // (2 * den)`` with ``num / den`` the exact fraction of
 ``scale / weight``. :func:`cost_fraction` checks that both agree for every packet size up to
 64 KiB and refuses weights for which they do not (e.g. 0.1 or 1/3), so the kernel's order
-is the simulator's, packet for packet.
+is the simulator's, packet for packet. SP-PIFO's tags round down
+(``int(size * 64 / weight)``): ``cost_fraction(..., floor=True)`` checks that form.
 """
 import errno
 import functools
@@ -49,18 +58,17 @@ from xnf.core.errors import AttachError, ConfigError
 from xnf.plugins.pifo_sched.qdisc import BUILTIN_OBJECT
 from xnf.plugins.pifo_sched.shaping import NS, parse_rate
 
-SCHEDULERS = ("fifo", "strict_priority", "drr", "stfq", "wfq", "wf2q", "hpfq", "srpt", "tbf", "edt", "fq_codel")
+SCHEDULERS = ("fifo", "strict_priority", "drr", "stfq", "wfq", "wf2q", "hpfq", "srpt", "lstf", "sp_pifo", "tbf",
+              "edt", "fq_codel")
 """Built-in schedulers the BPF qdisc runs, each with the simulator's exact order."""
-_LATER = {
-    "lstf": "LSTF (a flow-ordered PIFO with deadlines) is not built into the BPF qdisc yet",
-    "sp_pifo": "SP-PIFO approximates a PIFO; the BPF qdisc has an exact one (use --qdisc htb for SP-PIFO bands)",
-}
 MAX_PACKETS = 4096  # XNF_MAX_PKTS
 MAX_FLOWS = 64  # XNF_MAX_FLOWS
 MAX_NODES = 16  # XNF_MAX_NODES
 MAX_DEPTH = 4  # XNF_MAX_DEPTH: tree levels below the root
+LOG_SIZE = 4096  # XNF_LOG_SIZE: arrivals and departures logged
+SP_PIFO_SCALE = 64  # sp_pifo.py: a packet moves its flow's finish tag on by int(size * 64 / weight)
 NONE = 0xFFFFFFFF
-MODE_RANK, MODE_TREE, MODE_WF2Q, MODE_FLOWS = 0, 1, 2, 3
+MODE_RANK, MODE_TREE, MODE_WF2Q, MODE_FLOWS, MODE_SPPIFO = 0, 1, 2, 3, 4
 RANK_FIFO, RANK_SP, RANK_EDT, RANK_DRR = 0, 1, 2, 3
 FLOWS_BY = {"mark": 0, "priority": 1, "port": 2}
 OPS = "xnf_pifo"  # the struct_ops variable of every qdisc object
@@ -76,13 +84,14 @@ def refusal(name):
     """Why ``name`` cannot run in the BPF qdisc (a one-line reason), or None if it can."""
     if name in SCHEDULERS:
         return None
-    return _LATER.get(name, f"{name!r} is no built-in scheduler of the BPF qdisc and ships no rank object")
+    return f"{name!r} is no built-in scheduler of the BPF qdisc and ships no rank object"
 
 
-def cost_fraction(scale, weight, what):
-    """``(num, den)`` with ``(2*s*num + den) // (2*den) == int(s * scale / weight + 0.5)`` for
-    every size ``s`` below 64 KiB; :class:`ConfigError` when no small fraction does."""
-    found = _cost_fraction(scale, weight)
+def cost_fraction(scale, weight, what, floor=False):
+    """``(num, den)`` with ``(2*s*num + den) // (2*den) == int(s * scale / weight + 0.5)``
+    (``floor``: ``s*num // den == int(s * scale / weight)``) for every size ``s`` below
+    64 KiB; :class:`ConfigError` when no small fraction does."""
+    found = _cost_fraction(scale, weight, floor)
     if isinstance(found, str):
         raise ConfigError(f"{what}: weight {weight!r} (scale {scale!r}) {found}",
                           "use integer weights, or fractions with small denominators such as 0.5")
@@ -90,14 +99,17 @@ def cost_fraction(scale, weight, what):
 
 
 @functools.lru_cache(maxsize=256)
-def _cost_fraction(scale, weight):
+def _cost_fraction(scale, weight, floor):
     """The fraction, or why there is none (checked once per pair: 64 Ki sizes)."""
     exact = Fraction(repr(scale)) / Fraction(repr(weight))
     num, den = exact.numerator, exact.denominator
     if num >= 1 << 40 or den >= 1 << 40:
         return "gives tags the kernel cannot compute exactly"
     for size in range(CHECKED_SIZES):
-        if max(1, int(size * scale / weight + 0.5)) != max(1, (2 * size * num + den) // (2 * den)):
+        if floor:
+            if int(size * scale / weight) != size * num // den:
+                return f"gives a {size}-byte packet a different tag in integers than the simulator's floats"
+        elif max(1, int(size * scale / weight + 0.5)) != max(1, (2 * size * num + den) // (2 * den)):
             return f"gives a {size}-byte packet a different tag in integers than the simulator's floats"
     return num, den
 
@@ -224,6 +236,17 @@ class BpfQdisc:
 
             rodata.update(cfg_mode=MODE_FLOWS, cfg_range_shift=RANGE.bit_length() - 1,
                           cfg_granularity=sched.granularity)
+        elif name == "lstf":
+            self._lstf(sched, rodata, children)
+        elif name == "sp_pifo":  # the flows' start tags onto strict-priority FIFOs
+            rodata.update(cfg_mode=MODE_SPPIFO, cfg_sp_bands=len(sched.bands),
+                          cfg_sp_adaptive=int(bool(sched.config["adaptive"])))
+            if not sched.config["adaptive"]:
+                rodata["cfg_sp_rank_max"] = sched.config["rank_max"]
+            for flow in range(MAX_FLOWS):
+                num, den = cost_fraction(SP_PIFO_SCALE, _weight(sched.config["weights"], flow, 1.0),
+                                         f"flow {flow}", floor=True)
+                children[flow].update(cost_num=num, cost_den=den)
         elif name == "tbf":  # FIFO behind the dequeue hook's shaper, at the bucket's rate and depth
             rodata.update(cfg_mode=MODE_RANK, cfg_rank=RANK_FIFO,
                           cfg_ns_per_byte_q16=round(8 * NS * 65536 / sched.rate),
@@ -242,6 +265,21 @@ class BpfQdisc:
             rodata["cfg_wf_num"] = variables.pop("num")
         variables["ch"] = children
         return rodata, variables
+
+    @staticmethod
+    def _lstf(sched, rodata, children):
+        """Deadlines in units of resolution_ns; each flow's slack (for packets that carry none)."""
+        from xnf.plugins.pifo_sched.algorithms.lstf import RANGE
+
+        window = RANGE * sched.resolution
+        rodata.update(cfg_mode=MODE_FLOWS, cfg_lstf=1, cfg_range_shift=RANGE.bit_length() - 1,
+                      cfg_resolution_ns=sched.resolution, cfg_max_slack_ns=window - 1)
+        for flow in range(MAX_FLOWS):
+            slack = _weight(sched.config["slack_ns"], flow, sched.config["default_slack_ns"])
+            if not 0 <= slack < window:
+                raise ConfigError(f"lstf: flow {flow}'s slack {slack!r} ns is not within [0, {window}) ns "
+                                  f"(2**20 x resolution_ns)", "give a smaller slack, or raise resolution_ns")
+            children[flow]["cost_num"] = int(slack)
 
     @staticmethod
     def _tree(sched, children):
@@ -429,6 +467,11 @@ class BpfQdisc:
         """Arrival numbers (from 1) of the packets dequeued so far, in order (the first 4096)."""
         state = self.collection.data[STATE_MAP]
         return list(state["deq_log"][:state["log_n"]])
+
+    def arrivals(self):
+        """Arrival times (ns of CLOCK_MONOTONIC) of the packets enqueued so far (the first 4096)."""
+        state = self.collection.data[STATE_MAP]
+        return list(state["arr_log"][:min(state["seq_in"], LOG_SIZE)])
 
     def stats(self):
         return _stats(self.collection.data[STATE_MAP])

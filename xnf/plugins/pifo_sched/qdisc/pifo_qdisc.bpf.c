@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-/* pifo_sched's built-in BPF qdisc: FIFO and strict priority as rank functions (rank
- * mode), STFQ, WFQ and HPFQ (tree mode) and WF2Q+ (its own mode); see xnf_qdisc.h and
- * xnf/plugins/pifo_sched/qdisc/bpf_qdisc.py, which fills the configuration. */
+/* pifo_sched's built-in BPF qdisc: FIFO, strict priority, EDT and DRR as rank functions
+ * (rank mode), STFQ, WFQ, HPFQ (tree mode), WF2Q+, SRPT and LSTF (flows mode) and SP-PIFO
+ * in their modes; see xnf_qdisc.h and bpf_qdisc.py, which fills the configuration. */
 #include "xnf_rank.h"
 
 #define XNF_RANK_FIFO 0

@@ -13,7 +13,7 @@
  *   timer       the qdisc watchdog (bpf_qdisc_watchdog_schedule): `hold` keeps every
  *               packet queued and polls every hold_poll_ns until it is cleared.
  *
- * Three modes (cfg_mode, .rodata, fixed at load):
+ * The modes (cfg_mode, .rodata, fixed at load):
  *   XNF_MODE_RANK  one PIFO of packets ranked by xnf_rank() (FIFO, strict priority,
  *                  a third party's rank function);
  *   XNF_MODE_TREE  a tree of fair-queueing nodes, each a PIFO of references to its
@@ -22,10 +22,15 @@
  *                  as xnf.plugins.pifo_sched.hierarchy.FairNode, in integers;
  *   XNF_MODE_WF2Q  WF2Q+: an eligible PIFO by finish tag and a pending PIFO by start tag
  *                  (algorithms/wf2q.py);
- *   XNF_MODE_FLOWS one PIFO entry per backlogged flow, for its head packet, ranked by the
- *                  head's value (skb->priority: SRPT's bytes left in the flow) / granularity
- *                  and ranked again after each packet, so a flow's packets stay in order
- *                  (scheduler.FlowOrderScheduler with srpt.py's rank; stale entries skipped).
+ *   XNF_MODE_FLOWS one PIFO entry per backlogged flow, for its head packet, ranked again
+ *                  after each packet, so a flow's packets stay in order
+ *                  (scheduler.FlowOrderScheduler; stale entries skipped). SRPT: the head's
+ *                  value (skb->priority: the bytes left in the flow) / granularity (srpt.py);
+ *                  cfg_lstf: the closest deadline among the flow's queued packets, a packet
+ *                  lowering it on arrival (lstf.py);
+ *   XNF_MODE_SPPIFO SP-PIFO (sp_pifo.py): strict-priority FIFOs (children XNF_MAX_FLOWS +
+ *                  band) whose rank bounds adapt (push-up, push-down) or cut [0, rank_max)
+ *                  into equal bands; the rank is the flow's start-time fair queueing tag.
  * The tree and WF2Q+ PIFOs keep HeapPifo's rank windows (range 1<<20, primary and
  * secondary, ranks below the window raised to it), so their order is the simulator's.
  *
@@ -63,6 +68,8 @@
 #define XNF_MODE_TREE 1
 #define XNF_MODE_WF2Q 2
 #define XNF_MODE_FLOWS 3
+#define XNF_MODE_SPPIFO 4
+#define XNF_MAX_BANDS 64              /* SP-PIFO bands: children XNF_MAX_FLOWS .. + 63 */
 
 #define XNF_FLOW_BY_MARK 0
 #define XNF_FLOW_BY_PRIORITY 1
@@ -131,6 +138,15 @@ const volatile __u64 cfg_hold_poll_ns = 1000000;
 const volatile __u32 cfg_range_shift = 20;    /* log2 of the PIFO windows (not rank mode) */
 const volatile __u64 cfg_granularity = 64;    /* flows mode: bytes per rank step */
 const volatile __u32 cfg_rank_windows = 0;    /* rank mode too keeps the PIFO windows (DRR) */
+/* flows mode, LSTF: a packet's deadline is (arrival + slack) / resolution; its slack (ns) is
+ * skb->priority, or when that is 0 the flow's (ch[flow].cost_num), at most max_slack_ns */
+const volatile __u32 cfg_lstf = 0;
+const volatile __u64 cfg_resolution_ns = 1000;
+const volatile __u64 cfg_max_slack_ns = ~0ULL;
+/* SP-PIFO: bands, adaptive bounds (else equal widths of [0, rank_max)) */
+const volatile __u32 cfg_sp_bands = 8;
+const volatile __u32 cfg_sp_adaptive = 1;
+const volatile __u64 cfg_sp_rank_max = 100;
 /* the timer hook's shaper: a packet leaves no earlier than the previous one's end on a
  * link of the configured rate (0: unshaped); late wake-ups are made up within burst_ns */
 const volatile __u64 cfg_ns_per_byte_q16 = 0;  /* 8e9 / rate in bit/s, << 16 */
@@ -155,7 +171,10 @@ struct xnf_slot {
 	__u64 seq;        /* arrival number */
 	__u32 flow;
 	__u32 pad;
-	__u64 value;      /* flows mode: skb->priority at enqueue (SRPT: bytes left in the flow) */
+	__u64 value;      /* flows mode: SRPT: skb->priority at enqueue (bytes left in the flow);
+			   * LSTF: the deadline. SP-PIFO: the rank */
+	__u32 dq_next;    /* LSTF: the flow's closest deadlines, a deque of slots (see */
+	__u32 dq_prev;    /* xnf_lstf_joined) */
 };
 
 struct {
@@ -212,7 +231,8 @@ struct {
 struct xnf_child {
 	__u32 parent;     /* config: parent node, XNF_NONE for the root and unused entries */
 	__u32 weight;     /* config: WF2Q+: the weight in integer units (for the total) */
-	__u64 cost_num;   /* config: cost(size) = round(size * cost_num / cost_den), >= 1 */
+	__u64 cost_num;   /* config: cost(size) = round(size * cost_num / cost_den), >= 1 (SP-PIFO:
+			   * rounded down, may be 0; DRR: the quantum; LSTF: the flow's slack, ns) */
 	__u64 cost_den;
 	__u32 configured; /* config: WF2Q+: counted in the total weight from the start */
 	__u32 band;       /* config: strict priority band of the flow, XNF_NONE: skb->priority */
@@ -222,7 +242,8 @@ struct xnf_child {
 	__u32 head, tail; /* a flow's FIFO of slots */
 	__u32 seen;
 	__u32 token;      /* flows mode: the current PIFO entry's token (never reset) */
-	__u32 pad;
+	__u32 dq_len;     /* LSTF: the deque of closest deadlines: length, head, tail */
+	__u32 dq_head, dq_tail;
 	__u64 rank;       /* flows mode: the rank the flow was pushed with */
 	__u64 sent_packets;
 	__u64 sent_bytes;
@@ -245,6 +266,10 @@ __u64 beyond_window;      /* child entries queued beyond their PIFO's windows */
 __u64 root_rank;          /* rank of the last entry out of the root PIFO (DRR's round) */
 __u32 log_n;              /* dequeued packets' arrival numbers, the first XNF_LOG_SIZE */
 __u64 deq_log[XNF_LOG_SIZE];
+__u64 arr_log[XNF_LOG_SIZE];  /* arrival times (ns) of the first XNF_LOG_SIZE packets */
+/* SP-PIFO */
+__s64 sp_bound[XNF_MAX_BANDS];
+__u64 sp_vtime;
 /* WF2Q+ */
 __u64 wf_vtime, wf_advance, wf_last_finish, wf_total;
 const volatile __u64 cfg_wf_num = 1;         /* advance = size * num / total weight */
@@ -416,6 +441,35 @@ static __always_inline __u64 xnf_cost(__u32 len, struct xnf_child *c)
 	return v ? v : 1;
 }
 
+/* Append `slot` to the FIFO of slots of child `c` (a flow, or an SP-PIFO band). */
+static __always_inline void xnf_fifo_push(struct xnf_child *c, __u32 slot)
+{
+	struct xnf_slot *s;
+
+	if (c->count) {
+		s = xnf_slot(c->tail);
+		if (s)
+			s->next = slot;
+	} else {
+		c->head = slot;
+	}
+	c->tail = slot;
+	c->count++;
+}
+
+/* Take the head packet of child `c`'s FIFO: its slot entry (its index into *slot), or NULL. */
+static __always_inline struct xnf_slot *xnf_fifo_take(struct xnf_child *c, __u32 *slot)
+{
+	struct xnf_slot *s = xnf_slot(c->head);
+
+	if (!s)
+		return NULL;
+	*slot = c->head;
+	c->head = s->next;
+	c->count--;
+	return s;
+}
+
 /* Size of the packet `c` would send next (FairNode.head_size). */
 static __always_inline __u32 xnf_head_size(__u32 c)
 {
@@ -505,19 +559,10 @@ static __always_inline __u32 xnf_classify(struct sk_buff *skb)
 /* --- the tree (STFQ, WFQ, HPFQ) --------------------------------------------------------- */
 static __always_inline void xnf_tree_enqueue(__u32 flow, __u32 slot)
 {
-	struct xnf_child *leaf = xnf_ch(flow), *parent;
-	struct xnf_slot *s;
+	struct xnf_child *parent;
 	__u32 c = flow, p;
 
-	if (leaf->count) {
-		s = xnf_slot(leaf->tail);
-		if (s)
-			s->next = slot;
-	} else {
-		leaf->head = slot;
-	}
-	leaf->tail = slot;
-	leaf->count++;
+	xnf_fifo_push(xnf_ch(flow), slot);
 	for (int d = 0; d < XNF_MAX_DEPTH; d++) {  /* push_packet: every ancestor */
 		p = xnf_ch(c)->parent;
 		if (p >= XNF_MAX_NODES)
@@ -539,7 +584,6 @@ static __always_inline __u32 xnf_tree_dequeue(void)
 {
 	__u32 path_node[XNF_MAX_DEPTH] = {}, path_child[XNF_MAX_DEPTH] = {};
 	__u32 node = 0, c = XNF_NONE, slot, depth = 0, len;
-	struct xnf_child *leaf;
 	struct xnf_slot *s;
 
 	if (!xnf_ch(XNF_MAX_FLOWS)->count)
@@ -558,14 +602,10 @@ static __always_inline __u32 xnf_tree_dequeue(void)
 	}
 	if (c >= XNF_MAX_FLOWS)
 		return XNF_NONE;
-	leaf = xnf_ch(c);
-	slot = leaf->head;
-	s = xnf_slot(slot);
+	s = xnf_fifo_take(xnf_ch(c), &slot);
 	if (!s)
 		return XNF_NONE;
 	len = s->len;
-	leaf->head = s->next;
-	leaf->count--;
 #pragma unroll
 	for (int d = XNF_MAX_DEPTH - 1; d >= 0; d--) {
 		if (d > depth)
@@ -608,7 +648,6 @@ static __always_inline void xnf_wf_schedule(__u32 f)
 static __always_inline void xnf_wf_enqueue(__u32 f, __u32 slot)
 {
 	struct xnf_child *c = xnf_ch(f);
-	struct xnf_slot *s;
 
 	if (!c->seen) {
 		c->seen = 1;
@@ -621,15 +660,7 @@ static __always_inline void xnf_wf_enqueue(__u32 f, __u32 slot)
 		wf_vtime = v > wf_last_finish ? v : wf_last_finish;
 		wf_advance = 0;
 	}
-	if (c->count) {
-		s = xnf_slot(c->tail);
-		if (s)
-			s->next = slot;
-	} else {
-		c->head = slot;
-	}
-	c->tail = slot;
-	c->count++;
+	xnf_fifo_push(c, slot);
 	if (c->count == 1) {
 		c->start = wf_vtime > c->finish ? wf_vtime : c->finish;
 		xnf_wf_schedule(f);
@@ -639,9 +670,9 @@ static __always_inline void xnf_wf_enqueue(__u32 f, __u32 slot)
 static __always_inline __u32 xnf_wf_dequeue(void)
 {
 	__u64 rank = 0;
-	__u32 f, slot, len;
-	struct xnf_child *c;
+	__u32 f, slot;
 	struct xnf_slot *s;
+	struct xnf_child *c;
 
 	wf_vtime += wf_advance;
 	if (xnf_heap_peek(XNF_WF_ELIGIBLE, &rank) == XNF_NONE) {
@@ -663,16 +694,12 @@ static __always_inline __u32 xnf_wf_dequeue(void)
 	if (f >= XNF_MAX_FLOWS)
 		return XNF_NONE;
 	c = xnf_ch(f);
-	slot = c->head;
-	s = xnf_slot(slot);
+	s = xnf_fifo_take(c, &slot);
 	if (!s)
 		return XNF_NONE;
-	len = s->len;
-	c->head = s->next;
-	c->count--;
 	if (c->finish > wf_last_finish)
 		wf_last_finish = c->finish;
-	wf_advance = (__u64)len * cfg_wf_num / (wf_total ? wf_total : 1);
+	wf_advance = (__u64)s->len * cfg_wf_num / (wf_total ? wf_total : 1);
 	if (c->count) {
 		c->start = c->finish;
 		xnf_wf_schedule(f);
@@ -680,87 +707,235 @@ static __always_inline __u32 xnf_wf_dequeue(void)
 	return slot;
 }
 
-/* --- flows mode (SRPT) ------------------------------------------------------------------ */
+/* --- flows mode (SRPT, LSTF) ------------------------------------------------------------ */
 #define XNF_TOKEN_MASK 0x1ffffff  /* ref = flow | token << 6 stays below XNF_NONE */
+/* a push that lowers a queued flow's rank (LSTF) leaves its old entry behind, stale: it is
+ * skipped while the PIFO holds more than this many entries, so every flow finds room */
+#define XNF_FLOWS_LOWER_MAX (XNF_MAX_PKTS - XNF_MAX_FLOWS)
 
+/* lstf.py: deadline = (arrival + slack) / resolution, the slack from skb->priority or else
+ * the flow's (the simulator's packet.slack, else slack_ns by flow) */
+static __always_inline __u64 xnf_lstf_deadline(const struct xnf_pkt *pkt)
+{
+	__u64 slack = pkt->priority ? pkt->priority : xnf_ch(pkt->flow)->cost_num;
+
+	if (slack > cfg_max_slack_ns)
+		slack = cfg_max_slack_ns;
+	return (pkt->now + slack) / (cfg_resolution_ns ? cfg_resolution_ns : 1);
+}
+
+/* The loops below run through bpf_loop: a bounded loop of XNF_MAX_PKTS rounds with an exit
+ * in each is more jumps than the verifier follows (8192). */
+struct xnf_loop_ctx {
+	__u32 flow;
+	__u32 ref;
+	__u64 value;
+};
+
+/* One round of xnf_lstf_joined: drop the deque's last deadline if later than ctx->value. */
+static int xnf_lstf_drop_later(__u32 k, struct xnf_loop_ctx *x)
+{
+	struct xnf_child *c = xnf_ch(x->flow);
+	struct xnf_slot *t;
+
+	if (!c->dq_len)
+		return 1;
+	t = xnf_slot(c->dq_tail);
+	if (!t || t->value <= x->value)
+		return 1;
+	c->dq_tail = t->dq_prev;
+	c->dq_len--;
+	return 0;
+}
+
+/* lstf.py's joined(): the flow's closest deadlines from the head on, one per packet still
+ * queued and increasing, are a deque of slots; a new packet removes from its back those
+ * later than its own deadline, so the deque's head is the closest of all. */
+static __always_inline void xnf_lstf_joined(__u32 flow, __u32 slot, struct xnf_slot *s)
+{
+	struct xnf_loop_ctx x = {.flow = flow, .value = s->value};
+	struct xnf_child *c = xnf_ch(flow);
+	struct xnf_slot *t;
+
+	bpf_loop(XNF_MAX_PKTS, xnf_lstf_drop_later, &x, 0);
+	s->dq_prev = c->dq_tail;
+	s->dq_next = XNF_NONE;
+	if (c->dq_len) {
+		t = xnf_slot(c->dq_tail);
+		if (t)
+			t->dq_next = slot;
+	} else {
+		c->dq_head = slot;
+	}
+	c->dq_tail = slot;
+	c->dq_len++;
+}
+
+/* The flow's rank with its head packet at the head (flow_rank). */
 static __always_inline __u64 xnf_flow_rank(__u32 f)
 {
-	struct xnf_slot *s = xnf_slot(xnf_ch(f)->head);
+	struct xnf_child *c = xnf_ch(f);
 	__u64 range = XNF_RANK_RANGE, r;
+	struct xnf_slot *s;
 
+	if (cfg_lstf) {  /* the closest deadline */
+		s = xnf_slot(c->dq_head);
+		return s ? s->value : 0;
+	}
+	s = xnf_slot(c->head);
 	if (!s || !s->value)  /* remaining unknown: the last rank */
 		return range - 1;
 	r = s->value / (cfg_granularity ? cfg_granularity : 1);
 	return r < range - 1 ? r : range - 1;
 }
 
-/* FlowOrderScheduler._push: held at the window's end, raised to its base. */
-static __always_inline void xnf_flows_push(__u32 f, __u64 rank)
+/* FlowOrderScheduler._push: held at the window's end, raised to its base. The flow's token
+ * changes only when the entry is in, so a failed push leaves it its old entry. */
+static __always_inline void xnf_flows_push(__u32 f, __u64 rank, int lowering)
 {
 	struct xnf_child *c = xnf_ch(f);
-	__u32 key = 0;
+	__u32 key = 0, token;
 	struct xnf_heap *h = bpf_map_lookup_elem(&heaps, &key);
 
-	if (h && h->n && rank > h->min_rank + 2 * XNF_RANK_RANGE - 1)
-		rank = h->min_rank + 2 * XNF_RANK_RANGE - 1;
-	if (h && rank < h->min_rank)
-		rank = h->min_rank;
-	c->token = (c->token + 1) & XNF_TOKEN_MASK;
-	c->rank = rank;
-	if (xnf_heap_push(0, rank, f | (c->token << 6), 1))
+	if (!h || (lowering && h->n > XNF_FLOWS_LOWER_MAX)) {
 		errors++;
+		return;
+	}
+	if (h->n && rank > h->min_rank + 2 * XNF_RANK_RANGE - 1)
+		rank = h->min_rank + 2 * XNF_RANK_RANGE - 1;
+	if (rank < h->min_rank)
+		rank = h->min_rank;
+	token = (c->token + 1) & XNF_TOKEN_MASK;
+	if (xnf_heap_push(0, rank, f | (token << 6), 1)) {
+		errors++;
+		return;
+	}
+	c->token = token;
+	c->rank = rank;
 }
 
-static __always_inline void xnf_flows_enqueue(__u32 f, __u32 slot)
+static __always_inline void xnf_flows_enqueue(const struct xnf_pkt *pkt, __u32 slot, struct xnf_slot *s)
 {
-	struct xnf_child *c = xnf_ch(f);
-	struct xnf_slot *s;
+	struct xnf_child *c = xnf_ch(pkt->flow);
 
-	if (c->count) {
-		s = xnf_slot(c->tail);
-		if (s)
-			s->next = slot;
-	} else {
-		c->head = slot;
-	}
-	c->tail = slot;
-	c->count++;
+	s->value = cfg_lstf ? xnf_lstf_deadline(pkt) : pkt->priority;
+	xnf_fifo_push(c, slot);
+	if (cfg_lstf)
+		xnf_lstf_joined(pkt->flow, slot, s);
 	if (c->count == 1)
-		xnf_flows_push(f, xnf_flow_rank(f));
+		xnf_flows_push(pkt->flow, xnf_flow_rank(pkt->flow), 0);
+	else if (cfg_lstf && s->value < c->rank)  /* arrival_rank: a closer deadline behind the head */
+		xnf_flows_push(pkt->flow, s->value, 1);
+}
+
+/* One round of xnf_flows_dequeue: pop an entry; stop at an empty PIFO or a current entry. */
+static int xnf_flows_pop(__u32 k, struct xnf_loop_ctx *x)
+{
+	__u32 ref = xnf_heap_pop(0);
+	struct xnf_child *c;
+
+	if (ref == XNF_NONE)
+		return 1;
+	c = xnf_ch(ref & (XNF_MAX_FLOWS - 1));
+	if ((ref >> 6) != c->token || !c->count)
+		return 0;
+	x->ref = ref;
+	return 1;
 }
 
 static __always_inline __u32 xnf_flows_dequeue(void)
 {
-	__u32 ref = XNF_NONE, f = 0, slot;
-	struct xnf_child *c = NULL;
+	struct xnf_loop_ctx x = {.ref = XNF_NONE};
 	struct xnf_slot *s;
+	struct xnf_child *c;
+	__u32 f, slot;
 
-	/* skip stale entries: a flow's entry is popped before it is pushed again and it is
-	 * pushed again only when it is re-ranked (never lowered on arrival here), so none
-	 * is stale; the bound only keeps the loop finite */
-	for (int k = 0; k < XNF_MAX_FLOWS; k++) {
-		ref = xnf_heap_pop(0);
-		if (ref == XNF_NONE)
-			return XNF_NONE;
-		f = ref & (XNF_MAX_FLOWS - 1);
-		c = xnf_ch(f);
-		if ((ref >> 6) == c->token && c->count)
-			break;
-		ref = XNF_NONE;
-	}
-	if (ref == XNF_NONE || !c)
+	/* skip stale entries (a flow's old entry after LSTF lowered its rank, or after it
+	 * emptied); the PIFO holds at most XNF_MAX_PKTS */
+	bpf_loop(XNF_MAX_PKTS, xnf_flows_pop, &x, 0);
+	if (x.ref == XNF_NONE)
 		return XNF_NONE;
-	slot = c->head;
-	s = xnf_slot(slot);
+	f = x.ref & (XNF_MAX_FLOWS - 1);
+	c = xnf_ch(f);
+	s = xnf_fifo_take(c, &slot);
 	if (!s)
 		return XNF_NONE;
-	c->head = s->next;
-	c->count--;
+	if (cfg_lstf && c->dq_len && c->dq_head == slot) {  /* lstf.py's left() */
+		c->dq_head = s->dq_next;
+		c->dq_len--;
+	}
 	if (c->count)
-		xnf_flows_push(f, xnf_flow_rank(f));
+		xnf_flows_push(f, xnf_flow_rank(f), 0);
 	else
 		c->token = (c->token + 1) & XNF_TOKEN_MASK;
 	return slot;
+}
+
+/* --- SP-PIFO ---------------------------------------------------------------------------- */
+/* sp_pifo.py's band_of: the lowest-priority band whose bound is not above the rank takes the
+ * packet and its bound becomes the rank (push-up); a rank below every bound goes to band 0
+ * and every bound drops by the difference (push-down), so bounds are signed. */
+static __always_inline __u32 xnf_sp_band(__s64 rank)
+{
+	__u32 bands = cfg_sp_bands < XNF_MAX_BANDS ? cfg_sp_bands : XNF_MAX_BANDS;
+	__s64 cost;
+	__u64 b;
+
+	if (!bands)
+		return 0;
+	if (!cfg_sp_adaptive) {  /* equal widths of [0, rank_max) */
+		b = (__u64)(rank > 0 ? rank : 0) * bands / (cfg_sp_rank_max ? cfg_sp_rank_max : 1);
+		return b < bands - 1 ? b : bands - 1;
+	}
+	for (int i = XNF_MAX_BANDS - 1; i >= 0; i--) {
+		if (i >= bands)
+			continue;
+		if (rank >= sp_bound[i]) {  /* push-up */
+			sp_bound[i] = rank;
+			return i;
+		}
+	}
+	cost = sp_bound[0] - rank;  /* push-down */
+	for (int i = 0; i < XNF_MAX_BANDS; i++)
+		if (i < bands)
+			sp_bound[i] -= cost;
+	return 0;
+}
+
+/* The rank is the flow's start tag: max(virtual time, the flow's finish), the finish moving
+ * on by int(size * 64 / weight) (cost_num / cost_den, rounded down); the virtual time is the
+ * highest rank served. */
+static __always_inline void xnf_sp_enqueue(const struct xnf_pkt *pkt, __u32 slot, struct xnf_slot *s)
+{
+	struct xnf_child *c = xnf_ch(pkt->flow);
+	__u64 start = sp_vtime > c->finish ? sp_vtime : c->finish;
+
+	c->finish = start + (__u64)pkt->len * c->cost_num / (c->cost_den ? c->cost_den : 1);
+	s->value = start;
+	xnf_fifo_push(xnf_ch(XNF_MAX_FLOWS + xnf_sp_band(start)), slot);
+}
+
+/* The first packet of the highest-priority band that has one. */
+static __always_inline __u32 xnf_sp_dequeue(void)
+{
+	struct xnf_slot *s;
+	struct xnf_child *c;
+	__u32 slot;
+
+	for (int i = 0; i < XNF_MAX_BANDS; i++) {
+		if (i >= cfg_sp_bands)
+			break;
+		c = xnf_ch(XNF_MAX_FLOWS + i);
+		if (!c->count)
+			continue;
+		s = xnf_fifo_take(c, &slot);
+		if (!s)
+			return XNF_NONE;
+		if (s->value > sp_vtime)
+			sp_vtime = s->value;
+		return slot;
+	}
+	return XNF_NONE;
 }
 
 /* --- the struct_ops programs ------------------------------------------------------------ */
@@ -815,6 +990,8 @@ int BPF_PROG(xnf_qdisc_enqueue, struct sk_buff *skb, struct Qdisc *sch, struct b
 	if (!s)
 		return xnf_drop(skb, sch, to_free, &drops_overflow, flow);
 	seq_in++;
+	if (seq_in <= XNF_LOG_SIZE)
+		arr_log[(seq_in - 1) & (XNF_LOG_SIZE - 1)] = pkt.now;
 	s->len = len;
 	s->seq = seq_in;
 	s->next = XNF_NONE;
@@ -836,7 +1013,9 @@ int BPF_PROG(xnf_qdisc_enqueue, struct sk_buff *skb, struct Qdisc *sch, struct b
 	} else if (cfg_mode == XNF_MODE_TREE) {
 		xnf_tree_enqueue(flow, idx);
 	} else if (cfg_mode == XNF_MODE_FLOWS) {
-		xnf_flows_enqueue(flow, idx);
+		xnf_flows_enqueue(&pkt, idx, s);
+	} else if (cfg_mode == XNF_MODE_SPPIFO) {
+		xnf_sp_enqueue(&pkt, idx, s);
 	} else {
 		xnf_wf_enqueue(flow, idx);
 	}
@@ -884,6 +1063,8 @@ struct sk_buff *BPF_PROG(xnf_qdisc_dequeue, struct Qdisc *sch)
 		idx = xnf_tree_dequeue();
 	else if (cfg_mode == XNF_MODE_FLOWS)
 		idx = xnf_flows_dequeue();
+	else if (cfg_mode == XNF_MODE_SPPIFO)
+		idx = xnf_sp_dequeue();
 	else
 		idx = xnf_wf_dequeue();
 	if (idx == XNF_NONE) {
@@ -962,7 +1143,11 @@ static __always_inline void xnf_reset_all(struct Qdisc *sch)
 		c->start = 0;
 		c->finish = 0;
 		c->seen = 0;
+		c->dq_len = 0;
 	}
+	for (__u32 i = 0; i < XNF_MAX_BANDS; i++)
+		sp_bound[i] = 0;
+	sp_vtime = 0;
 	count = 0;
 	fresh_slots = 0;
 	free_top = 0;
