@@ -188,7 +188,9 @@ class BucketedPifo:
         self.count -= 1
         if not bucket:
             del buckets[index]
-            window.head = -1
+            # the next rank, when queued, is the new head (dense ranks such as DRR's
+            # rounds): no walk of the tree; else unknown until first() is asked
+            window.head = index + 1 if index + 1 in buckets else -1
             i = index
             for level in window.levels:  # clear the bucket's bit, and its word's if empty
                 word = i >> 6
