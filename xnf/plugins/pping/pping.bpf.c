@@ -328,6 +328,13 @@ static __always_inline int tcp_ts_found(struct tcp_opts *o, struct tcp_ts_req *r
 	return 0;
 }
 
+/* n (1 to 64) in a form older verifiers (6.1) bound from below as well: they do not
+ * learn n >= 1 from a test against 0, and refuse a size that may be zero. */
+static __always_inline __u32 len_1_64(__u32 n)
+{
+	return ((n - 1) & TCP_OPTS_MASK) + 1;
+}
+
 __attribute__((noinline)) int tcp_ts_tc(struct __sk_buff *skb, struct tcp_ts_req *r)
 {
 	struct tcp_opts o = {};
@@ -335,7 +342,7 @@ __attribute__((noinline)) int tcp_ts_tc(struct __sk_buff *skb, struct tcp_ts_req
 	if (!r)
 		return -1;
 	o.len = r->len;
-	if (o.len < 1 || o.len > TCP_OPTIONS_MAX || bpf_skb_load_bytes(skb, r->off, o.b, o.len))
+	if (o.len < 1 || o.len > TCP_OPTIONS_MAX || bpf_skb_load_bytes(skb, r->off, o.b, len_1_64(o.len)))
 		return -1;
 	return tcp_ts_found(&o, r);
 }
@@ -347,7 +354,7 @@ __attribute__((noinline)) int tcp_ts_xdp(struct xdp_md *ctx, struct tcp_ts_req *
 	if (!r)
 		return -1;
 	o.len = r->len;
-	if (o.len < 1 || o.len > TCP_OPTIONS_MAX || bpf_xdp_load_bytes(ctx, r->off, o.b, o.len))
+	if (o.len < 1 || o.len > TCP_OPTIONS_MAX || bpf_xdp_load_bytes(ctx, r->off, o.b, len_1_64(o.len)))
 		return -1;
 	return tcp_ts_found(&o, r);
 }
