@@ -117,7 +117,8 @@ class Simulation:
         # Metrics.queued has work only for a ranked packet, a new flow or a recorded trace
         flows, recording = metrics.flows, metrics.events is not None
         # for Metrics.departed and Metrics.queued written out below
-        flow_stats, bin_of, ranks, overtook = metrics.flow_stats, metrics.bin_of, metrics.queued_ranks, metrics.overtook
+        flow_stats, bin_of, overtook = metrics.flow_stats, metrics.bin_of, metrics.overtook
+        ranks = metrics.queued_ranks
         bin_index, bin_end = 0, 0  # the throughput bin of the last departure, and its end
         ranked = 0  # ranked departures not yet counted in metrics.ranked
         pop, later, next_in_instant = heapq.heappop, instant.append, instant.popleft
