@@ -7,11 +7,8 @@
  * `base_run` is the same two bpf_loop()s with no queue (it reads the trace and writes
  * `out` alike), the harness cost the others are net of.
  *
- * heap   the qdisc's binary heap on (rank, push number), as xnf_qdisc.h's xnf_heap_push
- *        and xnf_heap_pop do it in rank mode (a mirror: the header holds the qdisc's
- *        struct_ops programs, so it cannot be compiled into a tc program). In rank mode the
- *        header's rank windows are off by a frozen .rodata flag, so the verifier drops
- *        that code; it is left out here.
+ * heap   the qdisc's binary heap on (rank, push number): xnf_heap.h's sift loops, which
+ *        xnf_qdisc.h's xnf_heap_push and xnf_heap_pop wrap (in rank mode, as here).
  * rbtree bpf_obj_new() nodes keyed by (rank, push number) in a bpf_rb_root, added, found
  *        and removed under the bpf_spin_lock beside it in a map value (bpf_rbtree_add,
  *        bpf_rbtree_first, bpf_rbtree_remove), then freed (bpf_obj_drop). To split its
@@ -32,10 +29,10 @@
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include "xnf_heap.h"  /* the qdisc's heap: xnf/plugins/pifo_sched/qdisc, on build-bpf's path */
 
-#define MAX_N 4096             /* elements per queue (XNF_MAX_PKTS) */
-#define N_MASK (MAX_N - 1)
-#define HEAP_LEVELS 13         /* log2(MAX_N) + 1, XNF_HEAP_LEVELS */
+#define MAX_N XNF_MAX_PKTS     /* elements per queue */
+#define N_MASK XNF_PKT_MASK
 #define MAX_NODES 16           /* XNF_MAX_NODES: one heap per scheduling node */
 #define NODE_MASK (MAX_NODES - 1)
 #define NONE 0xffffffffu
@@ -51,23 +48,7 @@ __u64 sink;
 __u64 trace[MAX_N];
 __u32 out[MAX_N];
 
-/* --- heap: xnf_qdisc.h's struct xnf_heap and its push and pop in rank mode ------------- */
-struct xnf_entry {
-	__u64 rank;
-	__u64 seq;
-	__u32 ref;
-	__u32 pad;
-};
-
-struct xnf_heap {
-	__u64 min_rank;
-	__u32 n;
-	__u32 in_primary;
-	__u32 cursor;
-	__u32 pad;
-	struct xnf_entry e[MAX_N];
-};
-
+/* --- heap: the qdisc's own (xnf_heap.h), in an array map, as xnf_qdisc.h keeps it ------ */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, MAX_NODES);
@@ -77,65 +58,30 @@ struct {
 
 __u64 seq_push, root_rank;
 
-static __always_inline int xnf_less(const struct xnf_entry *a, __u64 rank, __u64 seq)
-{
-	return a->rank < rank || (a->rank == rank && a->seq < seq);
-}
-
+/* xnf_qdisc.h's xnf_heap_push and xnf_heap_pop in rank mode, where the rank windows are
+ * off by a frozen .rodata flag (the verifier drops that code), so they are left out. */
 __attribute__((noinline)) int heap_push(__u32 node, __u64 rank, __u32 ref)
 {
-	__u32 key = node & NODE_MASK, i, p;
+	__u32 key = node & NODE_MASK;
 	struct xnf_heap *h = bpf_map_lookup_elem(&heaps, &key);
-	__u64 seq;
 
 	if (!h || h->n >= MAX_N)
 		return -1;
-	seq = ++seq_push;
-	i = h->n;
-	for (int k = 0; k < HEAP_LEVELS; k++) {
-		if (i == 0)
-			break;
-		p = (i - 1) / 2;
-		if (xnf_less(&h->e[p & N_MASK], rank, seq))
-			break;
-		h->e[i & N_MASK] = h->e[p & N_MASK];
-		i = p;
-	}
-	h->e[i & N_MASK].rank = rank;
-	h->e[i & N_MASK].seq = seq;
-	h->e[i & N_MASK].ref = ref;
-	h->n++;
+	xnf_heap_sift_up(h, rank, ++seq_push, ref);
 	return 0;
 }
 
 __attribute__((noinline)) __u32 heap_pop(__u32 node)
 {
-	__u32 key = node & NODE_MASK, i = 0, cnt, c, ref;
+	__u32 key = node & NODE_MASK, ref;
 	struct xnf_heap *h = bpf_map_lookup_elem(&heaps, &key);
-	struct xnf_entry last;
 
 	if (!h || !h->n)
 		return NONE;
 	ref = h->e[0].ref;
 	if (key == 0)
 		root_rank = h->e[0].rank;
-	cnt = --h->n;
-	last = h->e[cnt & N_MASK];
-	*(volatile __u32 *)&h->cursor = 0;
-	for (int k = 0; k < HEAP_LEVELS; k++) {
-		i = *(volatile __u32 *)&h->cursor & N_MASK;
-		c = 2 * i + 1;
-		if (c >= cnt)
-			break;
-		if (c + 1 < cnt && xnf_less(&h->e[(c + 1) & N_MASK], h->e[c & N_MASK].rank, h->e[c & N_MASK].seq))
-			c++;
-		if (!xnf_less(&h->e[c & N_MASK], last.rank, last.seq))
-			break;
-		h->e[i & N_MASK] = h->e[c & N_MASK];
-		*(volatile __u32 *)&h->cursor = c;
-	}
-	i = *(volatile __u32 *)&h->cursor;
-	h->e[i & N_MASK] = last;
+	xnf_heap_sift_down(h);
 	return ref;
 }
 

@@ -49,12 +49,8 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include "xnf_heap.h"
 
-#ifndef XNF_MAX_PKTS
-#define XNF_MAX_PKTS 4096             /* packets held at most (slots; heap capacity) */
-#endif
-#define XNF_PKT_MASK (XNF_MAX_PKTS - 1)
-#define XNF_HEAP_LEVELS 13            /* log2(XNF_MAX_PKTS) + 1 */
 #define XNF_MAX_NODES 16              /* scheduling nodes; node 0 is the root */
 #define XNF_NODE_MASK (XNF_MAX_NODES - 1)
 #define XNF_MAX_CHILDREN 128          /* flows 0..63, then nodes from 64 (a mask bounds the index) */
@@ -201,24 +197,6 @@ __attribute__((noinline)) __hidden int xnf_btf_slot(struct xnf_slot *slot)
 }
 
 
-struct xnf_entry {
-	__u64 rank;
-	__u64 seq;        /* push number: equal ranks leave in push order */
-	__u32 ref;        /* slot (rank mode) or child index */
-	__u32 pad;
-};
-
-struct xnf_heap {
-	__u64 min_rank;   /* the primary window's base (tree and WF2Q+ modes) */
-	__u32 n;
-	__u32 in_primary;
-	__u32 cursor;     /* the sift-down position, kept in the map so the verifier does not
-			   * follow each exact path of the loop (3^13 of them): read back, it
-			   * is any index, and one pass of the loop body covers them all */
-	__u32 pad;
-	struct xnf_entry e[XNF_MAX_PKTS];
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, XNF_MAX_NODES);
@@ -275,11 +253,6 @@ __u64 wf_vtime, wf_advance, wf_last_finish, wf_total;
 const volatile __u64 cfg_wf_num = 1;         /* advance = size * num / total weight */
 
 /* --- exact PIFO: a binary heap on (rank, push number) ----------------------------------- */
-static __always_inline int xnf_less(const struct xnf_entry *a, __u64 rank, __u64 seq)
-{
-	return a->rank < rank || (a->rank == rank && a->seq < seq);
-}
-
 /* HeapPifo's window rule for a push of `rank` (already raised to min_rank when the
  * caller clamps): 0, or -1 when the rank is beyond what the queue can order now. With
  * `keep` (the PIFOs of children: a child missing from its parent's PIFO would never be
@@ -316,10 +289,9 @@ static __always_inline int xnf_window_push(struct xnf_heap *h, __u64 rank, int w
  * xnf_window_push). Returns 0, or -1 (full, or out of range without clamp). */
 __attribute__((noinline)) int xnf_heap_push(__u32 node, __u64 rank, __u32 ref, int clamp)
 {
-	__u32 key = node & XNF_NODE_MASK, i, p;
+	__u32 key = node & XNF_NODE_MASK;
 	struct xnf_heap *h = bpf_map_lookup_elem(&heaps, &key);
 	int windows = cfg_mode != XNF_MODE_RANK || cfg_rank_windows;
-	__u64 seq;
 
 	if (!h || h->n >= XNF_MAX_PKTS)
 		return -1;
@@ -329,30 +301,15 @@ __attribute__((noinline)) int xnf_heap_push(__u32 node, __u64 rank, __u32 ref, i
 		return -1;
 	if (xnf_window_push(h, rank, windows, clamp))
 		return -1;
-	seq = ++seq_push;
-	i = h->n;
-	for (int k = 0; k < XNF_HEAP_LEVELS; k++) {
-		if (i == 0)
-			break;
-		p = (i - 1) / 2;
-		if (xnf_less(&h->e[p & XNF_PKT_MASK], rank, seq))  /* the parent goes first: here */
-			break;
-		h->e[i & XNF_PKT_MASK] = h->e[p & XNF_PKT_MASK];
-		i = p;
-	}
-	h->e[i & XNF_PKT_MASK].rank = rank;
-	h->e[i & XNF_PKT_MASK].seq = seq;
-	h->e[i & XNF_PKT_MASK].ref = ref;
-	h->n++;
+	xnf_heap_sift_up(h, rank, ++seq_push, ref);
 	return 0;
 }
 
 /* Pop the lowest (rank, push number) of node's PIFO: its ref, or XNF_NONE if empty. */
 __attribute__((noinline)) __u32 xnf_heap_pop(__u32 node)
 {
-	__u32 key = node & XNF_NODE_MASK, i = 0, n, c, ref;
+	__u32 key = node & XNF_NODE_MASK, ref;
 	struct xnf_heap *h = bpf_map_lookup_elem(&heaps, &key);
-	struct xnf_entry last;
 
 	if (!h || !h->n)
 		return XNF_NONE;
@@ -366,24 +323,7 @@ __attribute__((noinline)) __u32 xnf_heap_pop(__u32 node)
 	ref = h->e[0].ref;
 	if (key == 0)
 		root_rank = h->e[0].rank;
-	n = --h->n;
-	last = h->e[n & XNF_PKT_MASK];
-	*(volatile __u32 *)&h->cursor = 0;
-	for (int k = 0; k < XNF_HEAP_LEVELS; k++) {
-		i = *(volatile __u32 *)&h->cursor & XNF_PKT_MASK;
-		c = 2 * i + 1;
-		if (c >= n)
-			break;
-		if (c + 1 < n && xnf_less(&h->e[(c + 1) & XNF_PKT_MASK], h->e[c & XNF_PKT_MASK].rank,
-					  h->e[c & XNF_PKT_MASK].seq))
-			c++;
-		if (!xnf_less(&h->e[c & XNF_PKT_MASK], last.rank, last.seq))
-			break;
-		h->e[i & XNF_PKT_MASK] = h->e[c & XNF_PKT_MASK];
-		*(volatile __u32 *)&h->cursor = c;
-	}
-	i = *(volatile __u32 *)&h->cursor;
-	h->e[i & XNF_PKT_MASK] = last;
+	xnf_heap_sift_down(h);
 	return ref;
 }
 
