@@ -347,15 +347,29 @@ __attribute__((noinline)) int tcp_ts_tc(struct __sk_buff *skb, struct tcp_ts_req
 	return tcp_ts_found(&o, r);
 }
 
+/* XDP copies by hand: bpf_xdp_load_bytes would need Linux 5.18. */
 __attribute__((noinline)) int tcp_ts_xdp(struct xdp_md *ctx, struct tcp_ts_req *r)
 {
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	struct tcp_opts o = {};
+	__u8 *src;
 
 	if (!r)
 		return -1;
 	o.len = r->len;
-	if (o.len < 1 || o.len > TCP_OPTIONS_MAX || bpf_xdp_load_bytes(ctx, r->off, o.b, len_1_64(o.len)))
+	if (o.len < 1 || o.len > TCP_OPTIONS_MAX || r->off > 0x3fff) /* headers: near the start */
 		return -1;
+	src = data + r->off;
+	if ((void *)(src + TCP_OPTIONS_MAX) <= data_end) {
+		__builtin_memcpy(o.b, src, TCP_OPTIONS_MAX);
+	} else {
+#pragma unroll
+		for (int i = 0; i < TCP_OPTIONS_MAX; i++) {
+			if ((void *)(src + i + 1) > data_end)
+				break; /* the walk reads only o.len bytes */
+			o.b[i] = src[i];
+		}
+	}
 	return tcp_ts_found(&o, r);
 }
 
