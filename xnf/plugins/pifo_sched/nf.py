@@ -94,6 +94,13 @@ def _params(value):
 
 
 @attrs.define
+_BPF_QDISC_HOW = {
+    "fq_codel": "fq_codel serves buckets round robin by quantum, CoDel dropping at dequeue",
+    "sp_pifo": "sp_pifo maps ranks onto strict-priority FIFO bands with adaptive bounds (SP-PIFO)",
+}
+"""What `explain` says of a scheduler the BPF qdisc runs without one exact PIFO."""
+
+
 class PifoSchedConfig:
     scheduler: str = attrs.field(default="wfq", metadata={
         "help": "rank function: wfq or stfq on either qdisc; with the BPF qdisc also its other schedulers and "
@@ -150,8 +157,9 @@ class PifoSched(NetworkFunction):
         c = self.config
         if self.qdisc_kind == "bpf":
             why = "--qdisc bpf" if c.qdisc == "bpf" else "the kernel has the BPF qdisc (--qdisc auto)"
-            return (f"{why}: {c.scheduler} ranks an exact PIFO (rank order, FIFO among equal ranks) in the BPF "
-                    f"qdisc at the root of {self.iface}, sending at most {c.rate}")
+            how = _BPF_QDISC_HOW.get(c.scheduler, f"{c.scheduler} ranks an exact PIFO (rank order, FIFO among "
+                                                    f"equal ranks)")
+            return f"{why}: {how} in the BPF qdisc at the root of {self.iface}, sending at most {c.rate}"
         if bpf_qdisc_available():
             why = f"--qdisc {c.qdisc}"
         else:
