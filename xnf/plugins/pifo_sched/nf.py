@@ -93,7 +93,6 @@ def _params(value):
     return data
 
 
-@attrs.define
 _BPF_QDISC_HOW = {
     "fq_codel": "fq_codel serves buckets round robin by quantum, CoDel dropping at dequeue",
     "sp_pifo": "sp_pifo maps ranks onto strict-priority FIFO bands with adaptive bounds (SP-PIFO)",
@@ -101,6 +100,7 @@ _BPF_QDISC_HOW = {
 """What `explain` says of a scheduler the BPF qdisc runs without one exact PIFO."""
 
 
+@attrs.define
 class PifoSchedConfig:
     scheduler: str = attrs.field(default="wfq", metadata={
         "help": "rank function: wfq or stfq on either qdisc; with the BPF qdisc also its other schedulers and "
