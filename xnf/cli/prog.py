@@ -115,7 +115,8 @@ def cmd_show(args):
         finally:
             fd.close()
         rows.append({"id": i.id, "type": uapi.PROG_TYPE_NAMES.get(i.type, i.type), "name": i.name,
-                     "tag": i.tag, "map_ids": list(i.map_ids), "ifindex": i.ifindex})
+                     "tag": i.tag, "map_ids": list(i.map_ids), "ifindex": i.ifindex,
+                     "verified_insns": i.verified_insns})
     if args.json:
         emit_json(rows)
     else:

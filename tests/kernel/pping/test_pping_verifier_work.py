@@ -11,12 +11,8 @@ is 60,000: room for another kernel's verifier to count somewhat differently (the
 move by a few percent between releases), far below what a return of the explosion
 gives (a single path multiplied by the parser's ~200 ways into it).
 """
-import ctypes
-
 import pytest
 
-from xnf.core.kernel import syscall
-from xnf.core.kernel.info import bpf_prog_info
 from xnf.plugins.pping import datapath
 from xnf.plugins.pping.config import PpingConfig
 
@@ -27,9 +23,7 @@ PACKET_PROGRAMS = ("pping_tc_egress", "pping_tc_ingress", "pping_xdp_ingress")
 
 
 def verified_insns(program):
-    info = bpf_prog_info()
-    syscall.obj_get_info_by_fd(program.fd, info)
-    return info.verified_insns
+    return program.info().verified_insns
 
 
 @pytest.mark.parametrize("config", [PpingConfig(), PpingConfig(tcp=True, icmp=True, dns=True)],

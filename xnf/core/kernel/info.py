@@ -49,6 +49,7 @@ class ProgInfo:
     jited_len: int
     run_cnt: int
     run_time_ns: int
+    verified_insns: int  # instructions the verifier processed (0 before Linux 5.16)
 
 
 @attrs.frozen
@@ -88,7 +89,8 @@ def prog_info(fd):
                     name=info.name.decode(errors="replace"), ifindex=info.ifindex,
                     map_ids=tuple(ids) if n else (), btf_id=info.btf_id,
                     gpl_compatible=bool(info.gpl_compatible & 1), xlated_len=info.xlated_prog_len,
-                    jited_len=info.jited_prog_len, run_cnt=info.run_cnt, run_time_ns=info.run_time_ns)
+                    jited_len=info.jited_prog_len, run_cnt=info.run_cnt, run_time_ns=info.run_time_ns,
+                    verified_insns=info.verified_insns)
 
 
 def map_info(fd):
