@@ -55,6 +55,7 @@ class Simulation:
         self.sequence = 0
         self.owner = {}  # queued packet -> its source (by identity: Packet defines no equality)
         self.timer_at = None
+        self.lost_at, self.lost = None, {}  # the instant of the last bulk loss; losses per source then
         scheduler.on_drop = self._on_drop
 
     def _push(self, time, kind, data=None):
@@ -78,7 +79,28 @@ class Simulation:
             return
         reply = source.on_done(pkt, now)
         if reply is not None:
+            if lost:
+                self._count_loss(source, now)
             self._push(now, ARRIVAL, (source, reply, False))
+
+    def _count_loss(self, source, now):
+        """A bulk source answers a drop at once, at the same instant. Once it has lost more
+        than its whole window at one instant, its answers are being dropped as they come
+        (the buffer cannot hold its window) and virtual time would never advance: refuse."""
+        if self.lost_at != now:
+            self.lost_at, self.lost = now, {}
+        lost = self.lost[source] = self.lost.get(source, 0) + 1
+        if lost > source.window:
+            capacity = getattr(self.scheduler, "capacity", None)
+            buffer = "the buffer" if capacity is None else f"the buffer ({capacity} packets)"
+            raise SchedulerConfigError(
+                f"the bulk source of flow {source.flow!r} lost more than its whole window "
+                f"({source.window} packets) at {now} ns: each packet it sends in place of a dropped one "
+                f"is dropped again at once, so the run cannot advance; {buffer} cannot hold the bulk "
+                f"windows beside the other traffic queued",
+                "give the scheduler a capacity above the sum of the bulk windows and the other traffic's "
+                "backlog, give the bulk sources smaller windows (window=N), or use reno/cubic sources, "
+                "which back off")
 
     def _feedback(self, source, pkt, lost, now):
         for reply in source.on_feedback(pkt, lost, now):
