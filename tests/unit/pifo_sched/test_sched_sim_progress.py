@@ -1,5 +1,8 @@
 """The simulator never spins at one instant: bad or unlucky input ends in an error or a result.
 
+Open-loop sources whose arrivals come less than 1 ns apart on average are refused (their
+gaps round to 0 ns).
+
 A bulk source answers each of its packets that leaves or is dropped with a new one at
 once. When the buffer cannot hold its window, the answer to a drop is dropped again at
 the same instant, forever, and virtual time never advances. Each run below hung before
@@ -104,3 +107,23 @@ def test_bulk_window_that_fits_exactly_runs():
     with no_hang():
         results, _ = simulate("fifo", {"capacity": 64}, [bulk(0, 32), bulk(1, 32)], "10mbit", 0.5)
     assert sum(flow["drops"] for flow in results["flows"]) == 0
+
+
+@pytest.mark.parametrize("source", [
+    {"kind": "cbr", "flow": 0, "rate": "1000gbit", "size": 64},
+    {"kind": "poisson", "flow": 0, "rate": "100000gbit", "size": 64},
+    {"kind": "onoff", "flow": 0, "rate": "1000gbit", "size": 64},
+    {"kind": "flows", "flow": 0, "load": "100000gbit", "flow_size": 64},
+], ids=["cbr", "poisson", "onoff", "flows"])
+def test_open_loop_arrivals_under_a_ns_apart_are_refused(source):
+    """Gaps that round to 0 ns would keep virtual time at one instant (each spun forever)."""
+    with no_hang(), pytest.raises(SchedulerConfigError, match="less than 1 ns apart"):
+        simulate("fifo", {}, [source], "10mbit", 0.1)
+
+
+def test_open_loop_arrivals_a_ns_apart_run():
+    """64 bytes every ns is 512 Gbit/s: the fastest rate a 64-byte cbr source may ask for."""
+    with no_hang():
+        results, _ = simulate("fifo", {"capacity": 10}, [{"kind": "cbr", "flow": 0, "rate": "512gbit", "size": 64}],
+                              "10gbit", 0.00001)
+    assert results["flows"][0]["drops"] > 0

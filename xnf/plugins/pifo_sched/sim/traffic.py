@@ -23,6 +23,21 @@ SIZE_BATCH = 256  # a bulk source's packet sizes drawn at once
 COMMON_KEYS = {"kind", "flow", "size", "start", "stop", "cls", "priority", "rank", "slack_ns"}
 
 
+def _mean(draw):
+    """A size distribution's mean, from a fixed side stream: never perturbs the run's draws."""
+    estimate = random.Random(7)
+    return sum(draw(estimate) for _ in range(4000)) / 4000
+
+
+def _at_least_a_ns_apart(mean_bytes, rate, what, kind):
+    """Refuse arrivals less than 1 ns apart on average: the clock counts whole nanoseconds, so
+    their gaps round to 0 and virtual time would stop at one instant."""
+    if mean_bytes * 8 * NS < rate:
+        raise SchedulerConfigError(f"a {kind} source's {what} of {rate} bit/s sends its arrivals less than 1 ns "
+                                   f"apart (mean {mean_bytes:.0f} bytes each): the simulator's clock counts whole "
+                                   f"nanoseconds", f"lower the {what} below {int(mean_bytes * 8 * NS)} bit/s")
+
+
 def _seconds(value, what):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise SchedulerConfigError(f"{what} must be a non-negative number of seconds, got {value!r}",
@@ -137,6 +152,7 @@ class Cbr(Source):
     def __init__(self, spec, rng, duration_ns):
         super().__init__(spec, rng, duration_ns)
         self.rate = parse_rate(spec.get("rate"), "rate of a cbr source")
+        _at_least_a_ns_apart(_mean(self.size), self.rate, "rate", spec.get("kind", "cbr"))
         self.next_time = self.start
 
     def gap(self, pkt):
@@ -190,8 +206,8 @@ class FlowArrivals(Source):
         self.load = parse_rate(spec.get("load"), "load of a flows source")
         self.flow_size = sampler(spec.get("flow_size", "pareto:100000:1.2"), minimum=64)
         self.mtu = spec.get("mtu", 1500)
-        estimate = random.Random(7)  # a fixed side stream: the mean never perturbs the run's draws
-        self.mean_size = sum(self.flow_size(estimate) for _ in range(4000)) / 4000
+        self.mean_size = _mean(self.flow_size)
+        _at_least_a_ns_apart(self.mean_size, self.load, "load", "flows")
         self.next_time = self.start
         self.flow_id = self.flow - 1
         self.pending = []
