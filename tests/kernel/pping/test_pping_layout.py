@@ -34,12 +34,15 @@ def test_every_rodata_value_names_a_variable(spec):
 
 
 def test_map_sizes_follow_the_config():
-    spec = datapath.build_spec(PpingConfig(timestamp_map_size=1000, flow_map_size=2000,
+    spec = datapath.build_spec(PpingConfig(timestamp_map_size=1000, flow_map_size=2000, aggregate=5,
                                            aggregate_map_size=30), ring_bytes=1 << 16)
     assert spec.maps["pping_ts"].max_entries == 1000
     assert spec.maps["pping_flows"].max_entries == 2000
     assert spec.maps["pping_agg_v4"].max_entries == 62
     assert spec.maps["pping_events"].max_entries == 1 << 16
+    # without --aggregate the programs never reach the aggregation maps: one entry each
+    spec = datapath.build_spec(PpingConfig(aggregate_map_size=30))
+    assert spec.maps["pping_agg_v4"].max_entries == spec.maps["pping_agg_v6"].max_entries == 1
     with pytest.raises(datapath.ConfigError):
         datapath.build_spec(PpingConfig(), ring_bytes=5000)
 

@@ -25,7 +25,7 @@ import time
 import attrs
 
 import xnf
-from xnf.core.attach import attach_tc, attach_xdp, dispatcher
+from xnf.core.attach import attach_tc
 from xnf.core.attach.tc import edge
 from xnf.core.errors import AttachError, PinError, XnfError
 from xnf.core.kernel import netns as _netns
@@ -134,22 +134,41 @@ def build_spec(config: PpingConfig, l3: bool = False, ring_bytes: "int | None" =
         spec.rodata[name] = value
     spec.maps["pping_ts"].max_entries = config.timestamp_map_size
     spec.maps["pping_flows"].max_entries = config.flow_map_size
-    # two generations of every prefix, plus each generation's catch-all entry
+    # two generations of every prefix, plus each generation's catch-all entry; without
+    # --aggregate the programs never reach these maps (cfg_aggregate is 0 in the frozen
+    # .rodata), so one entry each: preallocating the default size per CPU cost ~30 ms of
+    # CPU and ~70 MB per map on two CPUs at every start
     for name in ("pping_agg_v4", "pping_agg_v6"):
-        spec.maps[name].max_entries = 2 * (config.aggregate_map_size + 1)
+        spec.maps[name].max_entries = 2 * (config.aggregate_map_size + 1) if config.aggregate else 1
     return spec
 
 
-def load(config: PpingConfig, l3: bool = False, ring_bytes: "int | None" = None, xdp_component: bool = False):
+def attached_programs(config: PpingConfig) -> tuple:
+    """The programs an instance attached with ``config`` runs: egress, the ingress hook's,
+    and the clean-up timer's starter (or, with ``cleanup_interval`` 0, the one-pass
+    program that :meth:`Datapath.cleanup_now` runs). Each one the verifier skips is
+    10 to 25 ms of CPU at start-up (docs/benchmarks.md, ``cli_startup``)."""
+    ingress = "pping_xdp_ingress" if config.ingress_hook == "xdp" else "pping_tc_ingress"
+    cleanup = "pping_gc_start" if config.cleanup_interval else "pping_gc_now"
+    return ("pping_tc_egress", ingress, cleanup)
+
+
+def load(config: PpingConfig, l3: bool = False, ring_bytes: "int | None" = None, xdp_component: bool = False,
+         programs=None):
     """Load pping.bpf.o for ``config``; returns the live :class:`~xnf.core.kernel.collection.Collection`.
 
-    ``xdp_component``: the XDP ingress program loads as a libxdp dispatcher component
-    (:mod:`xnf.core.attach.dispatcher`), to share the interface with xdp-tools."""
+    ``programs``: the names of the programs to load (default: all of them, as tests
+    running each hook's program by hand need); :func:`attached_programs` names those
+    an attached instance uses. ``xdp_component``: the XDP ingress program loads as a
+    libxdp dispatcher component (:mod:`xnf.core.attach.dispatcher`), to share the
+    interface with xdp-tools."""
     spec = build_spec(config, l3, ring_bytes)
     if not xdp_component:
-        return xnf.load(spec)
+        return xnf.load(spec, programs=programs)
+    from xnf.core.attach import dispatcher  # XDP sharing: not for the tc hooks' start-up
+
     with dispatcher.as_component(spec, "pping_xdp_ingress"):
-        return xnf.load(spec)
+        return xnf.load(spec, programs=programs)
 
 
 class Datapath:
@@ -222,8 +241,12 @@ class Datapath:
         (:meth:`~xnf.core.attach.pinroot.Transaction.intend`), so a netlink attachment is never unrecorded."""
         c = self.config
         # beside xdp-tools' programs when they use the interface (docs/attach.md, "Sharing XDP")
-        shared = c.ingress_hook == "xdp" and dispatcher.wanted(self.iface, self.netns)
-        self.collection = load(c, self._l3, xdp_component=shared)
+        shared = False
+        if c.ingress_hook == "xdp":
+            from xnf.core.attach import dispatcher  # XDP sharing: not for the tc hooks' start-up
+
+            shared = dispatcher.wanted(self.iface, self.netns)
+        self.collection = load(c, self._l3, xdp_component=shared, programs=attached_programs(c))
         checkpoint("loaded")
         progs = self.collection.programs
         # closest to the wire: last on egress, first on ingress (docs/pping.md, "Where pping stamps")
@@ -232,6 +255,8 @@ class Datapath:
                                                **edge("last"))
         checkpoint("attached-egress")
         if c.ingress_hook == "xdp":
+            from xnf.core.attach import attach_xdp  # the XDP hook's module: not for the tc hooks' start-up
+
             mode = {"unspecified": "auto", "native": "native", "generic": "skb"}[c.xdp_mode]
             _intend(txn, "ingress", progs["pping_xdp_ingress"])
             self.attachments["ingress"] = attach_xdp(progs["pping_xdp_ingress"], self.iface,
@@ -250,7 +275,12 @@ class Datapath:
 
     def cleanup_now(self):
         """One expiry pass over timestamps and flows, now (tests, --cleanup-interval 0)."""
-        self.collection.programs["pping_gc_now"].test_run(_GC_RUN_INPUT)
+        prog = self.collection.programs.get("pping_gc_now")
+        if prog is None:
+            raise XnfError(f"this instance on {self.iface} cleans up on its timer (every "
+                           f"{self.config.cleanup_interval} s); passes by hand are for one without it",
+                           "attach with PpingConfig(cleanup_interval=0) to run clean-up passes by hand")
+        prog.test_run(_GC_RUN_INPUT)
 
     def _pin(self, txn):
         txn.pin_maps(self._maps_to_pin())
