@@ -74,6 +74,17 @@ def add_options(parser, short: bool = True, live: bool = True):
     return parser
 
 
+def add_demo_arguments(parser):
+    """`xnf demo pping`'s options (here, not in demo.py: every `xnf run pping` builds them)."""
+    parser.add_argument("--duration", type=float, default=12.0, metavar="S",
+                        help="seconds the demo runs (default 12; the bulk flow stops halfway)")
+    parser.add_argument("--rate", default="20mbit", help="bottleneck rate (default 20mbit)")
+    parser.add_argument("--buffer-ms", type=int, default=300,
+                        help="bottleneck buffer depth in ms at that rate (default 300)")
+    parser.add_argument("--interval", type=float, default=0.5, metavar="S",
+                        help="seconds between output lines (default 0.5)")
+
+
 def config_from_args(args, **overrides) -> PpingConfig:
     """A :class:`PpingConfig` from the options given (others keep their defaults).
 

@@ -28,16 +28,6 @@ from xnf.testing.frames import icmp_echo
 from xnf.testing.topology import ClientMiddleboxServer
 
 
-def add_demo_arguments(parser):
-    parser.add_argument("--duration", type=float, default=12.0, metavar="S",
-                        help="seconds the demo runs (default 12; the bulk flow stops halfway)")
-    parser.add_argument("--rate", default="20mbit", help="bottleneck rate (default 20mbit)")
-    parser.add_argument("--buffer-ms", type=int, default=300,
-                        help="bottleneck buffer depth in ms at that rate (default 300)")
-    parser.add_argument("--interval", type=float, default=0.5, metavar="S",
-                        help="seconds between output lines (default 0.5)")
-
-
 def demo(args) -> int:
     """Build, run, show, remove. Returns an exit code."""
     # the data path (loader, attach): not loaded by `xnf --help`, which registers this NF

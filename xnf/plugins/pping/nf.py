@@ -13,7 +13,6 @@ import attrs
 
 from xnf.nf import NetworkFunction, warn
 from xnf.plugins.pping import cli as pping_cli
-from xnf.plugins.pping import demo as pping_demo
 from xnf.plugins.pping.config import ConfigError, PpingConfig
 
 MODE_OF_XDP_MODE = {"unspecified": "auto", "generic": "skb", "native": "native"}
@@ -166,8 +165,11 @@ class Pping(NetworkFunction):
 
     @classmethod
     def demo(cls, args):
-        return pping_demo.demo(args)
+        # the demo (xnf.testing's namespaces and frames): only for `xnf demo pping`
+        from xnf.plugins.pping.demo import demo
+
+        return demo(args)
 
     @classmethod
     def add_demo_arguments(cls, parser):
-        pping_demo.add_demo_arguments(parser)
+        pping_cli.add_demo_arguments(parser)
