@@ -111,3 +111,24 @@ def test_a_corrupt_or_unwritable_cache_means_the_slow_path(fake_plugin, tmp_path
     os.environ["XDG_CACHE_HOME"] = str(path)  # a file where a directory should be: save() cannot write
     plugin_groups.save([("fake", "x")], [cls])
     assert plugin_groups.load() is None
+
+
+def test_run_finds_its_network_function_through_the_cache(fake_plugin):
+    cls, src = fake_plugin
+    cls.__qualname__ = "Fake"
+    sys.modules[cls.__module__].Fake = cls
+    assert plugin_groups.network_function("fake") is None  # no cache yet: the registry's scan
+    plugin_groups.save([("fake", "x")], [cls], {"fake": cls})
+    assert plugin_groups.network_function("fake") is cls
+    assert plugin_groups.network_function("other") is None
+    st = os.stat(src)
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert plugin_groups.network_function("fake") is None  # stale: the scan again
+
+
+def test_run_with_the_cache_reads_no_entry_points(tmp_path):
+    """`xnf run pping --help` after `xnf --help` wrote the cache: no importlib.metadata
+    (its import and the scan of every distribution, ~19 ms of CPU)."""
+    _xnf(tmp_path, "--help")  # writes the cache
+    modules, out = _xnf(tmp_path, "run", "pping", "--help")
+    assert "importlib.metadata" not in modules and "--rate-limit" in out

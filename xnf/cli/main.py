@@ -58,11 +58,15 @@ def _nfs_needed(command, rest):
     """{name: class} of the network functions whose options the command needs, or None
     for all of them (and the plugins' own command groups)."""
     from xnf import registry
+    from xnf.cli import plugin_groups
 
     if command in NF_LOOKUPS:
         return {}
     if command in NF_VERBS:
         name, _ = _command(rest)
+        cls = plugin_groups.network_function(name)  # where `xnf --help` found it: no entry-point scan
+        if cls is not None:
+            return {name: cls}
         if name in registry.names(registry.NETWORK_FUNCTIONS):
             try:
                 return {name: registry.network_function(name)}
@@ -93,7 +97,8 @@ def build_parser(argv=()):
 
         groups = nf_commands.register_plugin_groups(sub)
         if command is None:
-            plugin_groups.save(groups, nf_commands.registry.network_functions().values())
+            installed = nf_commands.registry.network_functions()
+            plugin_groups.save(groups, installed.values(), installed)
     return parser
 
 
