@@ -2,6 +2,10 @@
 /* pifo_sched's BPF qdisc framework (struct_ops Qdisc_ops, Linux 6.16+ with NET_SCH_BPF).
  *
  * Include it through xnf_rank.h (the rank-function contract); do not include it alone.
+ * The headers: xnf_rank.h the contract (struct xnf_pkt, XNF_RANK_FUNCTION); this one the
+ * PIFO framework (modes, queues, the programs); xnf_qdisc_base.h what it shares with
+ * FQ-CoDel (kernel types, kfuncs, common configuration and counters, the packets' slots,
+ * classification, wire length, hold and shaper); xnf_heap.h the exact PIFO's heap.
  *
  * The report's four parts, in a qdisc:
  *   queue map   exact PIFOs: binary heaps on (rank, arrival number), one per scheduling
@@ -41,14 +45,7 @@
 #ifndef XNF_QDISC_H
 #define XNF_QDISC_H
 
-#include <linux/bpf.h>
-#include <linux/if_ether.h>
-#include <linux/in.h>
-#include <linux/ip.h>
-#include <linux/ipv6.h>
-#include <bpf/bpf_endian.h>
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_tracing.h>
+#include "xnf_qdisc_base.h"
 #include "xnf_heap.h"
 
 #define XNF_MAX_NODES 16              /* scheduling nodes; node 0 is the root */
@@ -56,9 +53,7 @@
 #define XNF_MAX_CHILDREN 128          /* flows 0..63, then nodes from 64 (a mask bounds the index) */
 #define XNF_CHILD_MASK 127
 #define XNF_MAX_DEPTH 4               /* tree levels below the root */
-#define XNF_NONE 0xffffffffu
 #define XNF_RANK_RANGE (1ULL << cfg_range_shift)  /* hierarchy.RANK_RANGE; srpt.RANGE */
-#define XNF_LOG_SIZE 4096
 
 #define XNF_MODE_RANK 0
 #define XNF_MODE_TREE 1
@@ -67,70 +62,9 @@
 #define XNF_MODE_SPPIFO 4
 #define XNF_MAX_BANDS 64              /* SP-PIFO bands: children XNF_MAX_FLOWS .. + 63 */
 
-#define XNF_FLOW_BY_MARK 0
-#define XNF_FLOW_BY_PRIORITY 1
-#define XNF_FLOW_BY_PORT 2
-
-#define NET_XMIT_SUCCESS 0x00
-#define NET_XMIT_DROP 0x01
-
-/* Kernel types: local, partial and preserve_access_index; CO-RE finds the offsets. */
-struct sk_buff {
-	unsigned int len;
-	__u32 priority;
-	__u32 mark;
-	__u64 tstamp;
-	char cb[48];
-} __attribute__((preserve_access_index));
-
-struct qdisc_skb_head {
-	__u32 qlen;
-} __attribute__((preserve_access_index));
-
-struct gnet_stats_queue {
-	__u32 qlen;
-	__u32 backlog;
-	__u32 drops;
-	__u32 requeues;
-	__u32 overlimits;
-} __attribute__((preserve_access_index));
-
-struct Qdisc {
-	unsigned int limit;
-	struct qdisc_skb_head q;
-	struct gnet_stats_queue qstats;
-} __attribute__((preserve_access_index));
-
-struct bpf_sk_buff_ptr {  /* a struct, not a declaration: kfunc prototypes are compared by kind */
-	struct sk_buff *skb;
-};
-struct nlattr;
-struct netlink_ext_ack;
-
-struct Qdisc_ops {
-	int (*enqueue)(struct sk_buff *skb, struct Qdisc *sch, struct sk_buff **to_free);
-	struct sk_buff *(*dequeue)(struct Qdisc *sch);
-	int (*init)(struct Qdisc *sch, struct nlattr *arg, struct netlink_ext_ack *extack);
-	void (*reset)(struct Qdisc *sch);
-	void (*destroy)(struct Qdisc *sch);
-	char id[16];
-} __attribute__((preserve_access_index));
-
-extern void bpf_qdisc_skb_drop(struct sk_buff *skb, struct bpf_sk_buff_ptr *to_free) __ksym;
-extern void bpf_kfree_skb(struct sk_buff *skb) __ksym;
-extern void bpf_qdisc_watchdog_schedule(struct Qdisc *sch, __u64 expire, __u64 delta_ns) __ksym;
-extern void bpf_qdisc_bstats_update(struct Qdisc *sch, const struct sk_buff *skb) __ksym;
-extern int bpf_dynptr_from_skb(struct __sk_buff *s, __u64 flags, struct bpf_dynptr *ptr__uninit) __ksym;
-extern void *bpf_dynptr_slice(const struct bpf_dynptr *p, __u64 offset, void *buffer__nullable,
-			      __u64 buffer__szk) __ksym;
-
 /* --- configuration (.rodata: set in the spec before load) ------------------------------ */
 const volatile __u32 cfg_mode = XNF_MODE_RANK;
-const volatile __u32 cfg_flow_by = XNF_FLOW_BY_MARK;
-const volatile __u32 cfg_limit = 1000;        /* packets; sch->limit */
 const volatile __u32 cfg_by_finish = 0;       /* tree mode: rank by finish tag (WFQ) */
-const volatile __u32 cfg_default_flow = 0;    /* flow of packets whose key is out of range */
-const volatile __u64 cfg_hold_poll_ns = 1000000;
 const volatile __u32 cfg_range_shift = 20;    /* log2 of the PIFO windows (not rank mode) */
 const volatile __u64 cfg_granularity = 64;    /* flows mode: bytes per rank step */
 const volatile __u32 cfg_rank_windows = 0;    /* rank mode too keeps the PIFO windows (DRR) */
@@ -143,60 +77,12 @@ const volatile __u64 cfg_max_slack_ns = ~0ULL;
 const volatile __u32 cfg_sp_bands = 8;
 const volatile __u32 cfg_sp_adaptive = 1;
 const volatile __u64 cfg_sp_rank_max = 100;
-/* the timer hook's shaper: a packet leaves no earlier than the previous one's end on a
- * link of the configured rate (0: unshaped); late wake-ups are made up within burst_ns */
-const volatile __u64 cfg_ns_per_byte_q16 = 0;  /* 8e9 / rate in bit/s, << 16 */
-const volatile __u64 cfg_burst_ns = 1000000;
 /* rank mode: ranks are times (ns of CLOCK_MONOTONIC); the lowest leaves once now reaches it */
 const volatile __u32 cfg_time_gated = 0;
 
-/* flows by port (cfg_flow_by == XNF_FLOW_BY_PORT): TCP/UDP destination, else source port */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, XNF_MAX_FLOWS);
-	__type(key, __u16);
-	__type(value, __u32);
-} port_flows SEC(".maps");
-
 /* --- the queues ------------------------------------------------------------------------- */
 
-struct xnf_slot {
-	struct sk_buff __kptr *skb;
-	__u32 len;
-	__u32 next;       /* next slot in the flow's FIFO (tree modes) */
-	__u64 seq;        /* arrival number */
-	__u32 flow;
-	__u32 pad;
-	__u64 value;      /* flows mode: SRPT: skb->priority at enqueue (bytes left in the flow);
-			   * LSTF: the deadline. SP-PIFO: the rank */
-	__u32 dq_next;    /* LSTF: the flow's closest deadlines, a deque of slots (see */
-	__u32 dq_prev;    /* xnf_lstf_joined) */
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, XNF_MAX_PKTS);
-	__type(key, __u32);
-	__uint(value_size, sizeof(struct xnf_slot));  /* value type: see below */
-} slots SEC(".maps");
-
-/* clang 14 writes a btf_type_tag into BTF only for a pointer it first meets as a
- * function's parameter; met first in a map definition, `__kptr` is lost and the kernel
- * would not know the slot holds an skb. So the map above names only its value size,
- * these two functions (never called, never loaded) bring the tagged pointer and then the
- * slot into BTF, and the loader (bpf_qdisc.py) gives the map `struct xnf_slot` as its
- * value type. The same object comes out of clang 15 and later. */
-__attribute__((noinline)) __hidden int xnf_btf_kptr_tag(struct sk_buff __kptr *skb)
-{
-	return 0;
-}
-
-__attribute__((noinline)) __hidden int xnf_btf_slot(struct xnf_slot *slot)
-{
-	return 0;
-}
-
-
+/* the packets: `slots` (xnf_qdisc_base.h) */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, XNF_MAX_NODES);
@@ -232,18 +118,10 @@ struct xnf_child ch[XNF_MAX_CHILDREN] = {};
 __u64 vtime[XNF_MAX_NODES] = {};
 
 /* --- run-time state and counters (.bss) ------------------------------------------------- */
-__u32 hold;               /* 1: dequeue nothing (the watchdog polls until cleared) */
-__u64 seq_in, seq_push;
-__u32 fresh_slots, free_top;
-__u32 free_stack[XNF_MAX_PKTS];
-__u32 count;              /* packets queued */
-__u64 enq_packets, enq_bytes, deq_packets, deq_bytes;
-__u64 drops_overflow, drops_range, drops_rank, errors;
-__u64 next_tx_ns, shaped_waits;  /* the shaper: when the link is free again */
+__u64 seq_push;
+__u64 drops_range, drops_rank;
 __u64 beyond_window;      /* child entries queued beyond their PIFO's windows */
 __u64 root_rank;          /* rank of the last entry out of the root PIFO (DRR's round) */
-__u32 log_n;              /* dequeued packets' arrival numbers, the first XNF_LOG_SIZE */
-__u64 deq_log[XNF_LOG_SIZE];
 __u64 arr_log[XNF_LOG_SIZE];  /* arrival times (ns) of the first XNF_LOG_SIZE packets */
 /* SP-PIFO */
 __s64 sp_bound[XNF_MAX_BANDS];
@@ -339,35 +217,7 @@ static __always_inline __u32 xnf_heap_peek(__u32 node, __u64 *rank)
 	return h->e[0].ref;
 }
 
-/* --- slots ------------------------------------------------------------------------------ */
-static __always_inline __u32 xnf_slot_alloc(void)
-{
-	if (free_top)
-		return free_stack[--free_top & XNF_PKT_MASK];
-	if (fresh_slots < XNF_MAX_PKTS)
-		return fresh_slots++;
-	return XNF_NONE;
-}
-
-static __always_inline void xnf_slot_free(__u32 idx)
-{
-	if (free_top < XNF_MAX_PKTS)
-		free_stack[free_top++ & XNF_PKT_MASK] = idx;
-}
-
-static __always_inline struct xnf_slot *xnf_slot(__u32 idx)
-{
-	return bpf_map_lookup_elem(&slots, &idx);
-}
-
-/* idx & mask, kept even where clang can prove idx is in range: the verifier may not see
- * the proof (a bound checked on another copy of the register), but it sees the mask */
-static __always_inline __u32 xnf_bound(__u32 idx, __u32 mask)
-{
-	asm volatile("" : "+r"(idx));
-	return idx & mask;
-}
-
+/* --- children and their FIFOs of slots ------------------------------------------------- */
 static __always_inline struct xnf_child *xnf_ch(__u32 idx)
 {
 	return &ch[xnf_bound(idx, XNF_CHILD_MASK)];
@@ -439,61 +289,6 @@ static __always_inline void xnf_node_push(__u32 node, __u32 c)
 		rank += xnf_cost(xnf_head_size(c), cc);
 	if (xnf_heap_push(node, rank, c, 1))
 		errors++;
-}
-
-static __always_inline __u32 xnf_port_flow(struct sk_buff *skb)
-{
-	__u32 fallback = cfg_default_flow & (XNF_MAX_FLOWS - 1), l4 = ETH_HLEN, *flow;
-	struct bpf_dynptr ptr;
-	__u8 buf[40] = {}, proto;
-	struct ethhdr *eth;
-	__be16 *ports;
-	__u16 port;
-
-	if (bpf_dynptr_from_skb((struct __sk_buff *)skb, 0, &ptr))
-		return fallback;
-	eth = bpf_dynptr_slice(&ptr, 0, buf, sizeof(*eth));
-	if (!eth)
-		return fallback;
-	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
-		struct iphdr *ip = bpf_dynptr_slice(&ptr, ETH_HLEN, buf, sizeof(*ip));
-
-		if (!ip || (ip->frag_off & bpf_htons(0x1fff)))
-			return fallback;
-		proto = ip->protocol;
-		l4 += ip->ihl * 4;
-	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6 = bpf_dynptr_slice(&ptr, ETH_HLEN, buf, sizeof(*ip6));
-
-		if (!ip6)
-			return fallback;
-		proto = ip6->nexthdr;
-		l4 += sizeof(*ip6);
-	} else {
-		return fallback;
-	}
-	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
-		return fallback;
-	ports = bpf_dynptr_slice(&ptr, l4, buf, 4);
-	if (!ports)
-		return fallback;
-	port = bpf_ntohs(ports[1]);
-	flow = bpf_map_lookup_elem(&port_flows, &port);
-	if (!flow) {
-		port = bpf_ntohs(ports[0]);
-		flow = bpf_map_lookup_elem(&port_flows, &port);
-	}
-	return flow ? *flow & (XNF_MAX_FLOWS - 1) : fallback;
-}
-
-static __always_inline __u32 xnf_classify(struct sk_buff *skb)
-{
-	__u32 key;
-
-	if (cfg_flow_by == XNF_FLOW_BY_PORT)
-		return xnf_port_flow(skb);
-	key = cfg_flow_by == XNF_FLOW_BY_PRIORITY ? skb->priority : skb->mark;
-	return key < XNF_MAX_FLOWS ? key : cfg_default_flow & (XNF_MAX_FLOWS - 1);
 }
 
 /* --- the tree (STFQ, WFQ, HPFQ) --------------------------------------------------------- */
@@ -879,28 +674,12 @@ static __always_inline __u32 xnf_sp_dequeue(void)
 }
 
 /* --- the struct_ops programs ------------------------------------------------------------ */
-/* The bytes the packet puts on the wire: qdisc_skb_cb(skb)->pkt_len, at the start of
- * skb->cb, set by the stack before enqueue (qdisc_pkt_len_segs_init) and what the
- * kernel's own qdiscs charge. TCP hands the qdisc GSO packets even with GSO off on the
- * device (they are segmented after dequeue); skb->len counts their headers once, the wire
- * once per segment (66 B of 1514 with TCP timestamps: the shaper sent 4 % over its rate). */
-static __always_inline __u32 xnf_wire_len(struct sk_buff *skb)
-{
-	__u32 len = 0;
-
-	if (bpf_probe_read_kernel(&len, sizeof(len), &skb->cb) || len < skb->len)
-		return skb->len;
-	return len;
-}
-
 static __always_inline int xnf_drop(struct sk_buff *skb, struct Qdisc *sch, struct bpf_sk_buff_ptr *to_free,
 				    __u64 *counter, __u32 flow)
 {
 	(*counter)++;
 	xnf_ch(flow)->drops++;
-	sch->qstats.drops++;
-	bpf_qdisc_skb_drop(skb, to_free);
-	return NET_XMIT_DROP;
+	return xnf_drop_skb(skb, sch, to_free);
 }
 
 SEC("struct_ops/xnf_qdisc_enqueue")
@@ -925,21 +704,11 @@ int BPF_PROG(xnf_qdisc_enqueue, struct sk_buff *skb, struct Qdisc *sch, struct b
 		if (rank == XNF_RANK_DROP)
 			return xnf_drop(skb, sch, to_free, &drops_rank, flow);
 	}
-	idx = xnf_slot_alloc();
-	s = xnf_slot(idx);
+	s = xnf_slot_store(skb, to_free, len, flow, pkt.priority, &idx);
 	if (!s)
 		return xnf_drop(skb, sch, to_free, &drops_overflow, flow);
-	seq_in++;
 	if (seq_in <= XNF_LOG_SIZE)
 		arr_log[(seq_in - 1) & (XNF_LOG_SIZE - 1)] = pkt.now;
-	s->len = len;
-	s->seq = seq_in;
-	s->next = XNF_NONE;
-	s->flow = flow;
-	s->value = pkt.priority;
-	skb = bpf_kptr_xchg(&s->skb, skb);
-	if (skb)  /* the slot was not free: cannot happen */
-		bpf_qdisc_skb_drop(skb, to_free);
 	if (cfg_mode == XNF_MODE_RANK) {
 		if (xnf_heap_push(0, rank, idx, 0)) {  /* full: XNF_MAX_PKTS bounds count */
 			errors++;
@@ -959,36 +728,22 @@ int BPF_PROG(xnf_qdisc_enqueue, struct sk_buff *skb, struct Qdisc *sch, struct b
 	} else {
 		xnf_wf_enqueue(flow, idx);
 	}
-	count++;
-	enq_packets++;
-	enq_bytes += len;
-	sch->q.qlen++;
-	sch->qstats.backlog += len;
-	return NET_XMIT_SUCCESS;
+	return xnf_queued(sch, len);
 }
 
 SEC("struct_ops/xnf_qdisc_dequeue")
 struct sk_buff *BPF_PROG(xnf_qdisc_dequeue, struct Qdisc *sch)
 {
 	struct sk_buff *skb;
-	struct xnf_slot *s;
 	__u64 now = 0;
 	__u32 idx, len, flow;
 
-	if (!count)
+	if (!count || xnf_held(sch))
 		return NULL;
-	if (hold) {
-		bpf_qdisc_watchdog_schedule(sch, bpf_ktime_get_ns() + cfg_hold_poll_ns, cfg_hold_poll_ns / 4);
-		return NULL;
-	}
-	if (cfg_ns_per_byte_q16) {
+	if (cfg_ns_per_byte_q16)  /* the clock is read only when shaping */
 		now = bpf_ktime_get_ns();
-		if (now < next_tx_ns) {  /* the link is busy: wake when it is free */
-			shaped_waits++;
-			bpf_qdisc_watchdog_schedule(sch, next_tx_ns, 0);
-			return NULL;
-		}
-	}
+	if (xnf_shaped(sch, now))
+		return NULL;
 	if (cfg_mode == XNF_MODE_RANK && cfg_time_gated) {
 		__u64 at = 0, t = bpf_ktime_get_ns();
 
@@ -1011,59 +766,21 @@ struct sk_buff *BPF_PROG(xnf_qdisc_dequeue, struct Qdisc *sch)
 		errors++;
 		return NULL;
 	}
-	s = xnf_slot(idx);
-	if (!s) {
-		errors++;
-		return NULL;
-	}
-	skb = bpf_kptr_xchg(&s->skb, NULL);
-	if (log_n < XNF_LOG_SIZE)
-		deq_log[log_n++ & (XNF_LOG_SIZE - 1)] = s->seq;
-	len = s->len;  /* the wire length charged at enqueue */
-	flow = s->flow;
-	xnf_slot_free(idx);
 	count--;
-	if (!skb) {
-		errors++;
+	skb = xnf_slot_take(idx, &len, &flow);
+	if (!skb)
 		return NULL;
-	}
 	xnf_ch(flow)->sent_packets++;
 	xnf_ch(flow)->sent_bytes += len;
-	if (cfg_ns_per_byte_q16) {
-		__u64 base = next_tx_ns + cfg_burst_ns < now ? now - cfg_burst_ns : next_tx_ns;
-
-		next_tx_ns = base + (((__u64)len * cfg_ns_per_byte_q16) >> 16);
-	}
-	deq_packets++;
-	deq_bytes += len;
-	sch->q.qlen--;
-	sch->qstats.backlog -= len;
-	bpf_qdisc_bstats_update(sch, skb);
-	return skb;
-}
-
-SEC("struct_ops/xnf_qdisc_init")
-int BPF_PROG(xnf_qdisc_init, struct Qdisc *sch, struct nlattr *opt, struct netlink_ext_ack *extack)
-{
-	sch->limit = cfg_limit < XNF_MAX_PKTS ? cfg_limit : XNF_MAX_PKTS;
-	return 0;
+	return xnf_sent(sch, skb, len, now);
 }
 
 /* Free every queued packet; the scheduling state starts over. */
 static __always_inline void xnf_reset_all(struct Qdisc *sch)
 {
-	struct sk_buff *skb;
-	struct xnf_slot *s;
 	__u32 key;
 
-	for (__u32 i = 0; i < XNF_MAX_PKTS; i++) {
-		s = xnf_slot(i);
-		if (!s)
-			break;
-		skb = bpf_kptr_xchg(&s->skb, NULL);
-		if (skb)
-			bpf_kfree_skb(skb);
-	}
+	xnf_flush(sch);
 	for (__u32 i = 0; i < XNF_MAX_NODES; i++) {
 		struct xnf_heap *h;
 
@@ -1088,13 +805,7 @@ static __always_inline void xnf_reset_all(struct Qdisc *sch)
 	for (__u32 i = 0; i < XNF_MAX_BANDS; i++)
 		sp_bound[i] = 0;
 	sp_vtime = 0;
-	count = 0;
-	fresh_slots = 0;
-	free_top = 0;
 	wf_vtime = wf_advance = wf_last_finish = 0;
-	next_tx_ns = 0;
-	sch->q.qlen = 0;
-	sch->qstats.backlog = 0;
 }
 
 SEC("struct_ops/xnf_qdisc_reset")
@@ -1108,8 +819,6 @@ void BPF_PROG(xnf_qdisc_destroy, struct Qdisc *sch)
 {
 	xnf_reset_all(sch);
 }
-
-char _license[] SEC("license") = "GPL";
 
 /* The struct_ops variable: user space sets `.id` (the qdisc kind) per instance. */
 SEC(".struct_ops.link")

@@ -36,9 +36,8 @@
 #ifndef XNF_RANK_H
 #define XNF_RANK_H
 
-#include <linux/types.h>
+#include "xnf_qdisc_base.h"  /* XNF_MAX_FLOWS (64), the kernel types and kfuncs */
 
-#define XNF_MAX_FLOWS 64
 #define XNF_RANK_DROP (~0ULL)
 
 struct xnf_pkt {
