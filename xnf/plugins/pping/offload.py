@@ -27,7 +27,7 @@ from xnf.core.kernel.perfbuf import PerfBuffer
 from xnf.core.kernel.pin import checkpoint
 from xnf.offload.device import check_xdp_attach, prepare_offload
 from xnf.plugins.pping.config import ConfigError, PpingConfig
-from xnf.plugins.pping.datapath import Datapath, _intend, is_l3, load
+from xnf.plugins.pping.datapath import Datapath, _intend, attached_programs, is_l3, load
 from xnf.plugins.pping.events import Flow, RttEvent
 
 NIC_OBJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pping_nic.bpf.o")
@@ -83,7 +83,9 @@ class OffloadDatapath(Datapath):
 
     def _load_and_attach(self, txn):
         """Load the host egress side and the bound NIC stage, attach tc egress and XDP in hardware mode."""
-        self.collection = load(self.config, l3=False)
+        # the host's programs: egress and the clean-up starter (ingress is the NIC's stage)
+        host = [name for name in attached_programs(self.config) if not name.endswith("_ingress")]
+        self.collection = load(self.config, l3=False, programs=host)
         with entered(self.netns):  # bpf(2) resolves prog_ifindex in the caller's namespace
             self.nic = xnf.load(self._nic_spec, programs=[NIC_PROGRAM])
         checkpoint("loaded")
