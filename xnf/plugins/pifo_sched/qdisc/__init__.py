@@ -7,3 +7,5 @@ INCLUDE_DIR = os.path.dirname(os.path.abspath(__file__))
 """The directory of ``xnf_rank.h`` and ``xnf_qdisc.h``: ``clang -I`` it to build a rank object."""
 BUILTIN_OBJECT = os.path.join(INCLUDE_DIR, "pifo_qdisc.bpf.o")
 """The built-in schedulers' object (``bpf_qdisc.SCHEDULERS``)."""
+MAX_FLOWS = 64
+"""XNF_MAX_FLOWS (xnf_qdisc_base.h): the flows both qdisc objects count per flow."""

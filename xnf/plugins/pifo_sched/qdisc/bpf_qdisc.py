@@ -55,14 +55,13 @@ import struct
 from fractions import Fraction
 
 from xnf.core.errors import AttachError, ConfigError
-from xnf.plugins.pifo_sched.qdisc import BUILTIN_OBJECT
+from xnf.plugins.pifo_sched.qdisc import BUILTIN_OBJECT, MAX_FLOWS
 from xnf.plugins.pifo_sched.shaping import NS, parse_rate
 
 SCHEDULERS = ("fifo", "strict_priority", "drr", "stfq", "wfq", "wf2q", "hpfq", "srpt", "lstf", "sp_pifo", "tbf",
               "edt", "fq_codel")
 """Built-in schedulers the BPF qdisc runs, each with the simulator's exact order."""
 MAX_PACKETS = 4096  # XNF_MAX_PKTS
-MAX_FLOWS = 64  # XNF_MAX_FLOWS
 MAX_NODES = 16  # XNF_MAX_NODES
 MAX_DEPTH = 4  # XNF_MAX_DEPTH: tree levels below the root
 LOG_SIZE = 4096  # XNF_LOG_SIZE: arrivals and departures logged
@@ -107,9 +106,10 @@ def _cost_fraction(scale, weight, floor):
         return "gives tags the kernel cannot compute exactly"
     for size in range(CHECKED_SIZES):
         if floor:
-            if int(size * scale / weight) != size * num // den:
-                return f"gives a {size}-byte packet a different tag in integers than the simulator's floats"
-        elif max(1, int(size * scale / weight + 0.5)) != max(1, (2 * size * num + den) // (2 * den)):
+            simulator, kernel = int(size * scale / weight), size * num // den
+        else:
+            simulator, kernel = max(1, int(size * scale / weight + 0.5)), max(1, (2 * size * num + den) // (2 * den))
+        if simulator != kernel:
             return f"gives a {size}-byte packet a different tag in integers than the simulator's floats"
     return num, den
 

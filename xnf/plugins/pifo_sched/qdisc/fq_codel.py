@@ -18,10 +18,10 @@ Two differences, both said at attach:
 import os
 
 from xnf.core.errors import ConfigError
+from xnf.plugins.pifo_sched.qdisc import INCLUDE_DIR, MAX_FLOWS
 
-OBJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fq_codel_qdisc.bpf.o")
+OBJECT = os.path.join(INCLUDE_DIR, "fq_codel_qdisc.bpf.o")
 MAX_BUCKETS = 1024  # FQ_MAX_BUCKETS
-MAX_FLOWS = 64  # FQ_MAX_FLOWS: the flows of the per-flow figures
 SIMULATOR_OPTIONS = ("flows", "quantum", "target_ns", "interval_ns", "mtu", "ecn", "capacity")
 
 
@@ -55,17 +55,18 @@ class Options:
         if config["quantum"] >= 1 << 31:
             raise ConfigError(f"fq_codel: quantum {config['quantum']} is too large", "give a quantum under 2 GiB")
 
-    def bucket_of(self, flow):
-        """The bucket the simulator puts flow number ``flow`` in (its own rule, not a copy)."""
+    def buckets_of_flows(self):
+        """The bucket the simulator puts each flow number below MAX_FLOWS in (its own rule,
+        not a copy)."""
         index = {id(q): i for i, q in enumerate(self.sched.queues)}
-        return index[id(self.sched._queue_of(flow))]
+        return [index[id(self.sched._queue_of(flow))] for flow in range(MAX_FLOWS)]
 
     def configure(self, rodata):
         """``(rodata, variables)`` of the object: the qdisc's common ``rodata`` (flows,
         shaper, limit) and fq_codel's, the limit no more than the simulator's capacity."""
         config = self.sched.config
         rodata = dict(rodata, cfg_limit=min(rodata["cfg_limit"], self.sched.capacity), cfg_buckets=config["flows"],
-                      cfg_hash=int(self.hash), cfg_bucket_of=[self.bucket_of(f) for f in range(MAX_FLOWS)],
+                      cfg_hash=int(self.hash), cfg_bucket_of=self.buckets_of_flows(),
                       cfg_quantum=config["quantum"], cfg_target_ns=config["target_ns"],
                       cfg_interval_ns=config["interval_ns"], cfg_interval_sq=config["interval_ns"] ** 2,
                       cfg_mtu=config["mtu"])
