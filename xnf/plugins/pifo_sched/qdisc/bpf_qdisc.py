@@ -48,6 +48,7 @@ is the simulator's, packet for packet. SP-PIFO's tags round down
 (``int(size * 64 / weight)``): ``cost_fraction(..., floor=True)`` checks that form.
 """
 import errno
+import itertools
 import functools
 import math
 import os
@@ -77,6 +78,7 @@ STATE_MAP = ".bss"
 PINNED_MAPS = ((STATE_MAP, "state"),)
 CHECKED_SIZES = 1 << 16  # packet sizes for which integer and float tags must agree
 ROOT_HANDLE = 0xF1C0 << 16  # "f1c0:", the root qdisc's handle
+_INSTANCES = itertools.count()
 
 
 def refusal(name):
@@ -119,6 +121,13 @@ def _child(parent=NONE, num=1, den=1, weight=0, configured=0, band=NONE):
             "band": band, "head": NONE, "tail": NONE}
 
 
+def _unique_kind():
+    """A qdisc kind no other instance on the host uses, in the 15 characters ``Qdisc_ops.id``
+    holds: "xnfq", the pid in 6 hex digits (pid_max is at most 2**22), and this process's
+    instance count in 5."""
+    return f"xnfq{os.getpid():06x}{next(_INSTANCES) % 0x100000:05x}"
+
+
 class BpfQdisc:
     """One BPF qdisc at the root of an interface (see the module doc)."""
 
@@ -137,7 +146,7 @@ class BpfQdisc:
 
             obj, self.fq_codel = fq_codel.OBJECT, fq_codel.Options(self.params)
         self.obj = obj or BUILTIN_OBJECT
-        self.kind = f"xnfq{os.getpid() % 100000:05d}{id(self) % 1000:03d}"  # unique, < 16 bytes
+        self.kind = _unique_kind()
         self.collection = None
         self.registration = None
         self.qdisc_made = False
