@@ -171,6 +171,11 @@ def test_missing_interface_leaves_nothing(venv, netns_pair, iface_state):
     one_line_error(xnf("attach", "example", netns_pair.if_a, "--netns", "xnf-no-such-ns"), "xnf-no-such-ns")
 
 
+def packets(line):
+    """The count in a line of `xnf run example` (``HH:MM:SS IFACE: N packets, M bytes``)."""
+    return int(line.split(": ")[1].split()[0])
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_run_streams_and_detaches_on_signal(venv, netns_pair, iface_state, attached_cleanup, signum):
     pair = netns_pair
@@ -179,10 +184,16 @@ def test_run_streams_and_detaches_on_signal(venv, netns_pair, iface_state, attac
                              "--interval", "0.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=ENV, cwd=tempfile.gettempdir())
     try:
-        first = proc.stdout.readline()
+        lines = [proc.stdout.readline()]
+        first = lines[0]
         assert f"{pair.if_a}: " in first and "packets" in first, (first, proc.stderr.read() if proc.poll() else "")
         pair.ping(count=3)
-        time.sleep(0.5)
+        # the signal goes once a line has counted the three pings: a fixed wait could end before
+        # a loaded machine let the command print. A line comes every 0.2 s until the command
+        # exits (then readline gives ""); the deadline only bounds a broken count.
+        deadline = time.monotonic() + 60
+        while lines[-1] and packets(lines[-1]) < 3 and time.monotonic() < deadline:
+            lines.append(proc.stdout.readline())
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=30)
     finally:
@@ -190,7 +201,7 @@ def test_run_streams_and_detaches_on_signal(venv, netns_pair, iface_state, attac
             proc.kill()
             proc.wait()
     assert proc.returncode == 0 and "Traceback" not in err, err
-    counts = [int(line.split(": ")[1].split()[0]) for line in (first + out).splitlines() if "packets" in line]
+    counts = [packets(line) for line in ("".join(lines) + out).splitlines() if "packets" in line]
     assert counts == sorted(counts) and counts[-1] >= 3
     assert iface_state(pair.ns_a, pair.if_a) == before
 
