@@ -21,7 +21,7 @@ class Drr(Scheduler):
         super().__init__(config)
         check_weights(self.config["weights"])
         check_weights([self.config["quantum"]], "quantum")
-        self.pifo = BucketedPifo(1 << 16)
+        self.pifo = BucketedPifo(1 << 16, self.capacity)
         self.round = 0
         self.flows = {}
 
@@ -52,11 +52,31 @@ class Drr(Scheduler):
             credit += state.quantum
         state.round, state.credit = rank, credit - size
         pkt.rank = rank
-        pifo.enqueue(pkt, rank)
+        # pifo.enqueue(pkt, rank) when the round already has a bucket in the primary
+        # window (most packets), written out: the PIFO's own capacity is this one's
+        window = pifo._primary
+        bucket = window.buckets.get(rank - window.base)
+        if bucket is None:
+            pifo.enqueue(pkt, rank)
+        else:
+            bucket.append(pkt)
+            window.count += 1
+            pifo.count += 1
         return True
 
     def dequeue(self, now):
         pifo = self.pifo
+        # pifo.dequeue() when the head bucket is known and keeps a packet (most
+        # packets: a round holds several), written out
+        window = pifo._primary
+        index = window.head
+        if index >= 0:
+            bucket = window.buckets[index]
+            if len(bucket) > 1:
+                window.count -= 1
+                pifo.count -= 1
+                self.round = window.base + index
+                return bucket.popleft()
         if not pifo.count:
             return None
         self.round, pkt = pifo.dequeue()
