@@ -16,16 +16,17 @@ import attrs
 
 from xnf.plugins.pping import datapath
 from xnf.plugins.pping.config import PpingConfig
-from xnf.plugins.pping.events import FlowEvent, RttEvent
+from xnf.plugins.pping.events import Flow, FlowEvent, RttEvent
 from xnf.plugins.pping.packet import LINKTYPE_ETHERNET, LINKTYPE_RAW
-from xnf.plugins.pping.reference import Reference
+from xnf.plugins.pping.reference import OPEN, WAITOPEN, Reference
 
 
 @attrs.define
 class Sent:
     hook: str
     frame: bytes
-    time_ns: int
+    time_ns: int      # the clock just before the run (the reference's time for it)
+    after_ns: int     # and just after: the kernel stamped the packet in between
 
 
 class Runner:
@@ -70,10 +71,11 @@ class Runner:
         res = self.coll.programs[prog].test_run(frame, ctx=ctx)
         # the kernel stamped the packet somewhere in this window (a loaded machine can
         # preempt us between the clock read and the run)
-        self.max_window_ns = max(self.max_window_ns, time.clock_gettime_ns(time.CLOCK_MONOTONIC) - now)
+        after = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        self.max_window_ns = max(self.max_window_ns, after - now)
         expected = 2 if hook == "xdp" else -1  # XDP_PASS, TC_ACT_UNSPEC
         assert res.retval in (expected, expected & 0xFFFFFFFF), f"{prog} returned {res.retval}"
-        self.sent.append(Sent(hook, frame, now))
+        self.sent.append(Sent(hook, frame, now, after))
         linktype = LINKTYPE_RAW if self.l3 else LINKTYPE_ETHERNET
         direction = "egress" if hook == "egress" else "ingress"
         self._ref_events += self.ref.feed(now, frame, linktype, direction=direction)
@@ -96,6 +98,44 @@ class Runner:
     def counters(self):
         m = self.coll.maps["pping_counters"]
         return datapath.bpf_events.counters([m[i] for i in range(len(datapath.bpf_events.COUNTERS))])
+
+
+def last_seen(runner):
+    """Each active direction's ``last_seen`` (idle timeout), kernel and reference:
+    two dicts {Flow of the direction: ns}."""
+    decoder = datapath.bpf_events.Decoder(clock_offset_ns=0)
+    kernel = {}
+    for k, st in runner.coll.maps["pping_flows"].items():
+        flow = decoder.flow(k.saddr, k.daddr, k.sport, k.dport, k.proto, k.ipv, k.app)
+        back = Flow(flow.proto, flow.dst_ip, flow.dst_port, flow.src_ip, flow.src_port)
+        for d, f in zip(st.dir, (flow, back)):
+            if d.conn in (WAITOPEN, OPEN):
+                kernel[f] = d.last_seen
+    ref = {}
+    for key, pair in runner.ref.flows.items():
+        proto, src, sport, dst, dport = key
+        for d, f in zip(pair, (Flow(*key), Flow(proto, dst, dport, src, sport))):
+            if d.active:
+                ref[f] = d.last_seen
+    return kernel, ref
+
+
+def assert_same_last_seen(runner, addresses=None):
+    """Kernel and reference took each active direction's ``last_seen`` from the same
+    packet: the reference holds that packet's time, and the kernel's stamp lies in the
+    window of that packet's run (see :class:`Sent`). ``addresses``: compare only the
+    kernel's flows from these (the reference was restarted; the kernel kept older flows).
+    Returns {Flow: index of the packet in runner.sent}."""
+    kernel, ref = last_seen(runner)
+    if addresses is not None:
+        kernel = {f: t for f, t in kernel.items() if f.src_ip in addresses}
+    assert set(kernel) == set(ref), (kernel, ref)
+    index = {s.time_ns: i for i, s in enumerate(runner.sent)}
+    out = {}
+    for flow, t in ref.items():
+        i = out[flow] = index[t]
+        assert runner.sent[i].time_ns <= kernel[flow] <= runner.sent[i].after_ns, (flow, i, kernel[flow], runner.sent[i])
+    return out
 
 
 def shape(ev):

@@ -10,10 +10,10 @@ import time
 import attrs
 import pytest
 
-from pping_harness import Runner, assert_same
+from pping_harness import Runner, assert_same, assert_same_last_seen
 from xnf.core.kernel import netns
 from xnf.plugins.pping.config import PpingConfig
-from xnf.plugins.pping.events import FlowEvent, RttEvent
+from xnf.plugins.pping.events import Flow, FlowEvent, RttEvent
 from xnf.testing.frames import (TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, dns, ether, icmp_echo, ipv4, ipv6,
                                 quic_short, tcp, udp, v4_tcp, v6_tcp)
 
@@ -319,6 +319,57 @@ def test_expiry_of_timestamps_and_flows():
         assert len(timeouts) == 2 and all(e.triggered_by == "garbage collection" for e in timeouts)
         assert len(r.coll.maps["pping_flows"]) == 0
         assert r.counters()["timestamps_expired"] == 3  # B's last TSval, A's unanswered one, the echo
+
+
+def test_a_segment_repeating_the_last_tsval_does_not_move_last_seen():
+    """The idle clock (last_seen) moves with every packet of a direction except a segment
+    that can be timestamped and repeats the direction's last TSval (one clock read less
+    per segment of a bulk sender); kernel and reference take it from the same packet."""
+    a_flow, ping = Flow("TCP", A, 40000, B, 80), Flow("ICMP", A, 9, B, 9)
+    with Runner(cfg(seq_ack=True, icmp=True)) as r:
+        def source(frame, flow=a_flow):
+            """Send frame; the index of the packet the direction's last_seen is from."""
+            r.send(frame)
+            return assert_same_last_seen(r)[flow]
+
+        def seg(tsval, payload=DATA):
+            return v4_tcp(A, B, 40000, 80, ts=(tsval, 0), payload=payload)
+
+        assert source(seg(100)) == 0          # opens the direction (last_id 100)
+        assert source(seg(100)) == 0          # repeats the last TSval: no refresh
+        assert source(seg(101)) == 2          # a new TSval refreshes
+        assert source(seg(101)) == 2
+        assert source(seg(101, b"")) == 4     # a pure ACK is no identifier: refreshes
+        assert source(seg(99)) == 5           # an older TSval is not the last one: refreshes
+        assert source(seg(101)) == 5          # the last TSval is still 101
+        assert source(v4_tcp(A, B, 40000, 80, seq=7, payload=DATA)) == 7   # no timestamp option
+        assert source(ether(ipv4(A, B, 1, icmp_echo(True, 9, 1)), 0x0800), ping) == 8
+        assert source(ether(ipv4(A, B, 1, icmp_echo(True, 9, 1)), 0x0800), ping) == 9  # echo seq repeated
+        assert_same(r)
+
+
+def test_repeated_tsvals_across_idle_gaps_expire_alike():
+    """Three opened flows go idle; after the gap one repeats its last TSval, one sends a
+    new TSval, one a pure ACK. The clean-up pass expires the first only (its idle time
+    counts from before the gap), in the kernel as in the reference. Margins: 50 ms (which
+    delays only widen) and 200 ms from the 0.4 s lifetime."""
+    with Runner(cfg(flow_lifetime=0.4, unopened_flow_lifetime=0.4)) as r:
+        for port in (1, 2, 3):
+            r.send(v4_tcp(A, B, port, 80, ts=(100, 0), payload=DATA))
+            r.send(v4_tcp(B, A, 80, port, ts=(500, 100)), "ingress")
+            r.send(v4_tcp(A, B, port, 80, ts=(101, 500), payload=DATA))
+            r.send(v4_tcp(B, A, 80, port, ts=(501, 101)), "ingress")
+        time.sleep(0.25)
+        r.send(v4_tcp(A, B, 1, 80, ts=(101, 501), payload=DATA))
+        r.send(v4_tcp(A, B, 2, 80, ts=(102, 501), payload=DATA))
+        r.send(v4_tcp(A, B, 3, 80, ts=(101, 501)))
+        assert_same_last_seen(r)
+        time.sleep(0.2)
+        r.cleanup()
+        assert_same_last_seen(r)
+        timeouts = [e.flow for e in flows(assert_same(r)) if e.reason == "flow timeout"]
+        assert timeouts == [Flow("TCP", B, 80, A, 1)]
+        assert len(r.coll.maps["pping_flows"]) == 2
 
 
 def test_local_filtering_on_ingress():

@@ -3,7 +3,9 @@
 Hypothesis draws TCP conversations (flags, TSval steps, echoed or stale TSecrs,
 payload or none, SYN/FIN/RST anywhere; or no timestamp option, for seq/ACK with
 retransmissions and partial ACKs), echo exchanges and DNS queries/responses, on IPv4
-or IPv6, through tc egress, tc ingress or XDP. One object is loaded for the whole module; every example
+or IPv6, through tc egress, tc ingress or XDP; TSvals that repeat (step 0) keep a
+direction's idle clock where it was, so each example also compares every direction's
+last_seen (which packet set it). One object is loaded for the whole module; every example
 uses addresses of its own, so state never carries over, and a fresh reference.
 """
 import itertools
@@ -11,7 +13,7 @@ import itertools
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from pping_harness import Runner, assert_same
+from pping_harness import Runner, assert_same, assert_same_last_seen
 from xnf.plugins.pping.config import PpingConfig
 from xnf.plugins.pping.reference import Reference
 from xnf.testing.frames import (TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, dns, ether, icmp_echo, ipv4, ipv6, udp,
@@ -96,6 +98,7 @@ def test_random_sequences_match_the_reference(runner, steps, v6):
             seen[fwd].append(tsval[fwd])
         runner.send(frame, hook)
     got = assert_same(runner)
+    assert_same_last_seen(runner, {a, b})
     STATS["examples"] += 1
     STATS["events"] += len(got)
     for e in got:

@@ -240,6 +240,44 @@ def test_idle_flow_times_out():
     assert ref.stats.flows_expired == 1
 
 
+CLIENT_KEY = ("TCP", E.client, E.cport, E.server, E.sport)
+
+
+def test_a_segment_repeating_the_last_tsval_does_not_refresh_last_seen():
+    """Every packet of a direction refreshes its idle clock except a segment that can be
+    timestamped and repeats the direction's last TSval (last_id before the packet):
+    it was sent within one sender TS tick of the segment that first carried that TSval."""
+    ref = Reference(PpingConfig(seq_ack=True, icmp=True))
+
+    def seen_after(t, frame, key=CLIENT_KEY):
+        run([(t, frame)], ref=ref)
+        return (ref._dir_of(key).last_seen - T0) // MS
+
+    assert seen_after(0, E.c2s(ts=(100, 1), payload=b"a")) == 0      # opens the direction (last_id 100)
+    assert seen_after(1, E.c2s(ts=(100, 1), payload=b"b")) == 0      # repeats 100: no refresh
+    assert seen_after(2, E.c2s(ts=(101, 1), payload=b"c")) == 2      # a new TSval refreshes
+    assert seen_after(3, E.c2s(ts=(101, 1), payload=b"d")) == 2
+    assert seen_after(4, E.c2s(ts=(101, 1))) == 4                    # a pure ACK is no identifier: refreshes
+    assert seen_after(5, E.c2s(ts=(99, 1), payload=b"e")) == 5       # older than the last: refreshes
+    assert ref._dir_of(CLIENT_KEY).last_id == 101                    # ... and is not timestamped
+    assert seen_after(6, E.c2s(ts=(101, 1), payload=b"f")) == 5      # still the last TSval
+    assert seen_after(7, E.c2s(seq=9, payload=b"g")) == 7            # no timestamp option (seq/ACK kind)
+    ping = ("ICMP", E.client, 9, E.server, 9)
+    assert seen_after(8, E.ping(True, 9, 1), ping) == 8
+    assert seen_after(9, E.ping(True, 9, 1), ping) == 9              # a repeated echo sequence refreshes
+
+
+def test_idle_time_counts_from_the_first_segment_of_a_repeated_tsval():
+    """So a direction can expire up to one sender TS tick earlier than its last packet
+    says (here, with a TSval held over seconds, which a real sender's clock never does)."""
+    for later_tsval, expires in ((101, True), (102, False)):
+        ref = Reference(PpingConfig(flow_lifetime=5))
+        ev = run(handshake_free_bulk() + [(4500, E.c2s(ts=(later_tsval, 501), payload=b"c"))], ref=ref)
+        ev = run([(7100, Endpoints(cport=1).c2s(ts=(1, 1), payload=b"q"))], ref=ref)  # pass at 7 s
+        assert [(e.flow, e.reason) for e in flow_events(ev)] == ([(SERVER_FLOW, "flow timeout")] if expires else [])
+        assert (ref._dir_of(CLIENT_KEY) is None) == expires
+
+
 def test_unopened_flow_disappears_silently():
     ref = Reference(PpingConfig())
     run([(0, E.c2s(ts=(1, 1), payload=b"a"))], ref=ref)

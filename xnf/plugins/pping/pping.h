@@ -92,7 +92,7 @@ struct pp_ident {
 /* State of one direction of a flow. */
 struct pp_dir {
 	__u64 last_ts;        /* when the last identifier was timestamped (rate limit) */
-	__u64 last_seen;      /* last packet in this direction (idle timeout) */
+	__u64 last_seen;      /* last packet in this direction, bar one repeating last_id's TSval (idle timeout) */
 	__u64 min_rtt;
 	__u64 srtt;
 	__u64 sent_pkts;

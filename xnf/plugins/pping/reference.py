@@ -48,7 +48,12 @@ whatever the directions are called.
 Lifetimes: an unmatched timestamp expires after ``timestamp_lifetime`` (10 s) or
 ``timestamp_rtt_lifetime`` (8) smoothed RTTs of its direction; a direction is idle
 from the last packet it sent (ePPing measures from its last timestamp, which rate
-limiting makes coarse): past ``unopened_flow_lifetime`` (30 s) if no reply ever came,
+limiting makes coarse), except a TCP segment that can be timestamped and repeats the
+direction's last TSval (``last_id`` before the packet): it was sent within one tick of
+the sender's TS clock (1 ms on Linux, at most 1 s by RFC 7323) of the segment that
+first carried that TSval, which did refresh it. A direction so expires up to one such
+tick earlier than its last packet says, never later, and the data path reads no clock
+for most segments of a bulk sender. Past ``unopened_flow_lifetime`` (30 s) if no reply ever came,
 ``icmp_flow_lifetime`` (30 s) for ICMP, ICMPv6 and DNS, ``flow_lifetime`` (300 s)
 otherwise. A flow entry goes when both directions are closed or idle; each direction
 that was open reports ``flow timeout``.
@@ -421,7 +426,8 @@ class Reference:
             fwd.opening_reason = info.reason if info.event == _OPENING else REASON_FIRST_PACKET
             fwd.timestamped = False
         if fwd.active:
-            fwd.last_seen = now
+            if not self._repeats_last_tsval(info, fwd):
+                fwd.last_seen = now
             fwd.sent_pkts += 1
             fwd.sent_bytes += pkt.payload_len
 
@@ -500,6 +506,13 @@ class Reference:
                 return
             self.timestamps[key] = now
             d.outstanding += 1
+
+    @staticmethod
+    def _repeats_last_tsval(info, d):
+        """A segment repeating its direction's last TSval (state before this packet) was
+        sent within one sender TS-clock tick of the one that first carried it, which set
+        ``last_seen``; the data path saves a clock read on it (see the module docstring)."""
+        return info.kind == "tsval" and info.pid_valid and info.pid == d.last_id
 
     @staticmethod
     def _new_identifier(info, d):
