@@ -16,7 +16,6 @@ instant's events are done.
 """
 import heapq
 import random
-from bisect import insort
 from collections import deque
 
 from xnf.plugins.pifo_sched.errors import SchedulerConfigError
@@ -26,6 +25,7 @@ from xnf.plugins.pifo_sched.sim.sources import make_source
 from xnf.plugins.pifo_sched.sim.traffic import TraceSource
 
 ARRIVAL, TIMER, FEEDBACK = 0, 1, 2
+INFINITY = float("inf")
 
 
 class Simulation:
@@ -140,7 +140,10 @@ class Simulation:
         flows, recording = metrics.flows, metrics.events is not None
         # for Metrics.departed and Metrics.queued written out below
         flow_stats, bin_of, overtook = metrics.flow_stats, metrics.bin_of, metrics.overtook
-        ranks = metrics.queued_ranks
+        ranks, pend = metrics.queued_ranks, metrics.pending_ranks.append
+        # at or below every pending rank (above them all: none is pending); only the loop
+        # adds pending ranks, and a merge by the metrics only empties them, so it stays a bound
+        pending_low = INFINITY
         bin_index, bin_end = 0, 0  # the throughput bin of the last departure, and its end
         ranked = 0  # ranked departures not yet counted in metrics.ranked
         pop, later, next_in_instant = heapq.heappop, instant.append, instant.popleft
@@ -191,11 +194,13 @@ class Simulation:
                         stats.bins[bin_index] += pkt.size
                         rank = pkt.rank
                         if rank is not None:
-                            if ranks and ranks[0] == rank:  # overtook(rank): the lowest left
+                            # overtook(rank) when the lowest left (metrics' module doc)
+                            if ranks and ranks[0] == rank and rank <= pending_low:
                                 del ranks[0]
                                 ranked += 1
                             else:
-                                overtook(rank)
+                                overtook(rank)  # merges the pending ranks
+                                pending_low = INFINITY
                     try:
                         wire = wire_ns[pkt.size]
                     except KeyError:
@@ -220,7 +225,9 @@ class Simulation:
                         if recording or reply.flow not in flows:
                             queued(reply, now)
                         elif rank is not None:  # queued(reply, now) for a flow known, written out
-                            insort(ranks, rank)  # (one C call: cheaper than testing for an append)
+                            pend(rank)
+                            if rank < pending_low:
+                                pending_low = rank
                     elif reply in owner:
                         self._refused(source, reply, now)
                     if events or instant:
@@ -254,4 +261,5 @@ class Simulation:
                         self.timer_at = None
                     self.scheduler.timer(now)
         metrics.ranked += ranked
+        metrics.merge_pending()
         return metrics
