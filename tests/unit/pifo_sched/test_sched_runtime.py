@@ -1,4 +1,5 @@
 """The reference runtime: determinism, generators, traces, metrics."""
+import random
 import struct
 
 import pytest
@@ -7,7 +8,7 @@ from xnf.plugins.pifo_sched import registry
 from xnf.plugins.pifo_sched.errors import SchedulerConfigError, TraceError
 from xnf.plugins.pifo_sched.packet import Packet
 from xnf.plugins.pifo_sched.sim.engine import Simulation
-from xnf.plugins.pifo_sched.sim.metrics import jain_index, percentile
+from xnf.plugins.pifo_sched.sim.metrics import jain_index, percentile, percentiles
 from xnf.plugins.pifo_sched.sim.runner import simulate, write_events
 from xnf.plugins.pifo_sched.sim.trace import read_trace
 
@@ -96,6 +97,17 @@ def test_pcap_trace(tmp_path):
 def test_metrics_helpers():
     assert percentile([1, 2, 3, 4], 0.5) == 2 and percentile([], 0.5) is None
     assert jain_index([1, 1, 1]) == 1.0 and abs(jain_index([1, 0]) - 0.5) < 1e-9
+
+
+def test_percentiles_of_unsorted_values_are_those_of_the_sorted_list():
+    rng = random.Random(3)
+    fractions = (0.001, 0.25, 0.5, 0.9, 0.99, 0.999, 1.0)
+    for size in (1, 2, 3, 10, 99, 100, 101, 1000, 5000):
+        for spread in (1, 5, 1000, 10**9):  # from all equal to all distinct
+            values = [rng.randrange(spread) for _ in range(size)]
+            ordered = sorted(values)
+            assert percentiles(values, fractions) == [percentile(ordered, q) for q in fractions]
+    assert percentiles([], (0.5, 1.0)) == [None, None]
 
 
 def test_inversions_are_zero_for_an_exact_pifo_and_counted_for_fifo():
