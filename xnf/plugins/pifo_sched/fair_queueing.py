@@ -1,4 +1,6 @@
 """Flat fair queueing over per-flow FIFOs: the shared body of STFQ and WFQ."""
+from heapq import heapreplace
+
 from xnf.plugins.pifo_sched.hierarchy import FairNode, FlowQueue, tag_scale
 from xnf.plugins.pifo_sched.scheduler import Scheduler, check_weights, weight_of
 
@@ -38,8 +40,9 @@ class FairQueueing(Scheduler):
         if root.count >= self.capacity:  # full(), written out: once per packet
             self.drop(pkt, now, "overflow")
             return False
-        leaf = self.flows.get(pkt.flow)
-        if leaf is None:
+        try:  # (a failed subscript costs more than get(), a hit less)
+            leaf = self.flows[pkt.flow]
+        except KeyError:
             leaf = self.flow_queue(pkt.flow)
         leaf.packets.append(pkt)  # push_packet() for a tree of one level, written out
         leaf.count += 1
@@ -55,7 +58,7 @@ class FairQueueing(Scheduler):
         # FairNode.pop() for a tree of one level, written out (with FlowQueue.pop and
         # FairNode._push): five calls per packet were a fifth of a simulated WFQ packet.
         # The child served is the head, dequeued by requeue_head() when it stays backlogged
-        # (one call instead of dequeue() and enqueue()), else by dequeue()
+        # (instead of dequeue() and enqueue()), else by dequeue()
         pifo = root.pifo
         child = pifo.heap[0][2]
         pkt = child.packets.popleft()
@@ -80,7 +83,14 @@ class FairQueueing(Scheduler):
                 except KeyError:
                     cost = costs[size] = root.cost(size, child.weight)
                 rank += cost
-            pifo.requeue_head(rank)  # a past rank goes first
+            # pifo.requeue_head(rank) for a rank that stays in the primary window (nearly
+            # all), written out: the heap entry replaced in place, behind earlier arrivals
+            min_rank = pifo.min_rank
+            if pifo._in_primary and min_rank <= rank < min_rank + pifo.rank_range:
+                pifo._arrivals = arrival = pifo._arrivals + 1
+                heapreplace(pifo.heap, (rank, arrival, child))
+            else:
+                pifo.requeue_head(rank)  # a past rank goes first
         else:
             pifo.dequeue()
         return pkt
