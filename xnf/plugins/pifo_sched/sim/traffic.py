@@ -118,13 +118,14 @@ class Bulk(Source):
     def on_done(self, pkt, now):
         if now >= self.stop:
             return None
-        self.seq += 1  # make(now), written out: a bulk source answers every packet it sends
-        sizes = self.sizes  # and _size(), written out
+        # make(now), written out: a bulk source answers every packet it sends
+        sizes = self.sizes  # and _size(): sizes come in batches only where there is no rank
         if sizes:
             size = sizes.pop()
+            rank = None
         else:
             size = self._size()
-        rank = self.rank
+            rank = self.rank(self.rng) if self.rank else None
         # new_packet(self.flow, size, now, self.seq, self.cls, self.priority, rank, self.slack,
         # None), written out: the call with nine arguments was a twentieth of a packet.
         # arrival and enqueued (now) are left to the engine, which sets them on every
@@ -132,10 +133,10 @@ class Bulk(Source):
         pkt = _new(Packet)
         pkt.flow = self.flow
         pkt.size = size
-        pkt.seq = self.seq
+        pkt.seq = self.seq = self.seq + 1
         pkt.cls = self.cls
         pkt.priority = self.priority
-        pkt.rank = rank(self.rng) if rank else None
+        pkt.rank = rank
         pkt.slack = self.slack
         pkt.remaining = None
         pkt.tstamp = None
