@@ -72,11 +72,13 @@ class Drr(Scheduler):
         index = window.head
         if index >= 0:
             bucket = window.buckets[index]
-            if len(bucket) > 1:
+            pkt = bucket.popleft()
+            if bucket:
                 window.count -= 1
                 pifo.count -= 1
                 self.round = window.base + index
-                return bucket.popleft()
+                return pkt
+            bucket.append(pkt)  # its last packet: the bucket goes too, in pifo.dequeue()
         if not pifo.count:
             return None
         self.round, pkt = pifo.dequeue()
