@@ -25,7 +25,11 @@ rounds); exit status 1 when one is missed.
 ``--test-run``: instead of traffic, both objects run the same frames through
 ``BPF_PROG_TEST_RUN`` (``--repeat`` runs per call, rounds interleaved, medians) on a flow
 opened as in bulk TCP (data one way, pure ACKs back): a data packet whose TSval was seen
-(tc egress), a pure ACK that matches nothing (tc and XDP ingress), untracked UDP. No
+(tc egress), a pure ACK that matches nothing (tc and XDP ingress), untracked UDP; and
+data packets each with a new TSval (tc egress), which needs one run per call (a
+repeated frame repeats its TSval), beside a seen TSval measured the same way: a single
+run's time includes the kernel's timer reads around it and a cache the syscall
+disturbed (~60-90 ns more than in a repeated run, in both columns). No
 cache misses, no other CPU, no bpf_stats: the programs' own cost, which moves by a few
 ns run to run where the traffic figures move by 10 %.
 
@@ -55,6 +59,7 @@ BASELINE = os.path.join(ROOT, "bench", "bpf", "pping_baseline.bpf.o")
 CURRENT = datapath.OBJECT
 TARGET = 0.8
 STATS_SYSCTL = "/proc/sys/kernel/bpf_stats_enabled"
+SINGLE_SEEN, SINGLE_NEW = "1 run: TSval seen", "1 run: new TSval"
 
 TRAFFIC = {
     "bulk TCP": lambda streams: ["-P", str(streams)],
@@ -151,17 +156,29 @@ def test_run_rows(rounds, repeat):
                 coll.programs["pping_tc_egress"].test_run(v4_tcp(a, b, 1, 2, ts=(90 + i, 0), payload=data))
                 coll.programs["pping_tc_ingress"].test_run(v4_tcp(b, a, 2, 1, ts=(5 + i, 90 + i)))
         ns = {}
+        fresh = 2000  # frames of the new-TSval row per round and object
         for rnd in range(rounds):
+            labels = ["baseline", "current"] if rnd % 2 == 0 else ["current", "baseline"]
             for hook, what, prog, frame in cases:
-                labels = ["baseline", "current"] if rnd % 2 == 0 else ["current", "baseline"]
                 for label in labels:
                     run = colls[label].programs[prog].test_run(frame, repeat=repeat)
                     ns.setdefault((hook, what, label), []).append(run.duration_ns)
+            # every packet a new TSval (as on a paced flow), on a flow of its own: one run
+            # per call, since a repeated frame repeats its TSval; beside it, the same way,
+            # the last of those frames again and again (its TSval seen)
+            frames = [v4_tcp(a, b, 3, 4, ts=(1000 + rnd * fresh + i, 5), payload=data) for i in range(fresh)]
+            for label in labels:
+                prog = colls[label].programs["pping_tc_egress"]
+                runs = [prog.test_run(f).duration_ns for f in frames]
+                ns.setdefault(("tc egress", SINGLE_NEW, label), []).append(statistics.median(runs))
+                runs = [prog.test_run(frames[-1]).duration_ns for _ in frames]
+                ns.setdefault(("tc egress", SINGLE_SEEN, label), []).append(statistics.median(runs))
     finally:
         for coll in colls.values():
             coll.close()
+    rows = [(hook, what) for hook, what, _, _ in cases] + [("tc egress", SINGLE_SEEN), ("tc egress", SINGLE_NEW)]
     return [(hook, what, statistics.median(ns[(hook, what, "baseline")]), statistics.median(ns[(hook, what, "current")]))
-            for hook, what, _, _ in cases]
+            for hook, what in rows]
 
 
 def main_test_run(rounds, repeat):
