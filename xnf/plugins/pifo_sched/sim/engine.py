@@ -173,72 +173,76 @@ class Simulation:
                 elif instant:
                     kind, data = next_in_instant()
                 elif busy_until is None:  # the link is free: ask for a packet
-                    pkt = dequeue(now)
-                    if pkt is None:
-                        self._sleep(now)
-                        if not instant:
+                    # one packet per turn of this loop while nothing else happens at its
+                    # instant (a bulk source's answer queued at once); any other case
+                    # leaves it for the checks above
+                    while True:
+                        pkt = dequeue(now)
+                        if pkt is None:
+                            self._sleep(now)
                             break
-                        continue
-                    source = owner.pop(pkt, None)
-                    if recording:
-                        departed(pkt, now)
-                    else:  # departed(pkt, now) without a trace, written out: the call and its
-                        # attribute lookups were a tenth of a simulated packet
-                        try:  # (a failed subscript costs more than get(), a hit less)
-                            stats = flows[pkt.flow]
+                        source = owner.pop(pkt, None)
+                        if recording:
+                            departed(pkt, now)
+                        else:  # departed(pkt, now) without a trace, written out: the call and its
+                            # attribute lookups were a tenth of a simulated packet
+                            try:  # (a failed subscript costs more than get(), a hit less)
+                                stats = flows[pkt.flow]
+                            except KeyError:
+                                stats = flow_stats(pkt)
+                            if now >= bin_end:
+                                bin_index, bin_end = bin_of(now)
+                            stats.delays.append(now - pkt.arrival)
+                            stats.bins[bin_index] += pkt.size
+                            rank = pkt.rank
+                            if rank is not None:
+                                # overtook(rank) when the lowest left (metrics' module doc)
+                                if ranks and ranks[0] == rank and rank <= pending_low:
+                                    del ranks[0]
+                                    ranked += 1
+                                else:
+                                    overtook(rank)  # merges the pending ranks
+                                    pending_low = INFINITY
+                        try:
+                            wire = wire_ns[pkt.size]
                         except KeyError:
-                            stats = flow_stats(pkt)
-                        if now >= bin_end:
-                            bin_index, bin_end = bin_of(now)
-                        stats.delays.append(now - pkt.arrival)
-                        stats.bins[bin_index] += pkt.size
-                        rank = pkt.rank
-                        if rank is not None:
-                            # overtook(rank) when the lowest left (metrics' module doc)
-                            if ranks and ranks[0] == rank and rank <= pending_low:
-                                del ranks[0]
-                                ranked += 1
-                            else:
-                                overtook(rank)  # merges the pending ranks
-                                pending_low = INFINITY
-                    try:
-                        wire = wire_ns[pkt.size]
-                    except KeyError:
-                        wire = wire_ns[pkt.size] = -(-pkt.size * bit_ns // link_rate)
-                    busy_until = now + wire
-                    if source is None:
-                        continue
-                    if source.rtt is not None:
-                        self._answer(source, pkt, now, done_at=busy_until)
-                        continue
-                    reply = source.on_done(pkt, now)
-                    if reply is None:
-                        continue
-                    if instant:  # answers to drops in the dequeue hook came first
-                        later((ARRIVAL, (source, reply, False)))
-                        continue
-                    # the answer arrives now: the ARRIVAL branch below, written out
-                    reply.arrival = reply.enqueued = now
-                    owner[reply] = source
-                    if enqueue(reply, now):
-                        rank = reply.rank
-                        if recording or reply.flow not in flows:
-                            queued(reply, now)
-                        elif rank is not None:  # queued(reply, now) for a flow known, written out
-                            pend(rank)
-                            if rank < pending_low:
-                                pending_low = rank
-                    elif reply in owner:
-                        self._refused(source, reply, now)
-                    if events or instant:
-                        continue
-                    # nothing else in this instant, and the link is busy: the next instant is
-                    # the end of this transmission (the outer loop's step, written out)
-                    now = busy_until
-                    if now >= duration:
+                            wire = wire_ns[pkt.size] = -(-pkt.size * bit_ns // link_rate)
+                        busy_until = now + wire
+                        if source is None:
+                            break
+                        if source.rtt is not None:
+                            self._answer(source, pkt, now, done_at=busy_until)
+                            break
+                        reply = source.on_done(pkt, now)
+                        if reply is None:
+                            break
+                        if instant:  # answers to drops in the dequeue hook came first
+                            later((ARRIVAL, (source, reply, False)))
+                            break
+                        # the answer arrives now: the ARRIVAL branch below, written out
+                        reply.arrival = reply.enqueued = now
+                        owner[reply] = source
+                        if enqueue(reply, now):
+                            rank = reply.rank
+                            if recording or reply.flow not in flows:
+                                queued(reply, now)
+                            elif rank is not None:  # queued(reply, now) for a flow known, written out
+                                pend(rank)
+                                if rank < pending_low:
+                                    pending_low = rank
+                        elif reply in owner:
+                            self._refused(source, reply, now)
+                        if events or instant:
+                            break
+                        # nothing else in this instant, and the link is busy: the next instant is
+                        # the end of this transmission (the outer loop's step, written out), where
+                        # the link is free with nothing else to do: ask again at once
+                        if busy_until >= duration:
+                            break  # (the outer loop ends the run)
+                        now = self.now = busy_until
+                        busy_until = None
+                    if pkt is None and not instant:
                         break
-                    self.now = now
-                    busy_until = None
                     continue
                 else:
                     break
