@@ -36,13 +36,23 @@ the packets per CPU-second of fq_codel, and the BPF PIFO's push+pop is at least 
 faster than the Python PIFO's. Both are relative: absolute figures under TCG emulation
 are many times a real CPU's.
 
+``--baseline-object FILE:KIND`` adds a BPF qdisc of someone else's (e.g. the kernel's
+selftest ``bpf_qdisc_fifo``, built against the guest's BTF) to the throughput rounds as a
+second baseline: registered with bpftool, attached by its kind, measured like the
+kernel's qdiscs. It tells the cost of any BPF qdisc (the struct_ops calls, the root lock
+held through them) from the cost of this one.
+
 On the host, ``--vm`` runs the script so in the VM tier and, from the PHASE lines it
 prints, also counts packets per CPU-second the host gave the whole VM (its qemu process)
 over each throughput run: under TCG the guest's clocks are the host's wall clock, so host
 load inflates bpf_stats and the guest's busy time, but not qemu's own CPU time. The
-fq_codel target is then checked on that figure too.
+fq_codel target is then checked on that figure too, on the median over the rounds; the
+fewest and most beside it show how far one run may stray (with concurrent senders the
+BPF qdiscs' figures are bimodal: docs/benchmarks.md). ``--vm-smp N`` gives the guest N
+vCPUs (default 2): with one, concurrent senders cannot contend for the qdisc's root lock.
 
-Usage: python3 bench/qdisc_cost.py [--vm] [--rounds N] [--seconds S] [--flows 1|2|3] [--schedulers fifo,fifo_port,wfq]
+Usage: python3 bench/qdisc_cost.py [--vm [--vm-smp N]] [--rounds N] [--seconds S] [--flows 1|2|3]
+                                  [--schedulers fifo,fifo_port,wfq] [--baseline-object FILE:KIND]
                                   [--depths 100,1000,4000] [--pifo-rounds N] [--json FILE]  (root)
 """
 import argparse
@@ -128,6 +138,26 @@ class Native:
     def __exit__(self, *exc):
         subprocess.run(["ip", "netns", "exec", self.pair.ns_a, "tc", "qdisc", "del", "dev", self.pair.if_a, "root"],
                        check=False, capture_output=True)
+
+
+class ForeignBpf(Native):
+    """Someone else's BPF qdisc (a struct_ops object), registered with bpftool for the run
+    (a benchmark's tool, as tc), at the root by its kind."""
+
+    def __init__(self, pair, kind, obj):
+        super().__init__(pair, kind)
+        self.obj = obj
+
+    def register(self):
+        out = subprocess.run(["bpftool", "struct_ops", "register", self.obj], capture_output=True, text=True)
+        words = (out.stdout + out.stderr).split()  # "Registered Qdisc_ops NAME id N" (on stderr)
+        if out.returncode or "id" not in words[:-1]:
+            raise RuntimeError(f"bpftool struct_ops register {self.obj}: {out.stderr.strip() or out.stdout.strip()}")
+        return words[words.index("id") + 1]
+
+    @staticmethod
+    def unregister(map_id):
+        subprocess.run(["bpftool", "struct_ops", "unregister", "id", map_id], check=False, capture_output=True)
 
 
 class Bpf:
@@ -227,12 +257,12 @@ def qemu_cpu_ns(parent):
     raise RuntimeError(f"no qemu process under pid {parent}")
 
 
-def vm_main(argv, timeout):
+def vm_main(argv, timeout, smp):
     """Run this script in the VM tier's bpf-qdisc kernel and count, per throughput run,
     packets per CPU-second the host gave the whole VM (qemu's threads): host load slows the
     guest's clock-based figures, not this one."""
-    cmd = [os.path.join(ROOT, "tools", "vm", "run"), "--kernel", "bpf-qdisc", "--timeout", str(timeout), "--",
-           "python3", "bench/qdisc_cost.py", *argv]
+    cmd = [os.path.join(ROOT, "tools", "vm", "run"), "--kernel", "bpf-qdisc", "--timeout", str(timeout),
+           "--smp", str(smp), "--", "python3", "bench/qdisc_cost.py", *argv]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, errors="replace", cwd=ROOT)
     rates, start = {}, {}
     for line in proc.stdout:
@@ -249,10 +279,11 @@ def vm_main(argv, timeout):
         print(f"qdisc_cost --vm: no throughput figures from the guest (exit status {status})", file=sys.stderr)
         return 2
     median = {q: statistics.median(v) for q, v in rates.items()}
-    print(f"\n{'root qdisc':<14} {'packets per host CPU-second of the VM':>38} {'vs pfifo_fast':>14} "
-          f"{'vs fq_codel':>12}")
+    print(f"\n{'root qdisc':<22} {'packets per host CPU-second of the VM, median (fewest-most)':>60} "
+          f"{'vs pfifo_fast':>14} {'vs fq_codel':>12}")
     for q, rate in median.items():
-        print(f"{q:<14} {rate:>38.0f} {rate / median['pfifo_fast']:>14.3f} {rate / median['fq_codel']:>12.3f}")
+        figure = f"{rate:.0f} ({min(rates[q]):.0f}-{max(rates[q]):.0f})"
+        print(f"{q:<22} {figure:>60} {rate / median['pfifo_fast']:>14.3f} {rate / median['fq_codel']:>12.3f}")
     if "bpf fifo" in median and median["bpf fifo"] / median["fq_codel"] < TARGET_VS_FQ_CODEL:
         print(f"MISSED: bpf fifo carries {median['bpf fifo'] / median['fq_codel']:.2f}x fq_codel's packets per host "
               f"CPU-second (target {TARGET_VS_FQ_CODEL})")
@@ -263,8 +294,10 @@ def vm_main(argv, timeout):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if "--vm" in argv:
-        rest = [a for a in argv if a != "--vm"]
-        return vm_main(rest, timeout=1800)
+        vm = argparse.ArgumentParser(add_help=False)
+        vm.add_argument("--vm-smp", type=int, default=2)
+        known, rest = vm.parse_known_args([a for a in argv if a != "--vm"])
+        return vm_main(rest, timeout=1800, smp=known.vm_smp)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=5)
@@ -272,11 +305,14 @@ def main(argv=None):
     ap.add_argument("--schedulers", default=",".join(BPF),
                     help=f"BPF qdisc configurations to measure (default {','.join(BPF)})")
     ap.add_argument("--flows", type=int, default=3, choices=(1, 2, 3), help="iperf3 flows at once (default 3)")
+    ap.add_argument("--baseline-object", metavar="FILE:KIND",
+                    help="a BPF qdisc object of someone else's, measured beside the kernel's qdiscs by its kind")
     ap.add_argument("--pifo-rounds", type=int, default=3, help="runs of each depth (the fewest ns count)")
     ap.add_argument("--json", metavar="FILE")
     ap.add_argument("--vm", action="store_true",
                     help="on the host: run this in the VM tier's bpf-qdisc kernel and add packets per host "
                          "CPU-second of the VM")
+    ap.add_argument("--vm-smp", type=int, default=2, help="with --vm: the guest's vCPUs (default 2)")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("qdisc_cost needs root (namespaces, BPF, bpf_stats)", file=sys.stderr)
@@ -288,17 +324,26 @@ def main(argv=None):
     with open(STATS_SYSCTL) as f:
         old = f.read().strip()
     results = {"rates": {}, "bpf": {}, "pifo": {}}
+    foreign, foreign_id = None, None
     with open(STATS_SYSCTL, "w") as f:
         f.write("1")
     try:
         with VethPair(prefix="xqb") as pair:
             chosen = args.schedulers.split(",")
             qdiscs = list(NATIVE) + [f"bpf {s}" for s in chosen]
+            if args.baseline_object:
+                obj, _, kind = args.baseline_object.rpartition(":")
+                foreign = ForeignBpf(pair, kind, obj)
+                foreign_id = foreign.register()
+                qdiscs.append(f"object {kind}")
             rates = {q: [] for q in qdiscs}
             bpf_runs = {s: [] for s in chosen}
             for _ in range(args.rounds):
                 for name in qdiscs:
-                    q = Bpf(pair, name[4:]) if name.startswith("bpf ") else Native(pair, name)
+                    if name.startswith("bpf "):
+                        q = Bpf(pair, name[4:])
+                    else:
+                        q = foreign if name.startswith("object ") else Native(pair, name)
                     rate, sent, bpf = throughput(pair, name, q, args.seconds, args.flows)
                     rates[name].append(rate)
                     if bpf is not None:
@@ -311,17 +356,19 @@ def main(argv=None):
                 py = {cls.__name__: python_pifo(cls, ranks, 1 << 16) for cls in (HeapPifo, BucketedPifo)}
                 results["pifo"][depth] = {"bpf": (push, pop), **py}
     finally:
+        if foreign_id is not None:
+            ForeignBpf.unregister(foreign_id)
         with open(STATS_SYSCTL, "w") as f:
             f.write(old)
     missed = []
-    print(f"{'root qdisc':<14} {'packets/CPU-s':>14} {'vs pfifo_fast':>14} {'vs fq_codel':>12} "
+    print(f"{'root qdisc':<16} {'packets/CPU-s':>14} {'vs pfifo_fast':>14} {'vs fq_codel':>12} "
           f"{'extra ns/pkt vs pfifo_fast':>27} {'BPF ns/pkt (bpf_stats; fewest)':>31}")
     median = {q: statistics.median(v) for q, v in rates.items()}
     bpf_ns = {s: [(r["enqueue"][0] + r["dequeue"][0]) / r["packets"] for r in runs] for s, runs in bpf_runs.items()}
     for q in qdiscs:
         extra = (1 / median[q] - 1 / median["pfifo_fast"]) * 1e9
         ns = spread(bpf_ns[q[4:]]) if q.startswith("bpf ") else "-"
-        print(f"{q:<14} {median[q]:>14.0f} {median[q] / median['pfifo_fast']:>14.3f} "
+        print(f"{q:<16} {median[q]:>14.0f} {median[q] / median['pfifo_fast']:>14.3f} "
               f"{median[q] / median['fq_codel']:>12.3f} {extra:>27.0f} {ns:>31}")
     print(f"\n{'BPF qdisc':<10} {'enqueue ns/call':>16} {'dequeue ns/call':>16} {'dequeues/pkt':>13} "
           f"{'drops/pkt':>10} {'errors':>7}  packets sent per flow (last round)")
