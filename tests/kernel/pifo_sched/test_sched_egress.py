@@ -21,18 +21,36 @@ PORTS = (5201, 5202, 5203)
 
 def snapshot(pair):
     """What iproute2 says about the sender's interface: qdiscs, classes, egress filters
-    (BPF links are global objects; egress_program_attached() looks at those)."""
+    (BPF links are global objects; egress_attachment() looks at those)."""
     return (in_ns(pair.ns_a, "tc", "qdisc", "show", "dev", pair.if_a),
             in_ns(pair.ns_a, "tc", "class", "show", "dev", pair.if_a),
             in_ns(pair.ns_a, "tc", "filter", "show", "dev", pair.if_a, "egress", check=False))
 
 
-def egress_program_attached(pair):
-    """bpftool as oracle: a link or tc filter in ns_a runs a program named sched_egress."""
-    progs = {p["id"] for p in json.loads(sh("bpftool", "-j", "prog", "show")) if p.get("name") == "sched_egress"}
-    links = json.loads(in_ns(pair.ns_a, "bpftool", "-j", "link", "show"))
-    filters = in_ns(pair.ns_a, "tc", "filter", "show", "dev", pair.if_a, "egress")
-    return any(link.get("prog_id") in progs for link in links) or "sched_egress" in filters
+def egress_attachment(pair):
+    """bpftool and tc as oracles, for this test's interface only: the tcx link pifo_sched
+    pinned at if_a's egress, as ``(link id, program id)`` (its program named sched_egress),
+    or ``"filter"`` for a clsact filter running sched_egress; None if neither. Links are
+    global objects and bpftool 7.1 shows no device for a tcx link, so the link is found by
+    its pin: another process's pifo_sched on the machine runs a sched_egress program too."""
+    if "sched_egress" in in_ns(pair.ns_a, "tc", "filter", "show", "dev", pair.if_a, "egress"):
+        return "filter"
+    pin = os.path.join(PifoSched.pin_root(pair.if_a, pair.ns_a).path, "egress", "link")
+    if not os.path.exists(pin):
+        return None
+    link = json.loads(sh("bpftool", "-j", "link", "show", "pinned", pin))
+    assert json.loads(sh("bpftool", "-j", "prog", "show", "id", str(link["prog_id"])))["name"] == "sched_egress"
+    return link["id"], link["prog_id"]
+
+
+def assert_detached(pair, attachment):
+    """Nothing of ``attachment`` (egress_attachment() while attached) runs any more: no
+    sched_egress filter on if_a, and no link is that link or runs that program."""
+    assert egress_attachment(pair) is None
+    if attachment != "filter":
+        link_id, prog_id = attachment
+        links = json.loads(sh("bpftool", "-j", "link", "show") or "[]")
+        assert not [link for link in links if link["id"] == link_id or link.get("prog_id") == prog_id], links
 
 
 def sched(pair, **config):
@@ -50,7 +68,8 @@ def test_attach_builds_eight_bands_and_detach_restores_the_interface(netns_pair)
         assert "class htb 1:1 root rate 20Mbit ceil 20Mbit" in classes
         for band in range(8):
             assert f"class htb 1:{0x10 + band:x} parent 1:1 leaf" in classes and f"prio {band} " in classes
-        assert egress_program_attached(netns_pair)
+        attachment = egress_attachment(netns_pair)
+        assert attachment is not None
         assert PifoSched.attached(netns_pair.if_a, netns=netns_pair.ns_a).config.weights == "5201=1,5202=2"
         assert netns_pair.ping(3, to="b") == 3  # traffic still flows through the bands
         bands = nf.status()["bands"]
@@ -60,18 +79,20 @@ def test_attach_builds_eight_bands_and_detach_restores_the_interface(netns_pair)
     finally:
         nf.detach()
     assert snapshot(netns_pair) == before
-    assert not egress_program_attached(netns_pair)
+    assert_detached(netns_pair, attachment)
     assert PifoSched.attached(netns_pair.if_a, netns=netns_pair.ns_a) is None
 
 
 def test_detach_from_another_process_through_the_pins(netns_pair):
     before = snapshot(netns_pair)
     sched(netns_pair, weights="5201=1", rate="50mbit").attach()
+    attachment = egress_attachment(netns_pair)
+    assert attachment is not None
     found = PifoSched.attached(netns_pair.if_a, netns=netns_pair.ns_a)
     assert found is not None and found.status()["data_path"].startswith("the kernel")
     found.detach()
     assert snapshot(netns_pair) == before
-    assert not egress_program_attached(netns_pair)
+    assert_detached(netns_pair, attachment)
 
 
 def test_foreign_root_qdisc_is_refused_and_left_alone(netns_pair):
