@@ -50,3 +50,26 @@ def test_status_shows_the_xdp_mode_in_force(netns_pair, mode):
 
 def ip_xdp_mode_absent(ns, dev):
     return re.search(r"mtu \d+ xdp", sh("ip", "-n", ns, "-d", "link", "show", dev)) is None
+
+
+def test_status_skips_an_instance_detached_while_it_is_read(netns_pair, monkeypatch):
+    """Another process detaching an instance between `xnf status`'s scan and its read of the
+    instance makes the instance disappear from the list, not an error (two runs at once once
+    met here: a FileNotFoundError from the vanished pin directory)."""
+    from xnf import registry
+    from xnf.cli import nf_commands
+
+    ns, dev = netns_pair.ns_b, netns_pair.if_b
+    assert xnf("attach", "pping", dev, "--netns", ns).returncode == 0
+    cls = registry.network_function("pping")
+    read = cls.status
+
+    def detached_meanwhile(self):
+        assert xnf("detach", "pping", dev, "--netns", ns).returncode == 0
+        return read(self)
+
+    try:
+        monkeypatch.setattr(cls, "status", detached_meanwhile)
+        assert nf_commands._entries(dev, ns) == []
+    finally:
+        xnf("detach", "pping", dev, "--netns", ns)  # already gone when the test passed

@@ -199,8 +199,17 @@ def _entries(iface=None, netns=None):
         except XnfError:
             inst = None  # pins left by an older xnf that cannot be read: shown as broken below
         if inst is not None:
-            entry = inst.status()
-            entry["mode"] = _mode_in_force(root, entry.get("mode"))
+            try:
+                entry = inst.status()
+                entry["mode"] = _mode_in_force(root, entry.get("mode"))
+            except PinPermissionError:
+                raise
+            except (OSError, XnfError):
+                if root.exists():
+                    raise
+                continue  # detached by another process while we read it: nothing to show
+            if not root.exists():
+                continue  # the same, when what we read still answered from our fds
             found.append(entry)
         if not (root.leftovers() or (inst is None and root.exists())):
             continue
@@ -224,10 +233,11 @@ def _mode_in_force(root, configured):
     no XDP hook whose own answer is ``auto``."""
     from xnf.core.attach.base import is_attachment_dir
     from xnf.core.attach.xdp import XdpAttachment, query
+    from xnf.core.kernel.pin import listdir
 
     modes = []
     # the instance's directories only: its records (pping's config) are symlinks, not attachments
-    for name in sorted(os.listdir(root.path)):
+    for name in listdir(root.path):  # [] once another process has detached the instance
         if not is_attachment_dir(os.path.join(root.path, name)):
             continue
         att = root.find(name)
