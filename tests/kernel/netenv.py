@@ -28,6 +28,19 @@ def bpftool_links():
     return json.loads(sh("bpftool", "-j", "link", "show") or "[]")
 
 
+def links_freed(match, timeout=10.0):
+    """bpftool's links that ``match`` once they are gone, or those still listed after
+    ``timeout`` s. A pinned link's last reference goes with its bpffs inode, which the
+    kernel frees after an RCU grace period and then puts the link from a workqueue: a link
+    already detached and unpinned can stay listed for a moment, longer on a loaded machine."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [link for link in bpftool_links() if match(link)]
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.05)
+
+
 def delete_ns_under(attachment, ns, timeout=5.0):
     """Delete ``ns`` and wait until ``attachment`` (in it) no longer reports itself
     attached: the kernel dismantles a namespace asynchronously."""

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from netenv import in_ns, sh
+from netenv import in_ns, links_freed, sh
 from xnf.core.errors import AttachError, ConfigError
 from xnf.nf import config_from_args
 from xnf.plugins.pifo_sched.kernel import EgressDataPath
@@ -49,8 +49,7 @@ def assert_detached(pair, attachment):
     assert egress_attachment(pair) is None
     if attachment != "filter":
         link_id, prog_id = attachment
-        links = json.loads(sh("bpftool", "-j", "link", "show") or "[]")
-        assert not [link for link in links if link["id"] == link_id or link.get("prog_id") == prog_id], links
+        assert not links_freed(lambda link: link["id"] == link_id or link.get("prog_id") == prog_id)
 
 
 def sched(pair, **config):
