@@ -394,6 +394,28 @@ def test_module_types_are_candidates_only_when_vmlinux_has_none(tmp_path):
     assert reloc(3).target_name == "vmlinux" and reloc(3).result.new_val == 0  # the module's copy is not seen
 
 
+def test_module_btf_cache_is_per_vmlinux_object_not_per_id(tmp_path):
+    """A module's BTF parsed on top of one vmlinux is never reused for another, even one given
+    the id() of a freed first one: each vmlinux here is made right after the last is freed, so
+    CPython hands it the same address. The module file stays the same throughout."""
+    import gc
+
+    anonymous_struct = struct.pack("<III", 0, B.KIND_STRUCT << 24, 0)
+    (tmp_path / "xnfmod").write_bytes(split_btf(None, anonymous_struct, b""))
+    cached, ids = len(C._MODULES), set()
+    base = btf(INT())
+    for size in range(1, 21):
+        (target,) = C.kernel_module_targets(base, str(tmp_path))
+        assert (target.start_id, len(target.btf.types)) == (size + 1, size + 2)  # void, the ints, the struct
+        ids.add(id(base))
+        types = [B.VOID, *[INT(f"i{i}") for i in range(size + 1)]]
+        del base, target
+        gc.collect()
+        assert len(C._MODULES) == cached  # the cache went with its vmlinux
+        base = B.BTF(types)
+    assert len(ids) < 20  # an address was reused: the case this guards against happened
+
+
 # --- the command line ----------------------------------------------------------------------------
 
 def xnf_cli(*args):

@@ -22,6 +22,7 @@ Pure: nothing here touches the kernel, so it runs unprivileged and offline.
 import os
 import re
 import struct
+import weakref
 
 import attrs
 
@@ -119,7 +120,9 @@ def _name_index(btf, start):
 
 KERNEL_BTF_DIR = "/sys/kernel/btf"
 _BTF_HDR = struct.Struct("<HBBIIIII")
-_MODULES = {}
+_MODULES = weakref.WeakKeyDictionary()
+"""{vmlinux BTF: {path: ((path, mtime, size), Target)}}: keyed on the object itself, weakly, not on
+its id(), which a later vmlinux BTF can be given once this one is freed."""
 _VMLINUX_TARGET = None
 
 
@@ -127,6 +130,7 @@ def kernel_module_targets(vmlinux, sysfs=None):
     """Every loaded module's BTF, parsed as split BTF on top of ``vmlinux`` (cached while unchanged)."""
     out = []
     sysfs = sysfs or KERNEL_BTF_DIR
+    cache = _MODULES.setdefault(vmlinux, {})
     try:
         names = sorted(os.listdir(sysfs))
     except OSError:
@@ -137,12 +141,12 @@ def kernel_module_targets(vmlinux, sysfs=None):
         path = os.path.join(sysfs, name)
         try:
             st = os.stat(path)
-            key = (path, st.st_mtime_ns, st.st_size, id(vmlinux))
-            target = _MODULES.get(path)
+            key = (path, st.st_mtime_ns, st.st_size)
+            target = cache.get(path)
             if target is None or target[0] != key:
                 with open(path, "rb") as f:
                     target = (key, Target(name, parse_split(f.read(), vmlinux), len(vmlinux.types)))
-                _MODULES[path] = target
+                cache[path] = target
         except OSError:
             continue  # the module went away while we listed them
         out.append(target[1])
