@@ -1,13 +1,15 @@
 """A real Prometheus server scrapes `xnf run pping ... --prometheus` and gives back what
 pping reported.
 
-Debian's ``prometheus`` (tools/install) runs on a free loopback port with a config
+Debian's ``prometheus`` (tools/install) runs on a loopback port with a config
 written here (the job of docs/examples/prometheus.yml, 1 s interval, our targets) and
 a TSDB in a temporary directory. Two pping processes run on the middlebox of the
 three-namespace topology: one per event on ``mid1`` (jsonl on stdout), one with
-``--aggregate 1`` on ``mid0``; both exporters listen in the initial namespace, where
-``xnf run`` runs (``--netns`` only says where the interface is), so Prometheus
-reaches them on 127.0.0.1. Ping and an iperf3 TCP flow through a TBF bottleneck.
+``--aggregate 1`` on ``mid0``. Both ``xnf run`` and Prometheus run in a namespace of
+this test's own (``--netns`` only says where the interface is), so the exporters and
+Prometheus listen on fixed ports of its 127.0.0.1, which no other process can take (a
+port picked free in the initial namespace, released, then bound, could be). Ping and an
+iperf3 TCP flow through a TBF bottleneck.
 
 What is compared, exactly, once Prometheus has caught up with the stream (values are
 scraped counters, nothing statistical): RTT and flow-event counters per label set
@@ -31,7 +33,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,7 +45,9 @@ from pathlib import Path
 import pytest
 
 from pping_topology import Topology, sh
+from xnf.core.kernel import netns
 from xnf.plugins.pping.prometheus import RTT_BUCKETS
+from xnf.testing import traffic
 
 PROMETHEUS = shutil.which("prometheus")
 pytestmark = [pytest.mark.root, pytest.mark.slow,
@@ -60,11 +63,6 @@ RATE_INTERVAL = "1m"
 # "All" in the dashboard's instance and protocol variables sends their allValue
 ALL_VALUE = ".*"
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Stream:
@@ -90,12 +88,13 @@ class Stream:
 
 
 class PromAPI:
-    def __init__(self, port):
+    def __init__(self, ns, port):
+        self.ns = ns
         self.base = f"http://127.0.0.1:{port}"
 
     def get(self, path, **params):
         url = f"{self.base}{path}?{urllib.parse.urlencode(params, doseq=True)}"
-        with urllib.request.urlopen(url, timeout=10) as r:
+        with netns.entered(self.ns), urllib.request.urlopen(url, timeout=10) as r:
             body = json.loads(r.read())
         assert body["status"] == "success", (path, params, body)
         return body["data"]
@@ -121,10 +120,10 @@ def wait_for(what, check, timeout, interval=0.25):
         time.sleep(interval)
 
 
-def http_ok(url):
-    """True when ``url`` answers 200, else what went wrong (for wait_for's message)."""
+def http_ok(ns, url):
+    """True when ``url`` answers 200 in namespace ``ns``, else what went wrong (for wait_for's message)."""
     try:
-        with urllib.request.urlopen(url, timeout=2) as r:
+        with netns.entered(ns), urllib.request.urlopen(url, timeout=2) as r:
             return r.status == 200 or f"HTTP {r.status}"
     except OSError as exc:
         return repr(exc)
@@ -215,40 +214,41 @@ def test_real_prometheus_scrapes_pping(topo):
     tmp = tempfile.mkdtemp(prefix="xnf-prom-")
     procs = []
     try:
-        ev_port, agg_port, prom_port = free_port(), free_port(), free_port()
+        own = topo.namespace("prom")  # removed with the topology
+        ev_port, agg_port, prom_port = 9101, 9102, 9090  # fixed: nothing else listens in ``own``
         env = dict(os.environ, PYTHONUNBUFFERED="1")  # records reach the pipe as they are written
         # no flow times out while the test compares (the ping flow would after 30 s idle)
         lifetimes = ["--icmp-flow-lifetime", "600", "--unopened-flow-lifetime", "600"]
-        ev = subprocess.Popen(XNF + ["run", "pping", "mid1", "--netns", topo.mid, "--tcp", "--icmp", "-F", "jsonl",
-                                     *lifetimes, "--prometheus", f"127.0.0.1:{ev_port}"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        ev = traffic.popen(own, XNF + ["run", "pping", "mid1", "--netns", topo.mid, "--tcp", "--icmp", "-F", "jsonl",
+                                       *lifetimes, "--prometheus", f"127.0.0.1:{ev_port}"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         procs.append(ev)
-        agg = subprocess.Popen(XNF + ["run", "pping", "mid0", "--netns", topo.mid, "--tcp", "--icmp", "-F", "jsonl",
-                                      "--aggregate", "1", "--prometheus", f"127.0.0.1:{agg_port}"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        agg = traffic.popen(own, XNF + ["run", "pping", "mid0", "--netns", topo.mid, "--tcp", "--icmp", "-F", "jsonl",
+                                        "--aggregate", "1", "--prometheus", f"127.0.0.1:{agg_port}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         procs.append(agg)
         ev_stream, agg_stream = Stream(ev), Stream(agg)
         for port, proc in ((ev_port, ev), (agg_port, agg)):  # /metrics answers once pping is attached
             def exporter_up():
                 if proc.poll() is not None:
                     return f"xnf exited: {proc.stderr.read()}"
-                return http_ok(f"http://127.0.0.1:{port}/metrics")
+                return http_ok(own, f"http://127.0.0.1:{port}/metrics")
             wait_for(f"the exporter on port {port}", exporter_up, 30)
 
         cfg = Path(tmp, "prometheus.yml")
         cfg.write_text(scrape_config([f"127.0.0.1:{ev_port}", f"127.0.0.1:{agg_port}"]))
         log = open(Path(tmp, "prometheus.log"), "w")
-        prom = subprocess.Popen([PROMETHEUS, f"--config.file={cfg}", f"--storage.tsdb.path={tmp}/data",
-                                 f"--web.listen-address=127.0.0.1:{prom_port}"],
-                                stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
+        prom = traffic.popen(own, [PROMETHEUS, f"--config.file={cfg}", f"--storage.tsdb.path={tmp}/data",
+                                   f"--web.listen-address=127.0.0.1:{prom_port}"],
+                             stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
         log.close()
         procs.append(prom)
-        api = PromAPI(prom_port)
+        api = PromAPI(own, prom_port)
 
         def targets_up():
             if prom.poll() is not None:
                 return "prometheus exited: " + Path(tmp, "prometheus.log").read_text()[-2000:]
-            if http_ok(f"{api.base}/-/ready") is not True:
+            if http_ok(own, f"{api.base}/-/ready") is not True:
                 return "not ready"
             active = api.get("/api/v1/targets")["activeTargets"]
             health = {t["scrapeUrl"]: (t["health"], t["lastError"]) for t in active}
