@@ -1,6 +1,7 @@
 """struct_ops: a TCP congestion control written in BPF (tests/bpf/bpf_cc.bpf.c), loaded by
 xnf, registered through a BPF link (and, legacy, through the map update), selected for a
 real iperf3 flow between two namespaces, shown by bpftool, and gone once unregistered."""
+import itertools
 import json
 import os
 import shutil
@@ -20,6 +21,30 @@ pytestmark = pytest.mark.root
 
 BPF_CC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bpf", "bpf_cc.bpf.o")
 AVAILABLE = "/proc/sys/net/ipv4/tcp_available_congestion_control"
+_names = itertools.count()
+
+
+def unique_cc_names():
+    """{struct_ops variable: congestion-control name no other run on the machine registers}:
+    tcp_congestion_ops.name is one machine-wide namespace of 15 characters (TCP_CA_NAME_MAX 16
+    with the NUL): "xr" or "xl", the pid in 6 hex digits (pid_max is at most 2**22) and this
+    process's count in 7."""
+    n = next(_names) % 0x10000000
+    return {"xnf_reno": f"xr{os.getpid():06x}{n:07x}", "xnf_reno_legacy": f"xl{os.getpid():06x}{n:07x}"}
+
+
+def load_bpf_cc():
+    """bpf_cc.bpf.o, its congestion controls renamed (unique_cc_names) in the struct_ops data
+    before load; the collection and {variable: name}."""
+    spec = xnf.open_object(BPF_CC)
+    names = unique_cc_names()
+    for var, name in names.items():
+        ops = spec.maps[var].struct_ops
+        offset = next(bit_off // 8 for member, _t, bit_off, _bf in spec.btf[ops.type_id].members if member == "name")
+        data = bytearray(ops.data)
+        data[offset:offset + 16] = name.encode().ljust(16, b"\0")
+        ops.data = bytes(data)
+    return xnf.load(spec), names
 
 
 def available():
@@ -52,17 +77,19 @@ def iperf3_flow(pair, cc, seconds=2):
 
 
 def test_bpf_tcp_cc_carries_an_iperf3_flow(netns_pair):
-    with xnf.load(BPF_CC) as coll:
+    coll, names = load_bpf_cc()
+    cc = names["xnf_reno"]
+    with coll:
         ops = coll.maps["xnf_reno"]
         assert isinstance(ops, StructOpsMap) and ops.is_link
-        assert "xnf_reno" not in available()  # loading alone registers nothing
+        assert cc not in available()  # loading alone registers nothing
         with ops.register() as reg:
-            assert "xnf_reno" in available()
-            shown = [s for s in bpftool_struct_ops() if s["id"] == ops.id]
+            assert cc in available()
+            shown = [s for s in bpftool_struct_ops() if s["id"] == ops.id]  # bpftool names the map, not the cc
             assert shown == [{"id": ops.id, "name": "xnf_reno", "kernel_struct_ops": "tcp_congestion_ops"}]
-            sysctl(netns_pair.ns_a, "net/ipv4/tcp_congestion_control", "xnf_reno")  # the sender's default too
-            result = iperf3_flow(netns_pair, "xnf_reno")
-            assert result["end"]["sender_tcp_congestion"] == "xnf_reno"
+            sysctl(netns_pair.ns_a, "net/ipv4/tcp_congestion_control", cc)  # the sender's default too
+            result = iperf3_flow(netns_pair, cc)
+            assert result["end"]["sender_tcp_congestion"] == cc
             sent = result["end"]["sum_sent"]["bytes"]
             assert sent > 1 << 20  # a real flow: megabytes over the veth in 2 s
             bss = coll.data[".bss"]
@@ -71,29 +98,37 @@ def test_bpf_tcp_cc_carries_an_iperf3_flow(netns_pair):
             assert bss.cc_max_cwnd > 10  # the window grew past the initial 10 segments
             sysctl(netns_pair.ns_a, "net/ipv4/tcp_congestion_control", "reno")  # before unregistering
         assert not reg.registered
-        assert "xnf_reno" not in available()  # (bpftool lists the map while it exists, registered or not)
+        assert cc not in available()  # (bpftool lists the map while it exists, registered or not)
 
 
 def test_legacy_struct_ops_registers_through_the_map():
-    with xnf.load(BPF_CC) as coll:
+    coll, names = load_bpf_cc()
+    cc = names["xnf_reno_legacy"]
+    with coll:
         ops = coll.maps["xnf_reno_legacy"]
         assert not ops.is_link
         reg = ops.register()
         try:
-            assert "xnf_reno_legacy" in available()
+            assert cc in available()
         finally:
             reg.unregister()
-        assert "xnf_reno_legacy" not in available()
+        assert cc not in available()
         reg.close()  # idempotent
 
 
 def test_closing_the_collection_unregisters():
-    coll = xnf.load(BPF_CC)
+    coll, names = load_bpf_cc()
     coll.maps["xnf_reno"].register()
     coll.maps["xnf_reno_legacy"].register()
-    assert {"xnf_reno", "xnf_reno_legacy"} <= set(available())
+    assert set(names.values()) <= set(available())
     coll.close()
-    assert not {"xnf_reno", "xnf_reno_legacy"} & set(available())
+    assert not set(names.values()) & set(available())
+
+
+def test_unique_names_fit_tcp_ca_name_max():
+    names = unique_cc_names()
+    assert len(set(names.values())) == 2 and all(len(n.encode()) <= 15 for n in names.values())
+    assert not set(names.values()) & set(unique_cc_names().values())
 
 
 def test_struct_ops_program_without_a_variable_is_refused():
