@@ -32,11 +32,36 @@ def topo():
         t.destroy()
 
 
-def drain(dp, settle=0.3):
-    """Every event the data path has reported so far."""
-    time.sleep(settle)
-    out = dp.drain()
-    return out
+# Only bounds a wait for what takes milliseconds (a packet still crossing the veths, a
+# timer run); reaching it fails the test, naming what never came.
+WAIT_S = 30.0
+
+
+def drain_until(dp, done, what, timeout=WAIT_S):
+    """The events the data path reports, read until ``done(events)`` holds: a packet's
+    event is in the ring once the packet has crossed pping's hook, which may be after the
+    tool that sent it has exited (a FIN, an RST, the last ACK are still in flight)."""
+    events, deadline = [], time.monotonic() + timeout
+    while True:
+        events += dp.drain()
+        if done(events):
+            return events
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} not reported within {timeout} s; events so far: {events}")
+        time.sleep(0.02)
+
+
+def wait_until(condition, what, timeout=WAIT_S):
+    """Until ``condition()`` holds; fails naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} not within {timeout} s")
+        time.sleep(0.02)
+
+
+def closing(events, reason):
+    return any(isinstance(e, FlowEvent) and e.event == "closing" and e.reason == reason for e in events)
 
 
 def rtts(events, **match):
@@ -62,7 +87,7 @@ def test_ping(topo, v6):
     with attached(topo, icmp=True) as dp:
         dst = topo.srv_ip6 if v6 else topo.srv_ip
         topo.ns(topo.cli, "ping", "-6" if v6 else "-4", "-c", "5", "-i", "0.2", dst)
-        got = rtts(drain(dp), src_ip=dst)
+        got = rtts(drain_until(dp, lambda ev: len(rtts(ev, src_ip=dst)) >= 5, "5 echo samples"), src_ip=dst)
     assert len(got) == 5
     assert all(e.identifier_kind == "icmp" and not e.match_on_egress and e.rtt_ns > 0 for e in got)
     assert got[0].flow.proto == ("ICMPv6" if v6 else "ICMP")
@@ -75,7 +100,7 @@ def test_iperf3_tcp_both_directions_sampling_and_fin(topo):
     topo.wait_port(topo.srv, 5201)
     with attached(topo, rate_limit=100) as dp:
         topo.ns(topo.cli, "iperf3", "-c", topo.srv_ip, "-t", "2", "-C", "cubic", timeout=30)
-        events = drain(dp, settle=1.0)
+        events = drain_until(dp, lambda ev: closing(ev, "FIN"), "the iperf3 connections' FINs")
         stats = dp.stats()
     data = [e for e in rtts(events, src_ip=topo.srv_ip) if e.flow.src_port == 5201]
     print(f"MARGIN iperf3_samples {len(data)}")
@@ -83,8 +108,7 @@ def test_iperf3_tcp_both_directions_sampling_and_fin(topo):
     assert 10 <= len(data) <= 2 * 21 + 4
     assert all(e.identifier_kind == "tsval" for e in data)
     assert any(e.match_on_egress for e in rtts(events, src_ip=topo.cli_ip))
-    closing = [e for e in events if isinstance(e, FlowEvent) and e.reason == "FIN"]
-    assert closing, "the iperf3 connections end with FINs"
+    assert closing(events, "FIN"), "the iperf3 connections end with FINs"
     assert stats.dropped_events == 0
 
 
@@ -105,7 +129,8 @@ def test_http_curl_and_rst(topo):
                 f"s=socket.create_connection(('{topo.srv_ip}',8080))\n"
                 "s.sendall(b'GET /blob HTTP/1.0\\r\\n\\r\\n'); time.sleep(0.3); s.recv(65536)\n"
                 "s.setsockopt(socket.SOL_SOCKET,socket.SO_LINGER,struct.pack('ii',1,0)); s.close()"))
-            events = drain(dp, settle=0.5)
+            events = drain_until(dp, lambda ev: closing(ev, "FIN") and closing(ev, "RST") and rtts(ev, dst_port=8080),
+                                 "the transfer's samples and the FIN and RST closings")
         got = rtts(events, dst_port=8080)   # the server's data, acknowledged by the client
         assert got
         reasons = {(e.event, e.reason) for e in events if isinstance(e, FlowEvent)}
@@ -123,7 +148,8 @@ def test_dns_query(topo):
             out = topo.ns(topo.cli, "dig", "+short", "+tries=1", "+time=2", f"@{topo.srv_ip}", "a.example")
             assert "192.0.2.1" in out
             time.sleep(0.15)
-        got = rtts(drain(dp), src_ip=topo.srv_ip, src_port=53)
+        got = rtts(drain_until(dp, lambda ev: len(rtts(ev, src_ip=topo.srv_ip, src_port=53)) >= 3,
+                               "3 DNS samples"), src_ip=topo.srv_ip, src_port=53)
     assert len(got) == 3 and all(e.identifier_kind == "dns" and e.flow.proto == "UDP" for e in got)
 
 
@@ -131,10 +157,12 @@ def test_flow_timeout_from_kernel_timer(topo):
     with attached(topo, icmp=True, cleanup_interval=0.2, icmp_flow_lifetime=0.5,
                   timestamp_lifetime=0.3) as dp:
         topo.ns(topo.cli, "ping", "-c", "2", "-i", "0.2", topo.srv_ip)
-        time.sleep(1.5)
-        events = drain(dp)
-        assert dp.flow_count() == 0 and dp.timestamp_count() == 0
-        assert dp.counters()["cleanup_runs"] >= 3
+        # the timer expires the flow 0.5 s after its last packet, at one of its 0.2 s passes
+        events = drain_until(dp, lambda ev: any(isinstance(e, FlowEvent) and e.reason == "flow timeout"
+                                                for e in ev), "the flow timeout")
+        wait_until(lambda: dp.flow_count() == 0 and dp.timestamp_count() == 0, "empty flow and timestamp maps")
+        wait_until(lambda: dp.counters()["cleanup_runs"] >= 3, "3 clean-up passes")
+        events += dp.drain()
     timeouts = [e for e in events if isinstance(e, FlowEvent) and e.reason == "flow timeout"]
     # only the request direction of an echo flow ever opens (replies carry no identifier)
     assert len(timeouts) == 1 and timeouts[0].triggered_by == "garbage collection"
@@ -147,12 +175,14 @@ def test_local_filtering_on_an_end_host(topo):
     --include-local the server's data arriving here is timestamped too."""
     runs = {}
     for include_local in (False, True):
-        topo.spawn(topo.srv, "iperf3", "-s", "-1", "-B", topo.srv_ip)
+        server = topo.spawn(topo.srv, "iperf3", "-s", "-1", "-B", topo.srv_ip)
         topo.wait_port(topo.srv, 5201)
         with attached(topo, iface="cli0", ns=topo.cli, rate_limit=10, include_local=include_local) as dp:
             topo.ns(topo.cli, "iperf3", "-c", topo.srv_ip, "-t", "1", "-b", "20M", "--bidir", timeout=30)
-            runs[include_local] = rtts(drain(dp))
-        time.sleep(0.3)
+            wanted = ((lambda ev: any(e.match_on_egress for e in rtts(ev, src_ip=topo.cli_ip))) if include_local
+                      else (lambda ev: rtts(ev, src_ip=topo.srv_ip)))
+            runs[include_local] = rtts(drain_until(dp, wanted, f"samples with include_local={include_local}"))
+        server.wait(WAIT_S)  # a one-off server (-s -1): gone before the next one binds port 5201
     default, local = runs[False], runs[True]
     assert default and all(not e.match_on_egress and e.flow.src_ip == topo.srv_ip for e in default)
     assert any(e.match_on_egress and e.flow.src_ip == topo.cli_ip for e in local)
@@ -191,7 +221,8 @@ def test_xdp_ingress_hook(topo):
         ids = pping_ids(topo.mid, "mid1")
         assert "driver id" in net and len([i for i in ids if i[0] == "prog"]) == 2
         topo.ns(topo.cli, "ping", "-c", "3", "-i", "0.2", topo.srv_ip)
-        assert len(rtts(drain(dp), src_ip=topo.srv_ip)) == 3
+        got = drain_until(dp, lambda ev: len(rtts(ev, src_ip=topo.srv_ip)) >= 3, "3 echo samples")
+        assert len(rtts(got, src_ip=topo.srv_ip)) == 3
     assert "id" not in hooks_on(topo.mid, "mid1")[0] and still_loaded(ids) == set()
 
 
@@ -225,7 +256,8 @@ def test_rtt_follows_queueing_delay_under_tbf(topo):
         time.sleep(2.0)
         out = topo.ns(topo.cli, "ping", "-c", "20", "-i", "0.1", topo.srv_ip, timeout=30)
         bulk.wait(20)
-        events = drain(dp)
+        events = drain_until(dp, lambda ev: any(e.flow.src_port == 5201 for e in rtts(ev, src_ip=topo.srv_ip)),
+                             "the bulk flow's samples")
     ping_ms = [float(line.split("time=")[1].split()[0]) for line in out.splitlines() if "time=" in line]
     t_ping = statistics.median(ping_ms)
     data = [e.rtt_ns / 1e6 for e in rtts(events, src_ip=topo.srv_ip) if e.flow.src_port == 5201]
@@ -248,7 +280,8 @@ def test_l3_tun_interface(topo):
     topo.ns(topo.cli, "ip", "link", "set", "ptun0", "up")
     with attached(topo, iface="ptun0", ns=topo.cli, icmp=True) as dp:
         topo.ns(topo.cli, "ping", "-c", "3", "-i", "0.2", "10.98.0.2")
-        got = rtts(drain(dp), src_ip="10.98.0.2")
+        got = rtts(drain_until(dp, lambda ev: len(rtts(ev, src_ip="10.98.0.2")) >= 3, "3 echo samples"),
+                   src_ip="10.98.0.2")
     assert len(got) == 3 and all(not e.match_on_egress for e in got)
 
 
@@ -260,7 +293,9 @@ def test_seq_ack_on_tcp_without_timestamps(topo):
     topo.wait_port(topo.srv, 5201)
     with attached(topo, seq_ack=True, rate_limit=20) as dp:
         topo.ns(topo.cli, "iperf3", "-c", topo.srv_ip, "-t", "1", "-b", "20M", timeout=30)
-        got = rtts(drain(dp), src_ip=topo.srv_ip)
+        got = rtts(drain_until(dp, lambda ev: len([e for e in rtts(ev, src_ip=topo.srv_ip)
+                                                   if e.flow.src_port == 5201]) >= 10, "10 seq/ACK samples"),
+                   src_ip=topo.srv_ip)
     data = [e for e in got if e.flow.src_port == 5201]
     print(f"MARGIN seq_ack_samples {len(data)} seq_ack_median_ms {statistics.median(e.rtt_ns for e in data) / 1e6:.3f}")
     assert len(data) >= 10 and all(e.identifier_kind == "seq" for e in data)
@@ -273,7 +308,8 @@ def test_iperf3_over_ipv6(topo):
     topo.wait_port(topo.srv, 5201)
     with attached(topo, rate_limit=50) as dp:
         topo.ns(topo.cli, "iperf3", "-c", topo.srv_ip6, "-t", "1", "-b", "20M", timeout=30)
-        got = rtts(drain(dp), src_ip=topo.srv_ip6)
+        got = rtts(drain_until(dp, lambda ev: len(rtts(ev, src_ip=topo.srv_ip6)) >= 5, "5 TCP samples over IPv6"),
+                   src_ip=topo.srv_ip6)
     print(f"MARGIN ipv6_samples {len(got)}")
     assert len(got) >= 5 and all(e.flow.proto == "TCP" for e in got)
 
@@ -281,9 +317,9 @@ def test_iperf3_over_ipv6(topo):
 def test_aggregation_per_prefix_live(topo):
     with attached(topo, tcp=True, icmp=True, aggregate=1, rate_limit=0) as dp:
         topo.ns(topo.cli, "ping", "-c", "5", "-i", "0.1", topo.srv_ip)
-        time.sleep(0.2)
+        # ping got its 5th reply after that reply crossed mid1: every packet is counted
         reports = {r.prefix: r for r in dp.collect_aggregates()}
-        assert drain(dp) == []                     # no individual events in this mode
+        assert dp.drain() == []                    # no individual events in this mode
         c = dp.counters()
     server, client = reports[f"10.{topo.net}.2.0/24"], reports[f"10.{topo.net}.1.0/24"]
     assert sum(server.histogram) == 5 and server.min_rtt_ns <= server.max_rtt_ns
@@ -303,7 +339,8 @@ def test_quic_spin_bit(topo):
     topo.wait_port(topo.srv, 443, "udp")
     with attached(topo, quic=True, rate_limit=0) as dp:
         topo.ns(topo.cli, sys.executable, "-c", SPIN_CLIENT, topo.srv_ip, "100")
-        got = rtts(drain(dp))
+        got = rtts(drain_until(dp, lambda ev: len(rtts(ev, src_ip=topo.srv_ip)) > 40
+                               and len(rtts(ev, src_ip=topo.cli_ip)) > 40, "spin-bit samples each way"))
     assert all(e.flow.proto == "QUIC" and e.identifier_kind == "spin" for e in got)
     to_server = [e.rtt_ns for e in got if e.flow.src_ip == topo.srv_ip]
     to_client = [e.rtt_ns for e in got if e.flow.src_ip == topo.cli_ip]
