@@ -15,6 +15,7 @@ from xnf.testing.topology import Topology, move_link
 
 NSIM_BUS = "/sys/bus/netdevsim"
 NSIM_DEBUGFS = "/sys/kernel/debug/netdevsim"
+NSIM_NETDEV_TIMEOUT = 60.0
 _ids = itertools.count(os.getpid() % 1000 * 10 + 1)
 
 
@@ -69,12 +70,13 @@ def _new_device(dev_id, netns):
     with open(f"{NSIM_BUS}/new_device", "w") as f:
         f.write(f"{dev_id} 1")
     net = f"{NSIM_BUS}/devices/netdevsim{dev_id}/net"
-    for _ in range(100):  # the netdev appears asynchronously
-        if os.path.isdir(net) and os.listdir(net):
-            break
+    # the netdev appears asynchronously: milliseconds natively, seconds under emulation (TCG)
+    # on a loaded host; the deadline is only there to fail instead of hanging
+    deadline = time.monotonic() + NSIM_NETDEV_TIMEOUT
+    while not (os.path.isdir(net) and os.listdir(net)):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"netdevsim{dev_id} created no network interface in {NSIM_NETDEV_TIMEOUT:.0f} s")
         time.sleep(0.02)
-    else:
-        raise RuntimeError(f"netdevsim{dev_id} created no network interface")
     ifname = f"nsim{dev_id}"
     move_link(os.listdir(net)[0], netns, ifname)
     from xnf.core.kernel.netns import ifindex
