@@ -15,7 +15,7 @@ reply time within 500 us (samples of one flow are >= 1 ms apart: one per TCP tim
 tick, ping every 10 ms), never by order.
 
 Both sides must have seen the same packets, so the capture is synchronised by events, not
-by sleeps (a fixed 1 s for tcpdump to start, and a stop 0.8 s after the traffic while
+by sleeps (pping_capture; a fixed 1 s for tcpdump to start, and a stop 0.8 s after the traffic while
 tcpdump's default buffering holds up to 1 s of packets, left ~800 samples unpaired on a
 loaded machine): traffic starts once tcpdump says it is listening; the capture stops once
 the traffic has ended, the marker echo sent after it is in the file and pping's ring is
@@ -30,12 +30,9 @@ the data path's times, 30 of 30 passed at load 3.1-6.9). A pping sample whose re
 while a pass walked the maps (the reference's module doc) is told apart as raced, as in
 the bracket oracle.
 """
-import re
-import threading
-import time
-
 import pytest
 
+from pping_capture import Capture
 from pping_topology import Topology
 from support import bracket
 from xnf.plugins.pping import pcap
@@ -47,64 +44,6 @@ from xnf.plugins.pping.reference import Reference
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.measurement]
 
 PAIR_WINDOW_NS = 500_000
-# The last packets: one echo whose payload is this pattern (ping -p), sent when the traffic
-# has ended. tcpdump writes packets in the order it received them, so once the reply is in
-# the file every packet before it is too; pping sees the echo as well (one more pair).
-MARKER = bytes.fromhex("786e662d6d61726b65722d656e64210a")
-CAPTURE_TIMEOUT = 60  # s: only bounds a tcpdump that never gets there
-
-
-class Capture:
-    """tcpdump writing every packet at once (``-U --immediate-mode``) to ``path``; its
-    stderr (the "listening on" line, then its counts) read by a thread."""
-
-    def __init__(self, topo, ns, ifname, path, *filter_args):
-        self.path = path
-        self.proc = topo.spawn(ns, "tcpdump", "-i", ifname, "-w", path, "-U", "--immediate-mode", "-B", "16384",
-                               "-s", "200", "--time-stamp-precision=nano", "-n", *filter_args)
-        self.stderr = []
-        self._listening = threading.Event()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self):
-        for line in self.proc.stderr:
-            self.stderr.append(line.decode(errors="replace").rstrip("\n"))
-            if "listening on" in self.stderr[-1]:
-                self._listening.set()
-
-    def wait_listening(self):
-        """Until tcpdump says it listens (its packet socket is bound and filtered)."""
-        deadline = time.monotonic() + CAPTURE_TIMEOUT
-        while not self._listening.wait(0.1):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"tcpdump never said it was listening (exit {self.proc.poll()}): {self.stderr}")
-
-    def wait_written(self, marker):
-        """Until two packets holding ``marker`` (echo request and reply) are in the file."""
-        deadline = time.monotonic() + CAPTURE_TIMEOUT
-        while sum(marker in r.data for r in self._records()) < 2:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the marker echo never reached the capture file (tcpdump exit {self.proc.poll()}): "
-                            f"{self.stderr}")
-            time.sleep(0.05)
-
-    def _records(self):
-        try:
-            return list(pcap.read(self.path))
-        except pcap.PcapError:
-            return []  # a record half-written at this moment: read again
-
-    def stop(self):
-        """SIGTERM, then tcpdump's own count of the packets the kernel dropped before it read them."""
-        self.proc.terminate()
-        self.proc.wait(CAPTURE_TIMEOUT)
-        self._reader.join(CAPTURE_TIMEOUT)
-        counts = [re.match(r"(\d+) packets? dropped by kernel$", line) for line in self.stderr]
-        dropped = [int(m.group(1)) for m in counts if m]
-        if not dropped:
-            pytest.fail(f"tcpdump did not print its counts: {self.stderr}")
-        return dropped[-1]
 
 
 def pair_by_reply(kernel, ref):
@@ -152,21 +91,20 @@ def test_accuracy_against_tcpdump_and_reference(tmp_path):
     try:
         server = topo.spawn(topo.srv, "iperf3", "-s", "-1", "-B", topo.srv_ip)
         topo.wait_port(topo.srv, 5201)
-        capture = Capture(topo, topo.mid, "mid1", path, "tcp or icmp")
-        capture.wait_listening()
-        with Datapath("mid1", config, netns=topo.mid).attach() as dp:
-            ping = topo.spawn(topo.cli, "ping", "-c", "100", "-i", "0.01", topo.srv_ip)
-            topo.ns(topo.cli, "iperf3", "-c", topo.srv_ip, "-t", "2", "-b", "8M", "-l", "1400", timeout=30)
-            ping.wait(30)
-            server.wait(30)
-            topo.ns(topo.cli, "ping", "-c", "1", "-W", "10", "-p", MARKER.hex(), topo.srv_ip)
-            capture.wait_written(MARKER)
-            events = dp.drain()
-            lost = {name: n for name, n in dp.counters().items()
-                    if name in ("dropped_events", "timestamp_map_full", "flow_map_full") and n}
-            walks = [(start + dp.clock_offset_ns, end + dp.clock_offset_ns)
-                     for start, end in bracket.cleanup_passes(dp)]
-        dropped_by_kernel = capture.stop()
+        with Capture(topo.mid, "mid1", path, "-s", "200", "tcp or icmp") as capture:
+            capture.wait_listening()
+            with Datapath("mid1", config, netns=topo.mid).attach() as dp:
+                ping = topo.spawn(topo.cli, "ping", "-c", "100", "-i", "0.01", topo.srv_ip)
+                topo.ns(topo.cli, "iperf3", "-c", topo.srv_ip, "-t", "2", "-b", "8M", "-l", "1400", timeout=30)
+                ping.wait(30)
+                server.wait(30)
+                capture.mark(topo.cli, topo.srv_ip)  # pping sees the marker echo too: one more pair
+                events = dp.drain()
+                lost = {name: n for name, n in dp.counters().items()
+                        if name in ("dropped_events", "timestamp_map_full", "flow_map_full") and n}
+                walks = [(start + dp.clock_offset_ns, end + dp.clock_offset_ns)
+                         for start, end in bracket.cleanup_passes(dp)]
+            dropped_by_kernel = capture.stop()
         ref = reference_samples(path, config, [start for start, _ in walks])
     finally:
         topo.destroy()

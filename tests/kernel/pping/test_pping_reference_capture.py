@@ -2,7 +2,8 @@
 
 ping, a TCP request/response exchange and DNS queries (answered by a tiny responder)
 run between a client and a server namespace while tcpdump captures the client's
-veth; the capture then goes through ``run_pcap``. ping's own RTTs are the independent
+veth (synchronised by events: pping_capture), up to a marker echo sent after the
+traffic; the capture then goes through ``run_pcap``. ping's own RTTs are the independent
 oracle for ICMP (the capture sees the packets a little after they leave and before
 they are delivered, so its RTTs are at most ping's).
 """
@@ -11,10 +12,10 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 
+from pping_capture import Capture
 from xnf.plugins.pping.config import PpingConfig
 from xnf.plugins.pping.events import FlowEvent, RttEvent
 from xnf.plugins.pping.reference import run_pcap
@@ -81,15 +82,16 @@ def test_reference_on_a_real_capture(two_hosts, tmp_path):
         server = traffic.popen(sns, [sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
         procs.append(server)
         assert server.stdout.readline().strip() == "ready"
-        dump = traffic.popen(cns, ["tcpdump", "-i", cdev, "-U", "--immediate-mode", "-n",
-                                   "--time-stamp-precision=nano", "-w", str(pcap)], stderr=subprocess.PIPE, text=True)
-        procs.append(dump)
-        assert "listening on" in dump.stderr.readline()
-        pings = traffic.run(cns, ["ping", "-c", "6", "-i", "0.2", "10.201.0.2"])
-        traffic.run(cns, [sys.executable, "-c", CLIENT, "10.201.0.2"], timeout=60)
-        time.sleep(0.3)
+        with Capture(cns, cdev, pcap) as capture:
+            capture.wait_listening()
+            pings = traffic.run(cns, ["ping", "-c", "6", "-i", "0.2", "10.201.0.2"])
+            traffic.run(cns, [sys.executable, "-c", CLIENT, "10.201.0.2"], timeout=60)
+            capture.mark(cns, "10.201.0.2")
+            dropped_by_kernel = capture.stop()
     finally:
         traffic.stop(procs)
+    assert dropped_by_kernel == 0, f"tcpdump: {dropped_by_kernel} packets dropped by kernel (capture incomplete)"
+    capture.cut_at_marker()  # the traffic only: the marker echo would be a seventh ICMP sample
     ping_rtts = {int(m.group(1)): float(m.group(2)) * 1e6
                  for m in re.finditer(r"icmp_seq=(\d+) ttl=\d+ time=([\d.]+) ms", pings)}
     assert len(ping_rtts) == 6

@@ -3,7 +3,8 @@
 A server namespace sends a bulk cubic flow (iperf3 -R) to the client through a TBF
 with a deep buffer on its veth, so the server-to-client queue fills. Meanwhile the
 client pings the server and runs a small request/response TCP exchange; tcpdump
-captures on the client's veth. One capture serves both tests:
+captures on the client's veth, up to a marker echo sent after the traffic (synchronised
+by events: pping_capture). One capture serves both tests:
 
 * default suite: every RTT the reference reports over the capture is the capture's own
   time difference between the reply and the first packet carrying what it echoes (the
@@ -23,6 +24,7 @@ import time
 
 import pytest
 
+from pping_capture import Capture
 from xnf.core.kernel import netns
 from xnf.plugins.pping.config import PpingConfig
 from xnf.plugins.pping.events import RttEvent
@@ -74,13 +76,19 @@ def capture(tmp_path_factory):
         traffic.run(sns, ["tc", "qdisc", "add", "dev", sdev, "root", "tbf", "rate", "20mbit", "burst", "20kb",
                           "limit", "600kb"])
         # (the bulk sender uses cubic through iperf3 -C: BBR would keep the queue short)
-        pings = _run_traffic(cns, sns, cdev, pcap)
+        with Capture(cns, cdev, pcap, "-s", "128") as capture:
+            capture.wait_listening()
+            pings = _run_traffic(cns, sns)
+            capture.mark(cns, "10.202.0.2")
+            dropped_by_kernel = capture.stop()
+    assert dropped_by_kernel == 0, f"tcpdump: {dropped_by_kernel} packets dropped by kernel (capture incomplete)"
+    capture.cut_at_marker()  # the traffic only: the marker echo is not one of ping's samples
     ping_samples = [(float(t), float(ms) * 1e6) for t, ms in
                     re.findall(r"^\[(\d+\.\d+)\] .*icmp_seq=\d+ ttl=\d+ time=([\d.]+) ms", pings, re.M)]
     return pcap, ping_samples
 
 
-def _run_traffic(cns, sns, cdev, pcap):
+def _run_traffic(cns, sns):
     procs = []
 
     def start(ns, *cmd, **kw):
@@ -93,10 +101,6 @@ def _run_traffic(cns, sns, cdev, pcap):
         echo = start(sns, sys.executable, "-c", ECHO_SERVER,
                      stdout=subprocess.PIPE, text=True)
         assert echo.stdout.readline().strip() == "ready"
-        dump = start(cns, "tcpdump", "-i", cdev, "-U", "--immediate-mode", "-n",
-                     "-s", "128", "--time-stamp-precision=nano", "-w", str(pcap),
-                     stderr=subprocess.PIPE, text=True)
-        assert "listening on" in dump.stderr.readline()
         ping = start(cns, "ping", "-i", "0.2", "-c", "45", "-D", "10.202.0.2",
                      stdout=subprocess.PIPE, text=True)
         client = start(cns, sys.executable, "-c", ECHO_CLIENT, "10.202.0.2", "9")
