@@ -184,19 +184,29 @@ def test_three_iperf3_flows_get_shares_within_5_percent_of_1_2_3(netns_pair, sch
     assert {f["port"] for f in flows.values() if f["bytes"] > 1_000_000} == set(PORTS)
 
 
-def test_demo_prints_configured_and_measured_shares_and_cleans_up():
-    from xnf.plugins.pifo_sched import cli
+def test_demo_prints_configured_and_measured_shares_and_cleans_up(monkeypatch):
+    """The demo's own namespaces and links are gone afterwards (found by the tag of the
+    topology it made, not by its prefix: another run's demo may be running)."""
+    from xnf.plugins.pifo_sched import cli, demo
+
+    made = []
+
+    class Recorded(demo.VethPair):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(demo, "VethPair", Recorded)
 
     class Args:
         weights, rate, duration, scheduler = "1,3", "20mbit", 3.0, "wfq"
 
-    netns_dir = "/run/netns"
-    before = set(os.listdir(netns_dir)) if os.path.isdir(netns_dir) else set()
     out = io.StringIO()
     assert cli.demo(Args, out=out) == 0
     rows = [line.split() for line in out.getvalue().splitlines() if line.strip().startswith("tcp/")]
     assert [r[0] for r in rows] == ["tcp/5201", "tcp/5202"] and [r[2] for r in rows] == ["0.250", "0.750"]
     assert abs(float(rows[1][3]) - 0.75) < 0.1
-    after = set(os.listdir(netns_dir)) if os.path.isdir(netns_dir) else set()
-    assert not {n for n in after - before if n.startswith("xnf-sched-")}
-    assert "xsa" not in sh("ip", "link", "show")
+    (topo,) = made
+    netns_dir = "/run/netns"
+    assert not {topo.ns_a, topo.ns_b} & set(os.listdir(netns_dir) if os.path.isdir(netns_dir) else ())
+    assert topo.tag not in sh("ip", "link", "show")  # its veth was made under tagged names here
