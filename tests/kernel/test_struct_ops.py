@@ -39,11 +39,7 @@ def load_bpf_cc():
     spec = xnf.open_object(BPF_CC)
     names = unique_cc_names()
     for var, name in names.items():
-        ops = spec.maps[var].struct_ops
-        offset = next(bit_off // 8 for member, _t, bit_off, _bf in spec.btf[ops.type_id].members if member == "name")
-        data = bytearray(ops.data)
-        data[offset:offset + 16] = name.encode().ljust(16, b"\0")
-        ops.data = bytes(data)
+        spec.maps[var].struct_ops.set_member(spec.btf, "name", name.encode())
     return xnf.load(spec), names
 
 

@@ -183,6 +183,23 @@ class StructOpsSpec:
     link: bool = False
     """Declared in ``.struct_ops.link``: registered through a BPF link."""
 
+    def set_member(self, btf, member, raw):
+        """Write ``raw`` into data member ``member``, zero-padded to its size: a name the
+        kernel registers machine-wide (a congestion control's ``name``, a qdisc's ``id``)
+        made unique per instance before load."""
+        found = next(((t, bit_off) for name, t, bit_off, _bf in btf[self.type_id].members if name == member), None)
+        if found is None:
+            raise ConfigError(f"struct {self.type_name} has no member {member!r}",
+                              "name a data member of the object's struct_ops type")
+        size = btf.size_of(found[0])
+        if len(raw) > size:
+            raise ConfigError(f"{len(raw)} bytes do not fit {self.type_name}.{member} ({size} bytes)",
+                              f"give at most {size} bytes")
+        offset = found[1] // 8
+        data = bytearray(self.data)
+        data[offset:offset + size] = raw.ljust(size, b"\0")
+        self.data = bytes(data)
+
 
 @attrs.define(eq=False)
 class Extern:

@@ -372,11 +372,7 @@ class BpfQdisc:
                                   "rebuild the rank object against xnf.plugins.pifo_sched.qdisc.INCLUDE_DIR")
         for key, value in self.variables.items():
             spec.variables[key] = value
-        ops = spec.maps[OPS].struct_ops
-        offset = next(bit_off // 8 for name, _t, bit_off, _bf in spec.btf[ops.type_id].members if name == "id")
-        data = bytearray(ops.data)
-        data[offset:offset + 16] = self.kind.encode().ljust(16, b"\0")
-        ops.data = bytes(data)
+        spec.maps[OPS].struct_ops.set_member(spec.btf, "id", self.kind.encode())
         # xnf_qdisc.h: the slot map names only its value size (clang 14 loses the kptr tag
         # in a map definition); its value type is struct xnf_slot
         slots = spec.maps["slots"]
