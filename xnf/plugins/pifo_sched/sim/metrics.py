@@ -29,8 +29,12 @@ def percentile(sorted_values, fraction):
     """Nearest-rank percentile of an already sorted list (None if empty)."""
     if not sorted_values:
         return None
-    index = max(0, min(len(sorted_values) - 1, int(-(-fraction * len(sorted_values) // 1)) - 1))
-    return sorted_values[index]
+    return sorted_values[_nearest_rank(fraction, len(sorted_values))]
+
+
+def _nearest_rank(fraction, count):
+    """The index of the nearest-rank ``fraction`` percentile among ``count`` sorted values."""
+    return max(0, min(count - 1, int(-(-fraction * count // 1)) - 1))
 
 
 def percentiles(values, fractions):
@@ -51,9 +55,7 @@ def percentiles(values, fractions):
     counts = Counter(values)
     distinct = sorted(counts)
     at_or_below = list(accumulate(map(counts.__getitem__, distinct)))  # values <= each
-    last = len(values) - 1
-    return [distinct[bisect_right(at_or_below, max(0, min(last, int(-(-fraction * len(values) // 1)) - 1)))]
-            for fraction in fractions]
+    return [distinct[bisect_right(at_or_below, _nearest_rank(fraction, len(values)))] for fraction in fractions]
 
 
 def jain_index(values):
