@@ -28,17 +28,23 @@ def bpftool_links():
     return json.loads(sh("bpftool", "-j", "link", "show") or "[]")
 
 
+def still_there(probe, timeout=10.0):
+    """``probe()`` (what is left of something the kernel frees asynchronously) polled until
+    it is empty or ``timeout`` s have passed; its last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = probe()
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.05)
+
+
 def links_freed(match, timeout=10.0):
     """bpftool's links that ``match`` once they are gone, or those still listed after
     ``timeout`` s. A pinned link's last reference goes with its bpffs inode, which the
     kernel frees after an RCU grace period and then puts the link from a workqueue: a link
     already detached and unpinned can stay listed for a moment, longer on a loaded machine."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = [link for link in bpftool_links() if match(link)]
-        if not left or time.monotonic() >= deadline:
-            return left
-        time.sleep(0.05)
+    return still_there(lambda: [link for link in bpftool_links() if match(link)], timeout)
 
 
 def delete_ns_under(attachment, ns, timeout=5.0):

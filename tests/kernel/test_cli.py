@@ -12,9 +12,9 @@ import os
 import shlex
 import subprocess
 import sys
-import time
 
 import pytest
+from netenv import still_there
 
 from xnf import registry
 from xnf.core.kernel.maps import Map
@@ -148,13 +148,11 @@ def still_loaded(programs, timeout):
     """{id: name} of ``programs`` bpftool still lists once all are gone or ``timeout`` s passed.
     A map of programs (tail_call's jump table holds tail_drop and tail_tx) is freed after an
     RCU grace period, from a workqueue, so its programs can outlive the command a moment."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def left():
         live = {p["id"] for p in bpftool("prog", "show")}
-        left = {i: name for i, name in programs.items() if i in live}
-        if not left or time.monotonic() >= deadline:
-            return left
-        time.sleep(0.05)
+        return {i: name for i, name in programs.items() if i in live}
+
+    return still_there(left, timeout)
 
 
 def test_prog_load_without_pin_leaves_nothing_loaded():
