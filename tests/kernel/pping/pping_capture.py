@@ -11,7 +11,6 @@ so every packet tapped before is in the file too. tcpdump's own count of packets
 "dropped by kernel" is read at the end, for the test to fail on by name.
 """
 import re
-import struct
 import subprocess
 import threading
 import time
@@ -23,7 +22,6 @@ from xnf.testing import traffic
 
 MARKER = bytes.fromhex("786e662d6d61726b65722d656e64210a")  # "xnf-marker-end!\n"
 TIMEOUT_S = 60  # only bounds a tcpdump (or a marker echo) that never gets there
-PCAP_MAGIC_LE = (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1")  # microsecond, nanosecond
 
 
 class Capture:
@@ -93,15 +91,11 @@ class Capture:
 
     def cut_at_marker(self):
         """Truncate the (stopped) capture before the first marker packet, for a test whose
-        traffic is the capture's whole content."""
+        traffic is the capture's whole content. tcpdump -w writes classic pcap: a 24-byte
+        file header, then a 16-byte header and the captured bytes per record."""
+        records = list(pcap.read(self.path))
+        first = next((i for i, r in enumerate(records) if MARKER in r.data), None)
+        if first is None:
+            pytest.fail(f"no marker packet in {self.path}")
         with open(self.path, "r+b") as f:
-            data = f.read()
-            endian = "<" if data[:4] in PCAP_MAGIC_LE else ">"
-            pos = 24  # the classic pcap file header tcpdump -w writes
-            while pos + 16 <= len(data):
-                caplen, = struct.unpack_from(endian + "I", data, pos + 8)
-                if MARKER in data[pos + 16:pos + 16 + caplen]:
-                    f.truncate(pos)
-                    return
-                pos += 16 + caplen
-        pytest.fail(f"no marker packet in {self.path}")
+            f.truncate(24 + sum(16 + len(r.data) for r in records[:first]))
