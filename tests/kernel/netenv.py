@@ -56,6 +56,23 @@ def delete_ns_under(attachment, ns, timeout=5.0):
         time.sleep(0.05)
 
 
+def fd_ids(pid="self"):
+    """(kind, id) of every program, map and link the process ``pid`` holds an fd of (fdinfo)."""
+    keys = {"prog_id": "prog", "map_id": "map", "link_id": "link"}
+    ids = set()
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                text = f.read()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in keys:
+                ids.add((keys[key.strip()], int(value)))
+    return ids
+
+
 def bpf_fds():
     """File descriptors of this process that refer to BPF objects (maps, programs, BTF, links)."""
     found = set()

@@ -22,7 +22,7 @@ import sys
 import time
 
 import pytest
-from netenv import in_ns, sh
+from netenv import fd_ids, in_ns, sh
 
 from xnf.core.attach import query
 from xnf.core.attach.pinroot import PinRoot
@@ -78,23 +78,6 @@ def states(entries):
 
 
 # --- kernel objects: what an instance or a killed process owns, and whether it is gone -----------
-
-def fd_ids(pid):
-    """(kind, id) of every program, map and link the process ``pid`` holds an fd of (fdinfo)."""
-    keys = {"prog_id": "prog", "map_id": "map", "link_id": "link"}
-    ids = set()
-    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
-        try:
-            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
-                text = f.read()
-        except OSError:
-            continue
-        for line in text.splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in keys:
-                ids.add((keys[key.strip()], int(value)))
-    return ids
-
 
 def hook_ids(pair):
     """Programs and links on the pair's ``if_a``, and the maps those programs use (bpftool)."""

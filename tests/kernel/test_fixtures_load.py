@@ -18,6 +18,7 @@ import uuid
 
 import pytest
 from elftools.elf.elffile import ELFFile
+from netenv import fd_ids
 
 import xnf
 from xnf.core import errors, uapi
@@ -97,18 +98,10 @@ def live(kind):
 
 
 def held(kind):
-    """Ids of the programs or maps (``kind``) this process holds a file descriptor of, from
-    /proc/self/fdinfo: what a load made and did not release. Only this test's own objects,
-    unlike names, which another run or a bench loading the same fixture shares."""
-    field = f"{kind}_id:"
-    ids = set()
-    for fd in os.listdir("/proc/self/fdinfo"):
-        try:
-            with open(f"/proc/self/fdinfo/{fd}") as f:
-                ids.update(int(line.split()[1]) for line in f if line.startswith(field))
-        except OSError:
-            continue  # closed while listed
-    return ids
+    """Ids of the programs or maps (``kind``) this process holds a file descriptor of: what a
+    load made and did not release. Only this test's own objects, unlike names, which another
+    run or a bench loading the same fixture shares."""
+    return {i for k, i in fd_ids() if k == kind}
 
 
 def assert_nothing_held(kind, before):
