@@ -19,9 +19,9 @@ import select
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
+import netenv
 from netenv import fd_ids, in_ns, sh
 
 from xnf.core.attach import query
@@ -109,14 +109,10 @@ def pinned_ids(path):
 def still_there(ids, settle=3.0):
     """Those of ``ids`` the kernel still has, from bpftool's listings (freeing is
     asynchronous: awaited up to ``settle`` s)."""
-    deadline = time.monotonic() + settle
-    while True:
-        live = {(kind, obj["id"]) for kind in ("prog", "map", "link")
-                for obj in json.loads(sh("bpftool", "-j", kind, "show") or "[]")}
-        left = ids & live
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.1)
+    def left():
+        return ids & {(kind, obj["id"]) for kind in ("prog", "map", "link")
+                      for obj in json.loads(sh("bpftool", "-j", kind, "show") or "[]")}
+    return netenv.still_there(left, settle)
 
 
 def assert_nothing_left(pair, ids, nf="pping"):

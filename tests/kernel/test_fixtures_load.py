@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 from elftools.elf.elffile import ELFFile
-from netenv import fd_ids
+from netenv import fd_ids, still_there
 
 import xnf
 from xnf.core import errors, uapi
@@ -113,10 +113,8 @@ def assert_nothing_held(kind, before):
 
 
 def assert_ids_gone(kind, ids, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while set(ids) & set(live(kind)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not set(ids) & set(live(kind)), f"{kind} ids {ids} still loaded after close()"
+    left = still_there(lambda: set(ids) & set(live(kind)), timeout)
+    assert not left, f"{kind} ids {sorted(left)} still loaded after close()"
 
 
 def kernel_config():
