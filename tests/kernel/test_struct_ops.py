@@ -6,13 +6,13 @@ import json
 import os
 import shutil
 import subprocess
-import time
 
 import pytest
 
 import xnf
 from xnf.core.errors import ConfigError
 from xnf.core.kernel.struct_ops import StructOpsMap
+from xnf.testing import traffic
 from xnf.testing.topology import sysctl
 
 from netenv import in_ns, sh
@@ -61,10 +61,7 @@ def iperf3_flow(pair, cc, seconds=2):
     server = subprocess.Popen(["ip", "netns", "exec", pair.ns_b, "iperf3", "-s", "-1", "-B", pair.ip_b, "-p", port],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(50):  # until the server listens
-            if f":{port}" in in_ns(pair.ns_b, "ss", "-ltn"):
-                break
-            time.sleep(0.1)
+        traffic.wait_listening(pair.ns_b, int(port))
         out = in_ns(pair.ns_a, "iperf3", "-c", pair.ip_b, "-p", port, "-t", str(seconds), "-C", cc, "-J")
         return json.loads(out)
     finally:

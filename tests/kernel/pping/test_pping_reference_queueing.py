@@ -105,13 +105,10 @@ def _run_traffic(cns, sns):
                      stdout=subprocess.PIPE, text=True)
         client = start(cns, sys.executable, "-c", ECHO_CLIENT, "10.202.0.2", "9")
         time.sleep(1.5)
-        for _ in range(50):  # the iperf3 server needs a moment to listen
-            with netns.entered(cns):
-                r = subprocess.run(["iperf3", "-c", "10.202.0.2", "-R", "-t", "5", "-C", "cubic"],
-                                   capture_output=True, text=True)
-            if r.returncode == 0:
-                break
-            time.sleep(0.1)
+        traffic.wait_listening(sns, 5201)
+        with netns.entered(cns):
+            r = subprocess.run(["iperf3", "-c", "10.202.0.2", "-R", "-t", "5", "-C", "cubic"],
+                               capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         client.wait(timeout=30)
         return ping.communicate(timeout=30)[0]
