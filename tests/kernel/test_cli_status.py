@@ -3,6 +3,7 @@ runs the program in, as `ip -d link show` prints it (``xdpgeneric`` is skb mode,
 native), never the ``auto`` that was asked for; DETAILS is readable text, not a Python
 dict; ``--json`` keeps the whole record."""
 import json
+import os
 import re
 
 import pytest
@@ -73,3 +74,45 @@ def test_status_skips_an_instance_detached_while_it_is_read(netns_pair, monkeypa
         assert nf_commands._entries(dev, ns) == []
     finally:
         xnf("detach", "pping", dev, "--netns", ns)  # already gone when the test passed
+
+
+def test_status_skips_an_instance_detached_before_its_maps_are_opened(netns_pair, monkeypatch):
+    """The same race one step later: the detach renames the instance after `xnf status` read
+    its config and before it opened its maps (two runs at once met this: an instance opened
+    without its maps, then a KeyError 'pping_flows' as an internal error)."""
+    from xnf.cli import nf_commands
+    from xnf.plugins.pping import datapath
+
+    ns, dev = netns_pair.ns_b, netns_pair.if_b
+    assert xnf("attach", "pping", dev, "--netns", ns).returncode == 0
+    open_maps = datapath._open_pinned_maps
+
+    def detached_meanwhile(pins):
+        assert xnf("detach", "pping", dev, "--netns", ns).returncode == 0
+        return open_maps(pins)
+
+    try:
+        monkeypatch.setattr(datapath, "_open_pinned_maps", detached_meanwhile)
+        assert nf_commands._entries(dev, ns) == []
+    finally:
+        xnf("detach", "pping", dev, "--netns", ns)  # already gone when the test passed
+
+
+def test_an_instance_missing_a_pinned_map_is_broken_and_detach_removes_it(netns_pair):
+    from xnf.core.attach.pinroot import PinRoot
+
+    ns, dev = netns_pair.ns_b, netns_pair.if_b
+    assert xnf("attach", "pping", dev, "--netns", ns).returncode == 0
+    try:
+        os.unlink(os.path.join(PinRoot(dev, "pping", netns=ns).maps_dir, "pping_flows"))
+        r = xnf("status", "--json")
+        assert r.returncode == 0, r.stderr
+        entries = [e for e in json.loads(r.stdout) if e["iface"] == dev and e["netns"] == ns]
+        assert [e["state"] for e in entries] == ["broken"], entries
+        assert entries[0]["fix"] == f"xnf detach pping {dev} --netns {ns}"
+        r = xnf("detach", "pping", dev, "--netns", ns)
+        assert r.returncode == 0 and "removed a broken" in r.stdout, (r.stdout, r.stderr)
+        assert not os.path.exists(PinRoot(dev, "pping", netns=ns).ifdir) or \
+            os.listdir(PinRoot(dev, "pping", netns=ns).ifdir) == []
+    finally:
+        xnf("detach", "pping", dev, "--netns", ns)
