@@ -85,14 +85,14 @@ def test_status_skips_an_instance_detached_before_its_maps_are_opened(netns_pair
 
     ns, dev = netns_pair.ns_b, netns_pair.if_b
     assert xnf("attach", "pping", dev, "--netns", ns).returncode == 0
-    open_maps = datapath._open_pinned_maps
+    open_maps = datapath.open_pinned_maps
 
-    def detached_meanwhile(pins):
+    def detached_meanwhile(pins, names):
         assert xnf("detach", "pping", dev, "--netns", ns).returncode == 0
-        return open_maps(pins)
+        return open_maps(pins, names)
 
     try:
-        monkeypatch.setattr(datapath, "_open_pinned_maps", detached_meanwhile)
+        monkeypatch.setattr(datapath, "open_pinned_maps", detached_meanwhile)
         assert nf_commands._entries(dev, ns) == []
     finally:
         xnf("detach", "pping", dev, "--netns", ns)  # already gone when the test passed

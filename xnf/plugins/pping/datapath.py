@@ -345,7 +345,7 @@ class Datapath:
             module = importlib.import_module(MODE_MODULES[state["mode"]])
             return module.DATAPATH.from_pins(pins)
         self = cls(state["iface"], PpingConfig(**state["config"]), state.get("netns"))
-        self.collection = _PinnedCollection(_open_pinned_maps(pins))
+        self.collection = _PinnedCollection(open_pinned_maps(pins, PINNED_MAPS))
         for name in ("egress", "ingress"):
             att = pins.find(name)
             if att is not None:
@@ -437,15 +437,15 @@ def collect_aggregates(maps, config: PpingConfig, clock_offset_ns: int = 0) -> l
     return reports
 
 
-def _open_pinned_maps(pins):
-    """Every map of PINNED_MAPS, opened from its pin. A committed instance has them all, so
+def open_pinned_maps(pins, names):
+    """The maps ``names`` of the instance at ``pins``, opened. A committed instance has them all, so
     one missing means it is not whole, most often because another process is detaching it
     (its directory renamed after we read the config). A :class:`PinError` then, which `xnf
     status` and `xnf detach` take for "not attached as a whole", never a partial instance
     that fails later on the map it lacks (a KeyError in `xnf status`, two runs at once)."""
     maps = {}
     try:
-        for name in PINNED_MAPS:
+        for name in names:
             maps[name] = Map.from_pin(os.path.join(pins.maps_dir, name))
     except PinError as e:
         for m in maps.values():

@@ -21,13 +21,12 @@ import time
 
 import xnf
 from xnf.core.attach import attach_tc, attach_xdp
-from xnf.core.kernel.maps import Map
 from xnf.core.kernel.netns import entered
 from xnf.core.kernel.perfbuf import PerfBuffer
 from xnf.core.kernel.pin import checkpoint
 from xnf.offload.device import check_xdp_attach, prepare_offload
 from xnf.plugins.pping.config import ConfigError, PpingConfig
-from xnf.plugins.pping.datapath import Datapath, _intend, attached_programs, is_l3, load
+from xnf.plugins.pping.datapath import Datapath, _intend, attached_programs, is_l3, load, open_pinned_maps
 from xnf.plugins.pping.events import Flow, RttEvent
 
 NIC_OBJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pping_nic.bpf.o")
@@ -120,10 +119,11 @@ class OffloadDatapath(Datapath):
     @classmethod
     def from_pins(cls, pins):
         self = super().from_pins(pins)
-        for name in NIC_MAPS:
-            path = os.path.join(pins.maps_dir, name)
-            if os.path.exists(path):
-                self.collection.maps[name] = Map.from_pin(path)
+        try:
+            self.collection.maps.update(open_pinned_maps(pins, NIC_MAPS))
+        except BaseException:
+            self.release()
+            raise
         return self
 
     def release(self):
