@@ -381,7 +381,10 @@ def _is_flex(btf, acc, nelems):
 # --- compatibility and matching (libbpf's rules) --------------------------------------------------
 
 def types_are_compat(local_btf, local_id, targ_btf, targ_id, level=_COMPAT_LEVEL):
-    """bpf_core_types_are_compat: 1 compatible, 0 not, -1 error (too deep)."""
+    """bpf_core_types_are_compat: 1 compatible, 0 not, -1 error (too deep, or an id past its
+    table, which a prototype's parameter in a corrupt object can name)."""
+    if local_id >= len(local_btf.types) or targ_id >= len(targ_btf.types):
+        return -1
     if not _kind_compat(local_btf.types[local_id], targ_btf.types[targ_id]):
         return 0
     for _ in range(32):
