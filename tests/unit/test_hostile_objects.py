@@ -309,3 +309,17 @@ def test_call_into_an_executable_section_without_code_names_the_file(tmp_path):
     with pytest.raises(ELFError) as e:
         load_spec(path)
     assert path in one_line(e.value) and ".text" in str(e.value)
+
+
+def test_lddw_cut_at_the_end_of_a_section_names_the_section(tmp_path):
+    """Mutants 21038, 26602 and four more of a 120,000 run: the last instruction made an lddw,
+    whose second half would lie past the section; was ELFError '... is corrupt: ValueError'
+    from the last-resort net, naming no section."""
+    data = fixture_bytes("xdp_counter")
+    xdp = L.section(data, "xdp")
+    data[xdp.offset + xdp.size - 8] = 0x18                         # the final exit becomes an lddw
+    path = write(tmp_path, data)
+    with pytest.raises(ELFError) as e:
+        load_spec(path)
+    text = one_line(e.value)
+    assert path in text and "section 'xdp'" in text and "lddw" in text and "is corrupt" not in text

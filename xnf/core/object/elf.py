@@ -529,7 +529,11 @@ class _Reader:
         for idx, s in enumerate(self.sections):
             if s.type != SHT_PROGBITS or not s.flags & SHF_EXECINSTR or not s.size:
                 continue
-            insns = I.decode(self._raw(s, 8))
+            try:
+                insns = I.decode(self._raw(s, 8))
+            except ValueError as e:  # an lddw cut off by the section's end
+                raise ELFError(f"{self.path}: section {s.name!r}: {e}", "rebuild the object with clang -target bpf") \
+                    from None
             slot_of, pos = [], 0
             for ins in insns:
                 slot_of.append(pos)
