@@ -81,18 +81,18 @@ def test_status_skips_an_instance_detached_before_its_maps_are_opened(netns_pair
     its config and before it opened its maps (two runs at once met this: an instance opened
     without its maps, then a KeyError 'pping_flows' as an internal error)."""
     from xnf.cli import nf_commands
-    from xnf.plugins.pping import datapath
+    from xnf.core.attach.pinroot import PinRoot
 
     ns, dev = netns_pair.ns_b, netns_pair.if_b
     assert xnf("attach", "pping", dev, "--netns", ns).returncode == 0
-    open_maps = datapath.open_pinned_maps
+    open_maps = PinRoot.open_maps
 
     def detached_meanwhile(pins, names):
         assert xnf("detach", "pping", dev, "--netns", ns).returncode == 0
         return open_maps(pins, names)
 
     try:
-        monkeypatch.setattr(datapath, "open_pinned_maps", detached_meanwhile)
+        monkeypatch.setattr(PinRoot, "open_maps", detached_meanwhile)
         assert nf_commands._entries(dev, ns) == []
     finally:
         xnf("detach", "pping", dev, "--netns", ns)  # already gone when the test passed

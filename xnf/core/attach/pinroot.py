@@ -27,8 +27,8 @@ import os
 from typing import NamedTuple
 
 from xnf.core.errors import AttachError, PinError
-from xnf.core.kernel.pin import (MARK, XNF_DIR, InterfaceLock, checkpoint, ensure_bpffs, is_locked, lexists,
-                                 listdir, lock_holder, read_record, write_record)
+from xnf.core.kernel.pin import (MARK, XNF_DIR, InterfaceLock, PinPermissionError, checkpoint, ensure_bpffs,
+                                 is_locked, lexists, listdir, lock_holder, read_record, write_record)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -161,6 +161,31 @@ class PinRoot:
 
     def attachments(self):
         return {name: self.find(name) for name in self.names()}
+
+    def open_maps(self, names):
+        """{name: Map} of the maps ``names`` pinned by :meth:`Transaction.pin_maps`, opened.
+
+        A committed instance has them all, so one missing means it is not whole, most often
+        because another process is detaching it (its directory renamed after we read its
+        records): a :class:`PinError` then (what was opened is closed), which `xnf status`
+        and `xnf detach` take for "not attached as a whole", never a partial set of maps
+        that fails later on the one it lacks (a KeyError in `xnf status`, two runs at once).
+        """
+        from xnf.core.kernel.maps import Map  # lazy: `xnf status` with nothing attached opens no map
+
+        maps = {}
+        try:
+            for name in names:
+                _check_name("map name", name)
+                maps[name] = Map.from_pin(os.path.join(self.maps_dir, name))
+        except PinError as e:
+            for m in maps.values():
+                m.close()
+            if isinstance(e, PinPermissionError):
+                raise
+            raise PinError(f"the {self.label} instance at {self.path} lacks its pinned map {name}: {e.args[0]}",
+                           f"if no detach is under way, remove it with `{self.detach_command}`") from None
+        return maps
 
     def read_record(self, name):
         """The record ``name`` of the instance (see :meth:`Transaction.write_record`), or None."""

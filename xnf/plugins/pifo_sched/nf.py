@@ -17,7 +17,6 @@ same path in a later process. Schedulers that no kernel path runs are refused at
 configuration with the reason; the reference runtime (``xnf sched simulate``) runs all.
 """
 import json
-import os
 
 import attrs
 
@@ -218,13 +217,9 @@ class PifoSched(NetworkFunction):
         return cls(iface, config, netns=netns)
 
     def _maps(self):
-        # maps (and codec): not needed to list or parse options, only to read the pinned state
-        from xnf.core.kernel.maps import Map
-
         if self._path is not None and self._path.collection is not None:
             return self._path.collection.maps
-        maps_dir = self.pins.maps_dir
-        return {name: Map.from_pin(os.path.join(maps_dir, name)) for name in ("flows", "bands")}
+        return self.pins.open_maps(("flows", "bands"))
 
     def status(self):
         out = super().status()

@@ -29,8 +29,8 @@ from xnf.core.attach import attach_tc
 from xnf.core.attach.tc import edge
 from xnf.core.errors import AttachError, PinError, XnfError
 from xnf.core.kernel import netns as _netns
-from xnf.core.kernel.maps import Map, possible_cpus
-from xnf.core.kernel.pin import PinPermissionError, checkpoint
+from xnf.core.kernel.maps import possible_cpus
+from xnf.core.kernel.pin import checkpoint
 from xnf.core.kernel.ringbuf import RingBuffer
 from xnf.plugins.pping import bpf_events
 from xnf.plugins.pping.config import NS_PER_S, ConfigError, PpingConfig
@@ -345,7 +345,7 @@ class Datapath:
             module = importlib.import_module(MODE_MODULES[state["mode"]])
             return module.DATAPATH.from_pins(pins)
         self = cls(state["iface"], PpingConfig(**state["config"]), state.get("netns"))
-        self.collection = _PinnedCollection(open_pinned_maps(pins, PINNED_MAPS))
+        self.collection = _PinnedCollection(pins.open_maps(PINNED_MAPS))
         for name in ("egress", "ingress"):
             att = pins.find(name)
             if att is not None:
@@ -435,26 +435,6 @@ def collect_aggregates(maps, config: PpingConfig, clock_offset_ns: int = 0) -> l
             if merged[0] or merged[2]:
                 reports.append(bpf_events.aggregate_report(now, prefix, merged, bpf_events_bin_width()))
     return reports
-
-
-def open_pinned_maps(pins, names):
-    """The maps ``names`` of the instance at ``pins``, opened. A committed instance has them all, so
-    one missing means it is not whole, most often because another process is detaching it
-    (its directory renamed after we read the config). A :class:`PinError` then, which `xnf
-    status` and `xnf detach` take for "not attached as a whole", never a partial instance
-    that fails later on the map it lacks (a KeyError in `xnf status`, two runs at once)."""
-    maps = {}
-    try:
-        for name in names:
-            maps[name] = Map.from_pin(os.path.join(pins.maps_dir, name))
-    except PinError as e:
-        for m in maps.values():
-            m.close()
-        if isinstance(e, PinPermissionError):
-            raise
-        raise PinError(f"the pping instance at {pins.path} lacks its pinned map {name}: {e.args[0]}",
-                       f"if no detach is under way, remove it with `{pins.detach_command}`") from None
-    return maps
 
 
 class _PinnedCollection:

@@ -26,7 +26,7 @@ from xnf.core.kernel.perfbuf import PerfBuffer
 from xnf.core.kernel.pin import checkpoint
 from xnf.offload.device import check_xdp_attach, prepare_offload
 from xnf.plugins.pping.config import ConfigError, PpingConfig
-from xnf.plugins.pping.datapath import Datapath, _intend, attached_programs, is_l3, load, open_pinned_maps
+from xnf.plugins.pping.datapath import Datapath, _intend, attached_programs, is_l3, load
 from xnf.plugins.pping.events import Flow, RttEvent
 
 NIC_OBJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pping_nic.bpf.o")
@@ -120,7 +120,7 @@ class OffloadDatapath(Datapath):
     def from_pins(cls, pins):
         self = super().from_pins(pins)
         try:
-            self.collection.maps.update(open_pinned_maps(pins, NIC_MAPS))
+            self.collection.maps.update(pins.open_maps(NIC_MAPS))
         except BaseException:
             self.release()
             raise
