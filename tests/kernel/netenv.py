@@ -51,9 +51,7 @@ def delete_ns_under(attachment, ns, timeout=5.0):
     """Delete ``ns`` and wait until ``attachment`` (in it) no longer reports itself
     attached: the kernel dismantles a namespace asynchronously."""
     sh("ip", "netns", "del", ns)
-    deadline = time.monotonic() + timeout
-    while attachment.attached and time.monotonic() < deadline:
-        time.sleep(0.05)
+    still_there(lambda: attachment.attached, timeout)
 
 
 def fd_ids(pid="self"):
