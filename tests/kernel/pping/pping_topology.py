@@ -9,6 +9,7 @@ which the tests call in ``finally``.
 import subprocess
 import time
 
+from netenv import still_there
 from xnf.testing import traffic
 from xnf.testing.topology import ClientMiddleboxServer
 
@@ -90,13 +91,9 @@ def pping_ids(ns, dev):
 
 def still_loaded(ids, settle=3.0):
     """Those of ``ids`` the kernel still has (freeing is asynchronous: awaited a little)."""
-    deadline = time.monotonic() + settle
-    while True:
-        left = {(kind, i) for kind, i in ids
-                if subprocess.run(["bpftool", kind, "show", "id", str(i)], capture_output=True).returncode == 0}
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.1)
+    return still_there(lambda: {(kind, i) for kind, i in ids
+                                if subprocess.run(["bpftool", kind, "show", "id", str(i)],
+                                                  capture_output=True).returncode == 0}, settle)
 
 
 TUN_ECHO = r"""

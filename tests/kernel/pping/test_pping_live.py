@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from netenv import still_there
 from pping_topology import DNS_RESPONDER, Topology, pping_ids, sh, still_loaded
 from xnf.core.errors import AttachError, ConfigError, InterfaceNotFoundError, PinError
 from xnf.plugins.pping.config import PpingConfig
@@ -53,11 +54,8 @@ def drain_until(dp, done, what, timeout=WAIT_S):
 
 def wait_until(condition, what, timeout=WAIT_S):
     """Until ``condition()`` holds; fails naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not within {timeout} s")
-        time.sleep(0.02)
+    if still_there(lambda: not condition(), timeout):
+        pytest.fail(f"{what} not within {timeout} s")
 
 
 def closing(events, reason):
